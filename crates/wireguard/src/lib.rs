@@ -1,0 +1,132 @@
+//! Etherhub's WireGuard engine: a sans-IO, multi-peer WireGuard *server* built on boringtun's
+//! noise core (`boringtun::noise`).
+//!
+//! What it does: takes received UDP datagrams and the current time, finds the peer (a handshake
+//! initiation by the initiator's static key in the registered key list, everything else by the
+//! receiver index), runs the Noise IKpsk2 handshake, decrypts and encrypts transport data, sends
+//! cookie replies when handshakes arrive faster than it wants to answer them, follows roaming
+//! clients, and drives per-peer timers. It reports what to send as [`Action`]s written into
+//! buffers the caller owns, and what happened to peers as [`Event`]s.
+//!
+//! What it must not do: open sockets, spawn tasks or threads, take locks the caller could block
+//! on, or know about hubs beyond the `hub`/`user` names it hands back. The server runtime owns the
+//! UDP sockets, the timer that calls [`Server::handle_timers`], and the mapping of peers to hub
+//! sessions.
+//!
+//! Known compromise: boringtun's per-peer timers and its cookie secret read the monotonic clock
+//! themselves (`Tunn::update_timers`, `RateLimiter`). Everything this crate decides on its own
+//! (the 180 s peer expiry, `last_handshake`) uses the `now` it is given, but keepalive, rekey and
+//! session expiry inside boringtun follow the real clock, so tests cannot fast-forward them.
+//!
+//! Call order, per received datagram: [`Server::handle_datagram`], then [`Server::poll_queued`]
+//! until it returns [`Action::Nothing`] (packets boringtun held back until a session existed),
+//! then [`Server::poll_event`] until `None`. Every ~250 ms: [`Server::handle_timers`].
+#![forbid(unsafe_code)]
+
+mod keys;
+mod server;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub use keys::{
+    generate_private_key, key_from_base64, key_to_base64, public_key_of, Key, KeyError,
+};
+pub use server::{Server, DEFAULT_HANDSHAKE_RATE_LIMIT, MIN_BUFFER_LEN, PEER_EXPIRY};
+pub use wire::is_wireguard;
+
+/// A live peer, valid until its [`Event::Disconnected`]. It is also the upper 24 bits of the
+/// receiver index the server puts in every session it negotiates, so it is below 2^24.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+/// What a registered client key maps to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyEntry {
+    /// Virtual hub the peer's session belongs to.
+    pub hub: String,
+    /// User name within that hub.
+    pub user: String,
+}
+
+/// What the caller should do with the bytes the server wrote into its buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Nothing to do.
+    Nothing,
+    /// Send this datagram to this UDP address.
+    Send(SocketAddr, &'a [u8]),
+    /// A decrypted IPv4/IPv6 packet from this peer, for the hub.
+    Packet(PeerId, &'a [u8]),
+}
+
+/// Changes in the set of live peers, read with [`Server::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The server answered the first initiation of a registered key; a hub session should be
+    /// created. This comes before the client has used the session: a client with the wrong
+    /// preshared key, or a replay of an initiation captured before this key's last peer was
+    /// removed, also produces it (such a peer never passes data and expires after
+    /// [`PEER_EXPIRY`]).
+    Connected {
+        /// The new peer.
+        peer: PeerId,
+        /// From the key's [`KeyEntry`].
+        hub: String,
+        /// From the key's [`KeyEntry`].
+        user: String,
+        /// Where the initiation came from.
+        endpoint: SocketAddr,
+    },
+    /// The peer is gone (key removed or changed, or the session expired); its id is dead.
+    Disconnected {
+        /// The peer that went away.
+        peer: PeerId,
+    },
+}
+
+/// A snapshot of one peer, for admin listings and metrics.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// The client's static public key.
+    pub public_key: Key,
+    /// From the key's [`KeyEntry`].
+    pub hub: String,
+    /// From the key's [`KeyEntry`].
+    pub user: String,
+    /// Where the last authenticated packet came from.
+    pub endpoint: SocketAddr,
+    /// When the last handshake completed (by the `now` given to the server).
+    pub last_handshake: Option<Instant>,
+    /// Bytes of IP packets received through the tunnel (inner packets, keepalives excluded).
+    pub rx_bytes: u64,
+    /// Bytes of IP packets sent through the tunnel.
+    pub tx_bytes: u64,
+    /// IP packets received through the tunnel.
+    pub rx_packets: u64,
+    /// IP packets sent through the tunnel.
+    pub tx_packets: u64,
+    /// Datagrams addressed to this peer that failed authentication or were refused (replays,
+    /// bad tags, stale handshakes), and outgoing packets that did not fit the caller's buffer.
+    pub dropped: u64,
+}
+
+/// Server-wide counters, never reset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Handshakes completed (as responder or initiator).
+    pub handshakes_ok: u64,
+    /// Valid initiations from a static key that is not registered (answered with silence).
+    pub unknown_key_initiations: u64,
+    /// Datagrams dropped because they were malformed or failed authentication (bad MAC1,
+    /// undecryptable initiation, bad tag, replay, wrong length or type).
+    pub malformed_dropped: u64,
+    /// Datagrams addressed to a receiver index that has no live peer (for instance after
+    /// [`Server::remove_key`]).
+    pub unknown_index_dropped: u64,
+    /// Cookie replies sent because handshakes arrived faster than the rate limit.
+    pub cookie_replies_sent: u64,
+    /// Peers removed because their session died (expiry or no handshake for [`PEER_EXPIRY`]).
+    pub peers_expired: u64,
+}

@@ -1,0 +1,642 @@
+//! The multi-peer server: key list, peer table, demux, and the glue to boringtun's per-peer `Tunn`.
+//!
+//! Demux: a handshake initiation names no receiver, so its sender's static key is decrypted with
+//! `parse_handshake_anon` and looked up in the key list (a `HashMap`, O(1) for any number of
+//! keys). Every other message carries the receiver index the server chose; boringtun puts the
+//! peer's index in its upper 24 bits, so `receiver_index >> 8` is the [`PeerId`].
+//!
+//! Load: one shared `RateLimiter` (the *gate*) checks MAC1 of every handshake message before any
+//! peer state or Diffie-Hellman work is touched, and above its rate answers with a cookie reply
+//! unless the message carries a valid MAC2. The `Tunn`s get a second, never-loaded limiter that
+//! only re-checks MAC1: giving them the gate as well would count every handshake twice and could
+//! make a `Tunn` answer a handshake the gate already let through with a cookie instead.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use rand_core::{OsRng, RngCore};
+
+use crate::wire::{Message, MessageType, COOKIE_REPLY_LEN, DATA_OVERHEAD, HANDSHAKE_INIT_LEN};
+use crate::{Action, Event, Key, KeyEntry, PeerId, PeerInfo, ServerStats};
+
+/// Handshake messages per second the server answers before it demands cookies (boringtun's own
+/// device uses the same figure).
+pub const DEFAULT_HANDSHAKE_RATE_LIMIT: u64 = 100;
+
+/// The smallest `out` buffer any call accepts: room for a handshake initiation. Calls that may
+/// carry an IP packet need that packet's length plus 32 as well.
+pub const MIN_BUFFER_LEN: usize = HANDSHAKE_INIT_LEN;
+
+/// A peer with no completed handshake for this long is removed: its keys are past WireGuard's
+/// Reject-After-Time, and as responder the server does not rekey on its own.
+pub const PEER_EXPIRY: Duration = Duration::from_secs(180);
+
+/// Peer indices live in the upper 24 bits of a receiver index; 0 is never handed out.
+const MAX_PEER_INDEX: u32 = (1 << 24) - 1;
+
+/// Packets held per unconfirmed peer (boringtun's own queue holds as many).
+const MAX_HELD: usize = 256;
+
+/// One registered client key.
+struct KeySlot {
+    entry: KeyEntry,
+    /// Overrides the server-wide preshared key for this client.
+    psk: Option<Key>,
+    /// The live peer, if this key has one.
+    peer: Option<PeerId>,
+}
+
+struct Peer {
+    tunn: Tunn,
+    public_key: Key,
+    hub: String,
+    user: String,
+    endpoint: SocketAddr,
+    last_handshake: Option<Instant>,
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_packets: u64,
+    tx_packets: u64,
+    dropped: u64,
+    /// The server answered this peer's first initiation but the client has not used the new
+    /// session yet. A responder must not send on a session before that, and boringtun would
+    /// start a competing handshake of its own if asked to, so outgoing packets wait in `held`.
+    unconfirmed: bool,
+    /// Packets held while `unconfirmed`, sent by flush once the client's first data arrives.
+    held: VecDeque<Vec<u8>>,
+    /// Largest packet in `held` or in boringtun's own queue (0: both are known to be empty).
+    /// Flushing encrypts these into the caller's buffer, and boringtun panics on a buffer that is
+    /// too small, so flush checks against this first.
+    queued_max: usize,
+}
+
+impl Peer {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            public_key: self.public_key,
+            hub: self.hub.clone(),
+            user: self.user.clone(),
+            endpoint: self.endpoint,
+            last_handshake: self.last_handshake,
+            rx_bytes: self.rx_bytes,
+            tx_bytes: self.tx_bytes,
+            rx_packets: self.rx_packets,
+            tx_packets: self.tx_packets,
+            dropped: self.dropped,
+        }
+    }
+
+    /// Counts an outgoing datagram if it is a data message with a payload. boringtun 0.7 does not
+    /// pad, so the payload is exactly the datagram minus the overhead.
+    fn count_sent(&mut self, datagram: &[u8]) {
+        let Some(len) = Message::new_checked(datagram).and_then(|m| m.payload_len()) else {
+            return;
+        };
+        if len > 0 {
+            self.tx_packets += 1;
+            self.tx_bytes += len as u64;
+        }
+    }
+}
+
+/// A WireGuard server for many peers. See the crate docs for the call order.
+pub struct Server {
+    private: StaticSecret,
+    public: PublicKey,
+    preshared_key: Option<Key>,
+    gate: Arc<RateLimiter>,
+    mac_only: Arc<RateLimiter>,
+    keys: HashMap<Key, KeySlot>,
+    peers: HashMap<PeerId, Peer>,
+    next_index: u32,
+    /// Peers whose session just became usable while boringtun may hold packets for them.
+    ready: VecDeque<PeerId>,
+    events: VecDeque<Event>,
+    stats: ServerStats,
+}
+
+impl Server {
+    /// A server with this private key and an optional preshared key used for every client that
+    /// has none of its own, answering up to [`DEFAULT_HANDSHAKE_RATE_LIMIT`] handshakes a second
+    /// before it asks for cookies.
+    pub fn new(private_key: Key, preshared_key: Option<Key>) -> Self {
+        Self::with_handshake_rate_limit(private_key, preshared_key, DEFAULT_HANDSHAKE_RATE_LIMIT)
+    }
+
+    /// Like [`Server::new`] with a different handshake rate limit (0: always demand cookies).
+    pub fn with_handshake_rate_limit(
+        private_key: Key,
+        preshared_key: Option<Key>,
+        handshakes_per_second: u64,
+    ) -> Self {
+        let private = StaticSecret::from(private_key);
+        let public = PublicKey::from(&private);
+        Server {
+            gate: Arc::new(RateLimiter::new(&public, handshakes_per_second)),
+            mac_only: Arc::new(RateLimiter::new(&public, u64::MAX)),
+            private,
+            public,
+            preshared_key,
+            keys: HashMap::new(),
+            peers: HashMap::new(),
+            // A random start makes it unlikely that a client still holding a session from before a
+            // restart lands on a new peer with the same index.
+            next_index: OsRng.next_u32() % MAX_PEER_INDEX + 1,
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// The server's public key, for client configurations.
+    pub fn public_key(&self) -> Key {
+        self.public.to_bytes()
+    }
+
+    /// Registers a client key (or updates it). If the key's entry changes while it has a live
+    /// peer, that peer is dropped with an [`Event::Disconnected`]; the client's next handshake
+    /// connects it under the new entry.
+    pub fn insert_key(&mut self, client_public: Key, entry: KeyEntry) {
+        self.insert_key_with_psk(client_public, entry, None);
+    }
+
+    /// Like [`Server::insert_key`], with a preshared key for this client only (`None`: use the
+    /// server-wide one). Changing the preshared key of a live peer drops it as well.
+    pub fn insert_key_with_psk(&mut self, client_public: Key, entry: KeyEntry, psk: Option<Key>) {
+        let stale_peer = match self.keys.get_mut(&client_public) {
+            Some(slot) if slot.entry == entry && slot.psk == psk => None,
+            Some(slot) => {
+                slot.entry = entry;
+                slot.psk = psk;
+                slot.peer.take()
+            }
+            None => {
+                self.keys.insert(
+                    client_public,
+                    KeySlot {
+                        entry,
+                        psk,
+                        peer: None,
+                    },
+                );
+                None
+            }
+        };
+        if let Some(id) = stale_peer {
+            self.drop_peer(id);
+        }
+    }
+
+    /// Removes the key; if it had a live peer, that peer is dropped and its id returned (and an
+    /// [`Event::Disconnected`] queued).
+    pub fn remove_key(&mut self, client_public: &Key) -> Option<PeerId> {
+        let id = self.keys.remove(client_public)?.peer?;
+        self.drop_peer(id).then_some(id)
+    }
+
+    /// Every registered key.
+    pub fn keys(&self) -> Vec<Key> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// Ends a live peer's session (SessionDisconnect); its key stays registered, so the client's
+    /// next handshake connects it again. Queues [`Event::Disconnected`]; false if not live.
+    pub fn disconnect(&mut self, peer: PeerId) -> bool {
+        self.drop_peer(peer)
+    }
+
+    /// Number of registered keys.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Handles one received UDP datagram.
+    ///
+    /// - Initiation from a registered key: creates (or re-keys) that key's peer and returns
+    ///   `Send(response)`; the first time it also queues [`Event::Connected`].
+    /// - Initiation from an unknown key: `Nothing` (silence), counted.
+    /// - Handshake message while over the rate limit without a valid MAC2: `Send(cookie reply)`.
+    /// - Data: `Packet(peer, ip_packet)`; keepalives give `Nothing`.
+    /// - Anything malformed or unauthenticated: `Nothing`, counted.
+    ///
+    /// The peer's endpoint follows the source of every authenticated packet (roaming). `out` must
+    /// hold at least `max(datagram.len(), MIN_BUFFER_LEN)` bytes, otherwise the datagram is
+    /// dropped. Afterwards call [`Server::poll_queued`] until it returns `Nothing`.
+    pub fn handle_datagram<'a>(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        datagram: &[u8],
+        out: &'a mut [u8],
+    ) -> Action<'a> {
+        let Some(msg) = Message::new_checked(datagram) else {
+            self.stats.malformed_dropped += 1;
+            return Action::Nothing;
+        };
+        if out.len() < datagram.len().max(MIN_BUFFER_LEN) {
+            // boringtun panics on short buffers; a caller bug must not take the server down.
+            self.stats.malformed_dropped += 1;
+            return Action::Nothing;
+        }
+        let id = match msg.receiver_index() {
+            None => return self.handle_initiation(now, src, datagram, out),
+            Some(receiver) => PeerId(receiver >> 8),
+        };
+        if !self.peers.contains_key(&id) {
+            self.stats.unknown_index_dropped += 1;
+            return Action::Nothing;
+        }
+        if msg.kind() == MessageType::HandshakeResponse {
+            let mut cookie = [0u8; COOKIE_REPLY_LEN];
+            match self
+                .gate
+                .verify_packet(Some(src.ip()), datagram, &mut cookie)
+            {
+                Ok(_) => {}
+                Err(TunnResult::WriteToNetwork(reply)) => {
+                    return self.cookie_reply(src, reply, out)
+                }
+                Err(_) => {
+                    self.stats.malformed_dropped += 1;
+                    return Action::Nothing;
+                }
+            }
+        }
+        self.handle_for_peer(now, id, msg.kind(), src, datagram, out)
+    }
+
+    fn cookie_reply<'a>(&mut self, src: SocketAddr, reply: &[u8], out: &'a mut [u8]) -> Action<'a> {
+        self.stats.cookie_replies_sent += 1;
+        out[..reply.len()].copy_from_slice(reply);
+        Action::Send(src, &out[..reply.len()])
+    }
+
+    fn handle_initiation<'a>(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        datagram: &[u8],
+        out: &'a mut [u8],
+    ) -> Action<'a> {
+        let mut cookie = [0u8; COOKIE_REPLY_LEN];
+        let init = match self
+            .gate
+            .verify_packet(Some(src.ip()), datagram, &mut cookie)
+        {
+            Ok(Packet::HandshakeInit(init)) => init,
+            Err(TunnResult::WriteToNetwork(reply)) => return self.cookie_reply(src, reply, out),
+            Ok(_) | Err(_) => {
+                self.stats.malformed_dropped += 1;
+                return Action::Nothing;
+            }
+        };
+        let Ok(half) = parse_handshake_anon(&self.private, &self.public, &init) else {
+            self.stats.malformed_dropped += 1;
+            return Action::Nothing;
+        };
+        let key = half.peer_static_public;
+        let Some(slot) = self.keys.get(&key) else {
+            self.stats.unknown_key_initiations += 1;
+            return Action::Nothing;
+        };
+        if let Some(id) = slot.peer {
+            // Re-key: the peer's own Tunn checks the timestamp, so replays are refused here.
+            return self.handle_for_peer(now, id, MessageType::HandshakeInit, src, datagram, out);
+        }
+        let entry = slot.entry.clone();
+        let psk = slot.psk.or(self.preshared_key);
+        let Some(id) = self.allocate_index() else {
+            self.stats.malformed_dropped += 1;
+            return Action::Nothing;
+        };
+        let mut tunn = Tunn::new(
+            self.private.clone(),
+            PublicKey::from(key),
+            psk,
+            None,
+            id.0,
+            Some(self.mac_only.clone()),
+        );
+        let TunnResult::WriteToNetwork(response) = tunn.decapsulate(Some(src.ip()), datagram, out)
+        else {
+            // Wrong preshared key, bad timestamp: no peer is created.
+            self.stats.malformed_dropped += 1;
+            return Action::Nothing;
+        };
+        let unconfirmed = tunn.time_since_last_handshake().is_none();
+        self.peers.insert(
+            id,
+            Peer {
+                tunn,
+                public_key: key,
+                hub: entry.hub.clone(),
+                user: entry.user.clone(),
+                endpoint: src,
+                last_handshake: Some(now),
+                rx_bytes: 0,
+                tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
+                dropped: 0,
+                unconfirmed,
+                held: VecDeque::new(),
+                queued_max: 0,
+            },
+        );
+        if let Some(slot) = self.keys.get_mut(&key) {
+            slot.peer = Some(id);
+        }
+        self.stats.handshakes_ok += 1;
+        self.events.push_back(Event::Connected {
+            peer: id,
+            hub: entry.hub,
+            user: entry.user,
+            endpoint: src,
+        });
+        Action::Send(src, response)
+    }
+
+    fn handle_for_peer<'a>(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        kind: MessageType,
+        src: SocketAddr,
+        datagram: &[u8],
+        out: &'a mut [u8],
+    ) -> Action<'a> {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            self.stats.unknown_index_dropped += 1;
+            return Action::Nothing;
+        };
+        let (action, session_usable) = match peer.tunn.decapsulate(Some(src.ip()), datagram, out) {
+            // Initiation -> our response; response (to our initiation) -> boringtun's keepalive.
+            TunnResult::WriteToNetwork(reply) => {
+                peer.endpoint = src;
+                peer.last_handshake = Some(now);
+                self.stats.handshakes_ok += 1;
+                if kind == MessageType::HandshakeInit
+                    && peer.tunn.time_since_last_handshake().is_none()
+                {
+                    peer.unconfirmed = true;
+                }
+                (
+                    Action::Send(src, reply),
+                    kind == MessageType::HandshakeResponse,
+                )
+            }
+            TunnResult::WriteToTunnelV4(packet, _) | TunnResult::WriteToTunnelV6(packet, _) => {
+                peer.endpoint = src;
+                peer.unconfirmed = false;
+                peer.rx_packets += 1;
+                peer.rx_bytes += packet.len() as u64;
+                (Action::Packet(id, packet), true)
+            }
+            TunnResult::Done => {
+                // A keepalive authenticates its sender; a cookie reply proves nothing about them.
+                let keepalive = kind == MessageType::Data;
+                if keepalive {
+                    peer.endpoint = src;
+                    peer.unconfirmed = false;
+                }
+                (Action::Nothing, keepalive)
+            }
+            TunnResult::Err(_) => {
+                peer.dropped += 1;
+                self.stats.malformed_dropped += 1;
+                (Action::Nothing, false)
+            }
+        };
+        if session_usable && peer.queued_max > 0 && !self.ready.contains(&id) {
+            self.ready.push_back(id);
+        }
+        action
+    }
+
+    /// Drains packets boringtun queued for `peer` while it had no session (they were passed to
+    /// [`Server::encapsulate`] before the handshake finished). Call until `Nothing`.
+    /// `out` must hold the largest such packet plus 32 bytes, otherwise `Nothing` is returned.
+    pub fn flush<'a>(&mut self, peer: PeerId, out: &'a mut [u8]) -> Action<'a> {
+        match self.flush_into(peer, out) {
+            Some((to, len)) => Action::Send(to, &out[..len]),
+            None => Action::Nothing,
+        }
+    }
+
+    /// Like [`Server::flush`] for every peer whose session became usable in the last
+    /// [`Server::handle_datagram`] calls; the caller does not need to know which. Call until
+    /// `Nothing` after each `handle_datagram`.
+    pub fn poll_queued<'a>(&mut self, out: &'a mut [u8]) -> Action<'a> {
+        while let Some(&id) = self.ready.front() {
+            if let Some((to, len)) = self.flush_into(id, out) {
+                return Action::Send(to, &out[..len]);
+            }
+            self.ready.pop_front();
+        }
+        Action::Nothing
+    }
+
+    /// One step of flushing: where to send and how many bytes at the start of `out`.
+    fn flush_into(&mut self, id: PeerId, out: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        let peer = self.peers.get_mut(&id)?;
+        if peer.queued_max == 0 {
+            return None;
+        }
+        if out.len() < (peer.queued_max + DATA_OVERHEAD).max(MIN_BUFFER_LEN) {
+            peer.dropped += 1;
+            return None;
+        }
+        if peer.unconfirmed {
+            return None;
+        }
+        let start = out.as_ptr();
+        if let Some(packet) = peer.held.pop_front() {
+            if let TunnResult::WriteToNetwork(datagram) = peer.tunn.encapsulate(&packet, out) {
+                debug_assert_eq!(datagram.as_ptr(), start);
+                let len = datagram.len();
+                peer.count_sent(datagram);
+                return Some((peer.endpoint, len));
+            }
+            // No session after all: boringtun queued the packet and a handshake is under way.
+            return None;
+        }
+        match peer.tunn.decapsulate(None, &[], out) {
+            TunnResult::WriteToNetwork(datagram) => {
+                // boringtun writes from the start of the buffer; the length is all we keep.
+                debug_assert_eq!(datagram.as_ptr(), start);
+                let len = datagram.len();
+                peer.count_sent(datagram);
+                Some((peer.endpoint, len))
+            }
+            _ => {
+                // Done with a current session means the queue ran empty; without one, boringtun
+                // put the packet back to wait for the handshake.
+                if peer.tunn.time_since_last_handshake().is_some() {
+                    peer.queued_max = 0;
+                }
+                None
+            }
+        }
+    }
+
+    /// Encrypts one IP packet to a peer: `Send(endpoint, datagram)`, or `Nothing` for an unknown
+    /// peer or while no session is usable yet. Right after the server answered a new client's
+    /// initiation the packet is held until the client's first data message confirms the session.
+    /// Otherwise, without a session, boringtun keeps the packet and, unless a handshake is under
+    /// way, starts one as initiator: that is a `Send` of the initiation. Up to 256 packets wait
+    /// either way; they come out of [`Server::poll_queued`] once the session is up.
+    /// `out` must hold `max(ip_packet.len() + 32, MIN_BUFFER_LEN)` bytes.
+    pub fn encapsulate<'a>(
+        &mut self,
+        peer: PeerId,
+        ip_packet: &[u8],
+        out: &'a mut [u8],
+    ) -> Action<'a> {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return Action::Nothing;
+        };
+        if out.len() < (ip_packet.len() + DATA_OVERHEAD).max(MIN_BUFFER_LEN) {
+            p.dropped += 1;
+            return Action::Nothing;
+        }
+        if p.unconfirmed {
+            if p.held.len() < MAX_HELD {
+                p.held.push_back(ip_packet.to_vec());
+                p.queued_max = p.queued_max.max(ip_packet.len());
+            } else {
+                p.dropped += 1;
+            }
+            return Action::Nothing;
+        }
+        match p.tunn.encapsulate(ip_packet, out) {
+            TunnResult::WriteToNetwork(datagram) => {
+                if Message::new_checked(datagram).map(|m| m.kind()) == Some(MessageType::Data) {
+                    p.count_sent(datagram);
+                } else {
+                    p.queued_max = p.queued_max.max(ip_packet.len());
+                }
+                Action::Send(p.endpoint, datagram)
+            }
+            TunnResult::Done => {
+                p.queued_max = p.queued_max.max(ip_packet.len());
+                Action::Nothing
+            }
+            _ => {
+                p.dropped += 1;
+                Action::Nothing
+            }
+        }
+    }
+
+    /// Call about every 250 ms. Runs every peer's timers (keepalive, rekey, handshake retry,
+    /// expiry) and pushes the datagrams they want sent into `out`. A peer whose session is dead
+    /// for good (boringtun's `ConnectionExpired`, or no handshake for [`PEER_EXPIRY`]) is removed
+    /// and an [`Event::Disconnected`] queued. Also lets the handshake rate limiter start a new
+    /// one-second window.
+    pub fn handle_timers(&mut self, now: Instant, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        // Resets only if a second has passed by the limiter's own clock.
+        self.gate.reset_count();
+        let mut buf = [0u8; MIN_BUFFER_LEN];
+        let mut dead = Vec::new();
+        for (&id, peer) in &mut self.peers {
+            let stale = match peer.last_handshake {
+                Some(at) => now.saturating_duration_since(at) > PEER_EXPIRY,
+                None => true,
+            };
+            if stale {
+                dead.push(id);
+                continue;
+            }
+            match peer.tunn.update_timers(&mut buf) {
+                TunnResult::WriteToNetwork(datagram) => {
+                    out.push((peer.endpoint, datagram.to_vec()))
+                }
+                TunnResult::Err(WireGuardError::ConnectionExpired) => dead.push(id),
+                _ => {}
+            }
+        }
+        dead.sort_unstable();
+        for id in dead {
+            if self.drop_peer(id) {
+                self.stats.peers_expired += 1;
+            }
+        }
+    }
+
+    /// The next peer event, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A snapshot of one live peer.
+    pub fn peer(&self, id: PeerId) -> Option<PeerInfo> {
+        self.peers.get(&id).map(Peer::info)
+    }
+
+    /// The live peer of a registered key.
+    pub fn peer_by_key(&self, key: &Key) -> Option<PeerId> {
+        self.keys.get(key)?.peer
+    }
+
+    /// Snapshots of all live peers, ordered by id.
+    pub fn peers(&self) -> Vec<(PeerId, PeerInfo)> {
+        let mut all: Vec<_> = self.peers.iter().map(|(&id, p)| (id, p.info())).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Removes a live peer and queues its `Disconnected`; false if it was not live.
+    fn drop_peer(&mut self, id: PeerId) -> bool {
+        let Some(peer) = self.peers.remove(&id) else {
+            return false;
+        };
+        if let Some(slot) = self.keys.get_mut(&peer.public_key) {
+            if slot.peer == Some(id) {
+                slot.peer = None;
+            }
+        }
+        self.ready.retain(|&r| r != id);
+        self.events.push_back(Event::Disconnected { peer: id });
+        true
+    }
+
+    /// The next free peer index, walking the 24-bit space from a random start.
+    fn allocate_index(&mut self) -> Option<PeerId> {
+        for _ in 0..MAX_PEER_INDEX {
+            let id = PeerId(self.next_index);
+            self.next_index = if self.next_index >= MAX_PEER_INDEX {
+                1
+            } else {
+                self.next_index + 1
+            };
+            if !self.peers.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("public_key", &crate::key_to_base64(&self.public_key()))
+            .field("keys", &self.keys.len())
+            .field("peers", &self.peers.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
