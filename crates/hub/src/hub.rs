@@ -1,0 +1,726 @@
+//! The virtual hub: sessions as ports of a learning Ethernet switch.
+//!
+//! Every frame entering the switch (from an L2 session, from an L3 session's adapter, or from a
+//! virtual host) goes through one path, [`Hub::switch`]: count it on the sending session, learn its
+//! source MAC and IP, pick the ports (known unicast -> one, else every other session), count it on
+//! each receiving session and hand it to that port. Ports that answer (adapters replying to ARP,
+//! the virtual host replying to a ping) put their frames on an internal queue that is drained
+//! before the call returns, so one `input_ip` can already carry a ping across an ARP exchange.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
+
+use crate::l3::{L3Adapter, Route, SendError};
+use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
+use crate::table::AgeingTable;
+use crate::vhost::{HostInput, SecureNatHost, VirtualHost};
+
+/// MAC table ageing (SoftEther's MAC_TABLE_EXPIRE_TIME).
+pub const MAC_TABLE_EXPIRE: Duration = Duration::from_secs(600);
+/// IP table ageing (SoftEther's IP_TABLE_EXPIRE_TIME).
+pub const IP_TABLE_EXPIRE: Duration = Duration::from_secs(60);
+const MAX_MAC_ENTRIES: usize = 65536;
+const MAX_IP_ENTRIES: usize = 65536;
+/// Frames one call may move through the switch; a bound against forwarding loops between ports.
+const MAX_FRAMES_PER_CALL: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u32);
+
+/// Address settings of a virtual host (SecureNatHostGet: MAC Address, IP Address, Subnet Mask).
+#[derive(Clone, Debug)]
+pub struct VirtualHostConfig {
+    pub ip: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+impl Default for VirtualHostConfig {
+    /// SoftEther's SecureNAT defaults: 192.168.30.1/255.255.255.0 with a 5E-prefixed MAC.
+    fn default() -> Self {
+        Self {
+            ip: Ipv4Addr::new(192, 168, 30, 1),
+            mask: Ipv4Addr::new(255, 255, 255, 0),
+            mac: [0x5e, 0x5a, 0x1c, 0x33, 0x53, 0x05],
+        }
+    }
+}
+
+/// Packet and byte counters, split as SoftEther splits them; bytes are Ethernet frame sizes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub unicast_packets: u64,
+    pub unicast_bytes: u64,
+    pub broadcast_packets: u64,
+    pub broadcast_bytes: u64,
+}
+
+impl Traffic {
+    fn count(&mut self, broadcast: bool, len: usize) {
+        let len = len as u64;
+        if broadcast {
+            self.broadcast_packets += 1;
+            self.broadcast_bytes += len;
+        } else {
+            self.unicast_packets += 1;
+            self.unicast_bytes += len;
+        }
+    }
+}
+
+/// Hub-wide totals (StatusGet): `recv` is what sessions sent into the hub, `send` what the hub
+/// delivered to sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HubTraffic {
+    pub send: Traffic,
+    pub recv: Traffic,
+}
+
+/// What kind of port a session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// Sends and receives bare IP packets through an L3 adapter (WireGuard, later L2TP, ...).
+    L3,
+    /// Sends and receives Ethernet frames (local bridge, native clients).
+    L2,
+    /// A virtual host inside the hub (SecureNAT).
+    VirtualHost,
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub name: String,
+    pub user: String,
+    /// e.g. "WIREGUARD", "SECURENAT"
+    pub protocol: String,
+    pub client_addr: Option<SocketAddr>,
+    pub created: Instant,
+    pub last_comm: Instant,
+    /// hub -> session
+    pub send: Traffic,
+    /// session -> hub
+    pub recv: Traffic,
+    pub mac: [u8; 6],
+    pub ip: Option<Ipv4Addr>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MacEntry {
+    pub mac: [u8; 6],
+    pub session: SessionId,
+    pub session_name: String,
+    pub created: Instant,
+    pub updated: Instant,
+}
+
+#[derive(Clone, Debug)]
+pub struct IpEntry {
+    pub ip: IpAddr,
+    pub session: SessionId,
+    pub session_name: String,
+    pub mac: [u8; 6],
+    pub created: Instant,
+    pub updated: Instant,
+}
+
+/// Something for the caller to send to a session: an IP packet for an L3 session, a whole
+/// Ethernet frame for an L2 session.
+#[derive(Debug)]
+pub struct Delivery {
+    pub session: SessionId,
+    pub packet: Vec<u8>,
+}
+
+/// Default gateway and subnet given to L3 sessions (SoftEther's hub options "Default gateway" and
+/// "Default subnet"). Destinations outside the subnet are sent to the gateway's MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaticNetwork {
+    pub gateway: Ipv4Addr,
+    pub mask: Ipv4Addr,
+}
+
+enum Port {
+    L3(L3Adapter),
+    L2,
+    Host(Box<dyn VirtualHost>),
+}
+
+struct Session {
+    name: String,
+    user: String,
+    protocol: String,
+    client_addr: Option<SocketAddr>,
+    created: Instant,
+    last_comm: Instant,
+    send: Traffic,
+    recv: Traffic,
+    port: Port,
+}
+
+/// A virtual hub. Sans-IO: inputs carry `now`, outputs go to the caller's `Vec<Delivery>`.
+///
+/// Call order: [`Hub::input_ip`] / [`Hub::input_frame`] for each packet or frame a session sends,
+/// [`Hub::tick`] about once a second; send every [`Delivery`] pushed by any of them.
+pub struct Hub {
+    name: String,
+    sessions: BTreeMap<SessionId, Session>,
+    session_counter: u32,
+    mac_table: AgeingTable<[u8; 6], SessionId>,
+    ip_table: AgeingTable<IpAddr, (SessionId, [u8; 6])>,
+    securenat: Option<(SessionId, VirtualHostConfig)>,
+    static_network: Option<StaticNetwork>,
+    traffic: HubTraffic,
+    dropped: u64,
+    /// The latest `now` any call brought in.
+    last_now: Option<Instant>,
+    /// Frames produced by ports while the switch is busy, with the session that sent them.
+    queue: VecDeque<(SessionId, Vec<u8>)>,
+}
+
+impl Hub {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            sessions: BTreeMap::new(),
+            session_counter: 0,
+            mac_table: AgeingTable::new(MAX_MAC_ENTRIES, MAC_TABLE_EXPIRE),
+            ip_table: AgeingTable::new(MAX_IP_ENTRIES, IP_TABLE_EXPIRE),
+            securenat: None,
+            static_network: None,
+            traffic: HubTraffic::default(),
+            dropped: 0,
+            last_now: None,
+            queue: VecDeque::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn see(&mut self, now: Instant) {
+        self.last_now = Some(self.last_now.map_or(now, |t| t.max(now)));
+    }
+
+    /// Take the next number of the hub-wide session counter (shared by every kind of session, as
+    /// in SoftEther, so numbers are never reused within a hub's life).
+    fn next_number(&mut self) -> u32 {
+        self.session_counter = self.session_counter.wrapping_add(1).max(1);
+        while self.sessions.contains_key(&SessionId(self.session_counter)) {
+            self.session_counter = self.session_counter.wrapping_add(1).max(1);
+        }
+        self.session_counter
+    }
+
+    /// A locally administered unicast MAC for session `n`: 5E, a byte from the hub name (so
+    /// bridged hubs differ), then the session number.
+    fn virtual_mac(&self, n: u32) -> [u8; 6] {
+        let h = self
+            .name
+            .bytes()
+            .fold(0x33u8, |acc, b| acc.rotate_left(3) ^ b.to_ascii_uppercase());
+        let n = n.to_be_bytes();
+        [0x5e, h, n[0], n[1], n[2], n[3]]
+    }
+
+    fn add_session(
+        &mut self,
+        name_for: impl FnOnce(u32) -> String,
+        user: &str,
+        protocol: &str,
+        client_addr: Option<SocketAddr>,
+        port: impl FnOnce(&Self, u32) -> Port,
+        now: Instant,
+    ) -> SessionId {
+        self.see(now);
+        let n = self.next_number();
+        let port = port(self, n);
+        let id = SessionId(n);
+        self.sessions.insert(
+            id,
+            Session {
+                name: name_for(n),
+                user: user.to_string(),
+                protocol: protocol.to_string(),
+                client_addr,
+                created: now,
+                last_comm: now,
+                send: Traffic::default(),
+                recv: Traffic::default(),
+                port,
+            },
+        );
+        id
+    }
+
+    /// name "SID-<USER upper case>-[<PROTOCOL>]-<n>", n counting up per hub from 1 (SoftEther
+    /// numbers them with a hub-wide counter)
+    pub fn add_l3_session(
+        &mut self,
+        user: &str,
+        protocol: &str,
+        client_addr: Option<SocketAddr>,
+        now: Instant,
+    ) -> SessionId {
+        let tag = format!("SID-{}-[{}]-", user.to_uppercase(), protocol.to_uppercase());
+        self.add_session(
+            |n| format!("{tag}{n}"),
+            user,
+            protocol,
+            client_addr,
+            |hub, n| Port::L3(L3Adapter::new(hub.virtual_mac(n))),
+            now,
+        )
+    }
+
+    /// A session that exchanges Ethernet frames (named "SID-<USER>-<n>"); its deliveries carry
+    /// whole frames.
+    pub fn add_l2_session(
+        &mut self,
+        user: &str,
+        protocol: &str,
+        client_addr: Option<SocketAddr>,
+        now: Instant,
+    ) -> SessionId {
+        let upper = user.to_uppercase();
+        self.add_session(
+            |n| format!("SID-{upper}-{n}"),
+            user,
+            protocol,
+            client_addr,
+            |_, _| Port::L2,
+            now,
+        )
+    }
+
+    /// Also forgets its MAC/IP entries; packets it still had waiting for ARP are dropped and
+    /// counted.
+    pub fn remove_session(&mut self, id: SessionId) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        if let Port::L3(adapter) = &session.port {
+            self.dropped += adapter.pending_packets();
+        }
+        self.mac_table.retain(|_, s| *s != id);
+        self.ip_table.retain(|_, (s, _)| *s != id);
+        if self.securenat.as_ref().is_some_and(|(s, _)| *s == id) {
+            self.securenat = None;
+        }
+    }
+
+    pub fn set_client_addr(&mut self, id: SessionId, addr: SocketAddr) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.client_addr = Some(addr);
+        }
+    }
+
+    /// Enable (Some) / disable (None) the SecureNAT virtual host session. Its name is
+    /// "SID-SECURENAT-<n>" from the hub-wide counter, as in SoftEther: SID-SECURENAT-1 when it
+    /// is the hub's first session. Enabling it again while on changes its address settings in
+    /// place (same session, same counters).
+    pub fn set_securenat(&mut self, cfg: Option<VirtualHostConfig>, now: Instant) {
+        match cfg {
+            Some(cfg) => {
+                let host = Box::new(SecureNatHost::new(cfg.clone()));
+                self.set_securenat_host(cfg, host, now);
+            }
+            None => {
+                if let Some((id, _)) = self.securenat.take() {
+                    self.remove_session(id);
+                }
+            }
+        }
+    }
+
+    /// Like [`Hub::set_securenat`] with a host supplied by the caller (the securenat crate's NAT,
+    /// DHCP and DNS host). `cfg` is the host's address, used as L3 sessions' default gateway
+    /// when no [`StaticNetwork`] is set.
+    pub fn set_securenat_host(
+        &mut self,
+        cfg: VirtualHostConfig,
+        host: Box<dyn VirtualHost>,
+        now: Instant,
+    ) {
+        if let Some((id, old)) = &mut self.securenat {
+            let id = *id;
+            if old.mac != cfg.mac {
+                self.mac_table.retain(|_, s| *s != id);
+            }
+            self.ip_table.retain(|_, (s, _)| *s != id);
+            *old = cfg;
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.port = Port::Host(host);
+            }
+            return;
+        }
+        let id = self.add_session(
+            |n| format!("SID-SECURENAT-{n}"),
+            "SecureNAT",
+            "SECURENAT",
+            None,
+            |_, _| Port::Host(host),
+            now,
+        );
+        self.securenat = Some((id, cfg));
+    }
+
+    /// The SecureNAT session, if enabled.
+    pub fn securenat_session(&self) -> Option<SessionId> {
+        self.securenat.as_ref().map(|(id, _)| *id)
+    }
+
+    /// Attach another virtual host as its own session named "SID-<USER>-<n>".
+    pub fn add_virtual_host(
+        &mut self,
+        user: &str,
+        protocol: &str,
+        host: Box<dyn VirtualHost>,
+        now: Instant,
+    ) -> SessionId {
+        let upper = user.to_uppercase();
+        self.add_session(
+            |n| format!("SID-{upper}-{n}"),
+            user,
+            protocol,
+            None,
+            |_, _| Port::Host(host),
+            now,
+        )
+    }
+
+    /// Default gateway and subnet for L3 sessions (None: use SecureNAT's address if enabled,
+    /// else resolve every destination directly).
+    pub fn set_static_network(&mut self, network: Option<StaticNetwork>) {
+        self.static_network = network;
+    }
+
+    fn route(&self) -> Route {
+        if let Some(n) = self.static_network {
+            return Route {
+                gateway: Some(n.gateway),
+                mask: Some(n.mask),
+            };
+        }
+        match &self.securenat {
+            Some((_, cfg)) => Route {
+                gateway: Some(cfg.ip),
+                mask: Some(cfg.mask),
+            },
+            None => Route::default(),
+        }
+    }
+
+    /// an IP packet that an L3 session sent into the hub; IP packets for L3 sessions that result
+    /// are pushed to `out`
+    pub fn input_ip(
+        &mut self,
+        from: SessionId,
+        packet: &[u8],
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) {
+        self.see(now);
+        let route = self.route();
+        let Some(Session {
+            port: Port::L3(adapter),
+            last_comm,
+            ..
+        }) = self.sessions.get_mut(&from)
+        else {
+            self.dropped += 1;
+            return;
+        };
+        *last_comm = now;
+        let mut frames = Vec::new();
+        match adapter.send_ip(packet, route, now, &mut frames) {
+            Ok(evicted) => self.dropped += evicted,
+            Err(SendError::Malformed | SendError::Unsupported | SendError::QueueFull) => {
+                self.dropped += 1
+            }
+        }
+        self.queue.extend(frames.into_iter().map(|f| (from, f)));
+        self.run(now, out);
+    }
+
+    /// an Ethernet frame from an L2 session (for later bridges/native clients); same output
+    pub fn input_frame(
+        &mut self,
+        from: SessionId,
+        frame: &[u8],
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) {
+        self.see(now);
+        self.switch(from, frame, now, out);
+        self.run(now, out);
+    }
+
+    /// ageing of MAC/IP tables, ARP retries/queue expiry; call about once a second
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        self.see(now);
+        self.mac_table.expire(now);
+        self.ip_table.expire(now);
+        let mut frames = Vec::new();
+        for (id, session) in self.sessions.iter_mut() {
+            match &mut session.port {
+                Port::L3(adapter) => self.dropped += adapter.tick(now, &mut frames),
+                Port::Host(host) => host.poll(now, &mut frames),
+                Port::L2 => {}
+            }
+            self.queue.extend(frames.drain(..).map(|f| (*id, f)));
+        }
+        self.run(now, out);
+    }
+
+    fn run(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        let mut budget = MAX_FRAMES_PER_CALL;
+        while let Some((from, frame)) = self.queue.pop_front() {
+            if budget == 0 {
+                self.dropped += 1 + self.queue.len() as u64;
+                self.queue.clear();
+                return;
+            }
+            budget -= 1;
+            self.switch(from, &frame, now, out);
+        }
+    }
+
+    /// Learn the source IP of a frame; `Err(())` if its ARP/IP header is malformed.
+    fn learn_ip(
+        &mut self,
+        from: SessionId,
+        src_mac: [u8; 6],
+        eth: &EthernetFrame<&[u8]>,
+        now: Instant,
+    ) -> Result<(), ()> {
+        let ip = match eth.ethertype() {
+            EthernetProtocol::Arp => {
+                let arp = parse_arp(eth.payload()).ok_or(())?;
+                is_host_ipv4(arp.sender_ip).then_some(IpAddr::V4(arp.sender_ip))
+            }
+            EthernetProtocol::Ipv4 => {
+                let p = Ipv4Packet::new_checked(eth.payload()).map_err(|_| ())?;
+                if p.version() != 4 || p.header_len() < 20 {
+                    return Err(());
+                }
+                is_host_ipv4(p.src_addr()).then_some(IpAddr::V4(p.src_addr()))
+            }
+            EthernetProtocol::Ipv6 => {
+                let p = Ipv6Packet::new_checked(eth.payload()).map_err(|_| ())?;
+                if p.version() != 6 {
+                    return Err(());
+                }
+                let src = p.src_addr();
+                (!src.is_unspecified() && !src.is_multicast()).then_some(IpAddr::V6(src))
+            }
+            _ => None,
+        };
+        if let Some(ip) = ip {
+            self.ip_table.learn(ip, (from, src_mac), now);
+        }
+        Ok(())
+    }
+
+    /// The one forwarding path every frame takes.
+    fn switch(&mut self, from: SessionId, frame: &[u8], now: Instant, out: &mut Vec<Delivery>) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.dropped += 1;
+            return;
+        };
+        let (src_mac, dst_mac) = (eth.src_addr().0, eth.dst_addr().0);
+        // A group address as source is never valid; such frames would poison the MAC table.
+        if is_group_mac(&src_mac) || !self.sessions.contains_key(&from) {
+            self.dropped += 1;
+            return;
+        }
+        if self.learn_ip(from, src_mac, &eth, now).is_err() {
+            self.dropped += 1;
+            return;
+        }
+        let broadcast = is_group_mac(&dst_mac);
+        if let Some(s) = self.sessions.get_mut(&from) {
+            s.recv.count(broadcast, frame.len());
+            s.last_comm = now;
+        }
+        self.traffic.recv.count(broadcast, frame.len());
+        self.mac_table.learn(src_mac, from, now);
+
+        let targets: Vec<SessionId> = if broadcast {
+            self.sessions
+                .keys()
+                .copied()
+                .filter(|s| *s != from)
+                .collect()
+        } else {
+            match self.mac_table.get(&dst_mac, now) {
+                // Never reflect a frame back out of the port it came in on.
+                Some(s) if *s == from => Vec::new(),
+                Some(s) => vec![*s],
+                None => self
+                    .sessions
+                    .keys()
+                    .copied()
+                    .filter(|s| *s != from)
+                    .collect(),
+            }
+        };
+
+        let route = self.route();
+        let mut frames = Vec::new();
+        let mut packets = Vec::new();
+        for to in targets {
+            let Some(session) = self.sessions.get_mut(&to) else {
+                continue;
+            };
+            session.send.count(broadcast, frame.len());
+            session.last_comm = now;
+            self.traffic.send.count(broadcast, frame.len());
+            let malformed = match &mut session.port {
+                Port::L3(adapter) => adapter
+                    .receive_frame(frame, route, now, &mut packets, &mut frames)
+                    .is_err(),
+                Port::L2 => {
+                    out.push(Delivery {
+                        session: to,
+                        packet: frame.to_vec(),
+                    });
+                    false
+                }
+                Port::Host(host) => {
+                    host.handle_frame(frame, now, &mut frames) == HostInput::Malformed
+                }
+            };
+            if malformed {
+                self.dropped += 1;
+            }
+            out.extend(packets.drain(..).map(|packet| Delivery {
+                session: to,
+                packet,
+            }));
+            self.queue.extend(frames.drain(..).map(|f| (to, f)));
+        }
+    }
+
+    fn info(&self, id: SessionId, s: &Session) -> SessionInfo {
+        let (mac, ip) = match &s.port {
+            Port::L3(a) => (a.mac(), a.ip()),
+            Port::Host(h) => (h.mac(), h.ipv4()),
+            Port::L2 => (
+                self.mac_table
+                    .live(self.last_now.unwrap_or(s.last_comm))
+                    .into_iter()
+                    .find(|(_, slot)| slot.value == id)
+                    .map(|(mac, _)| mac)
+                    .unwrap_or([0; 6]),
+                None,
+            ),
+        };
+        SessionInfo {
+            id,
+            name: s.name.clone(),
+            user: s.user.clone(),
+            protocol: s.protocol.clone(),
+            client_addr: s.client_addr,
+            created: s.created,
+            last_comm: s.last_comm,
+            send: s.send.clone(),
+            recv: s.recv.clone(),
+            mac,
+            ip,
+        }
+    }
+
+    /// All sessions, in creation order.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions
+            .iter()
+            .map(|(id, s)| self.info(*id, s))
+            .collect()
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<SessionInfo> {
+        self.sessions.get(&id).map(|s| self.info(id, s))
+    }
+
+    /// What kind of port a session is.
+    pub fn session_kind(&self, id: SessionId) -> Option<SessionKind> {
+        self.sessions.get(&id).map(|s| match s.port {
+            Port::L3(_) => SessionKind::L3,
+            Port::L2 => SessionKind::L2,
+            Port::Host(_) => SessionKind::VirtualHost,
+        })
+    }
+
+    pub fn session_by_name(&self, name: &str) -> Option<SessionId> {
+        self.sessions
+            .iter()
+            .find(|(_, s)| s.name.eq_ignore_ascii_case(name))
+            .map(|(id, _)| *id)
+    }
+
+    fn session_name(&self, id: SessionId) -> String {
+        self.sessions
+            .get(&id)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Live MAC table entries, sorted by MAC. Entries past their ageing time are not listed even
+    /// if `tick` has not removed them yet.
+    pub fn mac_table(&self) -> Vec<MacEntry> {
+        let Some(now) = self.listing_time() else {
+            return Vec::new();
+        };
+        self.mac_table
+            .live(now)
+            .into_iter()
+            .map(|(mac, slot)| MacEntry {
+                mac,
+                session: slot.value,
+                session_name: self.session_name(slot.value),
+                created: slot.created,
+                updated: slot.updated,
+            })
+            .collect()
+    }
+
+    /// Live IP table entries, sorted by address.
+    pub fn ip_table(&self) -> Vec<IpEntry> {
+        let Some(now) = self.listing_time() else {
+            return Vec::new();
+        };
+        self.ip_table
+            .live(now)
+            .into_iter()
+            .map(|(ip, slot)| IpEntry {
+                ip,
+                session: slot.value.0,
+                session_name: self.session_name(slot.value.0),
+                mac: slot.value.1,
+                created: slot.created,
+                updated: slot.updated,
+            })
+            .collect()
+    }
+
+    /// The listings have no `now` argument; the latest instant the hub was given stands in for
+    /// it (ageing itself happens in `tick`).
+    fn listing_time(&self) -> Option<Instant> {
+        self.last_now
+    }
+
+    /// malformed/undeliverable frames
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Hub-wide counters (StatusGet).
+    pub fn traffic(&self) -> HubTraffic {
+        self.traffic.clone()
+    }
+}

@@ -1,0 +1,153 @@
+//! Virtual hosts: sessions that live inside the hub rather than behind a tunnel.
+//!
+//! [`SecureNatHost`] is the minimal SecureNAT virtual host (ARP and ICMP echo for its own address).
+//! The securenat crate can implement [`VirtualHost`] with NAT, DHCP and DNS and attach it with
+//! [`crate::Hub::set_securenat_host`].
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet,
+    Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, ETHERNET_HEADER_LEN,
+};
+
+use crate::hub::VirtualHostConfig;
+use crate::packet::{arp_frame, is_group_mac, is_host_ipv4, parse_arp};
+
+/// What a virtual host made of a frame the switch gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostInput {
+    /// The frame was for the host and was acted on.
+    Handled,
+    /// The frame was well formed but not for the host (or not something it serves).
+    Ignored,
+    /// The frame was malformed; the hub counts it in [`crate::Hub::dropped`].
+    Malformed,
+}
+
+/// A station inside the hub. The hub hands it every frame the switch delivers to its session and
+/// puts the frames it pushes to `out` onto the switch as sent by that session.
+pub trait VirtualHost: Send {
+    /// The host's MAC address (shown in SessionGet and used for its session's MAC entry).
+    fn mac(&self) -> [u8; 6];
+    /// The host's IPv4 address, if it has one.
+    fn ipv4(&self) -> Option<Ipv4Addr>;
+    /// A frame from the switch.
+    fn handle_frame(&mut self, frame: &[u8], now: Instant, out: &mut Vec<Vec<u8>>) -> HostInput;
+    /// Timers; the hub calls this from [`crate::Hub::tick`].
+    fn poll(&mut self, _now: Instant, _out: &mut Vec<Vec<u8>>) {}
+}
+
+/// The SecureNAT virtual host as far as the hub itself goes: it answers ARP for its address and
+/// ICMP echo requests sent to it.
+#[derive(Clone, Debug)]
+pub struct SecureNatHost {
+    cfg: VirtualHostConfig,
+}
+
+impl SecureNatHost {
+    pub fn new(cfg: VirtualHostConfig) -> Self {
+        Self { cfg }
+    }
+
+    fn echo_reply(&self, eth: &EthernetFrame<&[u8]>, out: &mut Vec<Vec<u8>>) -> HostInput {
+        let caps = ChecksumCapabilities::default();
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+            return HostInput::Malformed;
+        };
+        // Checks the version and the header checksum (and refuses fragments, which a ping to us
+        // does not need).
+        let Ok(ip_repr) = Ipv4Repr::parse(&ip, &caps) else {
+            return HostInput::Malformed;
+        };
+        if ip_repr.dst_addr != self.cfg.ip || ip_repr.next_header != IpProtocol::Icmp {
+            return HostInput::Ignored;
+        }
+        if !is_host_ipv4(ip_repr.src_addr) {
+            return HostInput::Ignored;
+        }
+        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
+            return HostInput::Malformed;
+        };
+        let (ident, seq_no, data) = match Icmpv4Repr::parse(&icmp, &caps) {
+            Ok(Icmpv4Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            }) => (ident, seq_no, data),
+            Ok(_) => return HostInput::Ignored,
+            Err(_) => return HostInput::Malformed,
+        };
+        let icmp_reply = Icmpv4Repr::EchoReply {
+            ident,
+            seq_no,
+            data,
+        };
+        let ip_reply = Ipv4Repr {
+            src_addr: self.cfg.ip,
+            dst_addr: ip_repr.src_addr,
+            next_header: IpProtocol::Icmp,
+            payload_len: icmp_reply.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth_reply = EthernetRepr {
+            src_addr: EthernetAddress(self.cfg.mac),
+            dst_addr: eth.src_addr(),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut buf =
+            vec![0u8; ETHERNET_HEADER_LEN + ip_reply.buffer_len() + icmp_reply.buffer_len()];
+        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth_reply.emit(&mut frame);
+        let mut ip_out = Ipv4Packet::new_unchecked(frame.payload_mut());
+        ip_reply.emit(&mut ip_out, &caps);
+        let mut icmp_out = Icmpv4Packet::new_unchecked(ip_out.payload_mut());
+        icmp_reply.emit(&mut icmp_out, &caps);
+        out.push(buf);
+        HostInput::Handled
+    }
+}
+
+impl VirtualHost for SecureNatHost {
+    fn mac(&self) -> [u8; 6] {
+        self.cfg.mac
+    }
+
+    fn ipv4(&self) -> Option<Ipv4Addr> {
+        Some(self.cfg.ip)
+    }
+
+    fn handle_frame(&mut self, frame: &[u8], _now: Instant, out: &mut Vec<Vec<u8>>) -> HostInput {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return HostInput::Malformed;
+        };
+        let dst = eth.dst_addr().0;
+        match eth.ethertype() {
+            EthernetProtocol::Arp => {
+                let Some(arp) = parse_arp(eth.payload()) else {
+                    return HostInput::Malformed;
+                };
+                if arp.operation != ArpOperation::Request
+                    || arp.target_ip != self.cfg.ip
+                    || arp.sender_ip == arp.target_ip
+                    || is_group_mac(&arp.sender_mac)
+                {
+                    return HostInput::Ignored;
+                }
+                out.push(arp_frame(
+                    ArpOperation::Reply,
+                    self.cfg.mac,
+                    self.cfg.ip,
+                    arp.sender_mac,
+                    arp.sender_mac,
+                    arp.sender_ip,
+                ));
+                HostInput::Handled
+            }
+            EthernetProtocol::Ipv4 if dst == self.cfg.mac => self.echo_reply(&eth, out),
+            _ => HostInput::Ignored,
+        }
+    }
+}
