@@ -1,0 +1,29 @@
+//! Etherhub's admin API: the method table SoftEther's tools speak (`CreateHub`, `EnumSession`,
+//! `AddWgk`, ...) with SoftEther's JSON-RPC field names, and its transport, JSON-RPC 2.0 over
+//! HTTP/1.1 on `POST /api/` with the `X-VPNADMIN-HUBNAME` / `X-VPNADMIN-PASSWORD` login.
+//!
+//! The server implements [`Backend`] in domain terms; [`dispatch`] turns JSON into calls on it
+//! and enforces scope (a hub administrator touches only its hub); [`serve_connection`] runs one
+//! decrypted connection; [`tls_server_config`] builds the rustls config the caller accepts with.
+//!
+//! What this crate must not do: own sockets, listeners, tasks beyond the connection it is given,
+//! or server state; store or log passwords (a failed login logs the peer, never the password);
+//! let a hub administrator reach another hub or a server-wide method.
+
+#![forbid(unsafe_code)]
+#![recursion_limit = "256"]
+
+mod backend;
+mod dispatch;
+mod error;
+mod http;
+mod tls;
+mod types;
+pub mod wire;
+
+pub use backend::{AdminResult, Backend};
+pub use dispatch::{dispatch, METHODS};
+pub use error::{code, error_text, AdminError, RpcError, JSONRPC_METHOD_NOT_FOUND};
+pub use http::{serve_connection, serve_connection_with, Limits};
+pub use tls::{tls_server_config, TlsConfigError};
+pub use types::*;

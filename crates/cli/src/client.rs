@@ -1,0 +1,222 @@
+//! A minimal JSON-RPC over HTTPS client for the admin API (one short connection per call).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The server answered with a JSON-RPC error (SoftEther code or -32601).
+    Rpc { code: i64, message: String },
+    /// Login refused (HTTP 401).
+    Auth,
+    /// TCP or TLS connection failed.
+    Connect(String),
+    /// The answer was not what the protocol says.
+    Protocol(String),
+}
+
+/// Accepts any server certificate, as vpncmd does by default: VPN servers ship a self-signed
+/// certificate generated at first start, so there is no CA to check it against. The TLS
+/// signature over the handshake is still verified, so the session is bound to that key.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Connection settings of the admin client.
+pub struct Client {
+    pub host: String,
+    pub port: u16,
+    /// `X-VPNADMIN-HUBNAME` (empty for the server administrator).
+    pub admin_hub: String,
+    pub password: String,
+    runtime: tokio::runtime::Runtime,
+    connector: tokio_rustls::TlsConnector,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+
+impl Client {
+    pub fn new(host: &str, port: u16, admin_hub: &str, password: &str) -> Result<Self, CallError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CallError::Connect(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CallError::Connect(e.to_string()))?;
+        Ok(Self {
+            host: host.to_string(),
+            port,
+            admin_hub: admin_hub.to_string(),
+            password: password.to_string(),
+            runtime,
+            connector: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+        })
+    }
+
+    /// Call one method and return its `result`.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        let body =
+            json!({ "jsonrpc": "2.0", "id": "1", "method": method, "params": params }).to_string();
+        let fut = self.exchange(body);
+        let (status, resp) = self
+            .runtime
+            .block_on(async { tokio::time::timeout(TIMEOUT, fut).await })
+            .map_err(|_| CallError::Connect("timed out".into()))??;
+        if status == 401 {
+            return Err(CallError::Auth);
+        }
+        let v: Value = serde_json::from_slice(&resp).map_err(|_| {
+            CallError::Protocol(format!("HTTP {status} with a body that is not JSON"))
+        })?;
+        if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+            let code = e.get("code").and_then(Value::as_i64).unwrap_or(-1);
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            return Err(CallError::Rpc { code, message });
+        }
+        v.get("result")
+            .cloned()
+            .ok_or_else(|| CallError::Protocol("response has neither result nor error".into()))
+    }
+
+    async fn exchange(&self, body: String) -> Result<(u16, Vec<u8>), CallError> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| CallError::Connect(e.to_string()))?;
+        let name = ServerName::try_from(self.host.clone())
+            .unwrap_or_else(|_| ServerName::try_from("localhost").expect("static name"));
+        let mut tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| CallError::Connect(format!("TLS: {e}")))?;
+        let head = format!(
+            "POST /api/ HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nX-VPNADMIN-HUBNAME: {}\r\nX-VPNADMIN-PASSWORD: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.host,
+            self.port,
+            self.admin_hub,
+            self.password,
+            body.len()
+        );
+        let io = |e: std::io::Error| CallError::Connect(e.to_string());
+        tls.write_all(head.as_bytes()).await.map_err(io)?;
+        tls.write_all(body.as_bytes()).await.map_err(io)?;
+        tls.flush().await.map_err(io)?;
+        let mut buf = Vec::new();
+        loop {
+            if let Some((status, head_len, len)) = parse_response_head(&buf)? {
+                while buf.len() < head_len + len {
+                    let mut chunk = [0u8; 16384];
+                    let n = tls.read(&mut chunk).await.map_err(io)?;
+                    if n == 0 {
+                        return Err(CallError::Protocol(
+                            "connection closed in the middle of the response".into(),
+                        ));
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                return Ok((status, buf[head_len..head_len + len].to_vec()));
+            }
+            if buf.len() > 64 * 1024 {
+                return Err(CallError::Protocol("response head too large".into()));
+            }
+            let mut chunk = [0u8; 16384];
+            let n = tls.read(&mut chunk).await.map_err(io)?;
+            if n == 0 {
+                return Err(CallError::Protocol(
+                    "connection closed before a response".into(),
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// `Some((status, head_len, content_length))` once the head is complete.
+fn parse_response_head(buf: &[u8]) -> Result<Option<(u16, usize, usize)>, CallError> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .filter(|_| status_line.starts_with("HTTP/1."))
+        .ok_or_else(|| CallError::Protocol("not an HTTP server".into()))?;
+    let mut len = None;
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let len = len.ok_or_else(|| CallError::Protocol("response without Content-Length".into()))?;
+    if len > MAX_RESPONSE {
+        return Err(CallError::Protocol("response too large".into()));
+    }
+    Ok(Some((status, end + 4, len)))
+}

@@ -1,0 +1,242 @@
+use etherhub_cli::args::{parse_global, parse_host_port, parse_params, tokenize};
+use etherhub_cli::client::CallError;
+use etherhub_cli::commands::{execute, Api, Ctx};
+use etherhub_cli::table::{num, Table};
+use serde_json::{json, Value};
+
+const FIX: &str = "/work/shared/fixtures/softether-5.01.9674";
+
+fn sv(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The fixture's text from "<Cmd> command - " through "The command completed successfully.".
+fn fixture_block(file: &str, cmd: &str) -> String {
+    let text = std::fs::read_to_string(format!("{FIX}/{file}")).unwrap();
+    let start = text.find(&format!("{cmd} command - ")).unwrap();
+    let rest = &text[start..];
+    let end = rest.find("The command completed successfully.\n").unwrap()
+        + "The command completed successfully.\n".len();
+    rest[..end].to_string()
+}
+
+struct FakeApi(fn(&str, &Value) -> Result<Value, CallError>);
+
+impl Api for FakeApi {
+    fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        (self.0)(method, &params)
+    }
+}
+
+fn run(api: &FakeApi, hub: Option<&str>, line: &str) -> (Result<(), i32>, String) {
+    let mut ctx = Ctx {
+        api,
+        hub: hub.map(str::to_string),
+        csv: false,
+        interactive: false,
+        out: String::new(),
+    };
+    let r = execute(&mut ctx, &tokenize(line)).map_err(|e| {
+        ctx.out.push_str(&e.message);
+        e.code
+    });
+    (r, ctx.out)
+}
+
+#[test]
+fn global_args() {
+    let g = parse_global(&sv(&[
+        "localhost:5555",
+        "/SERVER",
+        "/PASSWORD:pw",
+        "/CMD",
+        "HubList",
+    ]))
+    .unwrap();
+    assert_eq!(
+        (g.host.as_str(), g.port, g.password.as_deref()),
+        ("localhost", 5555, Some("pw"))
+    );
+    assert_eq!(g.cmd, Some(sv(&["HubList"])));
+    let g = parse_global(&sv(&["/SERVER", "10.0.0.1:992", "/HUB:DEFAULT", "/csv"])).unwrap();
+    assert_eq!(
+        (g.host.as_str(), g.port, g.hub.as_deref(), g.csv),
+        ("10.0.0.1", 992, Some("DEFAULT"), true)
+    );
+    let g = parse_global(&sv(&["/server:[::1]:5555"])).unwrap();
+    assert_eq!((g.host.as_str(), g.port), ("::1", 5555));
+    let g = parse_global(&sv(&["/SERVER"])).unwrap();
+    assert_eq!((g.host.as_str(), g.port), ("localhost", 443));
+    assert!(parse_global(&sv(&["/BOGUS"])).is_err());
+    assert!(parse_global(&sv(&["host:0"])).is_err());
+    assert!(parse_global(&sv(&["host:99999"])).is_err());
+    assert!(parse_global(&sv(&["/CMD"])).is_err());
+    assert!(parse_global(&sv(&["/HUB"])).is_err());
+    assert!(parse_host_port("").is_err());
+}
+
+#[test]
+fn command_params() {
+    let p = parse_params(
+        "WgkAdd",
+        &sv(&["KEY=", "/hub:h", "/USER:u"]),
+        &["", "HUB", "USER"],
+    )
+    .unwrap();
+    assert_eq!(
+        (p.get(""), p.get("HUB"), p.get("user")),
+        (Some("KEY="), Some("h"), Some("u"))
+    );
+    assert!(parse_params("WgkAdd", &sv(&["/NOPE:x"]), &["", "HUB"]).is_err());
+    assert!(parse_params("WgkAdd", &sv(&["/HUB"]), &["", "HUB"]).is_err());
+    assert!(parse_params("HubList", &sv(&["extra"]), &[]).is_err());
+    assert_eq!(
+        tokenize(r#"HubCreate "my hub" /PASSWORD:"a ""b""""#),
+        sv(&["HubCreate", "my hub", r#"/PASSWORD:a "b""#])
+    );
+}
+
+#[test]
+fn listener_list_matches_fixture() {
+    let api = FakeApi(|m, _| {
+        assert_eq!(m, "EnumListener");
+        let l: Vec<Value> = [443, 992, 1194, 5555]
+            .iter()
+            .map(|p| json!({"Ports_u32": p, "Enables_bool": true, "Errors_bool": false}))
+            .collect();
+        Ok(json!({ "ListenerList": l }))
+    });
+    let (r, out) = run(&api, None, "ListenerList");
+    r.unwrap();
+    assert_eq!(
+        out,
+        fixture_block("vpncmd-ListenerList.txt", "ListenerList")
+    );
+}
+
+#[test]
+fn ports_udp_get_matches_fixture() {
+    let api = FakeApi(|_, _| Ok(json!({ "Ports_u32": [443, 992, 1194, 5555] })));
+    let (r, out) = run(&api, None, "portsudpget");
+    r.unwrap();
+    assert_eq!(out, fixture_block("vpncmd-PortsUDPGet.txt", "PortsUDPGet"));
+}
+
+#[test]
+fn hub_list_matches_fixture() {
+    let api = FakeApi(|_, _| {
+        let hub = |name: &str, t: &str| json!({"HubName_str": name, "Online_bool": true, "HubType_u32": 0, "LastLoginTime_dt": t, "LastCommTime_dt": t});
+        Ok(
+            json!({ "NumHub_u32": 2, "HubList": [hub("DEFAULT", "2026-11-24T21:01:40.000"), hub("SECURENAT", "2026-11-24T21:01:53.000")] }),
+        )
+    });
+    let (r, out) = run(&api, None, "HubList");
+    r.unwrap();
+    assert_eq!(out, fixture_block("vpncmd-HubList.txt", "HubList"));
+}
+
+#[test]
+fn server_info_matches_fixture() {
+    let api = FakeApi(|_, _| {
+        Ok(json!({
+            "ServerProductName_str": "SoftEther VPN Server Developer Edition (64 bit) (Open Source)",
+            "ServerVersionString_str": "Version 5.01 Build 9674   (English)",
+            "ServerBuildInfoString_str": "Compiled 2022/10/16 09:04:12 by Unknown at Unknown",
+            "ServerHostName_str": "vm", "ServerType_u32": 0, "OsSystemName_str": "Linux",
+            "OsProductName_str": "Debian GNU/Linux", "OsVendorName_str": "https://www.debian.org/",
+            "OsVersion_str": "12 (bookworm)", "KernelName_str": "UNIX", "KernelVersion_str": "#1 SMP PREEMPT_DYNAMIC @0"
+        }))
+    });
+    let (r, out) = run(&api, None, "ServerInfoGet");
+    r.unwrap();
+    assert_eq!(
+        out,
+        fixture_block("vpncmd-ServerInfoGet.txt", "ServerInfoGet")
+    );
+}
+
+#[test]
+fn secure_nat_status_matches_fixture() {
+    let api = FakeApi(|_, _| Ok(json!({"NumTcpSessions_u32": 0, "IsKernelMode_bool": false})));
+    let (r, out) = run(&api, Some("SECURENAT"), "SecureNatStatusGet");
+    r.unwrap();
+    assert_eq!(
+        out,
+        fixture_block("vpncmd-hub-session.txt", "SecureNatStatusGet")
+    );
+}
+
+#[test]
+fn empty_ip_table_matches_fixture() {
+    let api = FakeApi(|_, _| Ok(json!({"IpTable": []})));
+    let (r, out) = run(&api, Some("SECURENAT"), "IpTable");
+    r.unwrap();
+    assert_eq!(out, fixture_block("vpncmd-hub-session.txt", "IpTable"));
+}
+
+#[test]
+fn errors_are_reported_with_codes() {
+    let api = FakeApi(|_, _| {
+        Err(CallError::Rpc { code: 57, message: "Error code 57: The Virtual Hub with the specified name already exists on the server.".into() })
+    });
+    let (r, out) = run(&api, None, "HubCreate X /PASSWORD:y");
+    assert_eq!(r, Err(57));
+    assert!(out.ends_with("Error occurred. (Error code: 57)\nThe Virtual Hub with the specified name already exists on the server."), "{out}");
+    let (r, out) = run(&api, None, "NoSuchCommand");
+    assert_eq!(r, Err(117));
+    assert!(out.contains("Command not found"));
+    let (r, _) = run(&api, None, "UserList");
+    assert_eq!(r, Err(38), "hub not selected");
+    // A missing required parameter is an error when not interactive (no prompt).
+    let (r, out) = run(&api, None, "WgkAdd KEY= /HUB:h");
+    assert_eq!(r, Err(38));
+    assert!(out.contains("/USER"), "{out}");
+    let auth = FakeApi(|_, _| Err(CallError::Auth));
+    let (r, _) = run(&auth, None, "HubList");
+    assert_eq!(r, Err(9));
+}
+
+#[test]
+fn wgk_add_sends_softether_arrays() {
+    let api = FakeApi(|m, p| {
+        assert_eq!(m, "AddWgk");
+        assert_eq!(
+            p,
+            &json!({"Key_str": ["K="], "Hub_str": ["H"], "User_str": ["u"]})
+        );
+        Ok(json!({}))
+    });
+    let (r, out) = run(&api, None, "WgkAdd K= /HUB:H /USER:u");
+    r.unwrap();
+    assert_eq!(
+        out,
+        "WgkAdd command - Add a WireGuard key\nThe command completed successfully.\n"
+    );
+}
+
+#[test]
+fn csv_and_table_helpers() {
+    let mut t = Table::new(&["Key", "Hub"]);
+    t.row(&["a,b", "say \"hi\""]);
+    t.row(&["plain", ""]);
+    assert_eq!(
+        t.render_csv(),
+        "Key,Hub\n\"a,b\",\"say \"\"hi\"\"\"\nplain,\n"
+    );
+    assert_eq!(num(0), "0");
+    assert_eq!(num(1234567), "1,234,567");
+    let mut long = Table::standard();
+    long.row(&["x".repeat(50), "y".repeat(50)]);
+    long.row(&["---", "---"]);
+    let out = long.render();
+    assert_eq!(
+        out.lines().nth(1).unwrap().len(),
+        101,
+        "the heading rule is not cut (as in vpncmd)"
+    );
+    assert_eq!(
+        out.lines().nth(3).unwrap().len(),
+        79,
+        "--- rows are cut to the console width"
+    );
+}
