@@ -1,0 +1,828 @@
+//! The admin method table's backend: SoftEther's admin operations over the server state.
+//!
+//! Every change goes through [`Server::change_config`], so it is on disk before the call
+//! returns success, and then into the data plane.
+
+use crate::defaults::now_ms;
+use crate::runtime::{decode_key, virtual_host_of, Server};
+use etherhub_admin::code::*;
+use etherhub_admin::*;
+use etherhub_config::ModelError;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct AdminBackend(pub Arc<Server>);
+
+fn model_err(e: &ModelError) -> AdminError {
+    let code = match e {
+        ModelError::HubNotFound(_) => ERR_HUB_NOT_FOUND,
+        ModelError::HubExists(_) => ERR_HUB_ALREADY_EXISTS,
+        ModelError::UserNotFound { .. } | ModelError::WgKeyNotFound(_) => ERR_OBJECT_NOT_FOUND,
+        ModelError::UserExists { .. } => ERR_USER_ALREADY_EXISTS,
+        ModelError::BadName(_) => ERR_INVALID_NAME,
+        ModelError::WgKeyExists(_) => ERR_OBJECT_EXISTS,
+        ModelError::ListenerExists(_) => ERR_LISTENER_ALREADY_EXISTS,
+        ModelError::ListenerNotFound(_) => ERR_LISTENER_NOT_FOUND,
+    };
+    AdminError::new(code, e.to_string())
+}
+
+/// Maps a failed config change: model refusals keep their code, anything else (a save that
+/// failed) is an internal error whose text says what happened.
+fn change_err(e: anyhow::Error) -> AdminError {
+    match e.downcast_ref::<ModelError>() {
+        Some(m) => model_err(m),
+        None => match e.downcast_ref::<AdminError>() {
+            Some(a) => a.clone(),
+            None => AdminError::new(ERR_INTERNAL_ERROR, format!("{e:#}")),
+        },
+    }
+}
+
+fn to_traffic(send: &etherhub_hub::Traffic, recv: &etherhub_hub::Traffic) -> Traffic {
+    Traffic {
+        send_unicast_count: send.unicast_packets,
+        send_unicast_bytes: send.unicast_bytes,
+        send_broadcast_count: send.broadcast_packets,
+        send_broadcast_bytes: send.broadcast_bytes,
+        recv_unicast_count: recv.unicast_packets,
+        recv_unicast_bytes: recv.unicast_bytes,
+        recv_broadcast_count: recv.broadcast_packets,
+        recv_broadcast_bytes: recv.broadcast_bytes,
+    }
+}
+
+const WIREGUARD_CIPHER: &str = "ChaCha20-Poly1305";
+const WIREGUARD_UNDERLAY: &str = "Legacy VPN - WIREGUARD";
+
+impl AdminBackend {
+    fn server(&self) -> &Server {
+        &self.0
+    }
+
+    /// Unix milliseconds of a monotonic instant.
+    fn ms(&self, t: Instant) -> u64 {
+        let s = self.server();
+        let since = t.saturating_duration_since(s.started_instant);
+        let start = s
+            .started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (start + since).as_millis() as u64
+    }
+
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut etherhub_config::Config) -> anyhow::Result<T>,
+    ) -> AdminResult<T> {
+        self.server().change_config(f).map_err(change_err)
+    }
+
+    fn require_hub(&self, hub: &str) -> AdminResult<()> {
+        self.server()
+            .config()
+            .hub(hub)
+            .map(|_| ())
+            .map_err(|e| model_err(&e))
+    }
+
+    fn sessions_of(&self, hub: &str) -> AdminResult<Vec<etherhub_hub::SessionInfo>> {
+        self.require_hub(hub)?;
+        Ok(self
+            .server()
+            .dataplane()
+            .hub(hub)
+            .map(|h| h.sessions())
+            .unwrap_or_default())
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        tokio::runtime::Handle::current().block_on(f)
+    }
+}
+
+impl Backend for AdminBackend {
+    fn authenticate(
+        &self,
+        hub: Option<&str>,
+        password: &str,
+        peer_is_loopback: bool,
+    ) -> AdminResult<AdminScope> {
+        let cfg = self.server().config();
+        // SoftEther's rule: an empty server admin password is good from this machine only
+        let server_ok = if cfg.admin_password_is_empty() {
+            peer_is_loopback && password.is_empty()
+        } else {
+            cfg.check_admin_password(password)
+        };
+        if server_ok {
+            return Ok(AdminScope::Server);
+        }
+        if let Some(h) = hub.filter(|h| !h.is_empty()) {
+            if let Ok(settings) = cfg.hub(h) {
+                let empty = etherhub_config::hash::hash_admin_password("");
+                // a hub with no password cannot be administered as that hub
+                if settings.hashed_password != empty
+                    && cfg.check_hub_password(h, password).unwrap_or(false)
+                {
+                    return Ok(AdminScope::Hub(settings.name));
+                }
+            }
+        }
+        Err(AdminError::from_code(ERR_ACCESS_DENIED))
+    }
+
+    fn server_info(&self) -> AdminResult<ServerInfo> {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let version = env!("CARGO_PKG_VERSION");
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        Ok(ServerInfo {
+            product_name: "Etherhub VPN Server".into(),
+            version_string: format!("Version {version}"),
+            build_info: format!("Etherhub {version} (Rust)"),
+            version_int: major * 100 + minor,
+            build_int: 0,
+            host_name: read("/proc/sys/kernel/hostname"),
+            server_type: 0,
+            build_date_ms: 0,
+            family_name: "Etherhub".into(),
+            os_type: 3100,
+            os_system_name: "Linux".into(),
+            os_product_name: "Linux".into(),
+            os_vendor_name: "Unknown Vendor".into(),
+            os_version: read("/proc/sys/kernel/osrelease"),
+            kernel_name: read("/proc/sys/kernel/ostype"),
+            kernel_version: read("/proc/sys/kernel/osrelease"),
+        })
+    }
+
+    fn server_status(&self) -> AdminResult<ServerStatus> {
+        let cfg = self.server().config().clone();
+        let dp = self.server().dataplane();
+        let mut st = ServerStatus {
+            num_hubs: cfg.hub_names().len() as u32,
+            current_time_ms: now_ms(),
+            current_tick: self.server().started_instant.elapsed().as_millis() as u64,
+            start_time_ms: self.ms(self.server().started_instant),
+            ..Default::default()
+        };
+        for name in cfg.hub_names() {
+            st.num_users += cfg.users(&name).map(|u| u.len()).unwrap_or(0) as u32;
+            if let Some(h) = dp.hub(&name) {
+                let sessions = h.sessions();
+                st.num_sessions += sessions.len() as u32;
+                st.num_mac_tables += h.mac_table().len() as u32;
+                st.num_ip_tables += h.ip_table().len() as u32;
+                for s in sessions {
+                    let t = to_traffic(&s.send, &s.recv);
+                    let total = &mut st.traffic;
+                    total.send_unicast_count += t.send_unicast_count;
+                    total.send_unicast_bytes += t.send_unicast_bytes;
+                    total.send_broadcast_count += t.send_broadcast_count;
+                    total.send_broadcast_bytes += t.send_broadcast_bytes;
+                    total.recv_unicast_count += t.recv_unicast_count;
+                    total.recv_unicast_bytes += t.recv_unicast_bytes;
+                    total.recv_broadcast_count += t.recv_broadcast_count;
+                    total.recv_broadcast_bytes += t.recv_broadcast_bytes;
+                }
+            }
+        }
+        Ok(st)
+    }
+
+    fn create_hub(&self, hub: &HubConfig) -> AdminResult<()> {
+        self.change(|c| {
+            c.create_hub(
+                &hub.name,
+                hub.admin_password.as_deref().unwrap_or(""),
+                now_ms(),
+            )?;
+            c.set_hub_online(&hub.name, hub.online)?;
+            if !hub.default_gateway.is_unspecified() {
+                c.set_static_network(&hub.name, hub.default_gateway, hub.default_subnet)?;
+            }
+            Ok(())
+        })?;
+        self.server().sync_dataplane();
+        Ok(())
+    }
+
+    fn delete_hub(&self, name: &str) -> AdminResult<()> {
+        self.change(|c| Ok(c.delete_hub(name)?))?;
+        self.server().sync_dataplane();
+        Ok(())
+    }
+
+    fn enum_hubs(&self) -> AdminResult<Vec<HubSummary>> {
+        let cfg = self.server().config().clone();
+        let dp = self.server().dataplane();
+        Ok(cfg
+            .hub_names()
+            .iter()
+            .filter_map(|n| cfg.hub(n).ok())
+            .map(|h| {
+                let live = dp.hub(&h.name);
+                HubSummary {
+                    name: h.name.clone(),
+                    online: h.online,
+                    hub_type: 0,
+                    num_users: cfg.users(&h.name).map(|u| u.len()).unwrap_or(0) as u32,
+                    num_groups: 0,
+                    num_sessions: live.map(|l| l.sessions().len()).unwrap_or(0) as u32,
+                    num_mac_tables: live.map(|l| l.mac_table().len()).unwrap_or(0) as u32,
+                    num_ip_tables: live.map(|l| l.ip_table().len()).unwrap_or(0) as u32,
+                    last_comm_time_ms: h.created_time,
+                    last_login_time_ms: h.created_time,
+                    created_time_ms: h.created_time,
+                    num_login: 0,
+                    traffic: Traffic::default(),
+                }
+            })
+            .collect())
+    }
+
+    fn get_hub(&self, name: &str) -> AdminResult<HubConfig> {
+        let h = self
+            .server()
+            .config()
+            .hub(name)
+            .map_err(|e| model_err(&e))?;
+        Ok(HubConfig {
+            name: h.name,
+            online: h.online,
+            max_session: h.max_session,
+            no_enum: false,
+            hub_type: 0,
+            admin_password: None,
+            default_gateway: h.default_gateway,
+            default_subnet: h.default_subnet,
+        })
+    }
+
+    fn set_hub(&self, hub: &HubConfig) -> AdminResult<()> {
+        if !hub.default_gateway.is_unspecified() {
+            check_static_network(hub.default_gateway, hub.default_subnet)?;
+        }
+        self.change(|c| {
+            c.set_hub_online(&hub.name, hub.online)?;
+            if let Some(pw) = &hub.admin_password {
+                c.set_hub_password(&hub.name, pw)?;
+            }
+            if !hub.default_gateway.is_unspecified() {
+                c.set_static_network(&hub.name, hub.default_gateway, hub.default_subnet)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_hub_online(&self, name: &str, online: bool) -> AdminResult<()> {
+        self.change(|c| Ok(c.set_hub_online(name, online)?))
+    }
+
+    fn create_user(&self, user: &UserSpec) -> AdminResult<()> {
+        let UserAuth::Password(pw) = &user.auth else {
+            return Err(AdminError::new(
+                ERR_NOT_SUPPORTED,
+                "only password authentication is supported for users so far",
+            ));
+        };
+        self.change(|c| {
+            let now = now_ms();
+            c.create_user(&user.hub, &user.name, &user.real_name, &user.note, now)?;
+            if !pw.is_empty() {
+                c.set_user_password(&user.hub, &user.name, pw, now)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_user(&self, user: &UserSpec) -> AdminResult<()> {
+        self.change(|c| {
+            c.set_user_info(&user.hub, &user.name, &user.real_name, &user.note)?;
+            if let UserAuth::Password(pw) = &user.auth {
+                if !pw.is_empty() {
+                    c.set_user_password(&user.hub, &user.name, pw, now_ms())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn get_user(&self, hub: &str, name: &str) -> AdminResult<UserInfo> {
+        let u = self
+            .server()
+            .config()
+            .user(hub, name)
+            .map_err(|e| model_err(&e))?;
+        Ok(UserInfo {
+            hub: hub.to_string(),
+            name: u.name,
+            group_name: String::new(),
+            real_name: u.realname,
+            note: u.note,
+            created_time_ms: u.created_time,
+            updated_time_ms: u.created_time,
+            expire_time_ms: u.expire_time,
+            auth_type: u.auth_type,
+            num_login: 0,
+            traffic: Traffic::default(),
+        })
+    }
+
+    fn delete_user(&self, hub: &str, name: &str) -> AdminResult<()> {
+        self.change(|c| Ok(c.delete_user(hub, name)?))
+    }
+
+    fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserSummary>> {
+        let users = self
+            .server()
+            .config()
+            .users(hub)
+            .map_err(|e| model_err(&e))?;
+        Ok(users
+            .into_iter()
+            .map(|u| UserSummary {
+                name: u.name,
+                group_name: String::new(),
+                real_name: u.realname,
+                note: u.note,
+                auth_type: u.auth_type,
+                num_login: 0,
+                last_login_time_ms: 0,
+                deny_access: false,
+                expire_time_ms: u.expire_time,
+                traffic: Traffic::default(),
+            })
+            .collect())
+    }
+
+    fn enum_sessions(&self, hub: &str) -> AdminResult<Vec<SessionSummary>> {
+        Ok(self
+            .sessions_of(hub)?
+            .into_iter()
+            .map(|s| {
+                let t = to_traffic(&s.send, &s.recv);
+                let client_ip = s
+                    .client_addr
+                    .map(|a| a.ip())
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                let securenat = s.protocol == "SECURENAT";
+                SessionSummary {
+                    name: s.name,
+                    username: if securenat {
+                        "SecureNAT".into()
+                    } else {
+                        s.user
+                    },
+                    client_ip,
+                    hostname: if securenat {
+                        "Virtual Host".into()
+                    } else {
+                        client_ip.to_string()
+                    },
+                    kind: if securenat {
+                        SessionKind::SecureNat
+                    } else {
+                        SessionKind::Normal
+                    },
+                    max_num_tcp: if securenat { 0 } else { 1 },
+                    current_num_tcp: if securenat { 0 } else { 1 },
+                    packet_size: t.total_bytes(),
+                    packet_num: t.total_packets(),
+                    vlan_id: 0,
+                    unique_id: Vec::new(),
+                    created_time_ms: self.ms(s.created),
+                    last_comm_time_ms: self.ms(s.last_comm),
+                }
+            })
+            .collect())
+    }
+
+    fn session_status(&self, hub: &str, name: &str) -> AdminResult<SessionStatus> {
+        let s = self
+            .sessions_of(hub)?
+            .into_iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                AdminError::new(
+                    ERR_OBJECT_NOT_FOUND,
+                    format!("no session {name:?} on hub {hub:?}"),
+                )
+            })?;
+        let t = to_traffic(&s.send, &s.recv);
+        let wireguard = s.protocol == "WIREGUARD";
+        let client_ip = s
+            .client_addr
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(SessionStatus {
+            hub: hub.to_string(),
+            name: s.name,
+            username: s.user.clone(),
+            real_username: s.user,
+            group_name: String::new(),
+            client_ip,
+            client_hostname: client_ip.to_string(),
+            active: true,
+            connected: true,
+            start_time_ms: self.ms(s.created),
+            first_connection_time_ms: self.ms(s.created),
+            current_connection_time_ms: self.ms(s.created),
+            num_connections_established: 1,
+            max_tcp_connections: 1,
+            num_tcp_connections: u32::from(wireguard),
+            use_encrypt: wireguard,
+            cipher_name: if wireguard {
+                WIREGUARD_CIPHER.into()
+            } else {
+                String::new()
+            },
+            use_compress: false,
+            underlay_protocol: if wireguard {
+                WIREGUARD_UNDERLAY.into()
+            } else {
+                s.protocol.clone()
+            },
+            total_send_size: t.send_unicast_bytes + t.send_broadcast_bytes,
+            total_recv_size: t.recv_unicast_bytes + t.recv_broadcast_bytes,
+            traffic: t,
+            client_product_name: if wireguard {
+                "WireGuard".into()
+            } else {
+                s.protocol
+            },
+            client_os_name: String::new(),
+            unique_id: Vec::new(),
+        })
+    }
+
+    fn delete_session(&self, hub: &str, name: &str) -> AdminResult<()> {
+        self.require_hub(hub)?;
+        let mut dp = self.server().dataplane();
+        let id = dp
+            .hub(hub)
+            .and_then(|h| h.session_by_name(name))
+            .ok_or_else(|| {
+                AdminError::new(
+                    ERR_OBJECT_NOT_FOUND,
+                    format!("no session {name:?} on hub {hub:?}"),
+                )
+            })?;
+        if dp.disconnect_session(hub, id) {
+            Ok(())
+        } else {
+            Err(AdminError::new(
+                ERR_NOT_SUPPORTED,
+                "this session is the SecureNAT host; use SecureNatDisable",
+            ))
+        }
+    }
+
+    fn enum_ip_table(&self, hub: &str) -> AdminResult<Vec<IpEntry>> {
+        self.require_hub(hub)?;
+        let dp = self.server().dataplane();
+        Ok(dp
+            .hub(hub)
+            .map(|h| h.ip_table())
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| IpEntry {
+                key: i as u32 + 1,
+                session_name: e.session_name,
+                ip: e.ip,
+                dhcp_allocated: false,
+                created_time_ms: self.ms(e.created),
+                updated_time_ms: self.ms(e.updated),
+            })
+            .collect())
+    }
+
+    fn enum_mac_table(&self, hub: &str) -> AdminResult<Vec<MacEntry>> {
+        self.require_hub(hub)?;
+        let dp = self.server().dataplane();
+        Ok(dp
+            .hub(hub)
+            .map(|h| h.mac_table())
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| MacEntry {
+                key: i as u32 + 1,
+                session_name: e.session_name,
+                mac: e.mac,
+                vlan_id: 0,
+                created_time_ms: self.ms(e.created),
+                updated_time_ms: self.ms(e.updated),
+            })
+            .collect())
+    }
+
+    fn enable_secure_nat(&self, hub: &str) -> AdminResult<()> {
+        self.set_securenat_enabled(hub, true)
+    }
+
+    fn disable_secure_nat(&self, hub: &str) -> AdminResult<()> {
+        self.set_securenat_enabled(hub, false)
+    }
+
+    fn get_secure_nat_option(&self, hub: &str) -> AdminResult<SecureNatOption> {
+        let s = self
+            .server()
+            .config()
+            .hub(hub)
+            .map_err(|e| model_err(&e))?
+            .securenat;
+        Ok(SecureNatOption {
+            mac: s.host_mac,
+            ip: s.host_ip,
+            mask: s.host_mask,
+            use_nat: s.nat_enabled,
+            mtu: s.nat_mtu,
+            nat_tcp_timeout: s.nat_tcp_timeout,
+            nat_udp_timeout: s.nat_udp_timeout,
+            use_dhcp: s.dhcp_enabled,
+            dhcp_lease_start: s.dhcp_start,
+            dhcp_lease_end: s.dhcp_end,
+            dhcp_subnet_mask: s.dhcp_mask,
+            dhcp_expire_secs: s.dhcp_expire,
+            dhcp_gateway: s.dhcp_gateway,
+            dhcp_dns: s.dhcp_dns,
+            dhcp_dns2: s.dhcp_dns2,
+            dhcp_domain_name: s.dhcp_domain,
+            save_log: s.save_log,
+            apply_dhcp_push_routes: !s.dhcp_push_routes.is_empty(),
+            dhcp_push_routes: s.dhcp_push_routes,
+        })
+    }
+
+    fn set_secure_nat_option(&self, hub: &str, o: &SecureNatOption) -> AdminResult<()> {
+        if o.mtu < 64 || o.mtu > 9000 {
+            return Err(AdminError::invalid_param("Mtu_u32", "must be 64..=9000"));
+        }
+        self.change(|c| {
+            let mut s = c.hub(hub)?.securenat;
+            s.host_mac = o.mac;
+            s.host_ip = o.ip;
+            s.host_mask = o.mask;
+            s.nat_enabled = o.use_nat;
+            s.nat_mtu = o.mtu;
+            s.nat_tcp_timeout = o.nat_tcp_timeout;
+            s.nat_udp_timeout = o.nat_udp_timeout;
+            s.dhcp_enabled = o.use_dhcp;
+            s.dhcp_start = o.dhcp_lease_start;
+            s.dhcp_end = o.dhcp_lease_end;
+            s.dhcp_mask = o.dhcp_subnet_mask;
+            s.dhcp_expire = o.dhcp_expire_secs;
+            s.dhcp_gateway = o.dhcp_gateway;
+            s.dhcp_dns = o.dhcp_dns;
+            s.dhcp_dns2 = o.dhcp_dns2;
+            s.dhcp_domain = o.dhcp_domain_name.clone();
+            s.save_log = o.save_log;
+            s.dhcp_push_routes = if o.apply_dhcp_push_routes {
+                o.dhcp_push_routes.clone()
+            } else {
+                String::new()
+            };
+            Ok(c.set_securenat(hub, &s)?)
+        })?;
+        self.server().sync_dataplane();
+        Ok(())
+    }
+
+    fn secure_nat_status(&self, hub: &str) -> AdminResult<SecureNatStatus> {
+        let cfg = self.server().config();
+        if virtual_host_of(&cfg, hub).is_none() {
+            self.require_hub(hub)?;
+            return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
+        }
+        // the virtual host answers ARP and ping; its NAT and DHCP tables do not exist yet
+        Ok(SecureNatStatus::default())
+    }
+
+    fn add_wg_keys(&self, keys: &[WgKey]) -> AdminResult<()> {
+        let mut decoded = Vec::new();
+        for k in keys {
+            let key = decode_key(&k.key).ok_or_else(|| {
+                AdminError::invalid_param(
+                    "Key_str",
+                    &format!(
+                        "{:?} is not a WireGuard public key (base64 of 32 bytes)",
+                        k.key
+                    ),
+                )
+            })?;
+            decoded.push((key, k));
+        }
+        self.change(|c| {
+            for (_, k) in &decoded {
+                c.add_wg_key(&k.key, &k.hub, &k.user)?;
+            }
+            Ok(())
+        })?;
+        let mut dp = self.server().dataplane();
+        for (key, k) in decoded {
+            dp.wg.insert_key(
+                key,
+                etherhub_wireguard::KeyEntry {
+                    hub: k.hub.clone(),
+                    user: k.user.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn delete_wg_keys(&self, keys: &[String]) -> AdminResult<()> {
+        self.change(|c| {
+            for k in keys {
+                c.remove_wg_key(k)?;
+            }
+            Ok(())
+        })?;
+        let mut dp = self.server().dataplane();
+        for k in keys {
+            if let Some(key) = decode_key(k) {
+                dp.remove_key(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn enum_wg_keys(&self) -> AdminResult<Vec<WgKey>> {
+        Ok(self
+            .server()
+            .config()
+            .wg_keys()
+            .into_iter()
+            .map(|k| WgKey {
+                key: k.key,
+                hub: k.hub,
+                user: k.user,
+            })
+            .collect())
+    }
+
+    fn wg_server_info(&self) -> AdminResult<WgServerInfo> {
+        let cfg = self.server().config();
+        let wg = cfg
+            .wireguard()
+            .unwrap_or(etherhub_config::WireGuardSettings {
+                enabled: false,
+                preshared_key: String::new(),
+                private_key: String::new(),
+            });
+        let public_key = decode_key(&wg.private_key)
+            .map(|k| etherhub_wireguard::key_to_base64(&etherhub_wireguard::public_key_of(&k)))
+            .unwrap_or_default();
+        Ok(WgServerInfo {
+            enabled: wg.enabled,
+            public_key,
+            preshared_key: wg.preshared_key,
+            udp_ports: cfg.udp_ports(),
+        })
+    }
+
+    fn get_udp_ports(&self) -> AdminResult<Vec<u16>> {
+        Ok(self.server().config().udp_ports())
+    }
+
+    fn set_udp_ports(&self, ports: &[u16]) -> AdminResult<()> {
+        if ports.contains(&0) {
+            return Err(AdminError::invalid_param(
+                "Ports_u32",
+                "port 0 is not a port",
+            ));
+        }
+        self.change(|c| {
+            c.set_udp_ports(ports);
+            Ok(())
+        })?;
+        self.block_on(self.0.apply_udp_ports(ports));
+        Ok(())
+    }
+
+    fn create_listener(&self, port: u16, enable: bool) -> AdminResult<()> {
+        if port == 0 {
+            return Err(AdminError::invalid_param(
+                "Port_u32",
+                "port 0 is not a port",
+            ));
+        }
+        self.change(|c| Ok(c.add_listener(port, enable)?))?;
+        if enable {
+            self.block_on(self.0.start_tcp(port));
+        }
+        Ok(())
+    }
+
+    fn delete_listener(&self, port: u16) -> AdminResult<()> {
+        self.change(|c| Ok(c.remove_listener(port)?))?;
+        self.server().stop_tcp(port);
+        Ok(())
+    }
+
+    fn enable_listener(&self, port: u16, enable: bool) -> AdminResult<()> {
+        self.change(|c| Ok(c.set_listener_enabled(port, enable)?))?;
+        let running = self.server().tcp_ports_running().contains(&port);
+        if enable && !running {
+            self.block_on(self.0.start_tcp(port));
+        } else if !enable && running {
+            self.server().stop_tcp(port);
+        }
+        Ok(())
+    }
+
+    fn enum_listeners(&self) -> AdminResult<Vec<ListenerInfo>> {
+        let running = self.server().tcp_ports_running();
+        Ok(self
+            .server()
+            .config()
+            .listeners()
+            .into_iter()
+            .map(|l| ListenerInfo {
+                port: l.port,
+                enabled: l.enabled,
+                error: l.enabled && !running.contains(&l.port),
+            })
+            .collect())
+    }
+
+    fn set_server_password(&self, password: &str) -> AdminResult<()> {
+        self.change(|c| {
+            c.set_admin_password(password);
+            Ok(())
+        })
+    }
+
+    fn get_config(&self) -> AdminResult<ConfigFile> {
+        let cfg = self.server().config();
+        Ok(ConfigFile {
+            file_name: self
+                .server()
+                .store
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "vpn_server.config".into()),
+            data: cfg.to_text().into_bytes(),
+        })
+    }
+
+    fn set_config(&self, data: &[u8]) -> AdminResult<()> {
+        let text = std::str::from_utf8(data)
+            .map_err(|_| AdminError::invalid_param("FileData_bin", "not UTF-8 text"))?;
+        let new = etherhub_config::Config::parse(text).map_err(|e| {
+            AdminError::new(
+                ERR_INVALID_PARAMETER,
+                format!("the config does not parse: {e}"),
+            )
+        })?;
+        let ports = new.udp_ports();
+        self.change(move |c| {
+            *c = new;
+            Ok(())
+        })?;
+        self.server().sync_dataplane();
+        self.block_on(self.0.apply_udp_ports(&ports));
+        Ok(())
+    }
+}
+
+impl AdminBackend {
+    fn set_securenat_enabled(&self, hub: &str, enabled: bool) -> AdminResult<()> {
+        self.change(|c| {
+            let mut s = c.hub(hub)?.securenat;
+            s.enabled = enabled;
+            Ok(c.set_securenat(hub, &s)?)
+        })?;
+        self.server().sync_dataplane();
+        Ok(())
+    }
+}
+
+/// SetStaticNetwork's gateway must sit inside its subnet mask's network, and the mask must be
+/// contiguous.
+fn check_static_network(gw: Ipv4Addr, mask: Ipv4Addr) -> AdminResult<()> {
+    let m = u32::from(mask);
+    if m == 0 || m.leading_ones() + m.trailing_zeros() != 32 {
+        return Err(AdminError::invalid_param(
+            "DefaultSubnet_u32",
+            &format!("{mask} is not a subnet mask"),
+        ));
+    }
+    let host = u32::from(gw) & !m;
+    if host == 0 || host == !m {
+        return Err(AdminError::invalid_param(
+            "DefaultGateway_u32",
+            &format!("{gw} is the network or broadcast address of {mask}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! The packet path: UDP datagrams -> WireGuard -> sessions on virtual hubs -> back out.
+//!
+//! One `Dataplane` value holds the WireGuard server and every hub; the socket tasks take its lock
+//! once per batch of datagrams, so a packet crosses the whole path without another hand-off.
+
+use etherhub_hub::{Delivery, Hub, SessionId, VirtualHostConfig};
+use etherhub_wireguard::{Action, Event, PeerId};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+
+/// Largest datagram we handle; WireGuard adds 32 bytes to an inner packet of at most 65535.
+pub const BUF_SIZE: usize = 65_536 + 64;
+
+/// Where a WireGuard peer sits: its hub, its session there, and the UDP port it talks to.
+#[derive(Clone, Debug)]
+pub struct PeerLink {
+    pub hub: String,
+    pub session: SessionId,
+    pub port: u16,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct DataplaneStats {
+    /// datagrams no protocol on the port recognised
+    pub unknown_datagrams: u64,
+    /// datagrams we could not send (socket buffer full, no socket)
+    pub send_failures: u64,
+    /// deliveries to a session no peer backs any more
+    pub orphan_deliveries: u64,
+}
+
+pub struct Dataplane {
+    pub wg: etherhub_wireguard::Server,
+    /// keyed by the hub name in upper case: SoftEther's hub names are case-insensitive
+    pub hubs: BTreeMap<String, Hub>,
+    pub peers: HashMap<PeerId, PeerLink>,
+    sessions: HashMap<(String, SessionId), PeerId>,
+    pub sockets: HashMap<u16, Arc<UdpSocket>>,
+    /// which of our UDP ports each remote endpoint last used, so replies leave from it
+    endpoint_port: HashMap<SocketAddr, u16>,
+    buf: Vec<u8>,
+    deliveries: Vec<Delivery>,
+    timer_out: Vec<(SocketAddr, Vec<u8>)>,
+    pub stats: DataplaneStats,
+}
+
+fn send(
+    sockets: &HashMap<u16, Arc<UdpSocket>>,
+    stats: &mut DataplaneStats,
+    port: u16,
+    to: SocketAddr,
+    bytes: &[u8],
+) {
+    match sockets.get(&port) {
+        Some(s) => {
+            if s.try_send_to(bytes, to).is_err() {
+                stats.send_failures += 1;
+            }
+        }
+        None => stats.send_failures += 1,
+    }
+}
+
+/// The UDP port a remote endpoint last talked to (any bound port when unknown).
+fn port_for(
+    endpoint_port: &HashMap<SocketAddr, u16>,
+    sockets: &HashMap<u16, Arc<UdpSocket>>,
+    to: SocketAddr,
+) -> u16 {
+    endpoint_port
+        .get(&to)
+        .copied()
+        .or_else(|| sockets.keys().next().copied())
+        .unwrap_or(0)
+}
+
+impl Dataplane {
+    pub fn new(wg: etherhub_wireguard::Server) -> Self {
+        Dataplane {
+            wg,
+            hubs: BTreeMap::new(),
+            peers: HashMap::new(),
+            sessions: HashMap::new(),
+            sockets: HashMap::new(),
+            endpoint_port: HashMap::new(),
+            buf: vec![0; BUF_SIZE],
+            deliveries: Vec::new(),
+            timer_out: Vec::new(),
+            stats: DataplaneStats::default(),
+        }
+    }
+
+    pub fn hub(&self, name: &str) -> Option<&Hub> {
+        self.hubs.get(&name.to_ascii_uppercase())
+    }
+
+    pub fn hub_mut(&mut self, name: &str) -> Option<&mut Hub> {
+        self.hubs.get_mut(&name.to_ascii_uppercase())
+    }
+
+    /// Adds a hub, or updates its SecureNAT virtual host when it exists.
+    pub fn ensure_hub(&mut self, name: &str, securenat: Option<VirtualHostConfig>, now: Instant) {
+        let hub = self
+            .hubs
+            .entry(name.to_ascii_uppercase())
+            .or_insert_with(|| Hub::new(name));
+        hub.set_securenat(securenat, now);
+    }
+
+    /// Removes a hub and ends every WireGuard peer on it.
+    pub fn remove_hub(&mut self, name: &str) {
+        let key = name.to_ascii_uppercase();
+        let gone: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, l)| l.hub == key)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in gone {
+            self.unlink_peer(p);
+        }
+        self.hubs.remove(&key);
+    }
+
+    /// The peer behind a session, if it is a WireGuard session.
+    pub fn peer_of_session(&self, hub: &str, session: SessionId) -> Option<PeerId> {
+        self.sessions
+            .get(&(hub.to_ascii_uppercase(), session))
+            .copied()
+    }
+
+    /// One datagram that arrived on UDP `port`.
+    pub fn on_datagram(&mut self, port: u16, src: SocketAddr, data: &[u8], now: Instant) {
+        if !etherhub_wireguard::is_wireguard(data) {
+            self.stats.unknown_datagrams += 1;
+            return;
+        }
+        let Dataplane {
+            wg,
+            buf,
+            sockets,
+            stats,
+            peers,
+            ..
+        } = self;
+        let mut answered = true;
+        match wg.handle_datagram(now, src, data, buf) {
+            Action::Nothing => answered = false,
+            Action::Send(to, bytes) => send(sockets, stats, port, to, bytes),
+            Action::Packet(peer, packet) => {
+                if let Some(link) = peers.get_mut(&peer) {
+                    link.port = port;
+                    if let Some(h) = self.hubs.get_mut(&link.hub) {
+                        h.input_ip(link.session, packet, now, &mut self.deliveries);
+                    }
+                    let hub = link.hub.clone();
+                    self.deliver(&hub);
+                }
+            }
+        }
+        if answered {
+            // pruned on the hub tick to the endpoints of live peers
+            self.endpoint_port.insert(src, port);
+        }
+        self.process_events(port, now);
+        self.send_queued();
+    }
+
+    /// Packets the WireGuard server held while a handshake was under way.
+    fn send_queued(&mut self) {
+        while let Action::Send(to, bytes) = self.wg.poll_queued(&mut self.buf) {
+            let port = port_for(&self.endpoint_port, &self.sockets, to);
+            send(&self.sockets, &mut self.stats, port, to, bytes);
+        }
+    }
+
+    fn process_events(&mut self, port: u16, now: Instant) {
+        while let Some(ev) = self.wg.poll_event() {
+            match ev {
+                Event::Connected {
+                    peer,
+                    hub,
+                    user,
+                    endpoint,
+                } => {
+                    if self.peers.contains_key(&peer) {
+                        continue;
+                    }
+                    let key = hub.to_ascii_uppercase();
+                    let Some(h) = self.hubs.get_mut(&key) else {
+                        tracing::warn!(
+                            hub,
+                            user,
+                            "WireGuard key points at a hub that does not exist"
+                        );
+                        continue;
+                    };
+                    let session = h.add_l3_session(&user, "WIREGUARD", Some(endpoint), now);
+                    tracing::info!(
+                        hub,
+                        user,
+                        %endpoint,
+                        session = h.session(session).map(|s| s.name).unwrap_or_default(),
+                        "WireGuard session started"
+                    );
+                    self.sessions.insert((key.clone(), session), peer);
+                    self.peers.insert(
+                        peer,
+                        PeerLink {
+                            hub: key,
+                            session,
+                            port,
+                        },
+                    );
+                }
+                Event::Disconnected { peer } => self.unlink_peer(peer),
+            }
+        }
+    }
+
+    fn unlink_peer(&mut self, peer: PeerId) {
+        if let Some(link) = self.peers.remove(&peer) {
+            self.sessions.remove(&(link.hub.clone(), link.session));
+            if let Some(h) = self.hubs.get_mut(&link.hub) {
+                if let Some(s) = h.session(link.session) {
+                    tracing::info!(session = s.name, "WireGuard session ended");
+                }
+                h.remove_session(link.session);
+            }
+        }
+    }
+
+    /// Ends a WireGuard session by its hub session (SessionDisconnect). The key stays registered.
+    pub fn disconnect_session(&mut self, hub: &str, session: SessionId) -> bool {
+        match self.peer_of_session(hub, session) {
+            Some(peer) => {
+                self.wg.disconnect(peer);
+                self.unlink_peer(peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a client key; its live session ends.
+    pub fn remove_key(&mut self, key: &etherhub_wireguard::Key) {
+        if let Some(peer) = self.wg.remove_key(key) {
+            self.unlink_peer(peer);
+        }
+        while let Some(ev) = self.wg.poll_event() {
+            if let Event::Disconnected { peer } = ev {
+                self.unlink_peer(peer);
+            }
+        }
+    }
+
+    /// Sends what hub `hub` (upper case key) produced for its WireGuard sessions.
+    fn deliver(&mut self, hub: &str) {
+        let Dataplane {
+            wg,
+            buf,
+            sockets,
+            stats,
+            peers,
+            sessions,
+            deliveries,
+            ..
+        } = self;
+        for d in deliveries.drain(..) {
+            let Some(peer) = sessions.get(&(hub.to_string(), d.session)).copied() else {
+                stats.orphan_deliveries += 1;
+                continue;
+            };
+            let port = peers.get(&peer).map(|l| l.port).unwrap_or(0);
+            if let Action::Send(to, bytes) = wg.encapsulate(peer, &d.packet, buf) {
+                send(sockets, stats, port, to, bytes);
+            }
+        }
+    }
+
+    /// Timers: WireGuard keepalives and rekeys (every call), hub ageing (when `hub_tick`).
+    pub fn on_timer(&mut self, now: Instant, hub_tick: bool) {
+        self.wg.handle_timers(now, &mut self.timer_out);
+        for (to, bytes) in std::mem::take(&mut self.timer_out) {
+            let port = port_for(&self.endpoint_port, &self.sockets, to);
+            send(&self.sockets, &mut self.stats, port, to, &bytes);
+        }
+        self.send_queued();
+        while let Some(ev) = self.wg.poll_event() {
+            if let Event::Disconnected { peer } = ev {
+                self.unlink_peer(peer);
+            }
+        }
+        if hub_tick {
+            let keys: Vec<String> = self.hubs.keys().cloned().collect();
+            for key in keys {
+                if let Some(h) = self.hubs.get_mut(&key) {
+                    h.tick(now, &mut self.deliveries);
+                }
+                self.deliver(&key);
+            }
+            // roaming: sessions show the address the peer talks from now
+            let mut live = std::collections::HashSet::new();
+            for (peer, link) in &self.peers {
+                if let (Some(info), Some(h)) = (self.wg.peer(*peer), self.hubs.get_mut(&link.hub)) {
+                    h.set_client_addr(link.session, info.endpoint);
+                    live.insert(info.endpoint);
+                }
+            }
+            self.endpoint_port.retain(|a, _| live.contains(a));
+        }
+    }
+}

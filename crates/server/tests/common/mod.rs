@@ -1,0 +1,493 @@
+//! Test hosts in network namespaces: an Etherhub server in one, stock WireGuard clients
+//! (Debian's wireguard-go and wg) in others, joined by veth pairs on 198.18.0.0/15.
+//! Everything a test creates is removed when its guard drops; processes are ended by their PID.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const ETHERHUB: &str = env!("CARGO_BIN_EXE_etherhub");
+
+/// True when this process may create namespaces and the stock client is installed. Without
+/// them the test fails, unless ETHERHUB_SKIP_NETNS=1 asks to skip it (then it says so loudly).
+pub fn can_run_netns() -> bool {
+    let root = is_root();
+    let missing: Vec<&str> = ["ip", "wireguard-go", "wg", "ping"]
+        .into_iter()
+        .filter(|t| which(t).is_none())
+        .collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "namespace acceptance tests need root (have root: {root}) and ip, wireguard-go, wg, ping \
+         (missing: {missing:?}); scripts/test installs them"
+    );
+    if std::env::var_os("ETHERHUB_SKIP_NETNS").is_some() {
+        eprintln!("SKIPPED: {why}");
+        return false;
+    }
+    panic!("{why}; set ETHERHUB_SKIP_NETNS=1 to skip these tests");
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+pub fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(cmd))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A short id unique to this test process and call, for names that must not collide when
+/// tests run in parallel (netns, interface names, UAPI sockets).
+pub fn unique_id() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    (std::process::id() % 10_000) * 10 + n
+}
+
+/// An id in 0..=255 for the underlay subnet, as unique as we can make it across processes.
+fn subnet_octet(id: u32) -> u8 {
+    (id.wrapping_mul(2_654_435_761) >> 24) as u8
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+pub fn must(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: String) -> Netns {
+        let _ = run(Command::new("ip").args(["netns", "del", &name]));
+        must(Command::new("ip").args(["netns", "add", &name]));
+        must(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Netns { name }
+    }
+
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut c = Command::new("ip");
+        c.args(["-n", &self.name]).args(args);
+        must(&mut c)
+    }
+
+    /// `count` pings at 0.2 s; true when at least one answer came back.
+    pub fn ping(&self, addr: &str, count: u32) -> bool {
+        let out =
+            run(self
+                .cmd("ping")
+                .args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", addr]));
+        out.status.success()
+    }
+
+    /// Pings until one answer arrives or `within` passes.
+    pub fn ping_until(&self, addr: &str, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if self.ping(addr, 1) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
+    }
+}
+
+/// A child process ended by its PID on drop.
+pub struct Proc {
+    pub child: Child,
+    pub what: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// A veth pair between two namespaces: `a` gets `a_ip`, `b` gets `b_ip` (CIDR strings).
+pub fn veth(a: &Netns, a_ip: &str, b: &Netns, b_ip: &str, id: u32, tag: &str) {
+    let ia = format!("v{tag}{id}a");
+    let ib = format!("v{tag}{id}b");
+    must(Command::new("ip").args([
+        "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib, "netns", &b.name,
+    ]));
+    a.ip(&["addr", "add", a_ip, "dev", &ia]);
+    b.ip(&["addr", "add", b_ip, "dev", &ib]);
+    a.ip(&["link", "set", &ia, "up"]);
+    b.ip(&["link", "set", &ib, "up"]);
+}
+
+/// The Etherhub server in its namespace.
+pub struct EtherhubServer {
+    pub ns: Netns,
+    pub dir: tempfile::TempDir,
+    pub proc: Option<Proc>,
+    pub log: PathBuf,
+}
+
+impl EtherhubServer {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("vpn_server.config")
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = self
+            .ns
+            .cmd(ETHERHUB)
+            .args(["server", "--config"])
+            .arg(self.config_path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.proc = Some(Proc {
+            child,
+            what: "etherhub server".into(),
+        });
+        // ready when the admin API answers
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            let out = run(self
+                .ns
+                .cmd("bash")
+                .args(["-c", "exec 3<>/dev/tcp/127.0.0.1/5555 && echo ok"]));
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("etherhub did not start; log:\n{}", self.log_text());
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `etherhub cmd` inside the server's namespace, as server admin from loopback.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        self.cmd_in(None, args)
+    }
+
+    /// `etherhub cmd` with hub `hub` selected (`/ADMINHUB:hub`), or server-wide.
+    pub fn cmd_in(&self, hub: Option<&str>, args: &[&str]) -> Output {
+        let mut c = self.ns.cmd(ETHERHUB);
+        c.args(["cmd", "127.0.0.1:5555", "/SERVER"]);
+        if let Some(h) = hub {
+            c.arg(format!("/ADMINHUB:{h}"));
+        }
+        c.arg("/CMD").args(args);
+        run(&mut c)
+    }
+
+    /// Like [`cmd`](Self::cmd) but the command must succeed; returns its output.
+    pub fn must_cmd(&self, args: &[&str]) -> String {
+        self.must_cmd_in(None, args)
+    }
+
+    /// A hub command on hub DEFAULT that must succeed.
+    pub fn must_hub_cmd(&self, args: &[&str]) -> String {
+        self.must_cmd_in(Some("DEFAULT"), args)
+    }
+
+    pub fn must_cmd_in(&self, hub: Option<&str>, args: &[&str]) -> String {
+        let out = self.cmd_in(hub, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "etherhub cmd {args:?} failed:\n{text}"
+        );
+        text
+    }
+
+    pub fn server_public_key(&self) -> String {
+        let wg =
+            etherhub_config::Config::parse(&std::fs::read_to_string(self.config_path()).unwrap())
+                .unwrap()
+                .wireguard()
+                .unwrap();
+        let key = etherhub_wireguard::key_from_base64(&wg.private_key).unwrap();
+        etherhub_wireguard::key_to_base64(&etherhub_wireguard::public_key_of(&key))
+    }
+
+    pub fn preshared_key(&self) -> String {
+        etherhub_config::Config::parse(&std::fs::read_to_string(self.config_path()).unwrap())
+            .unwrap()
+            .wireguard()
+            .unwrap()
+            .preshared_key
+    }
+}
+
+impl Drop for EtherhubServer {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("--- etherhub log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// A stock WireGuard client: Debian's wireguard-go in its own namespace, configured by `wg`.
+pub struct WgClient {
+    pub ns: Netns,
+    pub ifname: String,
+    pub private_key: String,
+    pub public_key: String,
+    pub address: String,
+    pub underlay_gw: String,
+    proc: Option<Proc>,
+    dir: tempfile::TempDir,
+}
+
+pub fn wg_genkey() -> (String, String) {
+    let private = must(Command::new("wg").arg("genkey")).trim().to_string();
+    let mut child = Command::new("wg")
+        .arg("pubkey")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{private}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        private,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+impl WgClient {
+    /// Starts wireguard-go in `ns` with a fresh key; the tunnel is configured by [`configure`].
+    pub fn new(ns: Netns, id: u32, address: &str, underlay_gw: &str) -> WgClient {
+        let (private_key, public_key) = wg_genkey();
+        let ifname = format!("wgc{id}");
+        let dir = tempfile::tempdir().unwrap();
+        let child = ns
+            .cmd("wireguard-go")
+            .args(["-f", &ifname])
+            .env("LOG_LEVEL", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let c = WgClient {
+            ns,
+            ifname,
+            private_key,
+            public_key,
+            address: address.to_string(),
+            underlay_gw: underlay_gw.to_string(),
+            proc: Some(Proc {
+                child,
+                what: "wireguard-go".into(),
+            }),
+            dir,
+        };
+        let end = Instant::now() + Duration::from_secs(10);
+        while run(c.ns.cmd("ip").args(["link", "show", &c.ifname]))
+            .status
+            .code()
+            != Some(0)
+        {
+            assert!(
+                Instant::now() < end,
+                "wireguard-go did not create {}",
+                c.ifname
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c.ns.ip(&["addr", "add", address, "dev", &c.ifname]);
+        c.ns.ip(&["link", "set", &c.ifname, "mtu", "1420", "up"]);
+        c
+    }
+
+    /// Writes the seed's client config (minus Address, which `new` set) and applies it with
+    /// `wg setconf`: PrivateKey; PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive.
+    pub fn configure(&self, server_public: &str, psk: &str, endpoint: &str, allowed: &str) {
+        let conf = format!(
+            "[Interface]\nPrivateKey = {}\n\n[Peer]\nPublicKey = {server_public}\nPresharedKey = {psk}\n\
+             AllowedIPs = {allowed}\nEndpoint = {endpoint}\nPersistentKeepalive = 25\n",
+            self.private_key
+        );
+        let path = self.dir.path().join(format!("{}.conf", self.ifname));
+        std::fs::write(&path, conf).unwrap();
+        must(self.ns.cmd("wg").args(["setconf", &self.ifname]).arg(&path));
+    }
+
+    pub fn remove_peer(&self, server_public: &str) {
+        must(
+            self.ns
+                .cmd("wg")
+                .args(["set", &self.ifname, "peer", server_public, "remove"]),
+        );
+    }
+
+    /// Seconds since the epoch of the last handshake with the server, 0 if none.
+    pub fn latest_handshake(&self) -> u64 {
+        let out = must(
+            self.ns
+                .cmd("wg")
+                .args(["show", &self.ifname, "latest-handshakes"]),
+        );
+        out.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn wait_handshake_after(&self, after: u64, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if self.latest_handshake() > after {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for WgClient {
+    fn drop(&mut self) {
+        let _ = run(self.ns.cmd("ip").args(["link", "del", &self.ifname]));
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+    }
+}
+
+/// A server namespace with `clients` client namespaces, each on its own veth /24.
+pub struct Lab {
+    pub id: u32,
+    pub server: EtherhubServer,
+    pub client_ns: Vec<Option<Netns>>,
+    pub server_addrs: Vec<String>,
+}
+
+impl Lab {
+    pub fn new(clients: usize) -> Lab {
+        let id = unique_id();
+        let server_ns = Netns::new(format!("ehs{id}"));
+        let octet = subnet_octet(id);
+        let mut client_ns = Vec::new();
+        let mut server_addrs = Vec::new();
+        for i in 0..clients {
+            let ns = Netns::new(format!("ehc{id}x{i}"));
+            // 198.18.0.0/15: client i on 198.(18 + i % 2).<octet + i / 2>.0/24
+            let second = 18 + (i % 2) as u8;
+            let third = octet.wrapping_add((i / 2) as u8);
+            let s_ip = format!("198.{second}.{third}.1");
+            let c_ip = format!("198.{second}.{third}.2");
+            veth(
+                &server_ns,
+                &format!("{s_ip}/24"),
+                &ns,
+                &format!("{c_ip}/24"),
+                id,
+                &i.to_string(),
+            );
+            server_addrs.push(s_ip);
+            client_ns.push(Some(ns));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("etherhub.log");
+        Lab {
+            id,
+            server: EtherhubServer {
+                ns: server_ns,
+                dir,
+                proc: None,
+                log,
+            },
+            client_ns,
+            server_addrs,
+        }
+    }
+
+    /// A wireguard-go client in client namespace `i`, with tunnel address `address` (CIDR).
+    pub fn client(&mut self, i: usize, address: &str) -> WgClient {
+        let ns = self.client_ns[i].take().expect("one client per namespace");
+        let gw = self.server_addrs[i].clone();
+        WgClient::new(ns, self.id * 10 + i as u32, address, &gw)
+    }
+}
