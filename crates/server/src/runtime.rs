@@ -300,6 +300,8 @@ async fn timer_loop(server: Arc<Server>) {
     loop {
         tick.tick().await;
         n += 1;
-        server.dataplane().on_timer(Instant::now(), n.is_multiple_of(4));
+        server
+            .dataplane()
+            .on_timer(Instant::now(), n.is_multiple_of(4));
     }
 }
