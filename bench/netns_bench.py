@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Throughput harness: Etherhub against a plain wireguard-go tunnel, on the same namespaces, in
+one run.
+
+Topology (all in namespaces this script creates and removes, underlay 198.18.0.0/15):
+
+    ebA (client A) --198.18.200.0/24-- ebS (server) --198.18.201.0/24-- ebB (client B)
+                                        ebS --198.19.200.0/24-- ebL (LAN)
+
+Paths measured, each for several rounds (median, min, max reported):
+  baseline   iperf3 over the bare veth A -> S                 (the machine's limit)
+  anchor     wireguard-go A <-> wireguard-go S, plain tunnel   (what we compare against)
+  hub        wireguard-go A -> Etherhub -> wireguard-go B      (client to client on one hub)
+  securenat  wireguard-go A -> Etherhub SecureNAT -> LAN host  (only when --securenat)
+
+Tests per path: TCP single stream A->far and far->A (-R), TCP 4 streams, UDP at full rate
+(received Mbit/s and loss), ping RTT, and the server process's CPU seconds per GB moved.
+Every load is bounded by iperf3's -t and a subprocess timeout.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NS = ["ebA", "ebB", "ebS", "ebL"]
+procs = []  # (Popen, name): ended by PID at cleanup
+
+
+def sh(*args, check=True, timeout=60, capture=True, input=None):
+    r = subprocess.run(list(args), check=False, timeout=timeout, text=True,
+                       capture_output=capture, input=input)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {r.stdout}{r.stderr}")
+    return r.stdout if capture else ""
+
+
+def nsx(ns, *args, **kw):
+    return sh("ip", "netns", "exec", ns, *args, **kw)
+
+
+def spawn(ns, *args, log=None):
+    p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdin=subprocess.DEVNULL,
+                         stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+    procs.append(p)
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def cleanup():
+    for p in reversed(procs):
+        try:
+            stop(p)
+        except Exception:
+            pass
+    for ns in NS:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def setup_underlay():
+    cleanup()
+    for ns in NS:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    for (a, aip, b, bip, name) in [
+        ("ebS", "198.18.200.1/24", "ebA", "198.18.200.2/24", "ebsa"),
+        ("ebS", "198.18.201.1/24", "ebB", "198.18.201.2/24", "ebsb"),
+        ("ebS", "198.19.200.1/24", "ebL", "198.19.200.2/24", "ebsl"),
+    ]:
+        sh("ip", "link", "add", name + "0", "netns", a, "type", "veth", "peer", "name", name + "1", "netns", b)
+        sh("ip", "-n", a, "addr", "add", aip, "dev", name + "0")
+        sh("ip", "-n", b, "addr", "add", bip, "dev", name + "1")
+        sh("ip", "-n", a, "link", "set", name + "0", "up")
+        sh("ip", "-n", b, "link", "set", name + "1", "up")
+    # the LAN host answers the server's own sockets; it needs no route beyond its subnet
+    sh("ip", "-n", "ebL", "route", "add", "default", "via", "198.19.200.1")
+
+
+def genkey():
+    priv = sh("wg", "genkey").strip()
+    pub = sh("wg", "pubkey", input=priv + "\n").strip()
+    return priv, pub
+
+
+def wg_iface(ns, ifname, addr, priv, peer_pub, psk, endpoint, allowed, listen_port=None, tmp=None):
+    p = spawn(ns, "wireguard-go", "-f", ifname)
+    for _ in range(100):
+        if subprocess.run(["ip", "-n", ns, "link", "show", ifname], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    conf = f"[Interface]\nPrivateKey = {priv}\n"
+    if listen_port:
+        conf += f"ListenPort = {listen_port}\n"
+    conf += f"\n[Peer]\nPublicKey = {peer_pub}\n"
+    if psk:
+        conf += f"PresharedKey = {psk}\n"
+    conf += f"AllowedIPs = {allowed}\n"
+    if endpoint:
+        conf += f"Endpoint = {endpoint}\nPersistentKeepalive = 25\n"
+    path = os.path.join(tmp, f"{ns}-{ifname}.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    nsx(ns, "wg", "setconf", ifname, path)
+    sh("ip", "-n", ns, "addr", "add", addr, "dev", ifname)
+    sh("ip", "-n", ns, "link", "set", ifname, "mtu", "1420", "up")
+    return p
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf(os.sysconf_names["SC_CLK_TCK"])
+    # utime + stime of the process and its waited-for children
+    return sum(int(x) for x in fields[11:15]) / ticks
+
+
+def iperf(client_ns, server_ns, server_ip, secs, extra, cpu_pid):
+    srv = spawn(server_ns, "iperf3", "-s", "-1", "-B", server_ip)
+    time.sleep(0.3)
+    c0 = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    try:
+        out = nsx(client_ns, "iperf3", "-J", "-c", server_ip, "-t", str(secs), *extra, timeout=secs + 30)
+    finally:
+        stop(srv)
+    c1 = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    j = json.loads(out)
+    end = j["end"]
+    if "-u" in extra:
+        s = end["sum"]
+        loss = s.get("lost_percent", 0.0)
+        moved = s.get("bytes", 0) * (1 - loss / 100)
+        # the received rate: what was sent, less what was lost
+        return {"mbps": s["bits_per_second"] * (1 - loss / 100) / 1e6, "loss": loss,
+                "cpu_s_per_gb": (c1 - c0) / max(moved / 1e9, 1e-9) if cpu_pid else None}
+    recv = end["sum_received"]
+    return {"mbps": recv["bits_per_second"] / 1e6,
+            "cpu_s_per_gb": (c1 - c0) / max(recv["bytes"] / 1e9, 1e-9) if cpu_pid else None}
+
+
+def ping_rtt(ns, ip):
+    out = nsx(ns, "ping", "-c", "20", "-i", "0.05", "-W", "1", ip, check=False, timeout=30)
+    for line in out.splitlines():
+        if "min/avg/max" in line:
+            return float(line.split("=")[1].split("/")[1])
+    return None
+
+
+def measure(name, client_ns, server_ns, server_ip, secs, rounds, cpu_pid):
+    res = {"tcp": [], "tcp_rev": [], "tcp4": [], "udp": [], "udp_loss": [], "rtt_ms": [], "cpu_s_per_gb": []}
+    for r in range(rounds):
+        t = iperf(client_ns, server_ns, server_ip, secs, [], cpu_pid)
+        res["tcp"].append(t["mbps"])
+        if t["cpu_s_per_gb"] is not None:
+            res["cpu_s_per_gb"].append(t["cpu_s_per_gb"])
+        res["tcp_rev"].append(iperf(client_ns, server_ns, server_ip, secs, ["-R"], None)["mbps"])
+        res["tcp4"].append(iperf(client_ns, server_ns, server_ip, secs, ["-P", "4"], None)["mbps"])
+        u = iperf(client_ns, server_ns, server_ip, secs, ["-u", "-b", "0", "-l", "1300"], None)
+        res["udp"].append(u["mbps"])
+        res["udp_loss"].append(u["loss"])
+        rtt = ping_rtt(client_ns, server_ip)
+        if rtt is not None:
+            res["rtt_ms"].append(rtt)
+        print(f"  {name} round {r + 1}: tcp {t['mbps']:.0f} Mbit/s", file=sys.stderr)
+    return res
+
+
+def summary(vals):
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+
+
+def etherhub_cmd(*args, hub=None):
+    cmd = [os.path.join(ROOT, "target/release/etherhub"), "cmd", "127.0.0.1:5555", "/SERVER"]
+    if hub:
+        cmd.append(f"/ADMINHUB:{hub}")
+    return nsx("ebS", *cmd, "/CMD", *args)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--secs", type=int, default=5)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench-results.json"))
+    ap.add_argument("--securenat", action="store_true", help="also measure the SecureNAT path to the LAN")
+    ap.add_argument("--no-build", action="store_true")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench needs root (network namespaces)")
+    if not a.no_build:
+        sh("cargo", "build", "--release", "--bin", "etherhub", capture=False, timeout=3600)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    results = {}
+    tmp = tempfile.mkdtemp(prefix="etherhub-bench-")
+    try:
+        setup_underlay()
+        print("baseline: bare veth", file=sys.stderr)
+        results["baseline"] = measure("baseline", "ebA", "ebS", "198.18.200.1", a.secs, a.rounds, None)
+
+        print("anchor: wireguard-go <-> wireguard-go", file=sys.stderr)
+        sp, sk = genkey()
+        cp, ck = genkey()
+        wgs = wg_iface("ebS", "ebwgs", "10.99.0.1/24", sp, ck, None, None, "10.99.0.2/32", 51820, tmp)
+        wg_iface("ebA", "ebwga", "10.99.0.2/24", cp, sk, None, "198.18.200.1:51820", "10.99.0.0/24", None, tmp)
+        nsx("ebA", "ping", "-c", "3", "-W", "2", "10.99.0.1", check=False)
+        results["anchor"] = measure("anchor", "ebA", "ebS", "10.99.0.1", a.secs, a.rounds, wgs.pid)
+        for p in list(procs):
+            stop(p)
+        procs.clear()
+        sh("ip", "-n", "ebA", "link", "del", "ebwga", check=False)
+        sh("ip", "-n", "ebS", "link", "del", "ebwgs", check=False)
+
+        print("etherhub: client -> hub -> client", file=sys.stderr)
+        cfg = os.path.join(tmp, "vpn_server.config")
+        log = open(os.path.join(tmp, "etherhub.log"), "w")
+        srv = spawn("ebS", os.path.join(ROOT, "target/release/etherhub"), "server", "--config", cfg, log=log)
+        for _ in range(100):
+            if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5555"],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
+        ap_, ak = genkey()
+        bp, bk = genkey()
+        etherhub_cmd("WgkAdd", ak, "/HUB:DEFAULT", "/USER:bench")
+        etherhub_cmd("WgkAdd", bk, "/HUB:DEFAULT", "/USER:bench")
+        info = etherhub_cmd("WgServerInfo")
+        spub = psk = None
+        for line in info.splitlines():
+            cells = [c.strip() for c in line.split("|")]
+            if len(cells) >= 2 and "Public" in cells[0]:
+                spub = cells[1]
+            if len(cells) >= 2 and "Preshared" in cells[0]:
+                psk = cells[1]
+        if not spub:
+            raise RuntimeError(f"no server key in WgServerInfo output:\n{info}")
+        allowed = "192.168.30.0/24" + (", 198.19.200.0/24" if a.securenat else "")
+        wg_iface("ebA", "ebwga", "192.168.30.233/24", ap_, spub, psk, "198.18.200.1:443", allowed, None, tmp)
+        wg_iface("ebB", "ebwgb", "192.168.30.234/24", bp, spub, psk, "198.18.201.1:443", "192.168.30.0/24", None, tmp)
+        if a.securenat:
+            sh("ip", "-n", "ebA", "route", "replace", "198.19.200.0/24", "dev", "ebwga")
+        nsx("ebB", "ping", "-c", "3", "-W", "2", "192.168.30.1", check=False)
+        nsx("ebA", "ping", "-c", "3", "-W", "2", "192.168.30.234", check=False)
+        results["hub"] = measure("hub", "ebA", "ebB", "192.168.30.234", a.secs, a.rounds, srv.pid)
+        if a.securenat:
+            print("etherhub: client -> SecureNAT -> LAN", file=sys.stderr)
+            results["securenat"] = measure("securenat", "ebA", "ebL", "198.19.200.2", a.secs, a.rounds, srv.pid)
+    finally:
+        cleanup()
+
+    table = {}
+    for path, res in results.items():
+        table[path] = {k: summary(v) for k, v in res.items()}
+    anchor = table.get("anchor", {})
+    ratios = {}
+    for path in ("hub", "securenat"):
+        if path in table:
+            ratios[path] = {}
+            for k in ("tcp", "tcp_rev", "tcp4", "udp"):
+                if table[path].get(k) and anchor.get(k):
+                    ratios[path][k] = table[path][k]["median"] / anchor[k]["median"]
+    out = {"rounds": a.rounds, "secs": a.secs, "results": table, "ratio_vs_anchor": ratios,
+           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with open(a.out, "w") as f:
+        json.dump(out, f, indent=2)
+    cols = [("tcp", "TCP 1 Mbit/s"), ("tcp_rev", "TCP 1 rev"), ("tcp4", "TCP x4"), ("udp", "UDP rcvd Mbit/s"),
+            ("udp_loss", "UDP loss %"), ("rtt_ms", "RTT ms"), ("cpu_s_per_gb", "CPU s/GB")]
+    print(f"{'path':<10} " + " ".join(f"{c[1]:>22}" for c in cols))
+    for path, row in table.items():
+        cells = []
+        for k, _ in cols:
+            s = row.get(k)
+            cells.append(f"{s['median']:.2f} [{s['min']:.2f},{s['max']:.2f}]" if s else "-")
+        print(f"{path:<10} " + " ".join(f"{c:>22}" for c in cells))
+    for path, r in ratios.items():
+        print(f"{path} / anchor: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items()))
+    print(f"results: {a.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        cleanup()
+        sys.exit(130)
