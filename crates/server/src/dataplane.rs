@@ -3,10 +3,13 @@
 //! One `Dataplane` value holds the WireGuard server and every hub; the socket tasks take its lock
 //! once per batch of datagrams, so a packet crosses the whole path without another hand-off.
 
+use crate::sys::SendBatch;
 use etherhub_hub::{Delivery, Hub, SessionId, VirtualHostConfig};
 use etherhub_wireguard::{Action, Event, PeerId};
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::UdpSocket;
@@ -38,7 +41,7 @@ pub struct Dataplane {
     pub hubs: BTreeMap<String, Hub>,
     pub peers: HashMap<PeerId, PeerLink>,
     sessions: HashMap<(String, SessionId), PeerId>,
-    pub sockets: HashMap<u16, Arc<UdpSocket>>,
+    pub sockets: Sockets,
     /// which of our UDP ports each remote endpoint last used, so replies leave from it
     endpoint_port: HashMap<SocketAddr, u16>,
     buf: Vec<u8>,
@@ -47,14 +50,68 @@ pub struct Dataplane {
     pub stats: DataplaneStats,
 }
 
-fn send(
-    sockets: &HashMap<u16, Arc<UdpSocket>>,
-    stats: &mut DataplaneStats,
-    port: u16,
-    to: SocketAddr,
-    bytes: &[u8],
-) {
-    match sockets.get(&port) {
+/// The UDP sockets, one per port, and what waits to leave each of them. While the socket task
+/// processes a batch of received datagrams, replies queue here and leave together with one
+/// `sendmmsg` per socket ([`Sockets::flush`]); at other times they leave at once.
+#[derive(Default)]
+pub struct Sockets {
+    map: HashMap<u16, Arc<UdpSocket>>,
+    outbox: RefCell<HashMap<u16, SendBatch>>,
+    batching: Cell<bool>,
+}
+
+impl Sockets {
+    pub fn insert(&mut self, port: u16, s: Arc<UdpSocket>) {
+        self.map.insert(port, s);
+    }
+    pub fn remove(&mut self, port: &u16) -> Option<Arc<UdpSocket>> {
+        self.outbox.get_mut().remove(port);
+        self.map.remove(port)
+    }
+    pub fn get(&self, port: &u16) -> Option<&Arc<UdpSocket>> {
+        self.map.get(port)
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &u16> {
+        self.map.keys()
+    }
+
+    /// From now until [`flush`](Self::flush), datagrams queue instead of leaving one by one.
+    pub fn begin_batch(&self) {
+        self.batching.set(true);
+    }
+
+    /// Sends what queued since [`begin_batch`](Self::begin_batch); returns how many the kernel
+    /// refused (dropped).
+    pub fn flush(&self) -> u64 {
+        self.batching.set(false);
+        let mut dropped = 0;
+        for (port, batch) in self.outbox.borrow_mut().iter_mut() {
+            if batch.is_empty() {
+                continue;
+            }
+            match self.map.get(port) {
+                Some(s) => dropped += batch.flush(s.as_raw_fd()) as u64,
+                None => {
+                    dropped += batch.len() as u64;
+                    let _ = batch.flush(-1);
+                }
+            }
+        }
+        dropped
+    }
+}
+
+fn send(sockets: &Sockets, stats: &mut DataplaneStats, port: u16, to: SocketAddr, bytes: &[u8]) {
+    if sockets.batching.get() && sockets.map.contains_key(&port) {
+        sockets
+            .outbox
+            .borrow_mut()
+            .entry(port)
+            .or_default()
+            .push(to, bytes);
+        return;
+    }
+    match sockets.map.get(&port) {
         Some(s) => {
             if s.try_send_to(bytes, to).is_err() {
                 stats.send_failures += 1;
@@ -65,11 +122,7 @@ fn send(
 }
 
 /// The UDP port a remote endpoint last talked to (any bound port when unknown).
-fn port_for(
-    endpoint_port: &HashMap<SocketAddr, u16>,
-    sockets: &HashMap<u16, Arc<UdpSocket>>,
-    to: SocketAddr,
-) -> u16 {
+fn port_for(endpoint_port: &HashMap<SocketAddr, u16>, sockets: &Sockets, to: SocketAddr) -> u16 {
     endpoint_port
         .get(&to)
         .copied()
@@ -84,7 +137,7 @@ impl Dataplane {
             hubs: BTreeMap::new(),
             peers: HashMap::new(),
             sessions: HashMap::new(),
-            sockets: HashMap::new(),
+            sockets: Sockets::default(),
             endpoint_port: HashMap::new(),
             buf: vec![0; BUF_SIZE],
             deliveries: Vec::new(),
@@ -130,6 +183,11 @@ impl Dataplane {
         self.sessions
             .get(&(hub.to_ascii_uppercase(), session))
             .copied()
+    }
+
+    /// Sends the replies queued while a batch of datagrams was processed.
+    pub fn flush_sends(&mut self) {
+        self.stats.send_failures += self.sockets.flush();
     }
 
     /// One datagram that arrived on UDP `port`.

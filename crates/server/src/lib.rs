@@ -8,6 +8,7 @@ pub mod backend;
 pub mod dataplane;
 pub mod defaults;
 pub mod runtime;
+mod sys;
 pub mod tcp;
 pub mod udp;
 

@@ -1,39 +1,38 @@
-//! The UDP listener: one socket per port, drained in batches under one lock of the data plane.
+//! The UDP listener: one socket per port, drained with `recvmmsg` in batches under one lock of
+//! the data plane; the replies a batch produced leave together with `sendmmsg`.
 
 use crate::runtime::Server;
+use crate::sys::RecvBatch;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Datagrams handled per lock of the data plane.
-const BATCH: usize = 64;
-
 pub async fn recv_loop(server: Arc<Server>, sock: Arc<UdpSocket>, port: u16) {
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH)
-        .map(|_| vec![0u8; crate::dataplane::BUF_SIZE])
-        .collect();
-    let mut got = Vec::with_capacity(BATCH);
+    let mut batch = RecvBatch::new(crate::dataplane::BUF_SIZE);
+    let fd = sock.as_raw_fd();
     loop {
         if let Err(e) = sock.readable().await {
             tracing::warn!(port, error = %e, "UDP socket failed; listener stopped");
             return;
         }
-        got.clear();
-        for buf in bufs.iter_mut() {
-            match sock.try_recv_from(buf) {
-                Ok((n, src)) => got.push((n, src)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                // ICMP errors from earlier sends surface here on Linux; they are not fatal
-                Err(_) => continue,
-            }
-        }
-        if got.is_empty() {
-            continue;
-        }
+        // try_io clears the readiness when the kernel says WouldBlock
+        let n = match sock.try_io(Interest::READABLE, || batch.recv(fd)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            // ICMP errors from earlier sends surface here on Linux; they are not fatal
+            Err(_) => continue,
+        };
         let now = Instant::now();
         let mut dp = server.dataplane();
-        for (i, (n, src)) in got.iter().enumerate() {
-            dp.on_datagram(port, *src, &bufs[i][..*n], now);
+        dp.sockets.begin_batch();
+        for i in 0..n {
+            let (len, src) = batch.got[i];
+            if len > 0 {
+                dp.on_datagram(port, src, batch.datagram(i), now);
+            }
         }
+        dp.flush_sends();
     }
 }
