@@ -29,6 +29,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+ETHERHUB = os.path.join(TARGET, "release", "etherhub")
 NS = ["ebA", "ebB", "ebS", "ebL"]
 procs = []  # (Popen, name): ended by PID at cleanup
 
@@ -186,7 +188,7 @@ def summary(vals):
 
 
 def etherhub_cmd(*args, hub=None):
-    cmd = [os.path.join(ROOT, "target/release/etherhub"), "cmd", "127.0.0.1:5555", "/SERVER"]
+    cmd = [ETHERHUB, "cmd", "127.0.0.1:5555", "/SERVER"]
     if hub:
         cmd.append(f"/ADMINHUB:{hub}")
     return nsx("ebS", *cmd, "/CMD", *args)
@@ -228,7 +230,7 @@ def main():
         print("etherhub: client -> hub -> client", file=sys.stderr)
         cfg = os.path.join(tmp, "vpn_server.config")
         log = open(os.path.join(tmp, "etherhub.log"), "w")
-        srv = spawn("ebS", os.path.join(ROOT, "target/release/etherhub"), "server", "--config", cfg, log=log)
+        srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
         for _ in range(100):
             if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5555"],
                               capture_output=True).returncode == 0:
