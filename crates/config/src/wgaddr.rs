@@ -1,0 +1,252 @@
+//! Addresses for WireGuard peers on a hub's static network (Option DefaultGateway and
+//! DefaultSubnet, set by SetStaticNetwork).
+//!
+//! A peer's address is chosen when its key is registered and stored with the key, so that the
+//! client config can name it and the server can refuse packets from any other source. Which
+//! addresses are never handed out: the network and broadcast addresses, the hub's gateway, the
+//! SecureNAT virtual host's address (when SecureNAT is on), and every address another key of the
+//! same hub holds.
+
+use crate::model::{Config, ModelError};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+/// A hub's IPv4 network as SetStaticNetwork describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HubNetwork {
+    pub gateway: Ipv4Addr,
+    /// Prefix length of the subnet mask (its leading ones; a mask with holes is cut there).
+    pub prefix: u8,
+}
+
+impl HubNetwork {
+    pub fn new(gateway: Ipv4Addr, mask: Ipv4Addr) -> HubNetwork {
+        HubNetwork {
+            gateway,
+            prefix: u32::from(mask).leading_ones() as u8,
+        }
+    }
+
+    fn mask_bits(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.gateway) & self.mask_bits())
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.gateway) | !self.mask_bits())
+    }
+
+    /// `192.168.30.0/24`
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.network(), self.prefix)
+    }
+
+    /// Inside the network and neither its network nor its broadcast address.
+    pub fn is_host(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask_bits() == u32::from(self.network())
+            && a != self.network()
+            && a != self.broadcast()
+    }
+
+    /// Host addresses in the network (0 for /31 and /32, which have none to give).
+    pub fn host_count(&self) -> u64 {
+        (1u64 << (32 - u32::from(self.prefix))).saturating_sub(2)
+    }
+}
+
+/// What an address is reserved for, or `None` when it is free.
+fn holder<'a>(a: Ipv4Addr, reserved: &'a [(Ipv4Addr, String)]) -> Option<&'a str> {
+    reserved
+        .iter()
+        .find(|(r, _)| *r == a)
+        .map(|(_, why)| why.as_str())
+}
+
+/// The lowest free host address of `net`, or the one asked for when it is a free host address.
+/// `reserved` pairs an address with who holds it (for the error text).
+pub fn choose(
+    hub: &str,
+    net: HubNetwork,
+    reserved: &[(Ipv4Addr, String)],
+    requested: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, ModelError> {
+    if let Some(a) = requested {
+        if !net.is_host(a) {
+            return Err(ModelError::WgAddressOutsideNetwork {
+                hub: hub.to_string(),
+                addr: a,
+                network: net.cidr(),
+            });
+        }
+        if let Some(by) = holder(a, reserved) {
+            return Err(ModelError::WgAddressTaken {
+                hub: hub.to_string(),
+                addr: a,
+                by: by.to_string(),
+            });
+        }
+        return Ok(a);
+    }
+    let taken: HashSet<u32> = reserved.iter().map(|(a, _)| u32::from(*a)).collect();
+    let first = u32::from(net.network()).wrapping_add(1);
+    // Ends at the first free address: at most |taken| + 1 steps, never more than the hosts.
+    let steps = net.host_count().min(taken.len() as u64 + 1);
+    for i in 0..steps {
+        let a = first.wrapping_add(i as u32);
+        if !taken.contains(&a) {
+            return Ok(Ipv4Addr::from(a));
+        }
+    }
+    Err(ModelError::WgNetworkFull {
+        hub: hub.to_string(),
+        network: net.cidr(),
+        peers: reserved
+            .iter()
+            .filter(|(_, why)| why.starts_with("WireGuard key"))
+            .count(),
+    })
+}
+
+impl Config {
+    /// The hub's static network.
+    pub fn hub_network(&self, hub: &str) -> Result<HubNetwork, ModelError> {
+        let h = self.hub(hub)?;
+        Ok(HubNetwork::new(h.default_gateway, h.default_subnet))
+    }
+
+    /// The address a new key of `hub` gets: `requested` if it is a free host address of the
+    /// hub's network, else the lowest free one.
+    pub fn wg_address_for(
+        &self,
+        hub: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, ModelError> {
+        let h = self.hub(hub)?;
+        let net = HubNetwork::new(h.default_gateway, h.default_subnet);
+        let mut reserved = vec![
+            (net.network(), "the network address".to_string()),
+            (net.broadcast(), "the broadcast address".to_string()),
+            (h.default_gateway, "the hub's default gateway".to_string()),
+        ];
+        if h.securenat.enabled {
+            reserved.push((
+                h.securenat.host_ip,
+                "the SecureNAT virtual host".to_string(),
+            ));
+        }
+        for k in self.wg_keys() {
+            if let Some(a) = k.address.filter(|_| k.hub.eq_ignore_ascii_case(hub)) {
+                reserved.push((a, format!("WireGuard key {} (user {})", k.key, k.user)));
+            }
+        }
+        choose(hub, net, &reserved, requested)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    /// The slow reference: walk every address of the network in order.
+    fn reference(net: HubNetwork, reserved: &[(Ipv4Addr, String)]) -> Option<Ipv4Addr> {
+        (u32::from(net.network())..=u32::from(net.broadcast()))
+            .map(Ipv4Addr::from)
+            .find(|a| net.is_host(*a) && holder(*a, reserved).is_none())
+    }
+
+    #[test]
+    fn network_arithmetic() {
+        let n = HubNetwork::new(ip("192.168.30.1"), ip("255.255.255.0"));
+        assert_eq!(n.cidr(), "192.168.30.0/24");
+        assert_eq!(n.broadcast(), ip("192.168.30.255"));
+        assert_eq!(n.host_count(), 254);
+        assert!(n.is_host(ip("192.168.30.254")));
+        assert!(!n.is_host(ip("192.168.30.255")));
+        assert!(!n.is_host(ip("192.168.30.0")));
+        assert!(!n.is_host(ip("192.168.31.5")));
+        let n = HubNetwork::new(ip("10.1.2.3"), ip("255.255.255.252"));
+        assert_eq!(n.cidr(), "10.1.2.0/30");
+        assert_eq!(n.host_count(), 2);
+        assert_eq!(HubNetwork::new(ip("10.0.0.1"), ip("0.0.0.0")).prefix, 0);
+    }
+
+    #[test]
+    fn fills_a_small_network_then_refuses() {
+        let net = HubNetwork::new(ip("10.0.0.1"), ip("255.255.255.248")); // .1-.6 hosts
+        let mut reserved = vec![(ip("10.0.0.1"), "the hub's default gateway".to_string())];
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let a = choose("H", net, &reserved, None).unwrap();
+            got.push(a);
+            reserved.push((a, "WireGuard key k".into()));
+        }
+        assert_eq!(got[0], ip("10.0.0.2"));
+        assert_eq!(got[4], ip("10.0.0.6"));
+        let e = choose("H", net, &reserved, None).unwrap_err();
+        assert!(matches!(e, ModelError::WgNetworkFull { peers: 5, .. }), "{e}");
+        assert!(e.to_string().contains("10.0.0.0/29"), "{e}");
+    }
+
+    #[test]
+    fn requested_addresses_are_checked() {
+        let net = HubNetwork::new(ip("192.168.30.1"), ip("255.255.255.0"));
+        let reserved = vec![
+            (ip("192.168.30.1"), "the hub's default gateway".to_string()),
+            (ip("192.168.30.7"), "WireGuard key K (user u)".to_string()),
+        ];
+        assert_eq!(
+            choose("H", net, &reserved, Some(ip("192.168.30.8"))),
+            Ok(ip("192.168.30.8"))
+        );
+        let e = choose("H", net, &reserved, Some(ip("192.168.30.7"))).unwrap_err();
+        assert!(e.to_string().contains("WireGuard key K"), "{e}");
+        let e = choose("H", net, &reserved, Some(ip("192.168.30.1"))).unwrap_err();
+        assert!(e.to_string().contains("gateway"), "{e}");
+        for bad in ["192.168.30.0", "192.168.30.255", "10.0.0.1"] {
+            let e = choose("H", net, &reserved, Some(ip(bad))).unwrap_err();
+            assert!(
+                matches!(e, ModelError::WgAddressOutsideNetwork { .. }),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_reference_on_pseudo_random_tables() {
+        let mut seed: u32 = 0x1234_5678;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for _ in 0..300 {
+            let prefix = 24 + next() % 7; // /24 ../30
+            let mask = Ipv4Addr::from(u32::MAX << (32 - prefix));
+            let net = HubNetwork::new(ip("172.16.5.1"), mask);
+            let hosts = net.host_count() as u32;
+            let mut reserved = vec![(ip("172.16.5.1"), "gw".to_string())];
+            for _ in 0..next() % (hosts + 1) {
+                let a = u32::from(net.network()) + 1 + next() % hosts;
+                reserved.push((Ipv4Addr::from(a), "WireGuard key x".into()));
+            }
+            assert_eq!(
+                choose("H", net, &reserved, None).ok(),
+                reference(net, &reserved),
+                "{reserved:?} in {}",
+                net.cidr()
+            );
+        }
+    }
+}
