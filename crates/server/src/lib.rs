@@ -10,5 +10,6 @@ pub mod defaults;
 pub mod runtime;
 pub mod tcp;
 pub mod udp;
+pub mod wgclient;
 
 pub use runtime::{run, start, Server};
