@@ -1265,7 +1265,10 @@ fn wgk_config(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
         Some(v) => parse_yes_no("ALLTRAFFIC", v)?,
         None => false,
     };
-    let v = ctx.call("GetWgkConfig", json!({ "Key_str": key, "AllTraffic_bool": all }))?;
+    let v = ctx.call(
+        "GetWgkConfig",
+        json!({ "Key_str": key, "AllTraffic_bool": all }),
+    )?;
     print_client_config(ctx, p, &v, false)
 }
 
@@ -1313,9 +1316,9 @@ fn print_client_config(
                 .push_str(&format!("The client config was written to {path}.\n"));
         }
         None => {
-            ctx.out.push_str("\n");
+            ctx.out.push('\n');
             ctx.out.push_str(&config);
-            ctx.out.push_str("\n");
+            ctx.out.push('\n');
         }
     }
     if let Some(v) = p.get("QR") {
@@ -1358,7 +1361,11 @@ fn wg_public_host_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> 
     let shown = s(&v, "PublicHost_str");
     ctx.out.push_str(&format!(
         "Client configs now name {} as the endpoint host.\n",
-        if shown.is_empty() { "the server's host name" } else { shown }
+        if shown.is_empty() {
+            "the server's host name"
+        } else {
+            shown
+        }
     ));
     Ok(())
 }
@@ -1396,8 +1403,15 @@ fn wgk_enum(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         col("SpoofedDropped_u64"),
     ];
     let mut t = Table::new(&[
-        "Key", "Hub", "User", "Address", "Session", "Last Handshake", "Received Bytes",
-        "Sent Bytes", "Spoofed Dropped",
+        "Key",
+        "Hub",
+        "User",
+        "Address",
+        "Session",
+        "Last Handshake",
+        "Received Bytes",
+        "Sent Bytes",
+        "Spoofed Dropped",
     ]);
     for (i, k) in keys.iter().enumerate() {
         let cell = |c: usize| cols[c].get(i).cloned().unwrap_or_default();
@@ -1452,7 +1466,11 @@ fn wg_server_info(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
     let host = s(&v, "PublicHost_str");
     t.row(&[
         "Public Host",
-        if host.is_empty() { "(the server's host name)" } else { host },
+        if host.is_empty() {
+            "(the server's host name)"
+        } else {
+            host
+        },
     ]);
     ctx.table(&t, false);
     Ok(())

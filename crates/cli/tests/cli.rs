@@ -205,8 +205,10 @@ fn wgk_add_sends_softether_arrays() {
             &json!({"Key_str": ["K="], "Hub_str": ["H"], "User_str": ["u"],
                     "Address_str": ["10.0.0.7"], "AllTraffic_bool": false})
         );
-        Ok(json!({"Key_str": ["K="], "Hub_str": ["H"], "User_str": ["u"],
-                  "Address_str": ["10.0.0.7"], "Config_str": ["[Interface]\nAddress = 10.0.0.7/24\n"]}))
+        Ok(
+            json!({"Key_str": ["K="], "Hub_str": ["H"], "User_str": ["u"],
+                  "Address_str": ["10.0.0.7"], "Config_str": ["[Interface]\nAddress = 10.0.0.7/24\n"]}),
+        )
     });
     let (r, out) = run(&api, None, "WgkAdd K= /HUB:H /USER:u /IP:10.0.0.7");
     r.unwrap();
@@ -225,8 +227,10 @@ fn wgk_add_without_key_asks_the_server_to_generate_and_saves_the_config() {
         assert_eq!(p["Key_str"], json!([""]));
         assert_eq!(p["Address_str"], json!([""]));
         assert_eq!(p["AllTraffic_bool"], json!(true));
-        Ok(json!({"Key_str": ["PUB="], "Hub_str": ["H"], "User_str": ["u"],
-                  "Address_str": ["10.0.0.2"], "Config_str": ["[Interface]\nPrivateKey = SECRET=\n"]}))
+        Ok(
+            json!({"Key_str": ["PUB="], "Hub_str": ["H"], "User_str": ["u"],
+                  "Address_str": ["10.0.0.2"], "Config_str": ["[Interface]\nPrivateKey = SECRET=\n"]}),
+        )
     });
     let line = format!(
         "WgkAdd /HUB:H /USER:u /ALLTRAFFIC:yes /SAVE:{} /PNG:{} /QR:yes",
@@ -236,14 +240,23 @@ fn wgk_add_without_key_asks_the_server_to_generate_and_saves_the_config() {
     let (r, out) = run(&api, None, &line);
     r.unwrap();
     assert!(out.contains("shown only this once"), "{out}");
-    assert!(!out.contains("SECRET="), "with /SAVE the key goes to the file only: {out}");
-    assert!(out.contains('▀') || out.contains('▄'), "no terminal QR code: {out}");
+    assert!(
+        !out.contains("SECRET="),
+        "with /SAVE the key goes to the file only: {out}"
+    );
+    assert!(
+        out.contains('▀') || out.contains('▄'),
+        "no terminal QR code: {out}"
+    );
     assert_eq!(
         std::fs::read_to_string(&conf).unwrap(),
         "[Interface]\nPrivateKey = SECRET=\n"
     );
     use std::os::unix::fs::PermissionsExt as _;
-    assert_eq!(std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -400,9 +400,10 @@ impl Config {
     /// Sets the endpoint host for client configs; an empty one goes back to the default.
     pub fn set_wireguard_public_host(&mut self, host: &str) -> Result<(), ModelError> {
         let host = host.trim();
-        let ok = host.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')
-        }) && host.len() <= 255;
+        let ok = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+            && host.len() <= 255;
         if !ok {
             return Err(ModelError::BadHostName(host.to_string()));
         }

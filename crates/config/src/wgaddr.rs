@@ -62,7 +62,7 @@ impl HubNetwork {
 }
 
 /// What an address is reserved for, or `None` when it is free.
-fn holder<'a>(a: Ipv4Addr, reserved: &'a [(Ipv4Addr, String)]) -> Option<&'a str> {
+fn holder(a: Ipv4Addr, reserved: &[(Ipv4Addr, String)]) -> Option<&str> {
     reserved
         .iter()
         .find(|(r, _)| *r == a)
@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(got[0], ip("10.0.0.2"));
         assert_eq!(got[4], ip("10.0.0.6"));
         let e = choose("H", net, &reserved, None).unwrap_err();
-        assert!(matches!(e, ModelError::WgNetworkFull { peers: 5, .. }), "{e}");
+        assert!(
+            matches!(e, ModelError::WgNetworkFull { peers: 5, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("10.0.0.0/29"), "{e}");
     }
 

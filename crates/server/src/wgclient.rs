@@ -108,9 +108,9 @@ pub fn client_config(
             ),
         )
     })?;
-    let wg = cfg.wireguard().ok_or_else(|| {
-        AdminError::new(ERR_INTERNAL_ERROR, "the server has no WireGuard keys")
-    })?;
+    let wg = cfg
+        .wireguard()
+        .ok_or_else(|| AdminError::new(ERR_INTERNAL_ERROR, "the server has no WireGuard keys"))?;
     let server_public_key = decode_key(&wg.private_key)
         .map(|k| etherhub_wireguard::key_to_base64(&etherhub_wireguard::public_key_of(&k)))
         .ok_or_else(|| {
@@ -277,10 +277,7 @@ impl AdminBackend {
     }
 
     pub(crate) fn wg_public_host_or_default(&self) -> String {
-        self.0
-            .config()
-            .wireguard_public_host()
-            .unwrap_or_default()
+        self.0.config().wireguard_public_host().unwrap_or_default()
     }
 
     pub(crate) fn wg_set_public_host(&self, host: &str) -> AdminResult<()> {
@@ -298,10 +295,22 @@ mod tests {
     fn endpoints() {
         assert_eq!(endpoint(None, "vpn", &[992, 443]), "vpn:992");
         assert_eq!(endpoint(Some("a.example"), "vpn", &[]), "a.example:443");
-        assert_eq!(endpoint(Some("a.example:51820"), "vpn", &[443]), "a.example:51820");
-        assert_eq!(endpoint(Some("2001:db8::1"), "vpn", &[443]), "[2001:db8::1]:443");
-        assert_eq!(endpoint(Some("[2001:db8::1]"), "vpn", &[5555]), "[2001:db8::1]:5555");
-        assert_eq!(endpoint(Some("[2001:db8::1]:7"), "vpn", &[5555]), "[2001:db8::1]:7");
+        assert_eq!(
+            endpoint(Some("a.example:51820"), "vpn", &[443]),
+            "a.example:51820"
+        );
+        assert_eq!(
+            endpoint(Some("2001:db8::1"), "vpn", &[443]),
+            "[2001:db8::1]:443"
+        );
+        assert_eq!(
+            endpoint(Some("[2001:db8::1]"), "vpn", &[5555]),
+            "[2001:db8::1]:5555"
+        );
+        assert_eq!(
+            endpoint(Some("[2001:db8::1]:7"), "vpn", &[5555]),
+            "[2001:db8::1]:7"
+        );
     }
 
     #[test]
@@ -325,7 +334,10 @@ mod tests {
         c.dns.clear();
         c.preshared_key = None;
         let t = c.render();
-        assert!(t.starts_with("[Interface]\n# PrivateKey = (kept by the client"), "{t}");
+        assert!(
+            t.starts_with("[Interface]\n# PrivateKey = (kept by the client"),
+            "{t}"
+        );
         assert!(!t.contains("DNS") && !t.contains("PresharedKey"), "{t}");
     }
 }

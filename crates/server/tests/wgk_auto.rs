@@ -150,14 +150,24 @@ fn a_generated_config_works_unchanged_in_wg_quick_and_its_address_is_enforced() 
         "/QR:yes",
     ]);
     assert!(out.contains("shown only this once"), "{out}");
-    assert!(out.contains('▀') || out.contains('▄'), "no terminal QR:\n{out}");
+    assert!(
+        out.contains('▀') || out.contains('▄'),
+        "no terminal QR:\n{out}"
+    );
     let text = std::fs::read_to_string(&conf).unwrap();
     let private = conf_value(&text, "PrivateKey").expect("a generated config has the key");
-    assert!(!out.contains(private), "the private key went to the screen too");
+    assert!(
+        !out.contains(private),
+        "the private key went to the screen too"
+    );
 
     // what the server put in the config
     let server_key = lab.server.server_public_key();
-    assert_eq!(conf_value(&text, "Address"), Some("192.168.30.2/24"), "{text}");
+    assert_eq!(
+        conf_value(&text, "Address"),
+        Some("192.168.30.2/24"),
+        "{text}"
+    );
     assert_eq!(conf_value(&text, "DNS"), Some(GW), "{text}");
     assert_eq!(conf_value(&text, "PublicKey"), Some(server_key.as_str()));
     assert_eq!(conf_value(&text, "AllowedIPs"), Some("192.168.30.0/24"));
@@ -167,12 +177,19 @@ fn a_generated_config_works_unchanged_in_wg_quick_and_its_address_is_enforced() 
     );
     assert_eq!(conf_value(&text, "PersistentKeepalive"), Some("25"));
     let psk = conf_value(&text, "PresharedKey").unwrap();
-    assert_ne!(psk, lab.server.preshared_key(), "a generated key has its own PSK");
+    assert_ne!(
+        psk,
+        lab.server.preshared_key(),
+        "a generated key has its own PSK"
+    );
 
     // stored as SoftEther's key block plus our values; the private key is nowhere
     let saved = std::fs::read_to_string(lab.server.config_path()).unwrap();
     assert!(!saved.contains(private), "the private key was stored");
-    assert!(!lab.server.log_text().contains(private), "the private key was logged");
+    assert!(
+        !lab.server.log_text().contains(private),
+        "the private key was logged"
+    );
     let cfg = etherhub_config::Config::parse(&saved).unwrap();
     let key = cfg.wg_keys().into_iter().next().expect("one key");
     assert_eq!(key.address, Some("192.168.30.2".parse().unwrap()));
@@ -193,7 +210,9 @@ fn a_generated_config_works_unchanged_in_wg_quick_and_its_address_is_enforced() 
     assert!(again.contains("kept by the client"), "{again}");
     assert!(!again.contains(private), "{again}");
     assert!(again.contains(&format!("PresharedKey = {psk}")), "{again}");
-    let all = lab.server.must_cmd(&["WgkConfig", &key.key, "/ALLTRAFFIC:yes"]);
+    let all = lab
+        .server
+        .must_cmd(&["WgkConfig", &key.key, "/ALLTRAFFIC:yes"]);
     assert!(all.contains("AllowedIPs = 0.0.0.0/0"), "{all}");
 
     // the stock client, fed the file unchanged
@@ -227,7 +246,15 @@ fn a_generated_config_works_unchanged_in_wg_quick_and_its_address_is_enforced() 
         .ns
         .ip(&["addr", "add", "192.168.30.77/32", "dev", &tunnel.ifname]);
     let spoof = run(tunnel.ns.cmd("ping").args([
-        "-c", "3", "-i", "0.2", "-W", "1", "-I", "192.168.30.77", GW,
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-I",
+        "192.168.30.77",
+        GW,
     ]));
     assert!(!spoof.status.success(), "a spoofed source got an answer");
     let row = enum_row(&lab.server.must_cmd(&["WgkEnum"]), &key.key);
@@ -240,8 +267,7 @@ fn a_generated_config_works_unchanged_in_wg_quick_and_its_address_is_enforced() 
 }
 
 fn curl_rpc(lab: &Lab, method: &str, params: serde_json::Value) -> serde_json::Value {
-    let body =
-        serde_json::json!({"jsonrpc": "2.0", "id": "1", "method": method, "params": params});
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": "1", "method": method, "params": params});
     let out = must(
         lab.server
             .ns
@@ -261,8 +287,13 @@ fn a_full_network_refuses_the_next_peer() {
     }
     let mut lab = Lab::new(0);
     lab.server.start();
-    lab.server
-        .must_hub_cmd(&["UserCreate", "bulk", "/GROUP:none", "/REALNAME:none", "/NOTE:none"]);
+    lab.server.must_hub_cmd(&[
+        "UserCreate",
+        "bulk",
+        "/GROUP:none",
+        "/REALNAME:none",
+        "/NOTE:none",
+    ]);
     lab.server.must_hub_cmd(&[
         "SetStaticNetwork",
         "/GATEWAY:10.77.0.1",
@@ -285,9 +316,12 @@ fn a_full_network_refuses_the_next_peer() {
         ("10.77.0.255", "not a host address"),
         ("10.78.0.5", "not a host address"),
     ] {
-        let o = lab
-            .server
-            .cmd(&["WgkAdd", "/HUB:DEFAULT", "/USER:bulk", &format!("/IP:{bad}")]);
+        let o = lab.server.cmd(&[
+            "WgkAdd",
+            "/HUB:DEFAULT",
+            "/USER:bulk",
+            &format!("/IP:{bad}"),
+        ]);
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(!o.status.success() && text.contains(why), "{bad}: {text}");
     }
@@ -310,17 +344,19 @@ fn a_full_network_refuses_the_next_peer() {
 
     let full = lab.server.cmd(&["WgkAdd", "/HUB:DEFAULT", "/USER:bulk"]);
     let text = String::from_utf8_lossy(&full.stdout).into_owned();
-    assert!(!full.status.success(), "a peer beyond the network was added");
+    assert!(
+        !full.status.success(),
+        "a peer beyond the network was added"
+    );
     assert!(
         text.contains("no free address left") && text.contains("10.77.0.0/24"),
         "{text}"
     );
     assert!(text.contains(&format!("{fits} peers")), "{text}");
-    let keys = etherhub_config::Config::parse(
-        &std::fs::read_to_string(lab.server.config_path()).unwrap(),
-    )
-    .unwrap()
-    .wg_keys();
+    let keys =
+        etherhub_config::Config::parse(&std::fs::read_to_string(lab.server.config_path()).unwrap())
+            .unwrap()
+            .wg_keys();
     assert_eq!(keys.len(), fits);
 
     // deleting one frees exactly its address for the next
@@ -329,6 +365,8 @@ fn a_full_network_refuses_the_next_peer() {
         .find(|k| k.address == Some("10.77.0.9".parse().unwrap()))
         .unwrap();
     lab.server.must_cmd(&["WgkDelete", &freed.key]);
-    let out = lab.server.must_cmd(&["WgkAdd", "/HUB:DEFAULT", "/USER:bulk"]);
+    let out = lab
+        .server
+        .must_cmd(&["WgkAdd", "/HUB:DEFAULT", "/USER:bulk"]);
     assert!(out.contains("Address = 10.77.0.9/24"), "{out}");
 }

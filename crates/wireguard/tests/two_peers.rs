@@ -539,7 +539,10 @@ fn a_peer_with_an_address_may_send_only_from_it() {
     let info = s.server.peer(peer).unwrap();
     assert_eq!(info.spoofed_dropped, 1);
     assert_eq!(info.address, Some(Ipv4Addr::new(10, 0, 0, 2)));
-    assert_eq!(info.rx_packets, 1, "the spoofed packet is not counted as received");
+    assert_eq!(
+        info.rx_packets, 1,
+        "the spoofed packet is not counted as received"
+    );
     assert_eq!(s.server.stats().spoofed_dropped, 1);
 
     // lifting the restriction applies to the live peer at once
