@@ -50,7 +50,7 @@ pub enum ModelError {
         network: String,
         peers: usize,
     },
-    #[error("{0:?} is not a host name: use letters, digits, '.', '-', ':', '[' and ']' only")]
+    #[error("{0:?} is not a host name: use letters, digits and . - _ : [ ] only")]
     BadHostName(String),
 }
 

@@ -252,4 +252,56 @@ mod tests {
             );
         }
     }
+
+    fn key(name: &str, hub: &str, address: Option<Ipv4Addr>) -> crate::WgKey {
+        crate::WgKey {
+            key: name.into(),
+            hub: hub.into(),
+            user: "u".into(),
+            address,
+            preshared_key: Some("PSK=".into()),
+        }
+    }
+
+    #[test]
+    fn config_skips_securenat_host_and_keys_of_the_same_hub_only() {
+        let mut c = Config::parse("declare root\n{\n}\n").unwrap();
+        for hub in ["A", "B"] {
+            c.create_hub(hub, "", 0).unwrap();
+            c.create_user(hub, "u", "", "", 0).unwrap();
+        }
+        let mut sn = c.hub("A").unwrap().securenat;
+        sn.enabled = true;
+        sn.host_ip = ip("192.168.30.2");
+        c.set_securenat("A", &sn).unwrap();
+        // gateway .1 and SecureNAT's .2 are skipped
+        let a = c.wg_address_for("a", None).unwrap();
+        assert_eq!(a, ip("192.168.30.3"));
+        c.add_wg_key_full(&key("K1", "A", Some(a))).unwrap();
+        assert_eq!(c.wg_address_for("A", None), Ok(ip("192.168.30.4")));
+        // hub B is another network: A's key does not block it
+        assert_eq!(c.wg_address_for("B", None), Ok(ip("192.168.30.2")));
+        let e = c.wg_address_for("A", Some(ip("192.168.30.2"))).unwrap_err();
+        assert!(e.to_string().contains("SecureNAT"), "{e}");
+        // the values survive a save and are SoftEther's key block plus ours
+        let back = Config::parse(&c.to_text()).unwrap();
+        assert_eq!(back.wg_keys(), vec![key("K1", "A", Some(a))]);
+        assert_eq!(c.remove_wg_key("K1").unwrap().address, Some(a));
+    }
+
+    #[test]
+    fn public_host_is_checked_and_resettable() {
+        let mut c = Config::parse("declare root\n{\n}\n").unwrap();
+        assert_eq!(c.wireguard_public_host(), None);
+        c.set_wireguard_public_host(" vpn.example.com:51820 ")
+            .unwrap();
+        assert_eq!(
+            c.wireguard_public_host().as_deref(),
+            Some("vpn.example.com:51820")
+        );
+        let e = c.set_wireguard_public_host("bad host").unwrap_err();
+        assert!(e.to_string().contains("not a host name"), "{e}");
+        c.set_wireguard_public_host("").unwrap();
+        assert_eq!(c.wireguard_public_host(), None);
+    }
 }
