@@ -359,6 +359,32 @@ fn a_full_network_refuses_the_next_peer() {
             .wg_keys();
     assert_eq!(keys.len(), fits);
 
+    // the API's own refusals name what was wrong
+    let r = curl_rpc(
+        &lab,
+        "SetWgPublicHost",
+        serde_json::json!({"PublicHost_str": "bad host"}),
+    );
+    assert_eq!(r["error"]["code"], 38, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a host name"),
+        "{r}"
+    );
+    let r = curl_rpc(&lab, "GetWgkConfig", serde_json::json!({"Key_str": "nope"}));
+    assert_eq!(r["error"]["code"], 29, "{r}");
+    let r = curl_rpc(
+        &lab,
+        "GetWgkConfig",
+        serde_json::json!({"Key_str": keys[0].key}),
+    );
+    let config = r["result"]["Config_str"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(config.contains("AllowedIPs = 10.77.0.0/24"), "{config}");
+
     // deleting one frees exactly its address for the next
     let freed = keys
         .iter()
