@@ -4,7 +4,8 @@
 //! A peer's address is chosen when its key is registered and stored with the key, so that the
 //! client config can name it and the server can refuse packets from any other source. Which
 //! addresses are never handed out: the network and broadcast addresses, the hub's gateway, the
-//! SecureNAT virtual host's address (when SecureNAT is on), and every address another key of the
+//! SecureNAT virtual host's address and its DHCP server's lease pool (when SecureNAT and its DHCP
+//! are on: those clients must not collide with a peer), and every address another key of the
 //! same hub holds.
 
 use crate::model::{Config, ModelError};
@@ -69,12 +70,21 @@ fn holder(a: Ipv4Addr, reserved: &[(Ipv4Addr, String)]) -> Option<&str> {
         .map(|(_, why)| why.as_str())
 }
 
+/// A range of addresses no peer gets, first to last inclusive, and who holds it.
+pub type ReservedRange = (Ipv4Addr, Ipv4Addr, String);
+
+fn in_range(a: Ipv4Addr, ranges: &[ReservedRange]) -> Option<&ReservedRange> {
+    ranges.iter().find(|(lo, hi, _)| *lo <= a && a <= *hi)
+}
+
 /// The lowest free host address of `net`, or the one asked for when it is a free host address.
-/// `reserved` pairs an address with who holds it (for the error text).
+/// `reserved` pairs an address with who holds it (for the error text); `ranges` are whole
+/// ranges held (SecureNAT's DHCP pool).
 pub fn choose(
     hub: &str,
     net: HubNetwork,
     reserved: &[(Ipv4Addr, String)],
+    ranges: &[ReservedRange],
     requested: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, ModelError> {
     if let Some(a) = requested {
@@ -85,23 +95,34 @@ pub fn choose(
                 network: net.cidr(),
             });
         }
-        if let Some(by) = holder(a, reserved) {
+        let by = holder(a, reserved)
+            .map(str::to_string)
+            .or_else(|| in_range(a, ranges).map(|(lo, hi, why)| format!("{why} {lo}-{hi}")));
+        if let Some(by) = by {
             return Err(ModelError::WgAddressTaken {
                 hub: hub.to_string(),
                 addr: a,
-                by: by.to_string(),
+                by,
             });
         }
         return Ok(a);
     }
     let taken: HashSet<u32> = reserved.iter().map(|(a, _)| u32::from(*a)).collect();
-    let first = u32::from(net.network()).wrapping_add(1);
-    // Ends at the first free address: at most |taken| + 1 steps, never more than the hosts.
-    let steps = net.host_count().min(taken.len() as u64 + 1);
-    for i in 0..steps {
-        let a = first.wrapping_add(i as u32);
-        if !taken.contains(&a) {
-            return Ok(Ipv4Addr::from(a));
+    let last = u64::from(u32::from(net.broadcast())).saturating_sub(1);
+    let mut a = u64::from(u32::from(net.network())) + 1;
+    // Every step moves past one taken address or one whole range: the loop ends within
+    // |taken| + |ranges| + 1 steps.
+    for _ in 0..=(taken.len() + ranges.len()) {
+        if a > last {
+            break;
+        }
+        let ip = Ipv4Addr::from(a as u32);
+        if let Some((_, hi, _)) = in_range(ip, ranges) {
+            a = u64::from(u32::from(*hi)) + 1;
+        } else if taken.contains(&(a as u32)) {
+            a += 1;
+        } else {
+            return Ok(ip);
         }
     }
     Err(ModelError::WgNetworkFull {
@@ -135,18 +156,27 @@ impl Config {
             (net.broadcast(), "the broadcast address".to_string()),
             (h.default_gateway, "the hub's default gateway".to_string()),
         ];
+        let mut ranges = Vec::new();
         if h.securenat.enabled {
             reserved.push((
                 h.securenat.host_ip,
                 "the SecureNAT virtual host".to_string(),
             ));
+            // SecureNAT's DHCP server hands these out to other clients of the hub
+            if h.securenat.dhcp_enabled && h.securenat.dhcp_start <= h.securenat.dhcp_end {
+                ranges.push((
+                    h.securenat.dhcp_start,
+                    h.securenat.dhcp_end,
+                    "SecureNAT's DHCP pool".to_string(),
+                ));
+            }
         }
         for k in self.wg_keys() {
             if let Some(a) = k.address.filter(|_| k.hub.eq_ignore_ascii_case(hub)) {
                 reserved.push((a, format!("WireGuard key {} (user {})", k.key, k.user)));
             }
         }
-        choose(hub, net, &reserved, requested)
+        choose(hub, net, &reserved, &ranges, requested)
     }
 }
 
@@ -159,10 +189,16 @@ mod tests {
     }
 
     /// The slow reference: walk every address of the network in order.
-    fn reference(net: HubNetwork, reserved: &[(Ipv4Addr, String)]) -> Option<Ipv4Addr> {
+    fn reference(
+        net: HubNetwork,
+        reserved: &[(Ipv4Addr, String)],
+        ranges: &[ReservedRange],
+    ) -> Option<Ipv4Addr> {
         (u32::from(net.network())..=u32::from(net.broadcast()))
             .map(Ipv4Addr::from)
-            .find(|a| net.is_host(*a) && holder(*a, reserved).is_none())
+            .find(|a| {
+                net.is_host(*a) && holder(*a, reserved).is_none() && in_range(*a, ranges).is_none()
+            })
     }
 
     #[test]
@@ -187,13 +223,13 @@ mod tests {
         let mut reserved = vec![(ip("10.0.0.1"), "the hub's default gateway".to_string())];
         let mut got = Vec::new();
         for _ in 0..5 {
-            let a = choose("H", net, &reserved, None).unwrap();
+            let a = choose("H", net, &reserved, &[], None).unwrap();
             got.push(a);
             reserved.push((a, "WireGuard key k".into()));
         }
         assert_eq!(got[0], ip("10.0.0.2"));
         assert_eq!(got[4], ip("10.0.0.6"));
-        let e = choose("H", net, &reserved, None).unwrap_err();
+        let e = choose("H", net, &reserved, &[], None).unwrap_err();
         assert!(
             matches!(e, ModelError::WgNetworkFull { peers: 5, .. }),
             "{e}"
@@ -209,15 +245,15 @@ mod tests {
             (ip("192.168.30.7"), "WireGuard key K (user u)".to_string()),
         ];
         assert_eq!(
-            choose("H", net, &reserved, Some(ip("192.168.30.8"))),
+            choose("H", net, &reserved, &[], Some(ip("192.168.30.8"))),
             Ok(ip("192.168.30.8"))
         );
-        let e = choose("H", net, &reserved, Some(ip("192.168.30.7"))).unwrap_err();
+        let e = choose("H", net, &reserved, &[], Some(ip("192.168.30.7"))).unwrap_err();
         assert!(e.to_string().contains("WireGuard key K"), "{e}");
-        let e = choose("H", net, &reserved, Some(ip("192.168.30.1"))).unwrap_err();
+        let e = choose("H", net, &reserved, &[], Some(ip("192.168.30.1"))).unwrap_err();
         assert!(e.to_string().contains("gateway"), "{e}");
         for bad in ["192.168.30.0", "192.168.30.255", "10.0.0.1"] {
-            let e = choose("H", net, &reserved, Some(ip(bad))).unwrap_err();
+            let e = choose("H", net, &reserved, &[], Some(ip(bad))).unwrap_err();
             assert!(
                 matches!(e, ModelError::WgAddressOutsideNetwork { .. }),
                 "{bad}: {e}"
@@ -244,10 +280,16 @@ mod tests {
                 let a = u32::from(net.network()) + 1 + next() % hosts;
                 reserved.push((Ipv4Addr::from(a), "WireGuard key x".into()));
             }
+            let mut ranges = Vec::new();
+            for _ in 0..next() % 3 {
+                let lo = u32::from(net.network()) + next() % (hosts + 2);
+                let hi = lo + next() % 8;
+                ranges.push((Ipv4Addr::from(lo), Ipv4Addr::from(hi), "pool".to_string()));
+            }
             assert_eq!(
-                choose("H", net, &reserved, None).ok(),
-                reference(net, &reserved),
-                "{reserved:?} in {}",
+                choose("H", net, &reserved, &ranges, None).ok(),
+                reference(net, &reserved, &ranges),
+                "{reserved:?} {ranges:?} in {}",
                 net.cidr()
             );
         }
@@ -279,13 +321,31 @@ mod tests {
         assert_eq!(a, ip("192.168.30.3"));
         c.add_wg_key_full(&key("K1", "A", Some(a))).unwrap();
         assert_eq!(c.wg_address_for("A", None), Ok(ip("192.168.30.4")));
+        // SecureNAT's DHCP pool (.10-.200 by default) is skipped too
+        let mut b = a;
+        for _ in 0..6 {
+            b = c.wg_address_for("A", None).unwrap();
+            c.add_wg_key_full(&key(&format!("K{b}"), "A", Some(b)))
+                .unwrap();
+        }
+        assert_eq!(b, ip("192.168.30.9"));
+        assert_eq!(c.wg_address_for("A", None), Ok(ip("192.168.30.201")));
+        let e = c
+            .wg_address_for("A", Some(ip("192.168.30.50")))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("DHCP pool 192.168.30.10-192.168.30.200"),
+            "{e}"
+        );
         // hub B is another network: A's key does not block it
         assert_eq!(c.wg_address_for("B", None), Ok(ip("192.168.30.2")));
         let e = c.wg_address_for("A", Some(ip("192.168.30.2"))).unwrap_err();
         assert!(e.to_string().contains("SecureNAT"), "{e}");
         // the values survive a save and are SoftEther's key block plus ours
         let back = Config::parse(&c.to_text()).unwrap();
-        assert_eq!(back.wg_keys(), vec![key("K1", "A", Some(a))]);
+        assert_eq!(back.wg_keys()[0], key("K1", "A", Some(a)));
+        assert_eq!(back.wg_keys(), c.wg_keys());
         assert_eq!(c.remove_wg_key("K1").unwrap().address, Some(a));
     }
 
