@@ -69,6 +69,80 @@ pub trait Backend: Send + Sync {
     fn enum_wg_keys(&self) -> AdminResult<Vec<WgKey>>;
     fn wg_server_info(&self) -> AdminResult<WgServerInfo>;
 
+    // Etherhub's WireGuard conveniences. The defaults serve a backend that only knows the
+    // plain key list: keys given, no addresses, no client configs.
+
+    /// Registers keys (generating a pair where `key` is empty) and gives each peer an address;
+    /// all-or-nothing. `all_traffic`: the returned configs route 0.0.0.0/0 into the tunnel.
+    fn add_wg_keys_auto(
+        &self,
+        keys: &[WgKeyRequest],
+        all_traffic: bool,
+    ) -> AdminResult<Vec<WgKeyAdded>> {
+        let _ = all_traffic;
+        if keys.iter().any(|k| k.key.is_empty() || k.address.is_some()) {
+            return Err(AdminError::new(
+                crate::error::code::ERR_NOT_SUPPORTED,
+                "this server cannot generate keys or assign addresses",
+            ));
+        }
+        let plain: Vec<WgKey> = keys
+            .iter()
+            .map(|k| WgKey {
+                key: k.key.clone(),
+                hub: k.hub.clone(),
+                user: k.user.clone(),
+            })
+            .collect();
+        self.add_wg_keys(&plain)?;
+        Ok(keys
+            .iter()
+            .map(|k| WgKeyAdded {
+                key: k.key.clone(),
+                hub: k.hub.clone(),
+                user: k.user.clone(),
+                address: None,
+                config: String::new(),
+            })
+            .collect())
+    }
+
+    /// The key list with addresses and live peer state.
+    fn enum_wg_key_status(&self) -> AdminResult<Vec<WgKeyStatus>> {
+        Ok(self
+            .enum_wg_keys()?
+            .into_iter()
+            .map(|k| WgKeyStatus {
+                key: k.key,
+                hub: k.hub,
+                user: k.user,
+                ..WgKeyStatus::default()
+            })
+            .collect())
+    }
+
+    /// The wg-quick config of a registered key, its private key replaced by a comment.
+    fn wg_client_config(&self, key: &str, all_traffic: bool) -> AdminResult<WgKeyAdded> {
+        let _ = (key, all_traffic);
+        Err(AdminError::new(
+            crate::error::code::ERR_NOT_SUPPORTED,
+            "this server cannot make client configs",
+        ))
+    }
+
+    /// The endpoint host client configs name (empty: the server's host name).
+    fn wg_public_host(&self) -> AdminResult<String> {
+        Ok(String::new())
+    }
+
+    fn set_wg_public_host(&self, host: &str) -> AdminResult<()> {
+        let _ = host;
+        Err(AdminError::new(
+            crate::error::code::ERR_NOT_SUPPORTED,
+            "this server has no public host setting",
+        ))
+    }
+
     // Ports and listeners.
     fn get_udp_ports(&self) -> AdminResult<Vec<u16>>;
     fn set_udp_ports(&self, ports: &[u16]) -> AdminResult<()>;

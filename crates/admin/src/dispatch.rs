@@ -11,7 +11,8 @@ use crate::error::{code, AdminError, RpcError};
 use crate::types::*;
 use crate::wire::{format_dt, ipv4_from_u32, ipv4_to_u32, Params};
 
-/// Every method `dispatch` knows, in SoftEther's spelling (plus Etherhub's `GetWgServerInfo`).
+/// Every method `dispatch` knows, in SoftEther's spelling (plus Etherhub's `GetWgServerInfo`,
+/// `GetWgkConfig` and `SetWgPublicHost`).
 pub const METHODS: &[&str] = &[
     "Test",
     "GetServerInfo",
@@ -41,6 +42,8 @@ pub const METHODS: &[&str] = &[
     "DeleteWgk",
     "EnumWgk",
     "GetWgServerInfo",
+    "GetWgkConfig",
+    "SetWgPublicHost",
     "GetPortsUDP",
     "SetPortsUDP",
     "CreateListener",
@@ -192,7 +195,17 @@ pub fn dispatch(
         }),
         "AddWgk" => server_only(scope).and_then(|_| add_wgk(backend, &p)),
         "DeleteWgk" => server_only(scope).and_then(|_| delete_wgk(backend, &p)),
-        "EnumWgk" => server_only(scope).and_then(|_| Ok(wgk_json(&backend.enum_wg_keys()?))),
+        "EnumWgk" => server_only(scope).and_then(|_| Ok(wgk_status_json(&backend.enum_wg_key_status()?))),
+        "GetWgkConfig" => server_only(scope).and_then(|_| {
+            let key = p.str("Key_str")?;
+            let all = p.opt_bool("AllTraffic_bool")?.unwrap_or(false);
+            Ok(wgk_added_json(&[backend.wg_client_config(&key, all)?]))
+        }),
+        "SetWgPublicHost" => server_only(scope).and_then(|_| {
+            let host = p.opt_str("PublicHost_str")?.unwrap_or_default();
+            backend.set_wg_public_host(&host)?;
+            Ok(json!({ "PublicHost_str": backend.wg_public_host()? }))
+        }),
         "GetWgServerInfo" => server_only(scope).and_then(|_| {
             let w = backend.wg_server_info()?;
             Ok(json!({
@@ -200,6 +213,7 @@ pub fn dispatch(
                 "PublicKey_str": w.public_key,
                 "PresharedKey_str": w.preshared_key,
                 "Ports_u32": w.udp_ports,
+                "PublicHost_str": backend.wg_public_host()?,
             }))
         }),
         "GetPortsUDP" => server_only(scope).and_then(|_| Ok(json!({ "Ports_u32": backend.get_udp_ports()? }))),
@@ -714,18 +728,6 @@ fn set_nat_option(b: &dyn Backend, scope: &AdminScope, p: &Params<'_>) -> R {
     Ok(nat_option_json(&hub, &o))
 }
 
-/// The WireGuard key list in SoftEther's wire shape: three parallel arrays.
-fn wgk_json(keys: &[WgKey]) -> Value {
-    if keys.is_empty() {
-        return json!({});
-    }
-    json!({
-        "Key_str": keys.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
-        "Hub_str": keys.iter().map(|k| k.hub.clone()).collect::<Vec<_>>(),
-        "User_str": keys.iter().map(|k| k.user.clone()).collect::<Vec<_>>(),
-    })
-}
-
 fn str_array(p: &Params<'_>, name: &str) -> Result<Vec<String>, AdminError> {
     p.array(name)
         .into_iter()
@@ -739,26 +741,72 @@ fn str_array(p: &Params<'_>, name: &str) -> Result<Vec<String>, AdminError> {
         .collect()
 }
 
+/// AddWgk: SoftEther's three arrays, plus Etherhub's `Address_str` (empty: the next free one)
+/// and an empty `Key_str` entry meaning "generate the pair". `AllTraffic_bool` makes the returned
+/// client configs route everything into the tunnel.
 fn add_wgk(b: &dyn Backend, p: &Params<'_>) -> R {
     let keys = str_array(p, "Key_str")?;
     let hubs = str_array(p, "Hub_str")?;
     let users = str_array(p, "User_str")?;
+    let addrs = str_array(p, "Address_str")?;
+    let all = p.opt_bool("AllTraffic_bool")?.unwrap_or(false);
     if keys.is_empty() {
-        return Err(AdminError::invalid_param("Key_str", "missing"));
+        return Err(AdminError::invalid_param(
+            "Key_str",
+            "missing (give an empty string to have the server generate a key pair)",
+        ));
     }
     let mut list = Vec::with_capacity(keys.len());
     for (i, key) in keys.into_iter().enumerate() {
-        if key.trim().is_empty() {
-            return Err(AdminError::invalid_param("Key_str", "must not be empty"));
-        }
-        list.push(WgKey {
-            key,
+        let address = match addrs.get(i).map(|a| a.trim()).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => Some(a.parse::<Ipv4Addr>().map_err(|_| {
+                AdminError::invalid_param("Address_str", &format!("{a:?} is not an IPv4 address"))
+            })?),
+        };
+        list.push(WgKeyRequest {
+            key: key.trim().to_string(),
             hub: hubs.get(i).cloned().unwrap_or_default(),
             user: users.get(i).cloned().unwrap_or_default(),
+            address,
         });
     }
-    b.add_wg_keys(&list)?;
-    Ok(wgk_json(&list))
+    Ok(wgk_added_json(&b.add_wg_keys_auto(&list, all)?))
+}
+
+fn opt_ip_str(a: Option<Ipv4Addr>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// Registered keys with their addresses and client configs, as parallel arrays.
+fn wgk_added_json(keys: &[WgKeyAdded]) -> Value {
+    json!({
+        "Key_str": keys.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
+        "Hub_str": keys.iter().map(|k| k.hub.clone()).collect::<Vec<_>>(),
+        "User_str": keys.iter().map(|k| k.user.clone()).collect::<Vec<_>>(),
+        "Address_str": keys.iter().map(|k| opt_ip_str(k.address)).collect::<Vec<_>>(),
+        "Config_str": keys.iter().map(|k| k.config.clone()).collect::<Vec<_>>(),
+    })
+}
+
+/// EnumWgk: SoftEther's three arrays plus Etherhub's columns.
+fn wgk_status_json(keys: &[WgKeyStatus]) -> Value {
+    if keys.is_empty() {
+        return json!({});
+    }
+    let col = |f: &dyn Fn(&WgKeyStatus) -> Value| keys.iter().map(f).collect::<Vec<_>>();
+    json!({
+        "Key_str": col(&|k| json!(k.key)),
+        "Hub_str": col(&|k| json!(k.hub)),
+        "User_str": col(&|k| json!(k.user)),
+        "Address_str": col(&|k| json!(opt_ip_str(k.address))),
+        "OwnPresharedKey_bool": col(&|k| json!(k.own_psk)),
+        "SessionName_str": col(&|k| json!(k.session.clone().unwrap_or_default())),
+        "LastHandshake_dt": col(&|k| json!(if k.last_handshake_ms == 0 { String::new() } else { format_dt(k.last_handshake_ms) })),
+        "RecvBytes_u64": col(&|k| json!(k.recv_bytes)),
+        "SendBytes_u64": col(&|k| json!(k.send_bytes)),
+        "SpoofedDropped_u64": col(&|k| json!(k.spoofed_dropped)),
+    })
 }
 
 fn delete_wgk(b: &dyn Backend, p: &Params<'_>) -> R {

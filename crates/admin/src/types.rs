@@ -368,6 +368,47 @@ pub struct WgKey {
     pub user: String,
 }
 
+/// Etherhub's `AddWgk` entry: a key to register, or an empty `key` for a key pair the server
+/// generates; the address to give the peer, or `None` for the next free one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgKeyRequest {
+    pub key: String,
+    pub hub: String,
+    pub user: String,
+    pub address: Option<Ipv4Addr>,
+}
+
+/// A key `AddWgk` registered: its public key, the peer's address and the client's wg-quick
+/// config (with the private key only when the server generated the pair; it is not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgKeyAdded {
+    pub key: String,
+    pub hub: String,
+    pub user: String,
+    pub address: Option<Ipv4Addr>,
+    pub config: String,
+}
+
+/// One key of `EnumWgk` with Etherhub's extra columns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WgKeyStatus {
+    pub key: String,
+    pub hub: String,
+    pub user: String,
+    pub address: Option<Ipv4Addr>,
+    /// The key has its own preshared key.
+    pub own_psk: bool,
+    /// The hub session of its live peer, if it has one.
+    pub session: Option<String>,
+    /// Unix ms of the live peer's last handshake (0: none).
+    pub last_handshake_ms: u64,
+    /// Bytes of inner packets from the client / to the client.
+    pub recv_bytes: u64,
+    pub send_bytes: u64,
+    /// Packets dropped because their source was not `address`.
+    pub spoofed_dropped: u64,
+}
+
 /// One TCP listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerInfo {

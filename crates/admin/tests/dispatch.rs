@@ -156,10 +156,35 @@ fn wgk_uses_parallel_arrays() {
     .unwrap_err();
     assert_eq!(e.code, 112);
     let r = dispatch(&f, &server(), "EnumWgk", &json!({})).unwrap();
-    assert_eq!(
-        r,
-        json!({"Key_str": ["K1="], "Hub_str": ["DEFAULT"], "User_str": ["meta"]})
-    );
+    // SoftEther's three arrays, then Etherhub's own columns beside them
+    for (field, want) in [
+        ("Key_str", json!(["K1="])),
+        ("Hub_str", json!(["DEFAULT"])),
+        ("User_str", json!(["meta"])),
+        ("Address_str", json!([""])),
+        ("SessionName_str", json!([""])),
+        ("RecvBytes_u64", json!([0])),
+    ] {
+        assert_eq!(r[field], want, "{field} in {r}");
+    }
+    // a backend without key generation says so instead of registering an empty key
+    let e = dispatch(
+        &f,
+        &server(),
+        "AddWgk",
+        &json!({"Key_str": [""], "Hub_str": ["DEFAULT"], "User_str": ["meta"]}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, 33);
+    let e = dispatch(
+        &f,
+        &server(),
+        "AddWgk",
+        &json!({"Key_str": ["K2="], "Hub_str": ["DEFAULT"], "User_str": ["meta"], "Address_str": ["300.1.1.1"]}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, 38);
+    assert!(e.message.contains("Address_str"), "{}", e.message);
     dispatch(&f, &server(), "DeleteWgk", &json!({"Key_str": ["K1="]})).unwrap();
     let e = dispatch(&f, &server(), "DeleteWgk", &json!({"Key_str": ["K1="]})).unwrap_err();
     assert_eq!(e.code, 29);

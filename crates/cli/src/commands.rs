@@ -107,8 +107,10 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "UserGet", title: "Get User Information", params: &[""], run: user_get },
     Command { name: "UserList", title: "Get List of Users", params: &[], run: user_list },
     Command { name: "UserPasswordSet", title: "Set Password Authentication for User Auth Type and Set Password", params: &["", "PASSWORD"], run: user_password_set },
+    Command { name: "WgPublicHostSet", title: "Set the host name client configs use as the WireGuard endpoint (Etherhub)", params: &[""], run: wg_public_host_set },
     Command { name: "WgServerInfo", title: "Show the server's WireGuard public key, preshared key and UDP ports (Etherhub)", params: &[], run: wg_server_info },
-    Command { name: "WgkAdd", title: "Add a WireGuard key", params: &["", "HUB", "USER"], run: wgk_add },
+    Command { name: "WgkAdd", title: "Add a WireGuard key (without a key: generate one) and print the client config", params: &["", "HUB", "USER", "IP", "ALLTRAFFIC", "SAVE", "QR", "PNG"], run: wgk_add },
+    Command { name: "WgkConfig", title: "Print a WireGuard key's client config (wg-quick), optionally as a QR code (Etherhub)", params: &["", "ALLTRAFFIC", "SAVE", "QR", "PNG"], run: wgk_config },
     Command { name: "WgkDelete", title: "Delete a WireGuard key", params: &[""], run: wgk_delete },
     Command { name: "WgkEnum", title: "List the WireGuard keys", params: &[], run: wgk_enum },
 ];
@@ -1238,13 +1240,133 @@ fn config_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn wgk_add(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let key = ctx.need("WgkAdd", p, "", "Key: ")?;
+    // no key: the server generates the pair and hands back the private key this once
+    let key = p.get("").unwrap_or("").to_string();
     let hub = ctx.need("WgkAdd", p, "HUB", "Hub: ")?;
     let user = ctx.need("WgkAdd", p, "USER", "User: ")?;
-    ctx.call(
+    let ip = match p.get("IP") {
+        Some(v) => parse_ip("IP", v)?.to_string(),
+        None => String::new(),
+    };
+    let all = match p.get("ALLTRAFFIC") {
+        Some(v) => parse_yes_no("ALLTRAFFIC", v)?,
+        None => false,
+    };
+    let v = ctx.call(
         "AddWgk",
-        json!({ "Key_str": [key], "Hub_str": [hub], "User_str": [user] }),
+        json!({ "Key_str": [key], "Hub_str": [hub], "User_str": [user], "Address_str": [ip], "AllTraffic_bool": all }),
     )?;
+    print_client_config(ctx, p, &v, key.is_empty())
+}
+
+fn wgk_config(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let key = ctx.need("WgkConfig", p, "", "Key: ")?;
+    let all = match p.get("ALLTRAFFIC") {
+        Some(v) => parse_yes_no("ALLTRAFFIC", v)?,
+        None => false,
+    };
+    let v = ctx.call(
+        "GetWgkConfig",
+        json!({ "Key_str": key, "AllTraffic_bool": all }),
+    )?;
+    print_client_config(ctx, p, &v, false)
+}
+
+/// The first entry of a parallel-array field.
+fn first<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k)
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Shows what AddWgk or GetWgkConfig returned: the key's table, then the config as text (or
+/// into /SAVE), as a terminal QR code (/QR:yes) and as a PNG file (/PNG:path).
+fn print_client_config(
+    ctx: &mut Ctx<'_>,
+    p: &CmdParams,
+    v: &Value,
+    generated: bool,
+) -> Result<(), CmdError> {
+    let config = first(v, "Config_str").to_string();
+    let mut t = Table::standard();
+    t.row(&["Public Key", first(v, "Key_str")]);
+    t.row(&["Virtual Hub", first(v, "Hub_str")]);
+    t.row(&["User", first(v, "User_str")]);
+    t.row(&["Address", first(v, "Address_str")]);
+    ctx.table(&t, false);
+    if config.is_empty() {
+        return Ok(());
+    }
+    let write_err = |what: &str, path: &str, e: std::io::Error| CmdError {
+        code: 23,
+        message: format!("Writing the {what} to {path:?} failed. ({e})"),
+    };
+    if generated {
+        ctx.out.push_str(
+            "The server generated this client's key pair. Its private key is in the config \
+             below and is shown only this once: the server does not keep it.\n",
+        );
+    }
+    match p.get("SAVE") {
+        Some(path) => {
+            write_private(path, config.as_bytes()).map_err(|e| write_err("config", path, e))?;
+            ctx.out
+                .push_str(&format!("The client config was written to {path}.\n"));
+        }
+        None => {
+            ctx.out.push('\n');
+            ctx.out.push_str(&config);
+            ctx.out.push('\n');
+        }
+    }
+    if let Some(v) = p.get("QR") {
+        if parse_yes_no("QR", v)? {
+            let qr = crate::qr::to_terminal(&config).map_err(|e| CmdError {
+                code: 45,
+                message: e.to_string(),
+            })?;
+            ctx.out.push_str(&qr);
+        }
+    }
+    if let Some(path) = p.get("PNG") {
+        let png = crate::qr::to_png(&config, 8).map_err(|e| CmdError {
+            code: 45,
+            message: e.to_string(),
+        })?;
+        write_private(path, &png).map_err(|e| write_err("QR code", path, e))?;
+        ctx.out
+            .push_str(&format!("The QR code was written to {path}.\n"));
+    }
+    Ok(())
+}
+
+/// Writes a file only its owner may read: it may hold a private key.
+fn write_private(path: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
+}
+
+fn wg_public_host_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    // an empty value goes back to the server's host name
+    let host = p.get("").unwrap_or("").to_string();
+    let v = ctx.call("SetWgPublicHost", json!({ "PublicHost_str": host }))?;
+    let shown = s(&v, "PublicHost_str");
+    ctx.out.push_str(&format!(
+        "Client configs now name {} as the endpoint host.\n",
+        if shown.is_empty() {
+            "the server's host name"
+        } else {
+            shown
+        }
+    ));
     Ok(())
 }
 
@@ -1261,16 +1383,57 @@ fn wgk_enum(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|x| x.as_str().unwrap_or("").to_string())
+            .map(|x| match x {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => yes_no(*b).to_string(),
+                _ => String::new(),
+            })
             .collect()
     };
-    let (keys, hubs, users) = (col("Key_str"), col("Hub_str"), col("User_str"));
-    let mut t = Table::new(&["Key", "Hub", "User"]);
+    let keys = col("Key_str");
+    let cols = [
+        col("Hub_str"),
+        col("User_str"),
+        col("Address_str"),
+        col("SessionName_str"),
+        col("LastHandshake_dt"),
+        col("RecvBytes_u64"),
+        col("SendBytes_u64"),
+        col("SpoofedDropped_u64"),
+    ];
+    let mut t = Table::new(&[
+        "Key",
+        "Hub",
+        "User",
+        "Address",
+        "Session",
+        "Last Handshake",
+        "Received Bytes",
+        "Sent Bytes",
+        "Spoofed Dropped",
+    ]);
     for (i, k) in keys.iter().enumerate() {
+        let cell = |c: usize| cols[c].get(i).cloned().unwrap_or_default();
+        let handshake = match cell(4) {
+            h if h.is_empty() => "(None)".to_string(),
+            h => parse_dt(&h).map(|ms| dt_short(ms, "(None)")).unwrap_or(h),
+        };
+        let session = match cell(3) {
+            s if s.is_empty() => "(Offline)".to_string(),
+            s => s,
+        };
+        let num_cell = |c: usize| num(cell(c).parse().unwrap_or(0));
         t.row(&[
-            k.as_str(),
-            hubs.get(i).map(String::as_str).unwrap_or(""),
-            users.get(i).map(String::as_str).unwrap_or(""),
+            k.clone(),
+            cell(0),
+            cell(1),
+            cell(2),
+            session,
+            handshake,
+            num_cell(5),
+            num_cell(6),
+            num_cell(7),
         ]);
     }
     ctx.table(&t, false);
@@ -1300,6 +1463,15 @@ fn wg_server_info(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
     t.row(&["Public Key", s(&v, "PublicKey_str")]);
     t.row(&["Preshared Key", if psk.is_empty() { "(None)" } else { psk }]);
     t.row(&["UDP ports".into(), ports.join(", ")]);
+    let host = s(&v, "PublicHost_str");
+    t.row(&[
+        "Public Host",
+        if host.is_empty() {
+            "(the server's host name)"
+        } else {
+            host
+        },
+    ]);
     ctx.table(&t, false);
     Ok(())
 }

@@ -10,6 +10,7 @@
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod qr;
 pub mod table;
 
 use std::io::{BufRead, IsTerminal, Write};

@@ -202,16 +202,84 @@ fn wgk_add_sends_softether_arrays() {
         assert_eq!(m, "AddWgk");
         assert_eq!(
             p,
-            &json!({"Key_str": ["K="], "Hub_str": ["H"], "User_str": ["u"]})
+            &json!({"Key_str": ["K="], "Hub_str": ["H"], "User_str": ["u"],
+                    "Address_str": ["10.0.0.7"], "AllTraffic_bool": false})
         );
-        Ok(json!({}))
+        Ok(
+            json!({"Key_str": ["K="], "Hub_str": ["H"], "User_str": ["u"],
+                  "Address_str": ["10.0.0.7"], "Config_str": ["[Interface]\nAddress = 10.0.0.7/24\n"]}),
+        )
     });
-    let (r, out) = run(&api, None, "WgkAdd K= /HUB:H /USER:u");
+    let (r, out) = run(&api, None, "WgkAdd K= /HUB:H /USER:u /IP:10.0.0.7");
     r.unwrap();
-    assert_eq!(
-        out,
-        "WgkAdd command - Add a WireGuard key\nThe command completed successfully.\n"
+    assert!(out.contains("Address"), "{out}");
+    assert!(out.contains("10.0.0.7/24"), "{out}");
+    assert!(!out.contains("generated"), "{out}");
+}
+
+#[test]
+fn wgk_add_without_key_asks_the_server_to_generate_and_saves_the_config() {
+    let dir = tempdir();
+    let conf = dir.join("wg9.conf");
+    let png = dir.join("wg9.png");
+    let api = FakeApi(|m, p| {
+        assert_eq!(m, "AddWgk");
+        assert_eq!(p["Key_str"], json!([""]));
+        assert_eq!(p["Address_str"], json!([""]));
+        assert_eq!(p["AllTraffic_bool"], json!(true));
+        Ok(
+            json!({"Key_str": ["PUB="], "Hub_str": ["H"], "User_str": ["u"],
+                  "Address_str": ["10.0.0.2"], "Config_str": ["[Interface]\nPrivateKey = SECRET=\n"]}),
+        )
+    });
+    let line = format!(
+        "WgkAdd /HUB:H /USER:u /ALLTRAFFIC:yes /SAVE:{} /PNG:{} /QR:yes",
+        conf.display(),
+        png.display()
     );
+    let (r, out) = run(&api, None, &line);
+    r.unwrap();
+    assert!(out.contains("shown only this once"), "{out}");
+    assert!(
+        !out.contains("SECRET="),
+        "with /SAVE the key goes to the file only: {out}"
+    );
+    assert!(
+        out.contains('▀') || out.contains('▄'),
+        "no terminal QR code: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "[Interface]\nPrivateKey = SECRET=\n"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wgk_add_refuses_a_bad_address_before_calling() {
+    let api = FakeApi(|_, _| panic!("no call expected"));
+    let (r, out) = run(&api, None, "WgkAdd /HUB:H /USER:u /IP:10.0.0.300");
+    assert!(r.is_err());
+    assert!(out.contains("/IP must be an IPv4 address"), "{out}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "etherhub-cli-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 #[test]

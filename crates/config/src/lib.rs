@@ -10,6 +10,7 @@ pub mod hash;
 pub mod model;
 pub mod store;
 pub mod tree;
+pub mod wgaddr;
 
 pub use model::{
     Config, HubSettings, Listener, ModelError, SecureNatSettings, UserSettings, WgKey,
@@ -17,3 +18,4 @@ pub use model::{
 };
 pub use store::{Store, StoreError};
 pub use tree::{Folder, Item, ParseError, Value};
+pub use wgaddr::HubNetwork;

@@ -29,6 +29,29 @@ pub enum ModelError {
     ListenerExists(u16),
     #[error("no listener on port {0}")]
     ListenerNotFound(u16),
+    #[error("{addr} is not a host address of hub {hub:?}'s network {network}")]
+    WgAddressOutsideNetwork {
+        hub: String,
+        addr: Ipv4Addr,
+        network: String,
+    },
+    #[error("{addr} is taken on hub {hub:?}: {by}")]
+    WgAddressTaken {
+        hub: String,
+        addr: Ipv4Addr,
+        by: String,
+    },
+    #[error(
+        "hub {hub:?}'s network {network} has no free address left for another WireGuard peer \
+         ({peers} peers hold addresses); widen it with SetStaticNetwork or delete a key"
+    )]
+    WgNetworkFull {
+        hub: String,
+        network: String,
+        peers: usize,
+    },
+    #[error("{0:?} is not a host name: use letters, digits and . - _ : [ ] only")]
+    BadHostName(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +75,26 @@ pub struct WgKey {
     pub key: String,
     pub hub: String,
     pub user: String,
+    /// Etherhub's own `string Address`: the only inner IPv4 source the peer may use (SoftEther
+    /// ignores the value)
+    pub address: Option<Ipv4Addr>,
+    /// Etherhub's own `string PresharedKey`, base64: this key's preshared key instead of the
+    /// server-wide one
+    pub preshared_key: Option<String>,
+}
+
+fn wg_key_of(f: &Folder) -> WgKey {
+    WgKey {
+        key: f.name.clone(),
+        hub: f.get_str("Hub").unwrap_or_default().to_string(),
+        user: f.get_str("User").unwrap_or_default().to_string(),
+        address: f.get_str("Address").and_then(|a| a.trim().parse().ok()),
+        preshared_key: f
+            .get_str("PresharedKey")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,14 +367,48 @@ impl Config {
         let Some(list) = self.root.folder("WireGuardKeyList") else {
             return Vec::new();
         };
-        list.folders
-            .iter()
-            .map(|f| WgKey {
-                key: f.name.clone(),
-                hub: f.get_str("Hub").unwrap_or_default().to_string(),
-                user: f.get_str("User").unwrap_or_default().to_string(),
-            })
-            .collect()
+        list.folders.iter().map(wg_key_of).collect()
+    }
+
+    /// Registers a client key with Etherhub's extra values: its address (already checked with
+    /// [`Config::wg_address_for`]) and its own preshared key.
+    pub fn add_wg_key_full(&mut self, k: &WgKey) -> Result<(), ModelError> {
+        self.add_wg_key(&k.key, &k.hub, &k.user)?;
+        let f = self
+            .root
+            .folder_or_create("WireGuardKeyList")
+            .folder_or_create(&k.key);
+        if let Some(a) = k.address {
+            f.set_str("Address", &a.to_string());
+        }
+        if let Some(p) = &k.preshared_key {
+            f.set_str("PresharedKey", p);
+        }
+        Ok(())
+    }
+
+    /// ServerConfiguration's `string WireGuardPublicHost` (Etherhub's own): the host name or
+    /// address, with an optional `:port`, that client configs name as the endpoint.
+    pub fn wireguard_public_host(&self) -> Option<String> {
+        self.server()
+            .and_then(|s| s.get_str("WireGuardPublicHost"))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+    }
+
+    /// Sets the endpoint host for client configs; an empty one goes back to the default.
+    pub fn set_wireguard_public_host(&mut self, host: &str) -> Result<(), ModelError> {
+        let host = host.trim();
+        let ok = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+            && host.len() <= 255;
+        if !ok {
+            return Err(ModelError::BadHostName(host.to_string()));
+        }
+        self.server_mut().set_str("WireGuardPublicHost", host);
+        Ok(())
     }
 
     /// Registers a client key for a hub and user; both must exist.
@@ -360,11 +437,7 @@ impl Config {
             .position(|f| f.name == key)
             .ok_or_else(|| ModelError::WgKeyNotFound(key.to_string()))?;
         let f = list.folders.remove(i);
-        Ok(WgKey {
-            key: f.name.clone(),
-            hub: f.get_str("Hub").unwrap_or_default().to_string(),
-            user: f.get_str("User").unwrap_or_default().to_string(),
-        })
+        Ok(wg_key_of(&f))
     }
 
     // ---- hubs ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 pub struct AdminBackend(pub Arc<Server>);
 
-fn model_err(e: &ModelError) -> AdminError {
+pub(crate) fn model_err(e: &ModelError) -> AdminError {
     let code = match e {
         ModelError::HubNotFound(_) => ERR_HUB_NOT_FOUND,
         ModelError::HubExists(_) => ERR_HUB_ALREADY_EXISTS,
@@ -24,13 +24,18 @@ fn model_err(e: &ModelError) -> AdminError {
         ModelError::WgKeyExists(_) => ERR_OBJECT_EXISTS,
         ModelError::ListenerExists(_) => ERR_LISTENER_ALREADY_EXISTS,
         ModelError::ListenerNotFound(_) => ERR_LISTENER_NOT_FOUND,
+        ModelError::WgAddressOutsideNetwork { .. } | ModelError::BadHostName(_) => {
+            ERR_INVALID_PARAMETER
+        }
+        ModelError::WgAddressTaken { .. } => ERR_OBJECT_EXISTS,
+        ModelError::WgNetworkFull { .. } => ERR_INVALID_VALUE,
     };
     AdminError::new(code, e.to_string())
 }
 
 /// Maps a failed config change: model refusals keep their code, anything else (a save that
 /// failed) is an internal error whose text says what happened.
-fn change_err(e: anyhow::Error) -> AdminError {
+pub(crate) fn change_err(e: anyhow::Error) -> AdminError {
     match e.downcast_ref::<ModelError>() {
         Some(m) => model_err(m),
         None => match e.downcast_ref::<AdminError>() {
@@ -62,7 +67,7 @@ impl AdminBackend {
     }
 
     /// Unix milliseconds of a monotonic instant.
-    fn ms(&self, t: Instant) -> u64 {
+    pub(crate) fn ms(&self, t: Instant) -> u64 {
         let s = self.server();
         let since = t.saturating_duration_since(s.started_instant);
         let start = s
@@ -687,6 +692,30 @@ impl Backend for AdminBackend {
             preshared_key: wg.preshared_key,
             udp_ports: cfg.udp_ports(),
         })
+    }
+
+    fn add_wg_keys_auto(
+        &self,
+        keys: &[WgKeyRequest],
+        all_traffic: bool,
+    ) -> AdminResult<Vec<WgKeyAdded>> {
+        self.wg_add_keys_auto(keys, all_traffic)
+    }
+
+    fn enum_wg_key_status(&self) -> AdminResult<Vec<WgKeyStatus>> {
+        self.wg_key_status()
+    }
+
+    fn wg_client_config(&self, key: &str, all_traffic: bool) -> AdminResult<WgKeyAdded> {
+        self.wg_config_of(key, all_traffic)
+    }
+
+    fn wg_public_host(&self) -> AdminResult<String> {
+        Ok(self.wg_public_host_or_default())
+    }
+
+    fn set_wg_public_host(&self, host: &str) -> AdminResult<()> {
+        self.wg_set_public_host(host)
     }
 
     fn get_udp_ports(&self) -> AdminResult<Vec<u16>> {

@@ -11,5 +11,6 @@ pub mod runtime;
 mod sys;
 pub mod tcp;
 pub mod udp;
+pub mod wgclient;
 
 pub use runtime::{run, start, Server};

@@ -92,16 +92,26 @@ impl Server {
         for h in stale {
             dp.remove_hub(&h);
         }
-        let wanted: HashMap<etherhub_wireguard::Key, etherhub_wireguard::KeyEntry> = cfg
+        type Wanted = (
+            etherhub_wireguard::KeyEntry,
+            Option<etherhub_wireguard::Key>,
+            Option<Ipv4Addr>,
+        );
+        let wanted: HashMap<etherhub_wireguard::Key, Wanted> = cfg
             .wg_keys()
             .into_iter()
             .filter_map(|k| {
+                let psk = k.preshared_key.as_deref().and_then(decode_key);
                 Some((
                     decode_key(&k.key)?,
-                    etherhub_wireguard::KeyEntry {
-                        hub: k.hub,
-                        user: k.user,
-                    },
+                    (
+                        etherhub_wireguard::KeyEntry {
+                            hub: k.hub,
+                            user: k.user,
+                        },
+                        psk,
+                        k.address,
+                    ),
                 ))
             })
             .collect();
@@ -110,8 +120,9 @@ impl Server {
                 dp.remove_key(&key);
             }
         }
-        for (key, entry) in wanted {
-            dp.wg.insert_key(key, entry);
+        for (key, (entry, psk, address)) in wanted {
+            dp.wg.insert_key_with_psk(key, entry, psk);
+            dp.wg.set_key_address(&key, address);
         }
     }
 

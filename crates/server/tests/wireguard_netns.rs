@@ -28,8 +28,10 @@ fn setup(lab: &mut Lab, clients: &[&WgClient]) {
         "/NOTE:none",
     ]);
     for c in clients {
+        // each peer may only use the address it was given
+        let ip = format!("/IP:{}", c.address.split('/').next().unwrap());
         lab.server
-            .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta"]);
+            .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta", &ip]);
     }
 }
 

@@ -27,7 +27,7 @@ mod keys;
 mod server;
 pub mod wire;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 pub use keys::{
@@ -110,6 +110,11 @@ pub struct PeerInfo {
     /// Datagrams addressed to this peer that failed authentication or were refused (replays,
     /// bad tags, stale handshakes), and outgoing packets that did not fit the caller's buffer.
     pub dropped: u64,
+    /// The one inner IPv4 source address this peer may use ([`Server::set_key_address`]).
+    pub address: Option<Ipv4Addr>,
+    /// Decrypted IPv4 packets dropped because their source was not `address` (WireGuard's
+    /// AllowedIPs check on receive).
+    pub spoofed_dropped: u64,
 }
 
 /// Server-wide counters, never reset.
@@ -129,4 +134,6 @@ pub struct ServerStats {
     pub cookie_replies_sent: u64,
     /// Peers removed because their session died (expiry or no handshake for [`PEER_EXPIRY`]).
     pub peers_expired: u64,
+    /// Decrypted IPv4 packets dropped because their source was not the peer's address.
+    pub spoofed_dropped: u64,
 }

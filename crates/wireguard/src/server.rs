@@ -12,7 +12,7 @@
 //! make a `Tunn` answer a handshake the gate already let through with a cookie instead.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,8 @@ struct KeySlot {
     psk: Option<Key>,
     /// The live peer, if this key has one.
     peer: Option<PeerId>,
+    /// The only inner IPv4 source this key's peer may use (`None`: any).
+    address: Option<Ipv4Addr>,
 }
 
 struct Peer {
@@ -65,6 +67,9 @@ struct Peer {
     rx_packets: u64,
     tx_packets: u64,
     dropped: u64,
+    /// Copied from the key's slot (and kept in step by `set_key_address`).
+    address: Option<Ipv4Addr>,
+    spoofed_dropped: u64,
     /// The server answered this peer's first initiation but the client has not used the new
     /// session yet. A responder must not send on a session before that, and boringtun would
     /// start a competing handshake of its own if asked to, so outgoing packets wait in `held`.
@@ -90,6 +95,8 @@ impl Peer {
             rx_packets: self.rx_packets,
             tx_packets: self.tx_packets,
             dropped: self.dropped,
+            address: self.address,
+            spoofed_dropped: self.spoofed_dropped,
         }
     }
 
@@ -184,6 +191,7 @@ impl Server {
                         entry,
                         psk,
                         peer: None,
+                        address: None,
                     },
                 );
                 None
@@ -192,6 +200,22 @@ impl Server {
         if let Some(id) = stale_peer {
             self.drop_peer(id);
         }
+    }
+
+    /// Restricts a registered key's peer to one inner IPv4 source address (`None`: any), as
+    /// WireGuard's AllowedIPs does on receive: other IPv4 packets are dropped and counted in
+    /// [`PeerInfo::spoofed_dropped`] and [`ServerStats::spoofed_dropped`]. IPv6 packets are not
+    /// restricted (no IPv6 address is assigned). Applies to a live peer at once; false for a key
+    /// that is not registered.
+    pub fn set_key_address(&mut self, client_public: &Key, address: Option<Ipv4Addr>) -> bool {
+        let Some(slot) = self.keys.get_mut(client_public) else {
+            return false;
+        };
+        slot.address = address;
+        if let Some(p) = slot.peer.and_then(|id| self.peers.get_mut(&id)) {
+            p.address = address;
+        }
+        true
     }
 
     /// Removes the key; if it had a live peer, that peer is dropped and its id returned (and an
@@ -311,6 +335,7 @@ impl Server {
             return self.handle_for_peer(now, id, MessageType::HandshakeInit, src, datagram, out);
         }
         let entry = slot.entry.clone();
+        let address = slot.address;
         let psk = slot.psk.or(self.preshared_key);
         let Some(id) = self.allocate_index() else {
             self.stats.malformed_dropped += 1;
@@ -345,6 +370,8 @@ impl Server {
                 rx_packets: 0,
                 tx_packets: 0,
                 dropped: 0,
+                address,
+                spoofed_dropped: 0,
                 unconfirmed,
                 held: VecDeque::new(),
                 queued_max: 0,
@@ -391,6 +418,16 @@ impl Server {
                     Action::Send(src, reply),
                     kind == MessageType::HandshakeResponse,
                 )
+            }
+            TunnResult::WriteToTunnelV4(_, source)
+                if peer.address.is_some_and(|allowed| allowed != source) =>
+            {
+                // Authentic, so the session and endpoint are good; only the packet is refused.
+                peer.endpoint = src;
+                peer.unconfirmed = false;
+                peer.spoofed_dropped += 1;
+                self.stats.spoofed_dropped += 1;
+                (Action::Nothing, true)
             }
             TunnResult::WriteToTunnelV4(packet, _) | TunnResult::WriteToTunnelV6(packet, _) => {
                 peer.endpoint = src;

@@ -515,3 +515,39 @@ fn server_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Server>();
 }
+
+#[test]
+fn a_peer_with_an_address_may_send_only_from_it() {
+    let mut s = Setup::new();
+    let key = s.client.public;
+    assert!(s
+        .server
+        .set_key_address(&key, Some(Ipv4Addr::new(10, 0, 0, 2))));
+    assert!(!s.server.set_key_address(&[9u8; 32], None), "unknown key");
+    let peer = s.connect();
+
+    // ipv4_packet's source is 10.0.0.2: allowed
+    let good = ipv4_packet(b"from my own address");
+    let d = s.client.encrypt(&good);
+    assert!(matches!(s.client_sends(&d), Action::Packet(p, b) if p == peer && b == &good[..]));
+
+    let mut spoofed = ipv4_packet(b"from someone else");
+    spoofed[12..16].copy_from_slice(&[10, 0, 0, 9]);
+    spoofed[10..12].copy_from_slice(&[0, 0]);
+    let d = s.client.encrypt(&spoofed);
+    assert_eq!(s.client_sends(&d), Action::Nothing);
+    let info = s.server.peer(peer).unwrap();
+    assert_eq!(info.spoofed_dropped, 1);
+    assert_eq!(info.address, Some(Ipv4Addr::new(10, 0, 0, 2)));
+    assert_eq!(
+        info.rx_packets, 1,
+        "the spoofed packet is not counted as received"
+    );
+    assert_eq!(s.server.stats().spoofed_dropped, 1);
+
+    // lifting the restriction applies to the live peer at once
+    assert!(s.server.set_key_address(&key, None));
+    let d = s.client.encrypt(&spoofed);
+    assert!(matches!(s.client_sends(&d), Action::Packet(..)));
+    assert_eq!(s.server.peer(peer).unwrap().spoofed_dropped, 1);
+}
