@@ -6,7 +6,7 @@
 #[path = "../../crates/admin/tests/common/mod.rs"]
 mod fake;
 
-use etherhub_admin::{serve_connection_with, Backend, Limits};
+use etherhub_admin::{serve_connection_with, Backend, Limits, LoginGuard};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +27,15 @@ fuzz_target!(|data: &[u8]| {
             max_body_hub_admin: 64 * 1024,
             max_body_server_admin: 64 * 1024,
             auth_failure_delay: Duration::ZERO,
+            // a fresh guard each run: no state carried from one input to the next
+            login_guard: Arc::new(LoginGuard::default()),
             ..Limits::default()
         };
         let peer = "127.0.0.1:40000".parse().unwrap();
         let serve =
-            tokio::spawn(async move { serve_connection_with(server, peer, backend, &limits).await });
+            tokio::spawn(
+                async move { serve_connection_with(server, peer, backend, &limits).await },
+            );
         let _ = client.write_all(data).await;
         let _ = client.shutdown().await;
         let mut sink = Vec::new();

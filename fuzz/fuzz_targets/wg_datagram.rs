@@ -84,7 +84,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => {
-            let TunnResult::WriteToNetwork(init) = tunn.format_handshake_initiation(&mut cbuf, false)
+            let TunnResult::WriteToNetwork(init) =
+                tunn.format_handshake_initiation(&mut cbuf, false)
             else {
                 return;
             };
@@ -97,7 +98,8 @@ fuzz_target!(|data: &[u8]| {
             feed(&mut server, now, &init, &mut out);
         }
         _ => {
-            let TunnResult::WriteToNetwork(init) = tunn.format_handshake_initiation(&mut cbuf, false)
+            let TunnResult::WriteToNetwork(init) =
+                tunn.format_handshake_initiation(&mut cbuf, false)
             else {
                 return;
             };

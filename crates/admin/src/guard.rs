@@ -62,7 +62,9 @@ impl LoginGuard {
     /// The guard [`crate::serve_connection`] uses: one per process.
     pub fn global() -> Arc<LoginGuard> {
         static GLOBAL: OnceLock<Arc<LoginGuard>> = OnceLock::new();
-        GLOBAL.get_or_init(|| Arc::new(LoginGuard::default())).clone()
+        GLOBAL
+            .get_or_init(|| Arc::new(LoginGuard::default()))
+            .clone()
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Entry>> {

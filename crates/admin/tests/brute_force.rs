@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn request(pw: &str) -> Vec<u8> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetPortsUDP", "params": {}}).to_string();
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "GetPortsUDP", "params": {}}).to_string();
     format!(
         "POST /api/ HTTP/1.1\r\nHost: x\r\nX-VPNADMIN-PASSWORD: {pw}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()

@@ -67,7 +67,6 @@ impl Store {
         Ok(removed)
     }
 
-
     /// The folder holding dated backups, beside the config file.
     pub fn backup_dir(&self) -> PathBuf {
         let name = self

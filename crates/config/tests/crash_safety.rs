@@ -90,7 +90,11 @@ fn stale_temporaries_are_removed_and_nothing_else() {
     std::fs::write(dir.path().join(".vpn_server.config.tmp.77"), "").unwrap();
     std::fs::write(dir.path().join("unrelated.tmp.1"), "keep").unwrap();
     let backups = store.backup_dir();
-    std::fs::write(backups.join(".vpn_server_20260101_000000.config.tmp"), "torn").unwrap();
+    std::fs::write(
+        backups.join(".vpn_server_20260101_000000.config.tmp"),
+        "torn",
+    )
+    .unwrap();
     let before: Vec<_> = std::fs::read_dir(&backups).unwrap().collect();
     assert_eq!(store.remove_stale_temporaries().unwrap(), 3);
     let mut left: Vec<String> = std::fs::read_dir(dir.path())
@@ -100,7 +104,11 @@ fn stale_temporaries_are_removed_and_nothing_else() {
     left.sort();
     assert_eq!(
         left,
-        ["backup.vpn_server.config", "unrelated.tmp.1", "vpn_server.config"]
+        [
+            "backup.vpn_server.config",
+            "unrelated.tmp.1",
+            "vpn_server.config"
+        ]
     );
     assert_eq!(
         std::fs::read_dir(&backups).unwrap().count(),

@@ -203,8 +203,13 @@ pub fn load_or_create(path: PathBuf) -> anyhow::Result<(Store, Config)> {
     // a save interrupted by a crash leaves its temporary file; the config itself is whole
     match store.remove_stale_temporaries() {
         Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed temporary files of an interrupted save"),
-        Err(e) => tracing::warn!(error = %e, "cannot remove temporary files of an interrupted save"),
+        Ok(n) => tracing::info!(
+            removed = n,
+            "removed temporary files of an interrupted save"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot remove temporary files of an interrupted save")
+        }
     }
     let cfg = match store.load()? {
         Some(cfg) => cfg,

@@ -51,7 +51,10 @@ fn secrets_of(folder: &Folder, out: &mut Vec<(String, String)>) {
                 // a prefix is enough to recognise a long value (the TLS key)
                 out.push((item.name.clone(), enc.chars().take(40).collect()));
                 let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                out.push((format!("{} (hex)", item.name), hex.chars().take(40).collect()));
+                out.push((
+                    format!("{} (hex)", item.name),
+                    hex.chars().take(40).collect(),
+                ));
             }
             _ => {}
         }
@@ -105,20 +108,37 @@ fn remote_admin_needs_password_lockout_and_no_secrets_leak() {
 
     // empty admin password: refused from another machine, even with an empty password given
     let out = remote_cmd(&remote, &addr, None, &["ServerInfoGet"]);
-    assert!(!out.status.success(), "remote admin with empty password: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "remote admin with empty password: {}",
+        text(&out)
+    );
     let out = remote_cmd(&remote, &addr, Some(""), &["ServerInfoGet"]);
-    assert!(!out.status.success(), "remote admin with empty password: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "remote admin with empty password: {}",
+        text(&out)
+    );
     // loopback works and sets a password; then remote works with it
     lab.server.must_cmd(&["ServerPasswordSet", ADMIN_PW]);
     let out = remote_cmd(&remote, &addr, Some(ADMIN_PW), &["ServerInfoGet"]);
-    assert!(out.status.success(), "remote admin with password: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "remote admin with password: {}",
+        text(&out)
+    );
     let out = remote_cmd(&remote, &addr, None, &["ServerInfoGet"]);
     assert!(!out.status.success(), "remote admin without the password");
 
     // a session of commands that touch every secret
     let as_admin = |args: &[&str]| {
         let mut c = lab.server.ns.cmd(ETHERHUB);
-        c.args(["cmd", "127.0.0.1:5555", "/SERVER", &format!("/PASSWORD:{ADMIN_PW}")]);
+        c.args([
+            "cmd",
+            "127.0.0.1:5555",
+            "/SERVER",
+            &format!("/PASSWORD:{ADMIN_PW}"),
+        ]);
         c.arg("/CMD").args(args);
         let out = run(&mut c);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
@@ -147,7 +167,13 @@ fn remote_admin_needs_password_lockout_and_no_secrets_leak() {
         let out = run(&mut c);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
     };
-    team(&["UserCreate", "meta", "/GROUP:none", "/REALNAME:none", "/NOTE:none"]);
+    team(&[
+        "UserCreate",
+        "meta",
+        "/GROUP:none",
+        "/REALNAME:none",
+        "/NOTE:none",
+    ]);
     team(&["UserPasswordSet", "meta", &format!("/PASSWORD:{USER_PW}")]);
     let (_, client_public) = wg_genkey();
     as_admin(&["WgkAdd", &client_public, "/HUB:TEAM", "/USER:meta"]);
@@ -159,11 +185,20 @@ fn remote_admin_needs_password_lockout_and_no_secrets_leak() {
     // brute force from the remote address: locked out after 5 failures, even with the right
     // password, while loopback still works
     for i in 0..5 {
-        let out = remote_cmd(&remote, &addr, Some(&format!("guess-{i}")), &["ServerInfoGet"]);
+        let out = remote_cmd(
+            &remote,
+            &addr,
+            Some(&format!("guess-{i}")),
+            &["ServerInfoGet"],
+        );
         assert!(!out.status.success());
     }
     let out = remote_cmd(&remote, &addr, Some(ADMIN_PW), &["ServerInfoGet"]);
-    assert!(!out.status.success(), "locked-out address got in: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "locked-out address got in: {}",
+        text(&out)
+    );
     as_admin(&["ServerInfoGet"]);
 
     // what a hub administrator of TEAM can read: every reading method, with the usual parameters
@@ -188,15 +223,23 @@ fn remote_admin_needs_password_lockout_and_no_secrets_leak() {
         "the hub admin login did not work: {hub_admin_output}"
     );
 
-    let cfg = etherhub_config::Config::parse(
-        &std::fs::read_to_string(lab.server.config_path()).unwrap(),
-    )
-    .unwrap();
+    let cfg =
+        etherhub_config::Config::parse(&std::fs::read_to_string(lab.server.config_path()).unwrap())
+            .unwrap();
     let mut secrets = Vec::new();
     secrets_of(&cfg.root, &mut secrets);
     let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
-    for must in ["PrivateKey", "PresharedKey", "HashedPassword", "AuthPassword", "ServerKey"] {
-        assert!(names.contains(&must), "no {must} found in the config: {names:?}");
+    for must in [
+        "PrivateKey",
+        "PresharedKey",
+        "HashedPassword",
+        "AuthPassword",
+        "ServerKey",
+    ] {
+        assert!(
+            names.contains(&must),
+            "no {must} found in the config: {names:?}"
+        );
     }
     for pw in [ADMIN_PW, USER_PW, HUB_PW] {
         secrets.push(("a plain password".into(), pw.into()));

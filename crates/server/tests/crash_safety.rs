@@ -102,7 +102,10 @@ fn sigkill_during_saves_and_traffic_loses_nothing_acknowledged() {
         )
         .unwrap();
     }
-    let loaded = etherhub_config::Store::new(&config).load().unwrap().unwrap();
+    let loaded = etherhub_config::Store::new(&config)
+        .load()
+        .unwrap()
+        .unwrap();
     let wg = loaded.wireguard().unwrap();
 
     let acked = Arc::new(Mutex::new(Acked::default()));

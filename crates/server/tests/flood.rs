@@ -107,16 +107,10 @@ fn counter(summary: &str, name: &str) -> u64 {
 
 /// Pings `count` times at 0.2 s; the number of answers.
 fn ping_received(ns: &Netns, addr: &str, count: u32) -> u32 {
-    let out = run(ns.cmd("ping").args([
-        "-c",
-        &count.to_string(),
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        "-q",
-        addr,
-    ]));
+    let out =
+        run(ns
+            .cmd("ping")
+            .args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", "-q", addr]));
     let text = out_text(&out);
     text.split(',')
         .find_map(|part| part.trim().strip_suffix(" received"))
@@ -247,7 +241,13 @@ fn flood_throughput_and_rss() {
     let rss_after_base = rss_kib(pid);
 
     let target = format!("{}:443", lab.server_addrs[2]);
-    let flood = start_flood(&lab, &flood_ns, &target, &flood_private, u64::from(secs) + 4);
+    let flood = start_flood(
+        &lab,
+        &flood_ns,
+        &target,
+        &flood_private,
+        u64::from(secs) + 4,
+    );
     std::thread::sleep(Duration::from_secs(1));
     let during = iperf(&a, &b, "192.168.30.234", secs);
     let rss_during = rss_kib(pid);

@@ -232,7 +232,9 @@ async fn garbage_on_every_listener_and_connection_limits() {
     // slowloris on the TLS handshake and on the HTTP head, running while the rest goes on
     let slow_tls = tokio::spawn(async move {
         let mut c = connect_from("127.0.0.9", port).await.unwrap();
-        let hello = [0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+        let hello = [
+            0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ];
         let start = Instant::now();
         for b in hello.iter().cycle().take(30) {
             if c.write_all(&[*b]).await.is_err() {
@@ -249,7 +251,11 @@ async fn garbage_on_every_listener_and_connection_limits() {
         let name = ServerName::try_from("etherhub").unwrap();
         let mut c = tls().connect(name, tcp).await.unwrap();
         let start = Instant::now();
-        for b in b"POST /api/ HTTP/1.1\r\nHost: slow\r\nX-Dribble: ".iter().cycle().take(40) {
+        for b in b"POST /api/ HTTP/1.1\r\nHost: slow\r\nX-Dribble: "
+            .iter()
+            .cycle()
+            .take(40)
+        {
             if c.write_all(&[*b]).await.is_err() || c.flush().await.is_err() {
                 return Some(start.elapsed());
             }
@@ -285,7 +291,10 @@ async fn garbage_on_every_listener_and_connection_limits() {
             "garbage connection {i} was not closed"
         );
     }
-    assert!(real_call("127.0.0.1", port).await, "no answer after garbage");
+    assert!(
+        real_call("127.0.0.1", port).await,
+        "no answer after garbage"
+    );
 
     // the slow ones were cut off by the handshake and head deadlines (10 s)
     let slow_tls = slow_tls.await.unwrap();
@@ -330,16 +339,28 @@ async fn garbage_on_every_listener_and_connection_limits() {
     }
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(real_call("127.0.0.2", port).await, "no answer after the limits");
-
+    assert!(
+        real_call("127.0.0.2", port).await,
+        "no answer after the limits"
+    );
 
     assert!(s.alive(), "server died");
     assert!(real_call("127.0.0.1", port).await, "no answer at the end");
     let out = Command::new(ETHERHUB)
-        .args(["cmd", &format!("127.0.0.1:{port}"), "/SERVER", "/CMD", "ServerStatusGet"])
+        .args([
+            "cmd",
+            &format!("127.0.0.1:{port}"),
+            "/SERVER",
+            "/CMD",
+            "ServerStatusGet",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let log = s.log();
     assert!(
         log.contains("security: TCP connection refused by a connection limit"),

@@ -130,10 +130,10 @@ fn main() {
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     let mut i: u64 = 0;
-    while c.sent < args.count && (i % 256 != 0 || Instant::now() < end) {
+    while c.sent < args.count && (!i.is_multiple_of(256) || Instant::now() < end) {
         i += 1;
         // one in four from the registered key, when there is one
-        let use_valid = valid.is_some() && i % 4 == 0;
+        let use_valid = valid.is_some() && i.is_multiple_of(4);
         let t = if use_valid {
             valid.as_mut().unwrap()
         } else {
@@ -153,19 +153,16 @@ fn main() {
             }
         }
         // drain replies
-        loop {
-            match sock.recv(&mut rbuf) {
-                Ok(n) => match rbuf.first() {
-                    Some(3) => {
-                        c.cookie_replies += 1;
-                        if let Some(v) = valid.as_mut() {
-                            let _ = v.decapsulate(None, &rbuf[..n], &mut buf);
-                        }
+        while let Ok(n) = sock.recv(&mut rbuf) {
+            match rbuf.first() {
+                Some(3) => {
+                    c.cookie_replies += 1;
+                    if let Some(v) = valid.as_mut() {
+                        let _ = v.decapsulate(None, &rbuf[..n], &mut buf);
                     }
-                    Some(2) => c.handshake_responses += 1,
-                    _ => c.other_replies += 1,
-                },
-                Err(_) => break,
+                }
+                Some(2) => c.handshake_responses += 1,
+                _ => c.other_replies += 1,
             }
         }
     }
