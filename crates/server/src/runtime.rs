@@ -328,6 +328,7 @@ async fn timer_loop(server: Arc<Server>) {
                 tracing::warn!(
                     cookie_replies_sent = stats.cookie_replies_sent,
                     since_last = stats.cookie_replies_sent - cookies_logged,
+                    handshakes_rate_limited = stats.handshakes_rate_limited,
                     unknown_key_initiations = stats.unknown_key_initiations,
                     malformed_dropped = stats.malformed_dropped,
                     "WireGuard under load: handshakes answered with cookie replies"

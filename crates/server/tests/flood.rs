@@ -232,6 +232,9 @@ fn flood_throughput_and_rss() {
     let flood_ns = lab.client_ns[2].take().unwrap();
     let (flood_private, flood_public) = wg_genkey();
     setup(&mut lab, &[&a, &b], &flood_public);
+    // the hub learns a client's address from its first packet: both speak to the gateway first
+    assert!(a.ns.ping_until(GW, Duration::from_secs(15)));
+    assert!(b.ns.ping_until(GW, Duration::from_secs(15)));
     assert!(a.ns.ping_until("192.168.30.234", Duration::from_secs(15)));
     assert!(b.ns.ping_until("192.168.30.233", Duration::from_secs(15)));
     let pid = lab.server.proc.as_ref().unwrap().pid();
