@@ -257,15 +257,37 @@ fn flood_throughput_and_rss() {
     let summary = finish_flood(flood, Duration::from_secs(u64::from(secs) + 20));
     std::thread::sleep(Duration::from_secs(3));
     let rss_after = rss_kib(pid);
+    // control: the same generator aimed at a closed port of the server's namespace, so the
+    // server does no work for it; what throughput is lost then is lost to the shared CPU
+    let closed = format!("{}:9", lab.server_addrs[2]);
+    let control = start_flood(
+        &lab,
+        &flood_ns,
+        &closed,
+        &flood_private,
+        u64::from(secs) + 4,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let during_control = iperf(&a, &b, "192.168.30.234", secs);
+    let control_summary = finish_flood(control, Duration::from_secs(u64::from(secs) + 20));
     let alive = server_alive(&mut lab);
     let ratio = if base > 0.0 { during / base } else { 0.0 };
+    let control_ratio = if base > 0.0 {
+        during_control / base
+    } else {
+        0.0
+    };
     println!(
         "FLOOD RESULT: throughput without flood {:.1} Mbit/s, with flood {:.1} Mbit/s, ratio {:.2}; \
+         generator aimed at a closed port (CPU share only) {:.1} Mbit/s, ratio {:.2}; \
          RSS KiB before {rss_before}, after baseline iperf {rss_after_base}, during flood \
-         {rss_during}, after flood {rss_after}; server alive {alive}; {summary}",
+         {rss_during}, after flood {rss_after}; server alive {alive}; {summary}; control: \
+         {control_summary}",
         base / 1e6,
         during / 1e6,
-        ratio
+        ratio,
+        during_control / 1e6,
+        control_ratio
     );
     assert!(alive);
     assert!(base > 0.0 && during > 0.0, "iperf3 failed");
