@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::backend::Backend;
 use crate::dispatch::dispatch;
 use crate::error::{code, error_text, RpcError};
+use crate::guard::{Admission, LoginGuard};
 use crate::types::AdminScope;
 
 /// Limits and timeouts of one admin connection.
@@ -37,6 +38,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Pause before answering a failed login, to slow down password guessing.
     pub auth_failure_delay: Duration,
+    /// Per-address failure counts and lockouts; the default is one guard for the process.
+    pub login_guard: Arc<LoginGuard>,
 }
 
 impl Default for Limits {
@@ -50,6 +53,7 @@ impl Default for Limits {
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             auth_failure_delay: Duration::from_millis(500),
+            login_guard: LoginGuard::global(),
         }
     }
 }
@@ -307,9 +311,19 @@ where
     let hub = head.hub.clone().filter(|h| !h.is_empty());
     // A missing password header is an empty password (curl drops a header given as `Name:`);
     // the backend decides whether an empty one is good enough.
-    let scope = match Some(head.password.clone().unwrap_or_default()) {
-        None => None,
-        Some(password) => {
+    let admission = limits
+        .login_guard
+        .check(peer.ip(), std::time::Instant::now());
+    let scope = match (admission, head.password.clone().unwrap_or_default()) {
+        (Admission::LockedOut(left), _) => {
+            tracing::warn!(
+                %peer,
+                locked_for_secs = left.as_secs(),
+                "security: admin login refused, address locked out"
+            );
+            None
+        }
+        (Admission::Allowed, password) => {
             let b = Arc::clone(backend);
             let hub2 = hub.clone();
             let loopback = peer.ip().is_loopback();
@@ -322,7 +336,16 @@ where
         }
     };
     let Some(scope) = scope else {
-        tracing::warn!(%peer, hub = hub.as_deref().unwrap_or(""), "admin login failed");
+        if admission == Admission::Allowed {
+            let guard = &limits.login_guard;
+            guard.failure(peer.ip(), std::time::Instant::now());
+            tracing::warn!(
+                %peer,
+                hub = hub.as_deref().unwrap_or(""),
+                failures = guard.failures(peer.ip()),
+                "security: admin login failed"
+            );
+        }
         // Read a small body to echo its id; a large one is not worth reading.
         let id = if len <= limits.max_body_unauthenticated {
             let body = read_body(stream, buf, len, body_deadline).await?;
@@ -354,6 +377,7 @@ where
         return Ok(keep);
     };
 
+    limits.login_guard.success(peer.ip());
     let max_body = match scope {
         AdminScope::Server => limits.max_body_server_admin,
         AdminScope::Hub(_) => limits.max_body_hub_admin,

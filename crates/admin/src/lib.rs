@@ -16,6 +16,7 @@
 mod backend;
 mod dispatch;
 mod error;
+mod guard;
 mod http;
 mod tls;
 mod types;
@@ -24,6 +25,7 @@ pub mod wire;
 pub use backend::{AdminResult, Backend};
 pub use dispatch::{dispatch, METHODS};
 pub use error::{code, error_text, AdminError, RpcError, JSONRPC_METHOD_NOT_FOUND};
+pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 pub use http::{serve_connection, serve_connection_with, Limits};
 pub use tls::{tls_server_config, TlsConfigError};
 pub use types::*;

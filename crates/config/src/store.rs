@@ -37,6 +37,35 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// Removes the temporary files a save leaves behind when the process dies between
+    /// creating and renaming them (kill -9, power loss): `.<name>.tmp.<pid>` beside the config
+    /// and `.<backup>.tmp` in the backup folder. The config itself and finished backups are
+    /// never touched. Call it at start-up, before this process saves anything.
+    pub fn remove_stale_temporaries(&self) -> io::Result<usize> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!(".{name}.tmp.");
+        let mut removed = 0;
+        for e in fs::read_dir(self.dir())?.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                fs::remove_file(e.path())?;
+                removed += 1;
+            }
+        }
+        if let Ok(entries) = fs::read_dir(self.backup_dir()) {
+            for e in entries.filter_map(Result::ok) {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with('.') && n.ends_with(".tmp") {
+                    fs::remove_file(e.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
 
     /// The folder holding dated backups, beside the config file.
     pub fn backup_dir(&self) -> PathBuf {

@@ -345,10 +345,14 @@ pub fn parse(text: &str) -> Result<Folder, ParseError> {
         });
     }
     let (mut holder, _) = stack.pop().expect("holder");
-    holder.remove_folder("root").ok_or(ParseError {
+    let mut root = holder.remove_folder("root").ok_or(ParseError {
         line: last_line,
         msg: "no 'declare root' block".into(),
-    })
+    })?;
+    // found case-insensitively, as SoftEther does; spelled as `write` spells it, so a parsed
+    // tree writes and parses back to itself (found by fuzzing: `declare rooT`)
+    root.name = "root".into();
+    Ok(root)
 }
 
 fn push_line(out: &mut String, depth: usize, text: &str) {

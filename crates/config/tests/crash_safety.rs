@@ -77,3 +77,42 @@ fn crash_mid_save_never_tears_the_config() {
         assert_eq!(cfg, version(n));
     }
 }
+
+/// What a kill between creating and renaming leaves behind is removed at the next start, and
+/// nothing else is.
+#[test]
+fn stale_temporaries_are_removed_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("vpn_server.config"));
+    store.save(&version(1)).unwrap();
+    store.save(&version(2)).unwrap();
+    std::fs::write(dir.path().join(".vpn_server.config.tmp.4242"), "torn").unwrap();
+    std::fs::write(dir.path().join(".vpn_server.config.tmp.77"), "").unwrap();
+    std::fs::write(dir.path().join("unrelated.tmp.1"), "keep").unwrap();
+    let backups = store.backup_dir();
+    std::fs::write(
+        backups.join(".vpn_server_20260101_000000.config.tmp"),
+        "torn",
+    )
+    .unwrap();
+    let before: Vec<_> = std::fs::read_dir(&backups).unwrap().collect();
+    assert_eq!(store.remove_stale_temporaries().unwrap(), 3);
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "backup.vpn_server.config",
+            "unrelated.tmp.1",
+            "vpn_server.config"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_dir(&backups).unwrap().count(),
+        before.len() - 1
+    );
+    assert_eq!(store.load().unwrap().unwrap(), version(2));
+}

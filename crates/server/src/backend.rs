@@ -604,6 +604,8 @@ impl Backend for AdminBackend {
     fn secure_nat_status(&self, hub: &str) -> AdminResult<SecureNatStatus> {
         let cfg = self.server().config();
         if virtual_host_of(&cfg, hub).is_none() {
+            // require_hub takes the config lock again: holding it here deadlocked the admin API
+            drop(cfg);
             self.require_hub(hub)?;
             return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
         }

@@ -32,8 +32,11 @@ fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Server { config } => {
+            use std::io::IsTerminal as _;
             tracing_subscriber::fmt()
                 .with_target(false)
+                // colour codes only for a terminal: logs in files stay greppable
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_writer(std::io::stderr)
                 .init();
             if let Err(e) = etherhub_server::run(config) {

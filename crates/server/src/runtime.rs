@@ -25,6 +25,8 @@ pub struct Server {
     pub started_instant: Instant,
     /// where listeners bind (0.0.0.0 normally)
     pub bind_ip: Ipv4Addr,
+    /// live TCP connections and their limits
+    pub connections: Arc<crate::tcp::ConnTracker>,
 }
 
 /// A poisoned lock means a task panicked mid-update; the data is still the best we have.
@@ -77,6 +79,8 @@ impl Server {
     /// Brings the data plane in line with the config: hubs, SecureNAT hosts, WireGuard keys.
     pub fn sync_dataplane(&self) {
         let cfg = self.config();
+        self.connections
+            .set_limits(crate::tcp::ConnLimits::from_config(&cfg));
         let now = Instant::now();
         let mut dp = self.dataplane();
         let names = cfg.hub_names();
@@ -207,6 +211,17 @@ impl Server {
 /// Loads the config (or creates the embedded default) and builds the server state.
 pub fn load_or_create(path: PathBuf) -> anyhow::Result<(Store, Config)> {
     let store = Store::new(path);
+    // a save interrupted by a crash leaves its temporary file; the config itself is whole
+    match store.remove_stale_temporaries() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            removed = n,
+            "removed temporary files of an interrupted save"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot remove temporary files of an interrupted save")
+        }
+    }
     let cfg = match store.load()? {
         Some(cfg) => cfg,
         None => {
@@ -279,6 +294,7 @@ pub async fn start(path: PathBuf, bind_ip: Ipv4Addr) -> anyhow::Result<Arc<Serve
     );
     let listeners = cfg.listeners();
     let udp_ports = cfg.udp_ports();
+    let connections = crate::tcp::ConnTracker::new(crate::tcp::ConnLimits::from_config(&cfg));
     let server = Arc::new(Server {
         store,
         config: Mutex::new(cfg),
@@ -289,6 +305,7 @@ pub async fn start(path: PathBuf, bind_ip: Ipv4Addr) -> anyhow::Result<Arc<Serve
         started: SystemTime::now(),
         started_instant: Instant::now(),
         bind_ip,
+        connections,
     });
     server.sync_dataplane();
     for l in listeners.iter().filter(|l| l.enabled) {
@@ -308,11 +325,27 @@ async fn timer_loop(server: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
+    let mut cookies_logged = 0;
     loop {
         tick.tick().await;
         n += 1;
-        server
-            .dataplane()
-            .on_timer(Instant::now(), n.is_multiple_of(4));
+        let mut dp = server.dataplane();
+        dp.on_timer(Instant::now(), n.is_multiple_of(4));
+        // every 5 s: say when handshakes came faster than the rate limit (cookie replies)
+        if n.is_multiple_of(20) {
+            let stats = dp.wg.stats();
+            drop(dp);
+            if stats.cookie_replies_sent > cookies_logged {
+                tracing::warn!(
+                    cookie_replies_sent = stats.cookie_replies_sent,
+                    since_last = stats.cookie_replies_sent - cookies_logged,
+                    handshakes_rate_limited = stats.handshakes_rate_limited,
+                    unknown_key_initiations = stats.unknown_key_initiations,
+                    malformed_dropped = stats.malformed_dropped,
+                    "WireGuard under load: handshakes answered with cookie replies"
+                );
+                cookies_logged = stats.cookie_replies_sent;
+            }
+        }
     }
 }

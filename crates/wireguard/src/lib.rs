@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod keys;
+mod ratelimit;
 mod server;
 pub mod wire;
 
@@ -33,6 +34,7 @@ use std::time::Instant;
 pub use keys::{
     generate_private_key, key_from_base64, key_to_base64, public_key_of, Key, KeyError,
 };
+pub use ratelimit::{PER_SOURCE_BURST, PER_SOURCE_PER_SECOND};
 pub use server::{Server, DEFAULT_HANDSHAKE_RATE_LIMIT, MIN_BUFFER_LEN, PEER_EXPIRY};
 pub use wire::is_wireguard;
 
@@ -132,6 +134,9 @@ pub struct ServerStats {
     pub unknown_index_dropped: u64,
     /// Cookie replies sent because handshakes arrived faster than the rate limit.
     pub cookie_replies_sent: u64,
+    /// Handshakes with a valid MAC2 dropped under load because their source address sent more
+    /// than [`PER_SOURCE_PER_SECOND`] a second (bursts of [`PER_SOURCE_BURST`]).
+    pub handshakes_rate_limited: u64,
     /// Peers removed because their session died (expiry or no handshake for [`PEER_EXPIRY`]).
     pub peers_expired: u64,
     /// Decrypted IPv4 packets dropped because their source was not the peer's address.

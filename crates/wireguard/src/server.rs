@@ -9,7 +9,10 @@
 //! peer state or Diffie-Hellman work is touched, and above its rate answers with a cookie reply
 //! unless the message carries a valid MAC2. The `Tunn`s get a second, never-loaded limiter that
 //! only re-checks MAC1: giving them the gate as well would count every handshake twice and could
-//! make a `Tunn` answer a handshake the gate already let through with a cookie instead.
+//! make a `Tunn` answer a handshake the gate already let through with a cookie instead. While
+//! handshakes arrive faster than the gate's rate, those it lets through (valid MAC2) are limited
+//! per source address as wireguard-go does ([`crate::ratelimit`]), so no single sender that
+//! can receive cookies makes the server do Diffie-Hellman work at its own pace.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -23,6 +26,7 @@ use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use rand_core::{OsRng, RngCore};
 
+use crate::ratelimit::HandshakeLimiter;
 use crate::wire::{Message, MessageType, COOKIE_REPLY_LEN, DATA_OVERHEAD, HANDSHAKE_INIT_LEN};
 use crate::{Action, Event, Key, KeyEntry, PeerId, PeerInfo, ServerStats};
 
@@ -120,6 +124,8 @@ pub struct Server {
     preshared_key: Option<Key>,
     gate: Arc<RateLimiter>,
     mac_only: Arc<RateLimiter>,
+    /// under load, handshakes that passed the gate are limited per source address
+    limiter: HandshakeLimiter,
     keys: HashMap<Key, KeySlot>,
     peers: HashMap<PeerId, Peer>,
     next_index: u32,
@@ -148,6 +154,7 @@ impl Server {
         Server {
             gate: Arc::new(RateLimiter::new(&public, handshakes_per_second)),
             mac_only: Arc::new(RateLimiter::new(&public, u64::MAX)),
+            limiter: HandshakeLimiter::new(handshakes_per_second),
             private,
             public,
             preshared_key,
@@ -278,11 +285,16 @@ impl Server {
             return Action::Nothing;
         }
         if msg.kind() == MessageType::HandshakeResponse {
+            self.limiter.count(now);
             let mut cookie = [0u8; COOKIE_REPLY_LEN];
             match self
                 .gate
                 .verify_packet(Some(src.ip()), datagram, &mut cookie)
             {
+                Ok(_) if !self.limiter.allow(src.ip(), now) => {
+                    self.stats.handshakes_rate_limited += 1;
+                    return Action::Nothing;
+                }
                 Ok(_) => {}
                 Err(TunnResult::WriteToNetwork(reply)) => {
                     return self.cookie_reply(src, reply, out)
@@ -309,11 +321,16 @@ impl Server {
         datagram: &[u8],
         out: &'a mut [u8],
     ) -> Action<'a> {
+        self.limiter.count(now);
         let mut cookie = [0u8; COOKIE_REPLY_LEN];
         let init = match self
             .gate
             .verify_packet(Some(src.ip()), datagram, &mut cookie)
         {
+            Ok(Packet::HandshakeInit(_)) if !self.limiter.allow(src.ip(), now) => {
+                self.stats.handshakes_rate_limited += 1;
+                return Action::Nothing;
+            }
             Ok(Packet::HandshakeInit(init)) => init,
             Err(TunnResult::WriteToNetwork(reply)) => return self.cookie_reply(src, reply, out),
             Ok(_) | Err(_) => {

@@ -408,6 +408,45 @@ fn cookie_reply_under_load_then_handshake_with_mac2() {
 }
 
 #[test]
+fn under_load_one_source_with_valid_mac2_is_rate_limited() {
+    // Rate limit 0: always under load. A client that holds a cookie can pass the gate, but its
+    // address gets only a burst of handshakes processed, then about 20 a second.
+    let mut s = Setup::with_server(Server::with_handshake_rate_limit(
+        generate_private_key(),
+        None,
+        0,
+    ));
+    let init = s.client.initiation(false);
+    let cookie = match s.client_sends(&init) {
+        Action::Send(_, b) => b.to_vec(),
+        other => panic!("expected a cookie reply, got {other:?}"),
+    };
+    assert_eq!(s.client.receive(&cookie), None);
+    let mut responses = 0;
+    for _ in 0..50 {
+        let init = s.client.initiation(true);
+        if let Action::Send(_, b) = s.client_sends(&init) {
+            assert_eq!(
+                b.len(),
+                92,
+                "a MAC2 initiation gets a response, not a cookie"
+            );
+            responses += 1;
+        }
+    }
+    let limited = s.server.stats().handshakes_rate_limited;
+    assert!(
+        (1..=etherhub_wireguard::PER_SOURCE_BURST as usize).contains(&responses),
+        "{responses} handshakes processed in a burst"
+    );
+    assert_eq!(limited, 50 - responses as u64);
+    // a second later the bucket has refilled for a burst again
+    s.now += Duration::from_secs(1);
+    let init = s.client.initiation(true);
+    assert!(matches!(s.client_sends(&init), Action::Send(_, b) if b.len() == 92));
+}
+
+#[test]
 fn preshared_keys_must_match() {
     let psk = generate_private_key();
     let mut server = Server::new(generate_private_key(), Some(psk));
