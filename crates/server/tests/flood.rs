@@ -38,8 +38,10 @@ fn setup(lab: &mut Lab, clients: &[&WgClient], flood_public: &str) {
         ]);
     }
     for c in clients {
+        // each peer may only use the address it was given
+        let ip = format!("/IP:{}", c.address.split('/').next().unwrap());
         lab.server
-            .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta"]);
+            .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta", &ip]);
     }
     lab.server
         .must_cmd(&["WgkAdd", flood_public, "/HUB:DEFAULT", "/USER:flood"]);
