@@ -153,11 +153,7 @@ impl Dataplane {
         now: Instant,
     ) {
         for (key, ev) in events {
-            if let Some(host) = self
-                .hubs
-                .get_mut(&key)
-                .and_then(|h| crate::nat::host_of(h))
-            {
+            if let Some(host) = self.hubs.get_mut(&key).and_then(|h| crate::nat::host_of(h)) {
                 host.handle_io(ev, now);
             }
         }

@@ -314,7 +314,9 @@ impl NatRuntime {
                     let packet = echo_request(ident, seq_no, &data);
                     {
                         let mut w = icmp.waiters.lock().unwrap_or_else(|p| p.into_inner());
-                        w.retain(|_, (_, t)| now.saturating_duration_since(*t) < Duration::from_secs(60));
+                        w.retain(|_, (_, t)| {
+                            now.saturating_duration_since(*t) < Duration::from_secs(60)
+                        });
                         w.insert((dst, ident), (flow, now));
                     }
                     if icmp
@@ -408,7 +410,12 @@ async fn tcp_flow(
     reader.abort();
 }
 
-fn open_udp(hub: &str, flow: FlowId, dst: SocketAddrV4, events: &Events) -> std::io::Result<UdpFlowIo> {
+fn open_udp(
+    hub: &str,
+    flow: FlowId,
+    dst: SocketAddrV4,
+    events: &Events,
+) -> std::io::Result<UdpFlowIo> {
     let std_sock = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
     std_sock.connect(dst)?;
     std_sock.set_nonblocking(true)?;
@@ -462,7 +469,12 @@ fn open_icmp(hub: &str, events: &Events) -> std::io::Result<IcmpIo> {
     raw.set_nonblocking(true)?;
     let sock = Arc::new(UdpSocket::from_std(std::net::UdpSocket::from(raw))?);
     let waiters: IcmpWaiters = Arc::default();
-    let (s, w, events, hub) = (sock.clone(), waiters.clone(), events.clone(), hub.to_string());
+    let (s, w, events, hub) = (
+        sock.clone(),
+        waiters.clone(),
+        events.clone(),
+        hub.to_string(),
+    );
     let task = tokio::spawn(async move {
         use smoltcp::phy::ChecksumCapabilities;
         use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, Ipv4Packet};
