@@ -42,7 +42,10 @@ struct TcpFlowIo {
 }
 
 struct UdpFlowIo {
-    sock: Arc<UdpSocket>,
+    /// Sends go through a plain clone of the socket: tokio's `try_send` reports WouldBlock
+    /// until the reactor has seen the new socket writable, which would drop a flow's first
+    /// datagram.
+    send: std::net::UdpSocket,
     task: JoinHandle<()>,
 }
 
@@ -50,7 +53,8 @@ struct UdpFlowIo {
 type IcmpWaiters = Arc<Mutex<HashMap<(Ipv4Addr, u16), (FlowId, Instant)>>>;
 
 struct IcmpIo {
-    sock: Arc<UdpSocket>,
+    /// a plain clone for sending, for the reason [`UdpFlowIo::send`] gives
+    send: std::net::UdpSocket,
     waiters: IcmpWaiters,
     task: JoinHandle<()>,
 }
@@ -281,7 +285,7 @@ impl NatRuntime {
                         }
                     }
                     if let Some(u) = io.udp.get(&flow) {
-                        if u.sock.try_send(&data).is_err() {
+                        if u.send.send(&data).is_err() {
                             self.stats.udp_send_failures += 1;
                         }
                     }
@@ -320,8 +324,8 @@ impl NatRuntime {
                         w.insert((dst, ident), (flow, now));
                     }
                     if icmp
-                        .sock
-                        .try_send_to(&packet, SocketAddr::from((dst, 0)))
+                        .send
+                        .send_to(&packet, SocketAddr::from((dst, 0)))
                         .is_err()
                     {
                         self.stats.icmp_send_failures += 1;
@@ -419,8 +423,9 @@ fn open_udp(
     let std_sock = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
     std_sock.connect(dst)?;
     std_sock.set_nonblocking(true)?;
-    let sock = Arc::new(UdpSocket::from_std(std_sock)?);
-    let (s, events, hub) = (sock.clone(), events.clone(), hub.to_string());
+    let send = std_sock.try_clone()?;
+    let s = UdpSocket::from_std(std_sock)?;
+    let (events, hub) = (events.clone(), hub.to_string());
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -439,7 +444,7 @@ fn open_udp(
             }
         }
     });
-    Ok(UdpFlowIo { sock, task })
+    Ok(UdpFlowIo { send, task })
 }
 
 fn echo_request(ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
@@ -467,14 +472,11 @@ fn open_icmp(hub: &str, events: &Events) -> std::io::Result<IcmpIo> {
         Some(socket2::Protocol::ICMPV4),
     )?;
     raw.set_nonblocking(true)?;
-    let sock = Arc::new(UdpSocket::from_std(std::net::UdpSocket::from(raw))?);
+    let std_sock = std::net::UdpSocket::from(raw);
+    let send = std_sock.try_clone()?;
+    let s = UdpSocket::from_std(std_sock)?;
     let waiters: IcmpWaiters = Arc::default();
-    let (s, w, events, hub) = (
-        sock.clone(),
-        waiters.clone(),
-        events.clone(),
-        hub.to_string(),
-    );
+    let (w, events, hub) = (waiters.clone(), events.clone(), hub.to_string());
     let task = tokio::spawn(async move {
         use smoltcp::phy::ChecksumCapabilities;
         use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, Ipv4Packet};
@@ -515,7 +517,7 @@ fn open_icmp(hub: &str, events: &Events) -> std::io::Result<IcmpIo> {
         }
     });
     Ok(IcmpIo {
-        sock,
+        send,
         waiters,
         task,
     })

@@ -79,7 +79,15 @@ fn client_reaches_the_lan_through_securenat() {
     );
 
     // ICMP echo through the NAT
-    assert!(c.ns.ping(&lan.ip, 3), "no ping answer from the LAN host");
+    let out = run(c
+        .ns
+        .cmd("ping")
+        .args(["-c", "3", "-i", "0.2", "-W", "2", &lan.ip]));
+    assert!(
+        text(&out).contains("3 received"),
+        "pings to the LAN host lost:\n{}",
+        text(&out)
+    );
 
     // HTTP (wait for the LAN server to listen)
     let url = format!("http://{}:8080/small", lan.ip);
@@ -96,7 +104,8 @@ fn client_reaches_the_lan_through_securenat() {
 
     // UDP echo
     let got = sh(&c.ns, &format!("{PY} {HELPER} udp {} 7007 20", lan.ip));
-    assert!(got.parse::<u32>().unwrap() >= 18, "UDP echoes back: {got}");
+    // nothing on these links loses datagrams: every one comes back, the flow's first included
+    assert_eq!(got, "20", "UDP echoes back");
 
     // 200 TCP connections open at once, all complete
     let got = sh(
