@@ -272,22 +272,21 @@ impl NatRuntime {
                     }
                 }
                 IoRequest::UdpSend { flow, dst, data } => {
-                    if !io.udp.contains_key(&flow) {
-                        match open_udp(key, flow, dst, &events) {
-                            Ok(u) => {
-                                io.udp.insert(flow, u);
-                            }
-                            Err(e) => {
-                                tracing::debug!(error = %e, "NAT UDP socket not opened");
-                                self.stats.udp_send_failures += 1;
-                                continue;
+                    let u = match io.udp.entry(flow) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            match open_udp(key, flow, dst, &events) {
+                                Ok(u) => v.insert(u),
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "NAT UDP socket not opened");
+                                    self.stats.udp_send_failures += 1;
+                                    continue;
+                                }
                             }
                         }
-                    }
-                    if let Some(u) = io.udp.get(&flow) {
-                        if u.send.send(&data).is_err() {
-                            self.stats.udp_send_failures += 1;
-                        }
+                    };
+                    if u.send.send(&data).is_err() {
+                        self.stats.udp_send_failures += 1;
                     }
                 }
                 IoRequest::UdpClose { flow } => {
