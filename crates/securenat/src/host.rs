@@ -461,7 +461,6 @@ impl NatHost {
             tcp::SocketBuffer::new(vec![0; TCP_TX_BUFFER]),
         );
         s.set_nagle_enabled(false);
-        s.set_ack_delay(None);
         let ep = IpListenEndpoint {
             addr: Some(IpAddress::Ipv4(*f.c.dst.ip())),
             port: f.c.dst.port(),
