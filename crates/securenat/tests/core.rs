@@ -496,3 +496,109 @@ fn dhcp_offers_and_acks_from_the_pool_skipping_used_addresses() {
     );
     assert_eq!(nak.0, DhcpMessageType::Nak);
 }
+
+fn icmp_echo_frame(dst: std::net::Ipv4Addr, ident: u16, seq_no: u16) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::*;
+    let icmp = Icmpv4Repr::EchoRequest {
+        ident,
+        seq_no,
+        data: b"ping-data",
+    };
+    let ip = Ipv4Repr {
+        src_addr: CLIENT_IP,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; 14 + 20 + icmp.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+    EthernetRepr {
+        src_addr: EthernetAddress(CLIENT_MAC),
+        dst_addr: EthernetAddress(VirtualHostConfig::default().mac),
+        ethertype: EthernetProtocol::Ipv4,
+    }
+    .emit(&mut eth);
+    let mut p = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.emit(&mut p, &ChecksumCapabilities::default());
+    icmp.emit(
+        &mut Icmpv4Packet::new_unchecked(p.payload_mut()),
+        &ChecksumCapabilities::default(),
+    );
+    buf
+}
+
+#[test]
+fn icmp_echo_to_outside_and_to_the_host() {
+    use smoltcp::wire::*;
+    let t0 = Instant::now();
+    let mut host = NatHost::new(cfg(), t0);
+    let mut out = Vec::new();
+    // to an outside address: a request for the runtime, the reply comes back from that address
+    let f = icmp_echo_frame(OUTSIDE, 77, 1);
+    assert_eq!(host.handle_frame(&f, t0, &mut out), HostInput::Handled);
+    assert!(out.is_empty());
+    let Some(IoRequest::IcmpEcho {
+        flow,
+        dst,
+        ident,
+        seq_no,
+        data,
+    }) = host.poll_io()
+    else {
+        panic!("no IcmpEcho");
+    };
+    assert_eq!(
+        (dst, ident, seq_no, data.as_slice()),
+        (OUTSIDE, 77, 1, &b"ping-data"[..])
+    );
+    host.handle_io(IoEvent::IcmpReply { flow, seq_no, data }, t0);
+    host.poll(t0, &mut out);
+    assert_eq!(out.len(), 1);
+    let eth = EthernetFrame::new_checked(&out[0][..]).unwrap();
+    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (OUTSIDE, CLIENT_IP));
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    let repr = Icmpv4Repr::parse(&icmp, &smoltcp::phy::ChecksumCapabilities::default()).unwrap();
+    assert_eq!(
+        repr,
+        Icmpv4Repr::EchoReply {
+            ident: 77,
+            seq_no: 1,
+            data: b"ping-data"
+        }
+    );
+    assert_eq!(host.nat_table()[0].protocol, NatProtocol::Icmp);
+    // to the host itself: answered at once, no socket work
+    out.clear();
+    let f = icmp_echo_frame(HOST_IP, 78, 1);
+    assert_eq!(host.handle_frame(&f, t0, &mut out), HostInput::Handled);
+    assert_eq!(out.len(), 1, "no echo reply from the host");
+    assert!(host.poll_io().is_none());
+}
+
+#[test]
+fn flows_beyond_the_limit_are_refused_and_counted() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.max_sessions = 3;
+    let mut host = NatHost::new(c, t0);
+    for port in 0..5u16 {
+        let _ = udp_to(
+            &mut host,
+            SocketAddrV4::new(OUTSIDE, 7),
+            40000 + port,
+            b"x",
+            t0,
+        );
+    }
+    assert_eq!(host.nat_table().len(), 3);
+    assert_eq!(host.counters().refused_sessions, 2);
+    let mut sends = 0;
+    while let Some(r) = host.poll_io() {
+        assert!(matches!(r, IoRequest::UdpSend { .. }));
+        sends += 1;
+    }
+    assert_eq!(sends, 3);
+}
