@@ -62,6 +62,14 @@ pub trait Backend: Send + Sync {
     fn get_secure_nat_option(&self, hub: &str) -> AdminResult<SecureNatOption>;
     fn set_secure_nat_option(&self, hub: &str, option: &SecureNatOption) -> AdminResult<()>;
     fn secure_nat_status(&self, hub: &str) -> AdminResult<SecureNatStatus>;
+    /// EnumNAT; a backend without NAT tables says SecureNAT is not running.
+    fn enum_nat(&self, _hub: &str) -> AdminResult<Vec<NatTableEntry>> {
+        Err(AdminError::from_code(crate::code::ERR_SNAT_NOT_RUNNING))
+    }
+    /// EnumDHCP, likewise.
+    fn enum_dhcp(&self, _hub: &str) -> AdminResult<Vec<DhcpLeaseEntry>> {
+        Err(AdminError::from_code(crate::code::ERR_SNAT_NOT_RUNNING))
+    }
 
     // WireGuard keys (server admin only, as in SoftEther). All-or-nothing for a batch.
     fn add_wg_keys(&self, keys: &[WgKey]) -> AdminResult<()>;

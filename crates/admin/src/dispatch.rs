@@ -38,6 +38,8 @@ pub const METHODS: &[&str] = &[
     "GetSecureNATOption",
     "SetSecureNATOption",
     "GetSecureNATStatus",
+    "EnumNAT",
+    "EnumDHCP",
     "AddWgk",
     "DeleteWgk",
     "EnumWgk",
@@ -180,6 +182,48 @@ pub fn dispatch(
             Ok(nat_option_json(&h, &o))
         }),
         "SetSecureNATOption" => set_nat_option(backend, scope, &p),
+        "EnumNAT" => hub_of(scope, &p, "HubName_str").and_then(|h| {
+            let list: Vec<Value> = backend
+                .enum_nat(&h)?
+                .iter()
+                .map(|e| {
+                    json!({
+                        "Id_u32": e.id,
+                        "Protocol_u32": e.protocol,
+                        "SrcIp_ip": e.src_ip.to_string(),
+                        "SrcHost_str": "",
+                        "SrcPort_u32": e.src_port,
+                        "DestIp_ip": e.dest_ip.to_string(),
+                        "DestHost_str": "",
+                        "DestPort_u32": e.dest_port,
+                        "CreatedTime_dt": format_dt(e.created_time_ms),
+                        "LastCommTime_dt": format_dt(e.last_comm_time_ms),
+                        "SendSize_u64": e.send_size,
+                        "RecvSize_u64": e.recv_size,
+                        "TcpStatus_u32": e.tcp_status,
+                    })
+                })
+                .collect();
+            Ok(json!({ "HubName_str": h, "NatTable": list }))
+        }),
+        "EnumDHCP" => hub_of(scope, &p, "HubName_str").and_then(|h| {
+            let list: Vec<Value> = backend
+                .enum_dhcp(&h)?
+                .iter()
+                .map(|e| {
+                    json!({
+                        "Id_u32": e.id,
+                        "LeasedTime_dt": format_dt(e.leased_time_ms),
+                        "ExpireTime_dt": format_dt(e.expire_time_ms),
+                        "MacAddress_bin": b64(&e.mac),
+                        "IpAddress_ip": e.ip.to_string(),
+                        "Mask_u32": ipv4_to_u32(e.mask),
+                        "Hostname_str": e.hostname,
+                    })
+                })
+                .collect();
+            Ok(json!({ "HubName_str": h, "DhcpTable": list }))
+        }),
         "GetSecureNATStatus" => hub_of(scope, &p, "HubName_str").and_then(|h| {
             let s = backend.secure_nat_status(&h)?;
             Ok(json!({

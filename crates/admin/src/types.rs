@@ -296,6 +296,36 @@ pub struct IpEntry {
     pub updated_time_ms: u64,
 }
 
+/// One NAT flow (EnumNAT's `NatTable` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatTableEntry {
+    pub id: u32,
+    /// 0 TCP, 1 UDP, 2 DNS, 3 ICMP (SoftEther's NAT_TCP ... NAT_ICMP)
+    pub protocol: u32,
+    pub src_ip: Ipv4Addr,
+    pub src_port: u16,
+    pub dest_ip: Ipv4Addr,
+    pub dest_port: u16,
+    pub created_time_ms: u64,
+    pub last_comm_time_ms: u64,
+    pub send_size: u64,
+    pub recv_size: u64,
+    /// 0 connecting, 2 connected, 3 established, 4 waiting to disconnect
+    pub tcp_status: u32,
+}
+
+/// One DHCP lease (EnumDHCP's `DhcpTable` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpLeaseEntry {
+    pub id: u32,
+    pub leased_time_ms: u64,
+    pub expire_time_ms: u64,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub hostname: String,
+}
+
 /// SecureNAT settings (SoftEther's `VH_OPTION`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecureNatOption {

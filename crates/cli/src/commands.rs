@@ -78,6 +78,7 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "ConfigSet", title: "Write Configuration File to VPN Server", params: &[""], run: config_set },
     Command { name: "DhcpGet", title: "Get Virtual DHCP Server Function Setting of SecureNAT Function", params: &[], run: dhcp_get },
     Command { name: "DhcpSet", title: "Change Virtual DHCP Server Function Setting of SecureNAT Function", params: &["START", "END", "MASK", "EXPIRE", "GW", "DNS", "DNS2", "DOMAIN", "LOG", "PUSHROUTE"], run: dhcp_set },
+    Command { name: "DhcpTable", title: "Get Virtual DHCP Server Function Lease Table of SecureNAT Function", params: &[], run: dhcp_table },
     Command { name: "Hub", title: "Select Virtual Hub to Manage", params: &[""], run: hub_select },
     Command { name: "HubCreate", title: "Create New Virtual Hub", params: &["", "PASSWORD"], run: hub_create },
     Command { name: "HubDelete", title: "Delete Virtual Hub", params: &[""], run: hub_delete },
@@ -89,6 +90,7 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "MacTable", title: "Get the MAC Address Table Database", params: &[""], run: mac_table },
     Command { name: "NatGet", title: "Get Virtual NAT Function Setting of SecureNAT Function", params: &[], run: nat_get },
     Command { name: "NatSet", title: "Change Virtual NAT Function Setting of SecureNAT Function", params: &["MTU", "TCPTIMEOUT", "UDPTIMEOUT", "LOG"], run: nat_set },
+    Command { name: "NatTable", title: "Get Virtual NAT Function Session Table of SecureNAT Function", params: &[], run: nat_table },
     Command { name: "OptionsGet", title: "Get Options Setting of Virtual Hubs", params: &[], run: options_get },
     Command { name: "PortsUDPGet", title: "Lists the UDP ports that the server is listening on", params: &[], run: ports_udp_get },
     Command { name: "PortsUDPSet", title: "Sets the UDP ports that the server should listen on", params: &[""], run: ports_udp_set },
@@ -1473,5 +1475,105 @@ fn wg_server_info(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         },
     ]);
     ctx.table(&t, false);
+    Ok(())
+}
+
+fn nat_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
+    let hub = ctx.hub()?;
+    let v = ctx.call("EnumNAT", json!({ "HubName_str": hub }))?;
+    let mut t = Table::new(&[
+        "ID",
+        "Protocol",
+        "Src IP Address",
+        "Src Host Name",
+        "Src Port",
+        "Dest IP Address",
+        "Dest Host Name",
+        "Dest Port",
+        "Created at",
+        "Last Comm at",
+        "Transmitted Size",
+        "Received Size",
+        "TCP Status",
+    ]);
+    for e in v
+        .get("NatTable")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let protocol = n(e, "Protocol_u32");
+        let status = if protocol == 0 {
+            match n(e, "TcpStatus_u32") {
+                0 => "Connecting",
+                1 => "Sending Reset",
+                2 => "Connected",
+                3 => "Established",
+                _ => "Wait for Disconnect",
+            }
+        } else {
+            "-"
+        };
+        t.row(&[
+            n(e, "Id_u32").to_string(),
+            match protocol {
+                0 => "TCP",
+                1 => "UDP",
+                2 => "DNS",
+                _ => "ICMP",
+            }
+            .to_string(),
+            s(e, "SrcIp_ip").to_string(),
+            s(e, "SrcHost_str").to_string(),
+            n(e, "SrcPort_u32").to_string(),
+            s(e, "DestIp_ip").to_string(),
+            s(e, "DestHost_str").to_string(),
+            n(e, "DestPort_u32").to_string(),
+            dt_short(dt_ms(e, "CreatedTime_dt"), "-"),
+            dt_short(dt_ms(e, "LastCommTime_dt"), "-"),
+            format!("{} bytes", num(n(e, "SendSize_u64"))),
+            format!("{} bytes", num(n(e, "RecvSize_u64"))),
+            status.to_string(),
+        ]);
+    }
+    ctx.table(&t, true);
+    Ok(())
+}
+
+fn dhcp_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
+    use base64::Engine as _;
+    let hub = ctx.hub()?;
+    let v = ctx.call("EnumDHCP", json!({ "HubName_str": hub }))?;
+    let mut t = Table::new(&[
+        "ID",
+        "Leased at",
+        "Expiration Date",
+        "MAC Address",
+        "Allocated IP",
+        "Client Host Name",
+    ]);
+    for e in v
+        .get("DhcpTable")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mac = base64::engine::general_purpose::STANDARD
+            .decode(s(e, "MacAddress_bin"))
+            .unwrap_or_default()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join("-");
+        t.row(&[
+            n(e, "Id_u32").to_string(),
+            dt_short(dt_ms(e, "LeasedTime_dt"), "-"),
+            dt_short(dt_ms(e, "ExpireTime_dt"), "-"),
+            mac,
+            s(e, "IpAddress_ip").to_string(),
+            s(e, "Hostname_str").to_string(),
+        ]);
+    }
+    ctx.table(&t, true);
     Ok(())
 }

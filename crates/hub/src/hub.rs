@@ -374,6 +374,35 @@ impl Hub {
         self.securenat.as_ref().map(|(id, _)| *id)
     }
 
+    /// The SecureNAT host, for a runtime that drives its socket I/O.
+    pub fn securenat_host_mut(&mut self) -> Option<&mut (dyn VirtualHost + 'static)> {
+        let (id, _) = self.securenat.as_ref()?;
+        match &mut self.sessions.get_mut(id)?.port {
+            Port::Host(h) => Some(h.as_mut()),
+            _ => None,
+        }
+    }
+
+    /// Polls only the SecureNAT host (after its runtime fed it socket results) and switches the
+    /// frames it produces; same output as [`Hub::tick`].
+    pub fn poll_securenat(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        self.see(now);
+        let Some((id, _)) = self.securenat.as_ref() else {
+            return;
+        };
+        let id = *id;
+        let mut frames = Vec::new();
+        if let Some(Session {
+            port: Port::Host(host),
+            ..
+        }) = self.sessions.get_mut(&id)
+        {
+            host.poll(now, &mut frames);
+        }
+        self.queue.extend(frames.into_iter().map(|f| (id, f)));
+        self.run(now, out);
+    }
+
     /// Attach another virtual host as its own session named "SID-<USER>-<n>".
     pub fn add_virtual_host(
         &mut self,

@@ -38,6 +38,10 @@ pub trait VirtualHost: Send {
     fn handle_frame(&mut self, frame: &[u8], now: Instant, out: &mut Vec<Vec<u8>>) -> HostInput;
     /// Timers; the hub calls this from [`crate::Hub::tick`].
     fn poll(&mut self, _now: Instant, _out: &mut Vec<Vec<u8>>) {}
+    /// The concrete host, for a runtime that drives it beyond frames (the NAT's socket I/O).
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// The SecureNAT virtual host as far as the hub itself goes: it answers ARP for its address and

@@ -609,8 +609,78 @@ impl Backend for AdminBackend {
             self.require_hub(hub)?;
             return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
         }
-        // the virtual host answers ARP and ping; its NAT and DHCP tables do not exist yet
-        Ok(SecureNatStatus::default())
+        drop(cfg);
+        let mut dp = self.server().dataplane();
+        let Some(host) = dp.hub_mut(hub).and_then(crate::nat::host_of) else {
+            return Ok(SecureNatStatus::default());
+        };
+        let mut st = SecureNatStatus::default();
+        for e in host.nat_table() {
+            match e.protocol {
+                etherhub_securenat::NatProtocol::Tcp => st.num_tcp_sessions += 1,
+                etherhub_securenat::NatProtocol::Udp => st.num_udp_sessions += 1,
+                etherhub_securenat::NatProtocol::Dns => st.num_dns_sessions += 1,
+                etherhub_securenat::NatProtocol::Icmp => st.num_icmp_sessions += 1,
+            }
+        }
+        st.num_dhcp_clients = host.leases().len() as u32;
+        Ok(st)
+    }
+
+    fn enum_nat(&self, hub: &str) -> AdminResult<Vec<NatTableEntry>> {
+        self.require_hub(hub)?;
+        let rows = {
+            let mut dp = self.server().dataplane();
+            let Some(host) = dp.hub_mut(hub).and_then(crate::nat::host_of) else {
+                return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
+            };
+            host.nat_table()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|e| NatTableEntry {
+                id: e.id.0,
+                protocol: e.protocol as u32,
+                src_ip: *e.src.ip(),
+                src_port: e.src.port(),
+                dest_ip: *e.dst.ip(),
+                dest_port: e.dst.port(),
+                created_time_ms: self.ms(e.created),
+                last_comm_time_ms: self.ms(e.last),
+                send_size: e.sent,
+                recv_size: e.recv,
+                tcp_status: e.tcp_status as u32,
+            })
+            .collect())
+    }
+
+    fn enum_dhcp(&self, hub: &str) -> AdminResult<Vec<DhcpLeaseEntry>> {
+        self.require_hub(hub)?;
+        let (leases, mask) = {
+            let mut dp = self.server().dataplane();
+            let Some(host) = dp.hub_mut(hub).and_then(crate::nat::host_of) else {
+                return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
+            };
+            let mask = host
+                .config()
+                .dhcp
+                .as_ref()
+                .map(|d| d.mask)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            (host.leases(), mask)
+        };
+        Ok(leases
+            .into_iter()
+            .map(|l| DhcpLeaseEntry {
+                id: l.id,
+                leased_time_ms: self.ms(l.leased),
+                expire_time_ms: self.ms(l.expires),
+                mac: l.mac,
+                ip: l.ip,
+                mask,
+                hostname: l.hostname,
+            })
+            .collect())
     }
 
     fn add_wg_keys(&self, keys: &[WgKey]) -> AdminResult<()> {

@@ -48,6 +48,8 @@ pub struct Dataplane {
     deliveries: Vec<Delivery>,
     timer_out: Vec<(SocketAddr, Vec<u8>)>,
     pub stats: DataplaneStats,
+    /// SecureNAT's sockets, per hub
+    pub nat: crate::nat::NatRuntime,
 }
 
 /// The UDP sockets, one per port, and what waits to leave each of them. While the socket task
@@ -143,6 +145,7 @@ impl Dataplane {
             deliveries: Vec::new(),
             timer_out: Vec::new(),
             stats: DataplaneStats::default(),
+            nat: crate::nat::NatRuntime::new(),
         }
     }
 
@@ -176,6 +179,50 @@ impl Dataplane {
             self.unlink_peer(p);
         }
         self.hubs.remove(&key);
+        self.nat.remove_hub(&key);
+    }
+
+    /// Like [`Dataplane::ensure_hub`], with SecureNAT's full host (NAT, DHCP, DNS) when
+    /// `securenat` says it is enabled.
+    pub fn ensure_hub_nat(
+        &mut self,
+        name: &str,
+        securenat: Option<&etherhub_config::SecureNatSettings>,
+        resolvers: &[std::net::Ipv4Addr],
+        now: Instant,
+    ) {
+        let key = name.to_ascii_uppercase();
+        let hub = self
+            .hubs
+            .entry(key.clone())
+            .or_insert_with(|| Hub::new(name));
+        self.nat.sync_hub(&key, hub, securenat, resolvers, now);
+    }
+
+    /// Results from SecureNAT's sockets: fed to the hosts, whose frames then go out to peers.
+    pub fn on_nat_events(
+        &mut self,
+        events: impl Iterator<Item = (String, etherhub_securenat::IoEvent)>,
+        now: Instant,
+    ) {
+        for (key, ev) in events {
+            if let Some(host) = self.hubs.get_mut(&key).and_then(|h| crate::nat::host_of(h)) {
+                host.handle_io(ev, now);
+            }
+        }
+        let keys: Vec<String> = self
+            .hubs
+            .iter()
+            .filter(|(_, h)| h.securenat_session().is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(h) = self.hubs.get_mut(&key) {
+                h.poll_securenat(now, &mut self.deliveries);
+                self.nat.dispatch(&key, h, now);
+            }
+            self.deliver(&key);
+        }
     }
 
     /// The peer behind a session, if it is a WireGuard session.
@@ -213,6 +260,7 @@ impl Dataplane {
                     link.port = port;
                     if let Some(h) = self.hubs.get_mut(&link.hub) {
                         h.input_ip(link.session, packet, now, &mut self.deliveries);
+                        self.nat.dispatch(&link.hub, h, now);
                     }
                     let hub = link.hub.clone();
                     self.deliver(&hub);
@@ -357,6 +405,8 @@ impl Dataplane {
             for key in keys {
                 if let Some(h) = self.hubs.get_mut(&key) {
                     h.tick(now, &mut self.deliveries);
+                    crate::nat::refresh_in_use(h);
+                    self.nat.dispatch(&key, h, now);
                 }
                 self.deliver(&key);
             }

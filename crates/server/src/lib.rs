@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod dataplane;
 pub mod defaults;
+pub mod nat;
 pub mod runtime;
 mod sys;
 pub mod tcp;

@@ -84,8 +84,10 @@ impl Server {
         let now = Instant::now();
         let mut dp = self.dataplane();
         let names = cfg.hub_names();
+        let resolvers = crate::nat::system_resolvers();
         for name in &names {
-            dp.ensure_hub(name, virtual_host_of(&cfg, name), now);
+            let securenat = cfg.hub(name).ok().map(|h| h.securenat);
+            dp.ensure_hub_nat(name, securenat.as_ref(), &resolvers, now);
         }
         let stale: Vec<String> = dp
             .hubs
@@ -307,7 +309,11 @@ pub async fn start(path: PathBuf, bind_ip: Ipv4Addr) -> anyhow::Result<Arc<Serve
         bind_ip,
         connections,
     });
+    let (nat_tx, nat_rx) = tokio::sync::mpsc::unbounded_channel();
+    server.dataplane().nat.set_events(nat_tx);
     server.sync_dataplane();
+    let me = server.clone();
+    tokio::spawn(async move { crate::nat::nat_loop(me, nat_rx).await });
     for l in listeners.iter().filter(|l| l.enabled) {
         server.start_tcp(l.port).await;
     }

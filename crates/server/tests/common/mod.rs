@@ -491,3 +491,58 @@ impl Lab {
         WgClient::new(ns, self.id * 10 + i as u32, address, &gw)
     }
 }
+
+/// The network behind the server: a namespace joined to the server's by a veth on a /24 in
+/// 198.19.128.0/17 (clear of the client underlays, which use 198.19.0.0/17 at most).
+pub struct Lan {
+    pub ns: Netns,
+    /// the server's address on the LAN
+    pub server_ip: String,
+    /// the LAN host's address
+    pub ip: String,
+    /// the LAN's /24, as "a.b.c.0/24"
+    pub subnet: String,
+}
+
+impl Lab {
+    /// Adds the LAN namespace behind the server.
+    pub fn lan(&self) -> Lan {
+        let ns = Netns::new(format!("ehl{}", self.id));
+        let third = 128 | (subnet_octet(self.id) & 0x7f);
+        let server_ip = format!("198.19.{third}.1");
+        let ip = format!("198.19.{third}.2");
+        veth(
+            &self.server.ns,
+            &format!("{server_ip}/24"),
+            &ns,
+            &format!("{ip}/24"),
+            self.id,
+            "l",
+        );
+        Lan {
+            ns,
+            server_ip,
+            ip,
+            subnet: format!("198.19.{third}.0/24"),
+        }
+    }
+}
+
+impl Lan {
+    /// Starts a program in the LAN namespace, ended by its PID when the guard drops.
+    pub fn spawn(&self, program: &str, args: &[&str]) -> Proc {
+        let child = self
+            .ns
+            .cmd(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc {
+            child,
+            what: program.to_string(),
+        }
+    }
+}
