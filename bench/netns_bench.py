@@ -239,8 +239,8 @@ def main():
         etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
         ap_, ak = genkey()
         bp, bk = genkey()
-        etherhub_cmd("WgkAdd", ak, "/HUB:DEFAULT", "/USER:bench")
-        etherhub_cmd("WgkAdd", bk, "/HUB:DEFAULT", "/USER:bench")
+        etherhub_cmd("WgkAdd", ak, "/HUB:DEFAULT", "/USER:bench", "/IP:192.168.30.233")
+        etherhub_cmd("WgkAdd", bk, "/HUB:DEFAULT", "/USER:bench", "/IP:192.168.30.234")
         info = etherhub_cmd("WgServerInfo")
         spub = psk = None
         for line in info.splitlines():

@@ -64,8 +64,10 @@ fn client_reaches_the_lan_through_securenat() {
         "/REALNAME:none",
         "/NOTE:none",
     ]);
+    // the peer may only use the address it was given
+    let ip = format!("/IP:{}", c.address.split('/').next().unwrap());
     lab.server
-        .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta"]);
+        .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta", &ip]);
     c.configure(
         &lab.server.server_public_key(),
         &lab.server.preshared_key(),
