@@ -1,99 +1,21 @@
 //! The admin API over real HTTPS: curl (a client nobody here wrote) and `etherhub cmd`, against
 //! the real binary on loopback ports the test picks.
 
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-const ETHERHUB: &str = env!("CARGO_BIN_EXE_etherhub");
+mod common;
+
+use common::loopback::LoopbackServer;
+use common::ETHERHUB;
 
 fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::loopback::free_port()
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Running {
-    fn config_path(&self) -> PathBuf {
-        self.dir.path().join("vpn_server.config")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- etherhub log ---\n{}", self.log());
-        }
-    }
-}
-
-/// The embedded default, moved to free loopback ports so tests need no root.
-fn start_server() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_tcp_port();
-    let udp = free_udp_port();
-    let path = dir.path().join("vpn_server.config");
-    let mut cfg = etherhub_server::defaults::embedded_default().unwrap();
-    for l in cfg.listeners() {
-        cfg.remove_listener(l.port).unwrap();
-    }
-    cfg.add_listener(port, true).unwrap();
-    cfg.set_udp_ports(&[udp]);
-    etherhub_config::Store::new(&path).save(&cfg).unwrap();
-    spawn(dir, port)
-}
-
-fn spawn(dir: tempfile::TempDir, port: u16) -> Running {
-    let path = dir.path().join("vpn_server.config");
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let child = Command::new(ETHERHUB)
-        .args(["server", "--config"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let r = Running { child, port, dir };
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "server did not start:\n{}", r.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    r
+fn start_server() -> LoopbackServer {
+    LoopbackServer::start()
 }
 
 fn text(o: &Output) -> String {

@@ -9,93 +9,23 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::DigitallySignedStruct;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-const ETHERHUB: &str = env!("CARGO_BIN_EXE_etherhub");
+mod common;
 
-struct Running {
-    child: Child,
-    tcp: u16,
-    udp: u16,
-    dir: tempfile::TempDir,
-}
+use common::loopback::LoopbackServer;
+use common::ETHERHUB;
 
-impl Running {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- etherhub log ---\n{}", self.log());
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = t.local_addr().unwrap().port();
-    // the same number must be free for UDP too
-    match UdpSocket::bind(("127.0.0.1", p)) {
-        Ok(_) => p,
-        Err(_) => free_port(),
-    }
-}
-
-fn start(per_ip: u32, unestablished: u32) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let tcp = free_port();
-    let udp = free_port();
-    let path: PathBuf = dir.path().join("vpn_server.config");
-    let mut cfg = etherhub_server::defaults::embedded_default().unwrap();
-    for l in cfg.listeners() {
-        cfg.remove_listener(l.port).unwrap();
-    }
-    cfg.add_listener(tcp, true).unwrap();
-    cfg.set_udp_ports(&[udp]);
-    let s = cfg.root.folder_or_create("ServerConfiguration");
-    s.set_u32("MaxConnectionsPerIP", per_ip);
-    s.set_u32("MaxUnestablishedConnections", unestablished);
-    etherhub_config::Store::new(&path).save(&cfg).unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let child = Command::new(ETHERHUB)
-        .args(["server", "--config"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let r = Running {
-        child,
-        tcp,
-        udp,
-        dir,
-    };
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
-        assert!(Instant::now() < end, "server did not start:\n{}", r.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start(per_ip: u32, unestablished: u32) -> LoopbackServer {
+    let r = LoopbackServer::start_with(|cfg| {
+        let s = cfg.root.folder_or_create("ServerConfiguration");
+        s.set_u32("MaxConnectionsPerIP", per_ip);
+        s.set_u32("MaxUnestablishedConnections", unestablished);
+    });
     // let the probe connection above be closed and forgotten
     std::thread::sleep(Duration::from_millis(200));
     r
@@ -226,7 +156,7 @@ fn udp_garbage(port: u16) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_every_listener_and_connection_limits() {
     let mut s = start(4, 6);
-    let port = s.tcp;
+    let port = s.port;
     assert!(real_call("127.0.0.1", port).await, "server not answering");
 
     // slowloris on the TLS handshake and on the HTTP head, running while the rest goes on

@@ -3,60 +3,16 @@
 
 use etherhub_cli::client::Client;
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const ETHERHUB: &str = env!("CARGO_BIN_EXE_etherhub");
+mod common;
 
-struct Running(Child, tempfile::TempDir);
+use common::loopback::LoopbackServer;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.1.path().join("log")).unwrap_or_default();
-            eprintln!("--- etherhub log ---\n{log}");
-        }
-    }
-}
-
-fn start() -> (Running, u16) {
-    let dir = tempfile::tempdir().unwrap();
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let path = dir.path().join("vpn_server.config");
-    let mut cfg = etherhub_server::defaults::embedded_default().unwrap();
-    for l in cfg.listeners() {
-        cfg.remove_listener(l.port).unwrap();
-    }
-    cfg.add_listener(tcp, true).unwrap();
-    cfg.set_udp_ports(&[udp]);
-    etherhub_config::Store::new(&path).save(&cfg).unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let child = Command::new(ETHERHUB)
-        .args(["server", "--config"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let r = Running(child, dir);
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
-        assert!(Instant::now() < end, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (r, tcp)
+fn start() -> (LoopbackServer, u16) {
+    let s = LoopbackServer::start();
+    let port = s.port;
+    (s, port)
 }
 
 /// GetSecureNATStatus on a hub without SecureNAT took the config lock twice and hung every
