@@ -29,19 +29,10 @@ fn out_text(o: &std::process::Output) -> String {
 fn setup(lab: &mut Lab, clients: &[&WgClient], flood_public: &str) {
     lab.server.start();
     for user in ["meta", "flood"] {
-        lab.server.must_hub_cmd(&[
-            "UserCreate",
-            user,
-            "/GROUP:none",
-            "/REALNAME:none",
-            "/NOTE:none",
-        ]);
+        lab.server.create_user(user);
     }
     for c in clients {
-        // each peer may only use the address it was given
-        let ip = format!("/IP:{}", c.address.split('/').next().unwrap());
-        lab.server
-            .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta", &ip]);
+        lab.server.register_client(c, "meta");
     }
     lab.server
         .must_cmd(&["WgkAdd", flood_public, "/HUB:DEFAULT", "/USER:flood"]);

@@ -57,17 +57,8 @@ fn client_reaches_the_lan_through_securenat() {
 
     let c = lab.client(0, "192.168.30.233/24");
     lab.server.start();
-    lab.server.must_hub_cmd(&[
-        "UserCreate",
-        "meta",
-        "/GROUP:none",
-        "/REALNAME:none",
-        "/NOTE:none",
-    ]);
-    // the peer may only use the address it was given
-    let ip = format!("/IP:{}", c.address.split('/').next().unwrap());
-    lab.server
-        .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta", &ip]);
+    lab.server.create_user("meta");
+    lab.server.register_client(&c, "meta");
     c.configure(
         &lab.server.server_public_key(),
         &lab.server.preshared_key(),

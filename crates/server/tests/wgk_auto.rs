@@ -126,13 +126,7 @@ fn a_generated_config_works_unchanged_in_wg_quick_and_its_address_is_enforced() 
     }
     let mut lab = Lab::new(1);
     lab.server.start();
-    lab.server.must_hub_cmd(&[
-        "UserCreate",
-        "meta",
-        "/GROUP:none",
-        "/REALNAME:none",
-        "/NOTE:none",
-    ]);
+    lab.server.create_user("meta");
     let public_host = lab.server_addrs[0].clone();
     lab.server.must_cmd(&["WgPublicHostSet", &public_host]);
     let info = lab.server.must_cmd(&["WgServerInfo"]);

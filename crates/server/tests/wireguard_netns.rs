@@ -20,18 +20,9 @@ fn out_text(o: &std::process::Output) -> String {
 /// each client's key for it.
 fn setup(lab: &mut Lab, clients: &[&WgClient]) {
     lab.server.start();
-    lab.server.must_hub_cmd(&[
-        "UserCreate",
-        "meta",
-        "/GROUP:none",
-        "/REALNAME:none",
-        "/NOTE:none",
-    ]);
+    lab.server.create_user("meta");
     for c in clients {
-        // each peer may only use the address it was given
-        let ip = format!("/IP:{}", c.address.split('/').next().unwrap());
-        lab.server
-            .must_cmd(&["WgkAdd", &c.public_key, "/HUB:DEFAULT", "/USER:meta", &ip]);
+        lab.server.register_client(c, "meta");
     }
 }
 

@@ -261,6 +261,30 @@ impl EtherhubServer {
         self.must_cmd_in(Some("DEFAULT"), args)
     }
 
+    /// UserCreate `user` on hub DEFAULT, as vpncmd asks for it.
+    pub fn create_user(&self, user: &str) {
+        self.must_hub_cmd(&[
+            "UserCreate",
+            user,
+            "/GROUP:none",
+            "/REALNAME:none",
+            "/NOTE:none",
+        ]);
+    }
+
+    /// WgkAdd a client's key for `user` on hub DEFAULT with the client's own address, the only
+    /// source address the server then accepts from it.
+    pub fn register_client(&self, c: &WgClient, user: &str) {
+        let ip = format!("/IP:{}", c.address.split('/').next().unwrap());
+        self.must_cmd(&[
+            "WgkAdd",
+            &c.public_key,
+            "/HUB:DEFAULT",
+            &format!("/USER:{user}"),
+            &ip,
+        ]);
+    }
+
     pub fn must_cmd_in(&self, hub: Option<&str>, args: &[&str]) -> String {
         let out = self.cmd_in(hub, args);
         let text = format!(
