@@ -167,7 +167,18 @@ impl CmdParams {
 pub fn parse_params(cmd: &str, args: &[String], names: &[&str]) -> Result<CmdParams, String> {
     let mut p = CmdParams::default();
     for a in args {
-        if let Some((k, v)) = split_switch(a).filter(|_| a.starts_with('/')) {
+        let switch = split_switch(a).filter(|_| a.starts_with('/'));
+        let known = |k: &str| {
+            names
+                .iter()
+                .any(|n| !n.is_empty() && n.eq_ignore_ascii_case(k))
+        };
+        // A base64 WireGuard key may itself begin with '/': a token with no ':' that names no
+        // parameter of the command is the command's unnamed value, when it takes one.
+        let positional = matches!(&switch, Some((k, None)) if !known(k))
+            && names.contains(&"")
+            && !p.0.contains_key("");
+        if let Some((k, v)) = switch.filter(|_| !positional) {
             if !names
                 .iter()
                 .any(|n| !n.is_empty() && n.eq_ignore_ascii_case(&k))

@@ -90,6 +90,15 @@ fn command_params() {
     assert!(parse_params("WgkAdd", &sv(&["/NOPE:x"]), &["", "HUB"]).is_err());
     assert!(parse_params("WgkAdd", &sv(&["/HUB"]), &["", "HUB"]).is_err());
     assert!(parse_params("HubList", &sv(&["extra"]), &[]).is_err());
+    // a base64 key may begin with '/': it is the unnamed value, not a switch
+    let key = "/FFFUGUILcQIqnNPPqNrbLTReE8U3pwgLUH0KmgWYQY=";
+    let p = parse_params("WgkAdd", &sv(&[key, "/HUB:h"]), &["", "HUB", "USER"]).unwrap();
+    assert_eq!((p.get(""), p.get("HUB")), (Some(key), Some("h")));
+    let p = parse_params("WgkAdd", &sv(&["/HUB:h", key]), &["", "HUB", "USER"]).unwrap();
+    assert_eq!(p.get(""), Some(key));
+    // but a second unnamed value, or one where the command takes none, is still refused
+    assert!(parse_params("WgkAdd", &sv(&["KEY=", key]), &["", "HUB"]).is_err());
+    assert!(parse_params("HubList", &sv(&[key]), &[]).is_err());
     assert_eq!(
         tokenize(r#"HubCreate "my hub" /PASSWORD:"a ""b""""#),
         sv(&["HubCreate", "my hub", r#"/PASSWORD:a "b""#])
