@@ -145,6 +145,30 @@ fn hub_list_matches_fixture() {
 }
 
 #[test]
+fn user_get_and_user_list_match_fixture() {
+    let api = FakeApi(|method, _| match method {
+        "GetUser" => Ok(json!({
+            "HubName_str": "SECURENAT", "Name_str": "meta", "GroupName_str": "",
+            "Realname_utf": "", "Note_utf": "", "AuthType_u32": 1, "NumLogin_u32": 0,
+            "CreatedTime_dt": "2026-11-24T21:16:31.000", "UpdatedTime_dt": "2026-11-24T21:16:31.000",
+            "ExpireTime_dt": "1970-01-01T00:00:00.000"
+        })),
+        "EnumUser" => Ok(json!({"HubName_str": "SECURENAT", "UserList": [{
+            "Name_str": "meta", "GroupName_str": "", "Realname_utf": "", "Note_utf": "",
+            "AuthType_u32": 1, "NumLogin_u32": 0, "LastLoginTime_dt": "1970-01-01T00:00:00.000",
+            "Expires_dt": "1970-01-01T00:00:00.000"
+        }]})),
+        other => panic!("unexpected call {other}"),
+    });
+    let (r, out) = run(&api, Some("SECURENAT"), "UserGet meta");
+    r.unwrap();
+    assert_eq!(out, fixture_block("vpncmd-hub-session.txt", "UserGet"));
+    let (r, out) = run(&api, Some("SECURENAT"), "UserList");
+    r.unwrap();
+    assert_eq!(out, fixture_block("vpncmd-hub-session.txt", "UserList"));
+}
+
+#[test]
 fn server_info_matches_fixture() {
     let api = FakeApi(|_, _| {
         Ok(json!({
