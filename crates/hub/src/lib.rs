@@ -33,4 +33,4 @@ pub use hub::{
     Delivery, Hub, HubTraffic, IpEntry, MacEntry, SessionId, SessionInfo, SessionKind,
     StaticNetwork, Traffic, VirtualHostConfig, IP_TABLE_EXPIRE, MAC_TABLE_EXPIRE,
 };
-pub use vhost::{HostInput, SecureNatHost, VirtualHost};
+pub use vhost::{parse_echo_request, HostInput, SecureNatHost, VirtualHost};

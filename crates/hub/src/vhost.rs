@@ -51,6 +51,24 @@ pub struct SecureNatHost {
     cfg: VirtualHostConfig,
 }
 
+/// An ICMPv4 echo request's identifier, sequence number and data; any other valid ICMP message
+/// is `Err(Ignored)`, a truncated or badly checksummed one `Err(Malformed)`. Shared by every
+/// virtual host that answers or relays pings.
+pub fn parse_echo_request(icmp: &[u8]) -> Result<(u16, u16, &[u8]), HostInput> {
+    let Ok(pkt) = Icmpv4Packet::new_checked(icmp) else {
+        return Err(HostInput::Malformed);
+    };
+    match Icmpv4Repr::parse(&pkt, &ChecksumCapabilities::default()) {
+        Ok(Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        }) => Ok((ident, seq_no, data)),
+        Ok(_) => Err(HostInput::Ignored),
+        Err(_) => Err(HostInput::Malformed),
+    }
+}
+
 impl SecureNatHost {
     pub fn new(cfg: VirtualHostConfig) -> Self {
         Self { cfg }
@@ -72,17 +90,9 @@ impl SecureNatHost {
         if !is_host_ipv4(ip_repr.src_addr) {
             return HostInput::Ignored;
         }
-        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
-            return HostInput::Malformed;
-        };
-        let (ident, seq_no, data) = match Icmpv4Repr::parse(&icmp, &caps) {
-            Ok(Icmpv4Repr::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            }) => (ident, seq_no, data),
-            Ok(_) => return HostInput::Ignored,
-            Err(_) => return HostInput::Malformed,
+        let (ident, seq_no, data) = match parse_echo_request(ip.payload()) {
+            Ok(echo) => echo,
+            Err(verdict) => return verdict,
         };
         let icmp_reply = Icmpv4Repr::EchoReply {
             ident,

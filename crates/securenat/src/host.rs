@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use etherhub_hub::{HostInput, VirtualHost, VirtualHostConfig};
+use etherhub_hub::{parse_echo_request, HostInput, VirtualHost, VirtualHostConfig};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{
     ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress,
-    Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, IpListenEndpoint, IpProtocol, Ipv4Packet,
-    Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
+    Icmpv4Repr, IpAddress, IpCidr, IpListenEndpoint, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl,
+    TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
 };
 
 use crate::dhcp::{DhcpConfig, DhcpServer, Lease};
@@ -832,18 +832,9 @@ impl NatHost {
         src_mac: [u8; 6],
         now: Instant,
     ) -> HostInput {
-        let caps = ChecksumCapabilities::default();
-        let Ok(pkt) = Icmpv4Packet::new_checked(payload) else {
-            return HostInput::Malformed;
-        };
-        let (ident, seq_no, data) = match Icmpv4Repr::parse(&pkt, &caps) {
-            Ok(Icmpv4Repr::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            }) => (ident, seq_no, data),
-            Ok(_) => return HostInput::Ignored,
-            Err(_) => return HostInput::Malformed,
+        let (ident, seq_no, data) = match parse_echo_request(payload) {
+            Ok(echo) => echo,
+            Err(verdict) => return verdict,
         };
         let key = (ip.src_addr, ip.dst_addr, ident);
         let id = match self.icmp_keys.get(&key) {

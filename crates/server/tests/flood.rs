@@ -17,14 +17,6 @@ use std::time::{Duration, Instant};
 const WG_FLOOD: &str = env!("CARGO_BIN_EXE_wg-flood");
 const GW: &str = "192.168.30.1";
 
-fn out_text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Server up, user meta with the clients' keys, user flood with `flood_public`.
 fn setup(lab: &mut Lab, clients: &[&WgClient], flood_public: &str) {
     lab.server.start();

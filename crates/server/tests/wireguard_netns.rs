@@ -8,14 +8,6 @@ use std::time::Duration;
 
 const GW: &str = "192.168.30.1";
 
-fn out_text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Starts the server on its embedded default, creates user `meta` on hub DEFAULT and registers
 /// each client's key for it.
 fn setup(lab: &mut Lab, clients: &[&WgClient]) {

@@ -69,6 +69,15 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// stdout then stderr of a finished command, for messages and searches.
+pub fn out_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub fn must(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
