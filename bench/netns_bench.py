@@ -10,11 +10,16 @@ Topology (all in namespaces this script creates and removes, underlay 198.18.0.0
 Paths measured, each for several rounds (median, min, max reported):
   baseline   iperf3 over the bare veth A -> S                 (the machine's limit)
   anchor     wireguard-go A <-> wireguard-go S, plain tunnel   (what we compare against)
+  relay      wireguard-go A -> wireguard-go S -> wireguard-go B (a userspace WireGuard server
+             relaying client to client through its kernel: what a WireGuard manager does)
   hub        wireguard-go A -> Etherhub -> wireguard-go B      (client to client on one hub)
   securenat  wireguard-go A -> Etherhub SecureNAT -> LAN host  (only when --securenat)
 
 Tests per path: TCP single stream A->far and far->A (-R), TCP 4 streams, UDP at full rate
-(received Mbit/s and loss), ping RTT, and the server process's CPU seconds per GB moved.
+(received Mbit/s and loss), ping RTT, the server process's CPU seconds per GB moved, and the CPU
+seconds per GB of every tunnel process on the path together (server and wireguard-go clients), so
+the cost of the clients themselves is on record: on a 2-core machine it bounds what any server in
+the middle can reach.
 Every load is bounded by iperf3's -t and a subprocess timeout.
 """
 
@@ -99,7 +104,8 @@ def genkey():
     return priv, pub
 
 
-def wg_iface(ns, ifname, addr, priv, peer_pub, psk, endpoint, allowed, listen_port=None, tmp=None):
+def wg_iface(ns, ifname, addr, priv, peer_pub, psk, endpoint, allowed, listen_port=None, tmp=None,
+             more_peers=()):
     p = spawn(ns, "wireguard-go", "-f", ifname)
     for _ in range(100):
         if subprocess.run(["ip", "-n", ns, "link", "show", ifname], capture_output=True).returncode == 0:
@@ -114,6 +120,8 @@ def wg_iface(ns, ifname, addr, priv, peer_pub, psk, endpoint, allowed, listen_po
     conf += f"AllowedIPs = {allowed}\n"
     if endpoint:
         conf += f"Endpoint = {endpoint}\nPersistentKeepalive = 25\n"
+    for (pub, allowed_ips) in more_peers:
+        conf += f"\n[Peer]\nPublicKey = {pub}\nAllowedIPs = {allowed_ips}\n"
     path = os.path.join(tmp, f"{ns}-{ifname}.conf")
     with open(path, "w") as f:
         f.write(conf)
@@ -131,15 +139,17 @@ def cpu_seconds(pid):
     return sum(int(x) for x in fields[11:15]) / ticks
 
 
-def iperf(client_ns, server_ns, server_ip, secs, extra, cpu_pid):
+def iperf(client_ns, server_ns, server_ip, secs, extra, cpu_pid, all_pids=()):
     srv = spawn(server_ns, "iperf3", "-s", "-1", "-B", server_ip)
     time.sleep(0.3)
     c0 = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    a0 = sum(cpu_seconds(p) for p in all_pids)
     try:
         out = nsx(client_ns, "iperf3", "-J", "-c", server_ip, "-t", str(secs), *extra, timeout=secs + 30)
     finally:
         stop(srv)
     c1 = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    a1 = sum(cpu_seconds(p) for p in all_pids)
     j = json.loads(out)
     end = j["end"]
     if "-u" in extra:
@@ -150,8 +160,10 @@ def iperf(client_ns, server_ns, server_ip, secs, extra, cpu_pid):
         return {"mbps": s["bits_per_second"] * (1 - loss / 100) / 1e6, "loss": loss,
                 "cpu_s_per_gb": (c1 - c0) / max(moved / 1e9, 1e-9) if cpu_pid else None}
     recv = end["sum_received"]
+    gb = max(recv["bytes"] / 1e9, 1e-9)
     return {"mbps": recv["bits_per_second"] / 1e6,
-            "cpu_s_per_gb": (c1 - c0) / max(recv["bytes"] / 1e9, 1e-9) if cpu_pid else None}
+            "cpu_s_per_gb": (c1 - c0) / gb if cpu_pid else None,
+            "cpu_all_s_per_gb": (a1 - a0) / gb if all_pids else None}
 
 
 def ping_rtt(ns, ip):
@@ -162,13 +174,16 @@ def ping_rtt(ns, ip):
     return None
 
 
-def measure(name, client_ns, server_ns, server_ip, secs, rounds, cpu_pid):
-    res = {"tcp": [], "tcp_rev": [], "tcp4": [], "udp": [], "udp_loss": [], "rtt_ms": [], "cpu_s_per_gb": []}
+def measure(name, client_ns, server_ns, server_ip, secs, rounds, cpu_pid, all_pids=()):
+    res = {"tcp": [], "tcp_rev": [], "tcp4": [], "udp": [], "udp_loss": [], "rtt_ms": [], "cpu_s_per_gb": [],
+           "cpu_all_s_per_gb": []}
     for r in range(rounds):
-        t = iperf(client_ns, server_ns, server_ip, secs, [], cpu_pid)
+        t = iperf(client_ns, server_ns, server_ip, secs, [], cpu_pid, all_pids)
         res["tcp"].append(t["mbps"])
         if t["cpu_s_per_gb"] is not None:
             res["cpu_s_per_gb"].append(t["cpu_s_per_gb"])
+        if t["cpu_all_s_per_gb"] is not None:
+            res["cpu_all_s_per_gb"].append(t["cpu_all_s_per_gb"])
         res["tcp_rev"].append(iperf(client_ns, server_ns, server_ip, secs, ["-R"], None)["mbps"])
         res["tcp4"].append(iperf(client_ns, server_ns, server_ip, secs, ["-P", "4"], None)["mbps"])
         u = iperf(client_ns, server_ns, server_ip, secs, ["-u", "-b", "0", "-l", "1300"], None)
@@ -200,8 +215,16 @@ def main():
     ap.add_argument("--secs", type=int, default=5)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-results.json"))
     ap.add_argument("--securenat", action="store_true", help="also measure the SecureNAT path to the LAN")
+    ap.add_argument("--paths", default="baseline,anchor,relay,hub",
+                    help="comma-separated subset of baseline,anchor,relay,hub,securenat")
     ap.add_argument("--no-build", action="store_true")
     a = ap.parse_args()
+    paths = set(a.paths.split(","))
+    if a.securenat:
+        paths.add("securenat")
+    unknown = paths - {"baseline", "anchor", "relay", "hub", "securenat"}
+    if unknown:
+        sys.exit(f"unknown path(s): {', '.join(sorted(unknown))}")
     if os.geteuid() != 0:
         sys.exit("bench needs root (network namespaces)")
     if not a.no_build:
@@ -210,84 +233,121 @@ def main():
     results = {}
     errors = {}
     tmp = tempfile.mkdtemp(prefix="etherhub-bench-")
-    try:
-        setup_underlay()
-        print("baseline: bare veth", file=sys.stderr)
-        results["baseline"] = measure("baseline", "ebA", "ebS", "198.18.200.1", a.secs, a.rounds, None)
 
-        print("anchor: wireguard-go <-> wireguard-go", file=sys.stderr)
-        sp, sk = genkey()
-        cp, ck = genkey()
-        wgs = wg_iface("ebS", "ebwgs", "10.99.0.1/24", sp, ck, None, None, "10.99.0.2/32", 51820, tmp)
-        wg_iface("ebA", "ebwga", "10.99.0.2/24", cp, sk, None, "198.18.200.1:51820", "10.99.0.0/24", None, tmp)
-        nsx("ebA", "ping", "-c", "3", "-W", "2", "10.99.0.1", check=False)
-        results["anchor"] = measure("anchor", "ebA", "ebS", "10.99.0.1", a.secs, a.rounds, wgs.pid)
+    def stop_tunnels(*links):
         for p in list(procs):
             stop(p)
         procs.clear()
-        sh("ip", "-n", "ebA", "link", "del", "ebwga", check=False)
-        sh("ip", "-n", "ebS", "link", "del", "ebwgs", check=False)
+        for ns, ifname in links:
+            sh("ip", "-n", ns, "link", "del", ifname, check=False)
 
-        print("etherhub: client -> hub -> client", file=sys.stderr)
-        cfg = os.path.join(tmp, "vpn_server.config")
-        log = open(os.path.join(tmp, "etherhub.log"), "w")
-        srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
-        for _ in range(100):
-            if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5555"],
-                              capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
-        ap_, ak = genkey()
-        bp, bk = genkey()
-        etherhub_cmd("WgkAdd", ak, "/HUB:DEFAULT", "/USER:bench", "/IP:192.168.30.233")
-        etherhub_cmd("WgkAdd", bk, "/HUB:DEFAULT", "/USER:bench", "/IP:192.168.30.234")
-        info = etherhub_cmd("WgServerInfo")
-        spub = psk = None
-        for line in info.splitlines():
-            cells = [c.strip() for c in line.split("|")]
-            if len(cells) >= 2 and cells[0] == "Public Key":
-                spub = cells[1]
-            if len(cells) >= 2 and "Preshared" in cells[0]:
-                psk = cells[1]
-        if not spub:
-            raise RuntimeError(f"no server key in WgServerInfo output:\n{info}")
-        allowed = "192.168.30.0/24" + (", 198.19.200.0/24" if a.securenat else "")
-        wg_iface("ebA", "ebwga", "192.168.30.233/24", ap_, spub, psk, "198.18.200.1:443", allowed, None, tmp)
-        wg_iface("ebB", "ebwgb", "192.168.30.234/24", bp, spub, psk, "198.18.201.1:443", "192.168.30.0/24", None, tmp)
-        if a.securenat:
-            sh("ip", "-n", "ebA", "route", "replace", "198.19.200.0/24", "dev", "ebwga")
-        nsx("ebB", "ping", "-c", "3", "-W", "2", "192.168.30.1", check=False)
-        nsx("ebA", "ping", "-c", "3", "-W", "2", "192.168.30.234", check=False)
-        results["hub"] = measure("hub", "ebA", "ebB", "192.168.30.234", a.secs, a.rounds, srv.pid)
-        if a.securenat:
-            print("etherhub: client -> SecureNAT -> LAN", file=sys.stderr)
-            try:
-                results["securenat"] = measure("securenat", "ebA", "ebL", "198.19.200.2", a.secs, a.rounds, srv.pid)
-            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
-                # keep the other paths' figures; say what failed
-                print(f"securenat path failed: {e}", file=sys.stderr)
-                errors["securenat"] = str(e)
+    try:
+        setup_underlay()
+        if "baseline" in paths:
+            print("baseline: bare veth", file=sys.stderr)
+            results["baseline"] = measure("baseline", "ebA", "ebS", "198.18.200.1", a.secs, a.rounds, None)
+
+        if "anchor" in paths:
+            print("anchor: wireguard-go <-> wireguard-go", file=sys.stderr)
+            sp, sk = genkey()
+            cp, ck = genkey()
+            wgs = wg_iface("ebS", "ebwgs", "10.99.0.1/24", sp, ck, None, None, "10.99.0.2/32", 51820, tmp)
+            wga = wg_iface("ebA", "ebwga", "10.99.0.2/24", cp, sk, None, "198.18.200.1:51820", "10.99.0.0/24",
+                           None, tmp)
+            nsx("ebA", "ping", "-c", "3", "-W", "2", "10.99.0.1", check=False)
+            results["anchor"] = measure("anchor", "ebA", "ebS", "10.99.0.1", a.secs, a.rounds, wgs.pid,
+                                        (wgs.pid, wga.pid))
+            stop_tunnels(("ebA", "ebwga"), ("ebS", "ebwgs"))
+
+        if "relay" in paths:
+            # the server's kernel routes between its two peers, back out of the same interface
+            print("relay: wireguard-go -> wireguard-go server -> wireguard-go", file=sys.stderr)
+            sp, sk = genkey()
+            ap_, ak = genkey()
+            bp, bk = genkey()
+            nsx("ebS", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            wgs = wg_iface("ebS", "ebwgs", "10.99.0.1/24", sp, ak, None, None, "10.99.0.2/32", 51820, tmp,
+                           more_peers=[(bk, "10.99.0.3/32")])
+            wga = wg_iface("ebA", "ebwga", "10.99.0.2/24", ap_, sk, None, "198.18.200.1:51820", "10.99.0.0/24",
+                           None, tmp)
+            wgb = wg_iface("ebB", "ebwgb", "10.99.0.3/24", bp, sk, None, "198.18.201.1:51820", "10.99.0.0/24",
+                           None, tmp)
+            nsx("ebB", "ping", "-c", "3", "-W", "2", "10.99.0.1", check=False)
+            nsx("ebA", "ping", "-c", "3", "-W", "2", "10.99.0.3", check=False)
+            results["relay"] = measure("relay", "ebA", "ebB", "10.99.0.3", a.secs, a.rounds, wgs.pid,
+                                       (wgs.pid, wga.pid, wgb.pid))
+            stop_tunnels(("ebA", "ebwga"), ("ebB", "ebwgb"), ("ebS", "ebwgs"))
+            nsx("ebS", "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+
+        if paths & {"hub", "securenat"}:
+            print("etherhub: client -> hub -> client", file=sys.stderr)
+            cfg = os.path.join(tmp, "vpn_server.config")
+            log = open(os.path.join(tmp, "etherhub.log"), "w")
+            srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
+            for _ in range(100):
+                if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5555"],
+                                  capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.1)
+            etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
+            ap_, ak = genkey()
+            bp, bk = genkey()
+            etherhub_cmd("WgkAdd", ak, "/HUB:DEFAULT", "/USER:bench", "/IP:192.168.30.233")
+            etherhub_cmd("WgkAdd", bk, "/HUB:DEFAULT", "/USER:bench", "/IP:192.168.30.234")
+            info = etherhub_cmd("WgServerInfo")
+            spub = psk = None
+            for line in info.splitlines():
+                cells = [c.strip() for c in line.split("|")]
+                if len(cells) >= 2 and cells[0] == "Public Key":
+                    spub = cells[1]
+                if len(cells) >= 2 and "Preshared" in cells[0]:
+                    psk = cells[1]
+            if not spub:
+                raise RuntimeError(f"no server key in WgServerInfo output:\n{info}")
+            nat = "securenat" in paths
+            allowed = "192.168.30.0/24" + (", 198.19.200.0/24" if nat else "")
+            wga = wg_iface("ebA", "ebwga", "192.168.30.233/24", ap_, spub, psk, "198.18.200.1:443", allowed, None,
+                           tmp)
+            wgb = wg_iface("ebB", "ebwgb", "192.168.30.234/24", bp, spub, psk, "198.18.201.1:443",
+                           "192.168.30.0/24", None, tmp)
+            if nat:
+                sh("ip", "-n", "ebA", "route", "replace", "198.19.200.0/24", "dev", "ebwga")
+            nsx("ebB", "ping", "-c", "3", "-W", "2", "192.168.30.1", check=False)
+            nsx("ebA", "ping", "-c", "3", "-W", "2", "192.168.30.234", check=False)
+            if "hub" in paths:
+                results["hub"] = measure("hub", "ebA", "ebB", "192.168.30.234", a.secs, a.rounds, srv.pid,
+                                         (srv.pid, wga.pid, wgb.pid))
+            if nat:
+                print("etherhub: client -> SecureNAT -> LAN", file=sys.stderr)
+                try:
+                    results["securenat"] = measure("securenat", "ebA", "ebL", "198.19.200.2", a.secs, a.rounds,
+                                                   srv.pid, (srv.pid, wga.pid))
+                except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+                    # keep the other paths' figures; say what failed
+                    print(f"securenat path failed: {e}", file=sys.stderr)
+                    errors["securenat"] = str(e)
     finally:
         cleanup()
 
     table = {}
     for path, res in results.items():
         table[path] = {k: summary(v) for k, v in res.items()}
-    anchor = table.get("anchor", {})
     ratios = {}
-    for path in ("hub", "securenat"):
-        if path in table:
-            ratios[path] = {}
+    # every path against the plain tunnel; client-to-client also against the relaying server
+    for path, against in (("hub", "anchor"), ("securenat", "anchor"), ("relay", "anchor"), ("hub", "relay")):
+        ref = table.get(against, {})
+        if path in table and ref:
+            r = ratios.setdefault(f"{path}/{against}", {})
             for k in ("tcp", "tcp_rev", "tcp4", "udp"):
-                if table[path].get(k) and anchor.get(k):
-                    ratios[path][k] = table[path][k]["median"] / anchor[k]["median"]
-    out = {"rounds": a.rounds, "secs": a.secs, "results": table, "ratio_vs_anchor": ratios, "errors": errors,
+                if table[path].get(k) and ref.get(k):
+                    r[k] = table[path][k]["median"] / ref[k]["median"]
+    out = {"rounds": a.rounds, "secs": a.secs, "results": table, "ratios": ratios, "errors": errors,
            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with open(a.out, "w") as f:
         json.dump(out, f, indent=2)
     cols = [("tcp", "TCP 1 Mbit/s"), ("tcp_rev", "TCP 1 rev"), ("tcp4", "TCP x4"), ("udp", "UDP rcvd Mbit/s"),
-            ("udp_loss", "UDP loss %"), ("rtt_ms", "RTT ms"), ("cpu_s_per_gb", "CPU s/GB")]
+            ("udp_loss", "UDP loss %"), ("rtt_ms", "RTT ms"), ("cpu_s_per_gb", "CPU s/GB"),
+            ("cpu_all_s_per_gb", "all tunnel CPU s/GB")]
     print(f"{'path':<10} " + " ".join(f"{c[1]:>22}" for c in cols))
     for path, row in table.items():
         cells = []
@@ -296,7 +356,7 @@ def main():
             cells.append(f"{s['median']:.2f} [{s['min']:.2f},{s['max']:.2f}]" if s else "-")
         print(f"{path:<10} " + " ".join(f"{c:>22}" for c in cells))
     for path, r in ratios.items():
-        print(f"{path} / anchor: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items()))
+        print(f"{path}: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items()))
     for path, e in errors.items():
         print(f"{path}: FAILED: {e}")
     print(f"results: {a.out}")
