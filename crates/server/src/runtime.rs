@@ -13,6 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
+/// Bytes asked for as the receive and send buffer of each UDP listener.
+const UDP_SOCKET_BUFFER: usize = 4 << 20;
+
 /// Everything the tasks share. Lock order: `config` before `dataplane`, never the other way.
 pub struct Server {
     pub store: Store,
@@ -167,7 +170,16 @@ impl Server {
         let addr = SocketAddr::from((self.bind_ip, port));
         match UdpSocket::bind(addr).await {
             Ok(s) => {
-                tracing::info!(%addr, "UDP listener started");
+                // Room for bursts: every client's datagrams meet in this one socket. The kernel
+                // caps the sizes at net.core.rmem_max / wmem_max.
+                let sr = socket2::SockRef::from(&s);
+                let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+                let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
+                tracing::info!(
+                    %addr,
+                    recv_buffer = sr.recv_buffer_size().unwrap_or(0),
+                    "UDP listener started"
+                );
                 let s = Arc::new(s);
                 self.dataplane().sockets.insert(port, s.clone());
                 let me = self.clone();

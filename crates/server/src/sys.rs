@@ -149,14 +149,36 @@ impl RecvBatch {
     }
 }
 
+/// `UDP_SEGMENT` from linux/udp.h (not in libc for glibc targets): the segment size of a UDP
+/// GSO send.
+const UDP_SEGMENT: libc::c_int = 103;
+/// Most segments the kernel takes in one GSO send (`UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes in one GSO send: a UDP datagram's limit over IPv6 and IPv4 alike.
+const GSO_MAX_BYTES: usize = 65_000;
+/// Datagrams longer than this leave one by one: a segment must fit the path MTU (1500 less IP and
+/// UDP headers); WireGuard's data messages on a 1420-byte tunnel are 1452 bytes.
+const GSO_MAX_SEGMENT: usize = 1452;
+/// Room for one control message carrying a u16.
+const CMSG_BUF: usize = 32;
+
 /// Datagrams waiting to leave one socket, sent together by [`SendBatch::flush`].
+///
+/// Runs of datagrams to the same destination leave as one UDP GSO send (`UDP_SEGMENT`): the
+/// kernel routes, filters and hands the run to the device once and cuts it into datagrams as late
+/// as it can. Where the kernel or the device refuses GSO (`EIO`), the batch falls back to one
+/// message per datagram for good.
 pub struct SendBatch {
     data: Vec<u8>,
     /// (start, len, destination) of each datagram in `data`
     items: Vec<(usize, usize, SocketAddr)>,
+    /// (first item, item count, segment size) of each message to send
+    groups: Vec<(usize, usize, usize)>,
     addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
     iovs: Vec<libc::iovec>,
+    cmsgs: Vec<[u64; CMSG_BUF / 8]>,
     msgs: Vec<libc::mmsghdr>,
+    gso: bool,
 }
 
 // SAFETY: as for RecvBatch, the pointers only refer to this struct's own buffers.
@@ -167,14 +189,26 @@ impl Default for SendBatch {
         SendBatch {
             data: Vec::with_capacity(BATCH * 1500),
             items: Vec::with_capacity(BATCH),
+            groups: Vec::with_capacity(BATCH),
             addrs: Vec::with_capacity(BATCH),
             iovs: Vec::with_capacity(BATCH),
+            cmsgs: Vec::with_capacity(BATCH),
             msgs: Vec::with_capacity(BATCH),
+            gso: true,
         }
     }
 }
 
 impl SendBatch {
+    /// A batch that never uses GSO (one message per datagram).
+    #[cfg(test)]
+    pub fn without_gso() -> Self {
+        SendBatch {
+            gso: false,
+            ..Default::default()
+        }
+    }
+
     pub fn push(&mut self, to: SocketAddr, bytes: &[u8]) {
         self.items.push((self.data.len(), bytes.len(), to));
         self.data.extend_from_slice(bytes);
@@ -188,37 +222,96 @@ impl SendBatch {
         self.items.len()
     }
 
-    /// Sends everything queued with `sendmmsg`, `BATCH` at a time; returns how many datagrams
-    /// the kernel did not take (socket buffer full or an error), which are dropped.
+    /// Whether runs to one destination still leave as GSO sends.
+    #[cfg(test)]
+    pub fn uses_gso(&self) -> bool {
+        self.gso
+    }
+
+    /// Splits `items[from..]` into messages: with GSO, a run to one destination of equal sizes
+    /// (the last may be shorter) is one message; otherwise every datagram is its own.
+    fn plan(&mut self, from: usize) {
+        self.groups.clear();
+        let items = &self.items;
+        let mut i = from;
+        while i < items.len() {
+            let (_, seg, to) = items[i];
+            let mut j = i + 1;
+            if self.gso && seg <= GSO_MAX_SEGMENT {
+                let mut total = seg;
+                while j < items.len()
+                    && j - i < GSO_MAX_SEGMENTS
+                    && items[j].2 == to
+                    && items[j].1 <= seg
+                    && items[j].1 > 0
+                    && total + items[j].1 <= GSO_MAX_BYTES
+                {
+                    total += items[j].1;
+                    j += 1;
+                    if items[j - 1].1 < seg {
+                        break; // a shorter datagram ends a GSO run
+                    }
+                }
+            }
+            self.groups.push((i, j - i, seg));
+            i = j;
+        }
+    }
+
+    /// Sends everything queued with `sendmmsg`, `BATCH` messages at a time; returns how many
+    /// datagrams the kernel did not take (socket buffer full or an error), which are dropped.
     pub fn flush(&mut self, fd: RawFd) -> usize {
         let mut dropped = 0;
-        let mut start = 0;
-        while start < self.items.len() {
-            let end = (start + BATCH).min(self.items.len());
+        self.plan(0);
+        let mut g = 0;
+        while g < self.groups.len() {
+            let end = (g + BATCH).min(self.groups.len());
             self.addrs.clear();
             self.iovs.clear();
+            self.cmsgs.clear();
             self.msgs.clear();
-            for &(off, len, to) in &self.items[start..end] {
+            for &(first, count, seg) in &self.groups[g..end] {
+                let (off, _, to) = self.items[first];
+                let bytes: usize = self.items[first..first + count].iter().map(|i| i.1).sum();
                 self.addrs.push(to_storage(&to));
                 self.iovs.push(libc::iovec {
                     iov_base: self.data[off..].as_mut_ptr().cast(),
-                    iov_len: len,
+                    iov_len: bytes,
                 });
+                let mut c = [0u64; CMSG_BUF / 8];
+                if count > 1 {
+                    // SAFETY: c is CMSG_BUF bytes, 8-aligned, larger than CMSG_SPACE(2) (24).
+                    unsafe {
+                        let h = c.as_mut_ptr() as *mut libc::cmsghdr;
+                        (*h).cmsg_level = libc::SOL_UDP;
+                        (*h).cmsg_type = UDP_SEGMENT;
+                        (*h).cmsg_len = libc::CMSG_LEN(2) as _;
+                        let d = (h as *mut u8).add(size_of::<libc::cmsghdr>());
+                        std::ptr::write_unaligned(d as *mut u16, seg as u16);
+                    }
+                }
+                self.cmsgs.push(c);
             }
-            for i in 0..end - start {
+            for (k, &(_, count, _)) in self.groups[g..end].iter().enumerate() {
                 // SAFETY: plain data, zero is valid.
                 let mut h: libc::msghdr = unsafe { zeroed() };
-                h.msg_name = (&mut self.addrs[i].0 as *mut libc::sockaddr_storage).cast();
-                h.msg_namelen = self.addrs[i].1;
-                h.msg_iov = &mut self.iovs[i];
+                h.msg_name = (&mut self.addrs[k].0 as *mut libc::sockaddr_storage).cast();
+                h.msg_namelen = self.addrs[k].1;
+                h.msg_iov = &mut self.iovs[k];
                 h.msg_iovlen = 1;
+                if count > 1 {
+                    h.msg_control = self.cmsgs[k].as_mut_ptr().cast();
+                    // SAFETY: CMSG_SPACE is a pure size computation.
+                    h.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
+                }
                 self.msgs.push(libc::mmsghdr {
                     msg_hdr: h,
                     msg_len: 0,
                 });
             }
-            let want = end - start;
-            // SAFETY: msgs holds `want` valid headers pointing into self.data and self.addrs.
+            let want = end - g;
+            // SAFETY: msgs holds `want` valid headers pointing into self.data, self.addrs and
+            // self.cmsgs, none of which move until the call returns.
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -227,16 +320,26 @@ impl SendBatch {
                     libc::MSG_DONTWAIT,
                 )
             };
-            if n <= 0 {
-                // the first message failed (buffer full, unreachable...): drop it, go on
-                dropped += 1;
-                start += 1;
-            } else {
-                start += n as usize;
+            if n > 0 {
+                g += n as usize;
+                continue;
             }
+            let err = io::Error::last_os_error().raw_os_error();
+            let (first, count, _) = self.groups[g];
+            if count > 1 && matches!(err, Some(libc::EIO) | Some(libc::EINVAL)) {
+                // the device or the route cannot take GSO: plan the rest one by one
+                self.gso = false;
+                self.plan(first);
+                g = 0;
+                continue;
+            }
+            // the first message failed (buffer full, unreachable...): drop it, go on
+            dropped += count;
+            g += 1;
         }
         self.items.clear();
         self.data.clear();
+        self.groups.clear();
         dropped
     }
 }
@@ -280,6 +383,99 @@ mod tests {
             assert_eq!(d.len(), 100 + i);
             assert!(d.iter().all(|&x| x == i as u8));
         }
+    }
+
+    fn drain(sock: &std::net::UdpSocket, want: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut inb = RecvBatch::new(4096);
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen.len() < want && std::time::Instant::now() < deadline {
+            match inb.recv(sock.as_raw_fd()) {
+                Ok(n) => {
+                    for i in 0..n {
+                        seen.push((inb.got[i].1, inb.datagram(i).to_vec()));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn gso_runs_arrive_as_the_datagrams_they_were() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&b, &c] {
+            socket2::SockRef::from(s)
+                .set_recv_buffer_size(4 << 20)
+                .unwrap();
+        }
+        let (tb, tc) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        let mut out = SendBatch::default();
+        let mut want_b = Vec::new();
+        let mut want_c = Vec::new();
+        // 150 full-size datagrams to b (more than one GSO message holds), a short one ending
+        // the run, then b and c interleaved, then oversized ones that must leave alone
+        let mut n = 0u32;
+        let mut push = |out: &mut SendBatch, to, len: usize, want: &mut Vec<Vec<u8>>| {
+            n += 1;
+            let mut d = vec![(n % 251) as u8; len];
+            d[..4].copy_from_slice(&n.to_be_bytes());
+            out.push(to, &d);
+            want.push(d);
+        };
+        for _ in 0..150 {
+            push(&mut out, tb, GSO_MAX_SEGMENT, &mut want_b);
+        }
+        push(&mut out, tb, 60, &mut want_b);
+        for _ in 0..10 {
+            push(&mut out, tb, 1000, &mut want_b);
+            push(&mut out, tc, 1000, &mut want_c);
+        }
+        push(&mut out, tc, 3000, &mut want_c);
+        push(&mut out, tc, 3000, &mut want_c);
+        out.plan(0);
+        assert!(
+            out.groups.len() < out.items.len() / 2,
+            "runs were not grouped: {} messages for {} datagrams",
+            out.groups.len(),
+            out.items.len()
+        );
+        assert!(out.groups.iter().all(|g| g.1 <= GSO_MAX_SEGMENTS));
+        assert_eq!(out.flush(a.as_raw_fd()), 0);
+        assert!(out.uses_gso(), "loopback takes GSO sends");
+        let got_b: Vec<Vec<u8>> = drain(&b, want_b.len()).into_iter().map(|x| x.1).collect();
+        let got_c: Vec<Vec<u8>> = drain(&c, want_c.len()).into_iter().map(|x| x.1).collect();
+        for (got, want, who) in [(&got_b, &want_b, "b"), (&got_c, &want_c, "c")] {
+            assert_eq!(got.len(), want.len(), "datagrams at {who}");
+            for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+                assert!(
+                    g == w,
+                    "datagram {i} at {who}: got {} bytes starting {:?}, want {} bytes starting {:?}",
+                    g.len(),
+                    &g[..g.len().min(8)],
+                    w.len(),
+                    &w[..w.len().min(8)]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn without_gso_every_datagram_is_its_own_message() {
+        let mut out = SendBatch::without_gso();
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for _ in 0..10 {
+            out.push(to, &[0u8; 1000]);
+        }
+        out.plan(0);
+        assert_eq!(out.groups.len(), 10);
+        assert!(out.groups.iter().all(|g| g.1 == 1));
     }
 
     #[test]
