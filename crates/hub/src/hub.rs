@@ -179,6 +179,8 @@ pub struct Hub {
     last_now: Option<Instant>,
     /// Frames produced by ports while the switch is busy, with the session that sent them.
     queue: VecDeque<(SessionId, Vec<u8>)>,
+    /// A virtual host holds frames for its next poll ([`HostInput::Deferred`]).
+    deferred: bool,
 }
 
 impl Hub {
@@ -195,6 +197,7 @@ impl Hub {
             dropped: 0,
             last_now: None,
             queue: VecDeque::new(),
+            deferred: false,
         }
     }
 
@@ -401,6 +404,30 @@ impl Hub {
         }
         self.queue.extend(frames.into_iter().map(|f| (id, f)));
         self.run(now, out);
+    }
+
+    /// Lets virtual hosts finish the frames they held back ([`HostInput::Deferred`]) and
+    /// switches what they answer. Call after each batch of input.
+    pub fn flush_hosts(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        if !std::mem::take(&mut self.deferred) {
+            return;
+        }
+        self.see(now);
+        let mut frames = Vec::new();
+        for (id, s) in self.sessions.iter_mut() {
+            if let Port::Host(host) = &mut s.port {
+                if host.has_deferred() {
+                    host.poll(now, &mut frames);
+                    self.queue.extend(frames.drain(..).map(|f| (*id, f)));
+                }
+            }
+        }
+        self.run(now, out);
+    }
+
+    /// Whether a virtual host holds frames for [`Hub::flush_hosts`].
+    pub fn has_deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Attach another virtual host as its own session named "SID-<USER>-<n>".
@@ -620,9 +647,14 @@ impl Hub {
                     });
                     false
                 }
-                Port::Host(host) => {
-                    host.handle_frame(frame, now, &mut frames) == HostInput::Malformed
-                }
+                Port::Host(host) => match host.handle_frame(frame, now, &mut frames) {
+                    HostInput::Malformed => true,
+                    HostInput::Deferred => {
+                        self.deferred = true;
+                        false
+                    }
+                    HostInput::Handled | HostInput::Ignored => false,
+                },
             };
             if malformed {
                 self.dropped += 1;

@@ -21,6 +21,9 @@ use crate::packet::{arp_frame, is_group_mac, is_host_ipv4, parse_arp};
 pub enum HostInput {
     /// The frame was for the host and was acted on.
     Handled,
+    /// The frame was for the host, which holds it until its next [`VirtualHost::poll`] so that a
+    /// batch is processed in one pass ([`crate::Hub::flush_hosts`] runs that poll).
+    Deferred,
     /// The frame was well formed but not for the host (or not something it serves).
     Ignored,
     /// The frame was malformed; the hub counts it in [`crate::Hub::dropped`].
@@ -36,8 +39,13 @@ pub trait VirtualHost: Send {
     fn ipv4(&self) -> Option<Ipv4Addr>;
     /// A frame from the switch.
     fn handle_frame(&mut self, frame: &[u8], now: Instant, out: &mut Vec<Vec<u8>>) -> HostInput;
-    /// Timers; the hub calls this from [`crate::Hub::tick`].
+    /// Timers and held frames; the hub calls this from [`crate::Hub::tick`] and
+    /// [`crate::Hub::flush_hosts`].
     fn poll(&mut self, _now: Instant, _out: &mut Vec<Vec<u8>>) {}
+    /// Whether frames wait for the next `poll` (after [`HostInput::Deferred`]).
+    fn has_deferred(&self) -> bool {
+        false
+    }
     /// The concrete host, for a runtime that drives it beyond frames (the NAT's socket I/O).
     fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
         None

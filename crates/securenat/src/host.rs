@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use etherhub_hub::{parse_echo_request, HostInput, VirtualHost, VirtualHostConfig};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{
@@ -139,7 +139,9 @@ struct IcmpFlow {
 /// to [`NatHost::poll_io`].
 ///
 /// Call order: the hub calls [`VirtualHost::handle_frame`] with frames for the host and
-/// [`VirtualHost::poll`] on its tick; the runtime feeds socket results with
+/// [`VirtualHost::poll`] on its tick and after every batch of frames (segments of established
+/// TCP connections wait in a queue until then, so smoltcp takes a whole batch in one pass and
+/// answers it with one acknowledgement, as a receiver with GRO would); the runtime feeds socket results with
 /// [`NatHost::handle_io`], then has the hub call `poll` (which emits the frames those results
 /// made) and drains [`NatHost::poll_io`] after every one of these calls.
 pub struct NatHost {
@@ -159,22 +161,42 @@ pub struct NatHost {
     requests: VecDeque<IoRequest>,
     /// frames made while handling I/O events, sent on the next `poll`
     frames: Vec<Vec<u8>>,
+    /// segments of established connections, waiting for smoltcp's next pass
+    rx_queue: VecDeque<Vec<u8>>,
+    /// when idle flows were last looked for
+    last_reap: Option<Instant>,
     counters: NatCounters,
 }
 
-/// The device smoltcp polls: at most one borrowed frame in, frames out to a `Vec`.
+/// Most segments held for one smoltcp pass; more than a receive batch ever brings.
+const RX_QUEUE_MAX: usize = 256;
+/// Most extra egress passes per poll: each sends at most one segment per socket, and what is
+/// left goes on the next poll (see `iface_poll`).
+const EGRESS_PASSES: usize = 128;
+/// How often a busy host looks for idle and closed flows.
+const REAP_EVERY: Duration = Duration::from_millis(100);
+
+/// The device smoltcp polls: the queued segments, then at most one borrowed frame in, frames
+/// out to a `Vec`.
 struct Dev<'a> {
+    queue: &'a mut VecDeque<Vec<u8>>,
     rx: Option<&'a [u8]>,
     tx: &'a mut Vec<Vec<u8>>,
     mtu: usize,
 }
 
-struct Rx<'a>(&'a [u8]);
+enum Rx<'a> {
+    Queued(Vec<u8>),
+    Borrowed(&'a [u8]),
+}
 struct Tx<'a>(&'a mut Vec<Vec<u8>>);
 
 impl smoltcp::phy::RxToken for Rx<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.0)
+        match self {
+            Rx::Queued(v) => f(&v),
+            Rx::Borrowed(b) => f(b),
+        }
     }
 }
 
@@ -201,8 +223,11 @@ impl Device for Dev<'_> {
         &mut self,
         _: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let frame = self.rx.take()?;
-        Some((Rx(frame), Tx(self.tx)))
+        let rx = match self.queue.pop_front() {
+            Some(v) => Rx::Queued(v),
+            None => Rx::Borrowed(self.rx.take()?),
+        };
+        Some((rx, Tx(self.tx)))
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
@@ -232,7 +257,9 @@ impl NatHost {
         cfg.host.mac[0] &= 0xfe;
         cfg.mtu = cfg.mtu.clamp(576, 9000);
         let mut out = Vec::new();
+        let mut queue = VecDeque::new();
         let mut dev = Dev {
+            queue: &mut queue,
             rx: None,
             tx: &mut out,
             mtu: cfg.mtu,
@@ -264,6 +291,8 @@ impl NatHost {
             in_use: HashSet::new(),
             requests: VecDeque::new(),
             frames: Vec::new(),
+            rx_queue: VecDeque::new(),
+            last_reap: None,
             counters: NatCounters::default(),
         }
     }
@@ -363,15 +392,30 @@ impl NatHost {
         FlowId(self.next_flow)
     }
 
-    /// Runs smoltcp over at most one frame and collects what it sends.
+    /// Runs smoltcp over the queued segments and at most one more frame, and collects what it
+    /// sends.
     fn iface_poll(&mut self, frame: Option<&[u8]>, now: Instant, out: &mut Vec<Vec<u8>>) {
         let ts = self.ts(now);
+        let frames = self.rx_queue.len() + usize::from(frame.is_some());
         let mut dev = Dev {
+            queue: &mut self.rx_queue,
             rx: frame,
             tx: out,
             mtu: self.cfg.mtu,
         };
         self.iface.poll(ts, &mut dev, &mut self.sockets);
+        // One egress pass lets each socket send one segment. A few more per frame that came in
+        // clock a sender by the acknowledgements it gets, as TCP does; all at once would burst
+        // the client's whole window into its socket buffer (wireguard-go's overflows), and
+        // smoltcp recovers from such losses slowly.
+        for _ in 0..(2 * frames).clamp(1, EGRESS_PASSES) {
+            if matches!(
+                self.iface.poll_egress(ts, &mut dev, &mut self.sockets),
+                PollResult::None
+            ) {
+                break;
+            }
+        }
     }
 
     /// One socket result from the runtime.
@@ -671,6 +715,11 @@ impl NatHost {
             };
             f.c.last = now;
             if f.handle.is_some() {
+                if self.rx_queue.len() < RX_QUEUE_MAX {
+                    // the next poll takes it, with the rest of the batch
+                    self.rx_queue.push_back(frame.to_vec());
+                    return HostInput::Deferred;
+                }
                 self.iface_poll(Some(frame), now, out);
             } else if seg.rst() {
                 self.remove_tcp(id);
@@ -966,11 +1015,25 @@ impl VirtualHost for NatHost {
 
     fn poll(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         out.append(&mut self.frames);
+        // the queued segments first: service then sees their data
+        if !self.rx_queue.is_empty() {
+            self.iface_poll(None, now, out);
+        }
         self.service(now);
         self.iface_poll(None, now, out);
-        self.reap(now);
-        // reaping may have aborted sockets; let their resets out
-        self.iface_poll(None, now, out);
+        let due = self
+            .last_reap
+            .is_none_or(|t| now.saturating_duration_since(t) >= REAP_EVERY);
+        if due {
+            self.last_reap = Some(now);
+            self.reap(now);
+            // reaping may have aborted sockets; let their resets out
+            self.iface_poll(None, now, out);
+        }
+    }
+
+    fn has_deferred(&self) -> bool {
+        !self.rx_queue.is_empty()
     }
 
     fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {

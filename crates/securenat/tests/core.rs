@@ -150,6 +150,10 @@ impl Net {
         for f in from_client {
             let _ = self.host.handle_frame(&f, self.now, &mut out);
         }
+        // as the hub does after every batch: the host finishes what it held back
+        if self.host.has_deferred() {
+            self.host.poll(self.now, &mut out);
+        }
         while let Some(req) = self.host.poll_io() {
             match req {
                 IoRequest::TcpConnect { flow, .. } => {

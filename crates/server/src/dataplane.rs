@@ -232,8 +232,22 @@ impl Dataplane {
             .copied()
     }
 
-    /// Sends the replies queued while a batch of datagrams was processed.
-    pub fn flush_sends(&mut self) {
+    /// Sends the replies queued while a batch of datagrams was processed, after the virtual
+    /// hosts have finished the frames they held back for the end of the batch.
+    pub fn flush_sends(&mut self, now: Instant) {
+        let keys: Vec<String> = self
+            .hubs
+            .iter()
+            .filter(|(_, h)| h.has_deferred())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(h) = self.hubs.get_mut(&key) {
+                h.flush_hosts(now, &mut self.deliveries);
+                self.nat.dispatch(&key, h, now);
+            }
+            self.deliver(&key);
+        }
         self.stats.send_failures += self.sockets.flush();
     }
 

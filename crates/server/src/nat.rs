@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 pub const MAX_NAT_SESSIONS: usize = 4096;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const READ_CHUNK: usize = 64 * 1024;
+/// A TCP flow's writer joins queued sends up to this many bytes into one write.
+const WRITE_COALESCE: usize = 256 * 1024;
 
 type Events = mpsc::UnboundedSender<(String, IoEvent)>;
 
@@ -394,9 +396,28 @@ async fn tcp_flow(
             }
         })
     };
-    while let Some(cmd) = cmds.recv().await {
+    let mut next = None;
+    loop {
+        let cmd = match next.take() {
+            Some(c) => c,
+            None => match cmds.recv().await {
+                Some(c) => c,
+                None => break,
+            },
+        };
         match cmd {
-            TcpCmd::Send(data) => {
+            TcpCmd::Send(mut data) => {
+                // what queued meanwhile goes out in the same write (one system call, one event)
+                while data.len() < WRITE_COALESCE {
+                    match cmds.try_recv() {
+                        Ok(TcpCmd::Send(more)) => data.extend_from_slice(&more),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 if wr.write_all(&data).await.is_err() {
                     let _ = events.send((hub.clone(), IoEvent::TcpError { flow }));
                     break;

@@ -33,6 +33,6 @@ pub async fn recv_loop(server: Arc<Server>, sock: Arc<UdpSocket>, port: u16) {
                 dp.on_datagram(port, src, batch.datagram(i), now);
             }
         }
-        dp.flush_sends();
+        dp.flush_sends(now);
     }
 }
