@@ -464,4 +464,27 @@ pub struct WgServerInfo {
     /// Base64 preshared key shared by all peers (empty if none).
     pub preshared_key: String,
     pub udp_ports: Vec<u16>,
+    /// Server-wide WireGuard counters since the start.
+    pub counters: WgCounters,
+}
+
+/// WireGuard's server-wide counters (`GetWgServerInfo`): handshakes and what was dropped, so an
+/// admin can see a flood being answered with cookies and garbage being counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WgCounters {
+    pub handshakes_ok: u64,
+    /// Handshakes answered with a cookie reply because they came faster than the rate limit.
+    pub cookie_replies_sent: u64,
+    /// Handshakes with a valid cookie dropped under load by the per-source limit.
+    pub handshakes_rate_limited: u64,
+    /// Initiations from keys nobody registered (not answered).
+    pub unknown_key_initiations: u64,
+    pub malformed_dropped: u64,
+    pub unknown_index_dropped: u64,
+    /// Packets whose source address was not the peer's registered address.
+    pub spoofed_dropped: u64,
+    /// Datagrams no protocol on the UDP ports recognised.
+    pub unknown_datagrams: u64,
+    /// Datagrams the kernel would not take (socket buffer full).
+    pub send_failures: u64,
 }

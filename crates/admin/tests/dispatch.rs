@@ -271,6 +271,8 @@ fn ports_tables_nat_and_wg_info() {
     let r = dispatch(&f, &server(), "GetWgServerInfo", &json!({})).unwrap();
     assert_eq!(r["PublicKey_str"], "PUB=");
     assert_eq!(r["Ports_u32"][1], 51820);
+    assert_eq!(r["CookieRepliesSent_u64"], 7);
+    assert_eq!(r["HandshakesOk_u64"], 0);
     let r = dispatch(&f, &server(), "GetConfig", &json!({})).unwrap();
     assert_eq!(r["FileName_str"], "vpn_server.config");
     let r = dispatch(&f, &server(), "GetServerInfo", &json!({})).unwrap();

@@ -1474,6 +1474,19 @@ fn wg_server_info(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
             host
         },
     ]);
+    for (label, field) in [
+        ("Handshakes Completed", "HandshakesOk_u64"),
+        ("Cookie Replies Sent (under load)", "CookieRepliesSent_u64"),
+        ("Handshakes Rate-Limited", "HandshakesRateLimited_u64"),
+        ("Initiations from Unknown Keys", "UnknownKeyInitiations_u64"),
+        ("Malformed Datagrams Dropped", "MalformedDropped_u64"),
+        ("Unknown Receiver Index Dropped", "UnknownIndexDropped_u64"),
+        ("Spoofed Source Dropped", "SpoofedDropped_u64"),
+        ("Unrecognised Datagrams", "UnknownDatagrams_u64"),
+        ("Send Failures", "SendFailures_u64"),
+    ] {
+        t.row(&[label.into(), num(n(&v, field))]);
+    }
     ctx.table(&t, false);
     Ok(())
 }

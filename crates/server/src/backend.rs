@@ -758,11 +758,27 @@ impl Backend for AdminBackend {
         let public_key = decode_key(&wg.private_key)
             .map(|k| etherhub_wireguard::key_to_base64(&etherhub_wireguard::public_key_of(&k)))
             .unwrap_or_default();
+        drop(cfg);
+        let (st, dp_stats) = {
+            let dp = self.server().dataplane();
+            (dp.wg.stats(), dp.stats)
+        };
         Ok(WgServerInfo {
             enabled: wg.enabled,
             public_key,
             preshared_key: wg.preshared_key,
-            udp_ports: cfg.udp_ports(),
+            udp_ports: self.server().config().udp_ports(),
+            counters: etherhub_admin::WgCounters {
+                handshakes_ok: st.handshakes_ok,
+                cookie_replies_sent: st.cookie_replies_sent,
+                handshakes_rate_limited: st.handshakes_rate_limited,
+                unknown_key_initiations: st.unknown_key_initiations,
+                malformed_dropped: st.malformed_dropped,
+                unknown_index_dropped: st.unknown_index_dropped,
+                spoofed_dropped: st.spoofed_dropped,
+                unknown_datagrams: dp_stats.unknown_datagrams,
+                send_failures: dp_stats.send_failures,
+            },
         })
     }
 

@@ -164,9 +164,30 @@ fn handshake_flood_keeps_tunnel_and_sends_cookies() {
         log.contains("WireGuard under load") && log.contains("cookie_replies_sent="),
         "no cookie log line:\n{log}"
     );
+    // the admin sees the same in WgServerInfo: at least the cookie replies the generator got
+    let info = lab.server.must_cmd(&["WgServerInfo"]);
+    let sent = table_number(&info, "Cookie Replies Sent");
+    assert!(
+        sent >= counter(&summary, "cookie_replies"),
+        "WgServerInfo shows {sent} cookie replies, the generator got more: {summary}\n{info}"
+    );
+    assert!(table_number(&info, "Handshakes Completed") >= 1, "{info}");
     // after the flood: tunnel and admin still answer
     assert!(c.ns.ping(GW, 3), "tunnel dead after the flood");
     lab.server.must_cmd(&["ServerStatusGet"]);
+}
+
+/// The number in the value column of the table row whose item starts with `item`.
+fn table_number(table: &str, item: &str) -> u64 {
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(item))
+        .unwrap_or_else(|| panic!("no row {item:?} in:\n{table}"));
+    let value = row.split('|').nth(1).unwrap_or_default();
+    let digits: String = value.chars().filter(|c| c.is_ascii_digit()).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("row {item:?} has no number: {row}"))
 }
 
 /// iperf3 from client A to client B through the hub for `secs`; bits per second received.

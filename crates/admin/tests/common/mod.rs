@@ -284,6 +284,10 @@ impl Backend for Fake {
             public_key: "PUB=".into(),
             preshared_key: "PSK=".into(),
             udp_ports: self.ports.lock().unwrap().clone(),
+            counters: etherhub_admin::WgCounters {
+                cookie_replies_sent: 7,
+                ..Default::default()
+            },
         })
     }
     fn get_udp_ports(&self) -> AdminResult<Vec<u16>> {
