@@ -606,3 +606,75 @@ fn flows_beyond_the_limit_are_refused_and_counted() {
     }
     assert_eq!(sends, 3);
 }
+
+#[test]
+fn a_batch_of_segments_is_taken_in_one_pass_and_acknowledged_once() {
+    let mut net = Net::new();
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 262_144]),
+        tcp::SocketBuffer::new(vec![0; 262_144]),
+    );
+    s.connect(net.iface.context(), (IpAddress::Ipv4(OUTSIDE), 80), 49153)
+        .unwrap();
+    let h = net.sockets.add(s);
+    for _ in 0..50 {
+        net.step();
+    }
+    assert_eq!(
+        net.sockets.get::<tcp::Socket>(h).state(),
+        tcp::State::Established
+    );
+    // the client lets out as many segments as it may before the host sees any: one batch
+    let payload: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+    net.sockets
+        .get_mut::<tcp::Socket>(h)
+        .send_slice(&payload)
+        .unwrap();
+    let ts = smoltcp::time::Instant::from_micros((net.now - net.start).as_micros() as i64);
+    let mut batch = Vec::new();
+    {
+        let mut rx = std::mem::take(&mut net.to_client);
+        let mut dev = Queue {
+            rx: &mut rx,
+            tx: &mut batch,
+        };
+        net.iface.poll(ts, &mut dev, &mut net.sockets);
+        for _ in 0..64 {
+            net.iface.poll_egress(ts, &mut dev, &mut net.sockets);
+        }
+    }
+    let mut out = Vec::new();
+    let deferred = batch
+        .iter()
+        .filter(|f| net.host.handle_frame(f, net.now, &mut out) == HostInput::Deferred)
+        .count();
+    assert!(
+        deferred >= 20,
+        "only {deferred} of {} frames held",
+        batch.len()
+    );
+    assert!(
+        out.is_empty(),
+        "the host answered before the end of the batch"
+    );
+    assert!(net.host.has_deferred());
+    net.host.poll(net.now, &mut out);
+    assert!(!net.host.has_deferred());
+    // one acknowledgement for the batch (and no data: the outside has sent nothing yet)
+    assert!(
+        (1..=2).contains(&out.len()),
+        "{} frames answered a batch of {deferred} segments",
+        out.len()
+    );
+    // and every byte reaches the outside, in order
+    net.to_client.extend(out);
+    let mut sent = 0;
+    for _ in 0..2_000 {
+        net.step();
+        sent = net.host.nat_table().first().map(|e| e.sent).unwrap_or(0);
+        if sent >= payload.len() as u64 {
+            break;
+        }
+    }
+    assert_eq!(sent, payload.len() as u64);
+}
