@@ -141,9 +141,9 @@ struct IcmpFlow {
 /// Call order: the hub calls [`VirtualHost::handle_frame`] with frames for the host and
 /// [`VirtualHost::poll`] on its tick and after every batch of frames (segments of established
 /// TCP connections wait in a queue until then, so smoltcp takes a whole batch in one pass and
-/// answers it with one acknowledgement, as a receiver with GRO would); the runtime feeds socket results with
-/// [`NatHost::handle_io`], then has the hub call `poll` (which emits the frames those results
-/// made) and drains [`NatHost::poll_io`] after every one of these calls.
+/// answers it with one acknowledgement, as a receiver with GRO would); the runtime feeds socket
+/// results with [`NatHost::handle_io`], then has the hub call `poll` (which emits the frames
+/// those results made) and drains [`NatHost::poll_io`] after every one of these calls.
 pub struct NatHost {
     cfg: NatConfig,
     epoch: Instant,

@@ -229,15 +229,16 @@ impl SendBatch {
     }
 
     /// Splits `items[from..]` into messages: with GSO, a run to one destination of equal sizes
-    /// (the last may be shorter) is one message; otherwise every datagram is its own.
-    fn plan(&mut self, from: usize) {
+    /// (the last may be shorter) is one message; otherwise, and for the items before `solo_until`,
+    /// every datagram is its own.
+    fn plan(&mut self, from: usize, solo_until: usize) {
         self.groups.clear();
         let items = &self.items;
         let mut i = from;
         while i < items.len() {
             let (_, seg, to) = items[i];
             let mut j = i + 1;
-            if self.gso && seg <= GSO_MAX_SEGMENT {
+            if self.gso && seg <= GSO_MAX_SEGMENT && i >= solo_until {
                 let mut total = seg;
                 while j < items.len()
                     && j - i < GSO_MAX_SEGMENTS
@@ -262,7 +263,7 @@ impl SendBatch {
     /// datagrams the kernel did not take (socket buffer full or an error), which are dropped.
     pub fn flush(&mut self, fd: RawFd) -> usize {
         let mut dropped = 0;
-        self.plan(0);
+        self.plan(0, 0);
         let mut g = 0;
         while g < self.groups.len() {
             let end = (g + BATCH).min(self.groups.len());
@@ -326,10 +327,17 @@ impl SendBatch {
             }
             let err = io::Error::last_os_error().raw_os_error();
             let (first, count, _) = self.groups[g];
-            if count > 1 && matches!(err, Some(libc::EIO) | Some(libc::EINVAL)) {
-                // the device or the route cannot take GSO: plan the rest one by one
+            if count > 1 && err == Some(libc::EIO) {
+                // the device cannot take GSO (no checksum offload): one by one from now on
                 self.gso = false;
-                self.plan(first);
+                self.plan(first, 0);
+                g = 0;
+                continue;
+            }
+            if count > 1 && matches!(err, Some(libc::EINVAL) | Some(libc::EMSGSIZE)) {
+                // this destination's route is narrower than a segment: send this run one by one
+                // (the kernel fragments as it would any datagram), keep GSO for the others
+                self.plan(first, first + count);
                 g = 0;
                 continue;
             }
@@ -439,7 +447,7 @@ mod tests {
         }
         push(&mut out, tc, 3000, &mut want_c);
         push(&mut out, tc, 3000, &mut want_c);
-        out.plan(0);
+        out.plan(0, 0);
         assert!(
             out.groups.len() < out.items.len() / 2,
             "runs were not grouped: {} messages for {} datagrams",
@@ -473,9 +481,32 @@ mod tests {
         for _ in 0..10 {
             out.push(to, &[0u8; 1000]);
         }
-        out.plan(0);
+        out.plan(0, 0);
         assert_eq!(out.groups.len(), 10);
         assert!(out.groups.iter().all(|g| g.1 == 1));
+    }
+
+    #[test]
+    fn a_run_the_route_refused_as_gso_is_planned_one_by_one() {
+        let mut out = SendBatch::default();
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for _ in 0..10 {
+            out.push(to, &[0u8; 1000]);
+        }
+        out.plan(0, 0);
+        assert_eq!(out.groups, vec![(0, 10, 1000)]);
+        // as flush re-plans after EINVAL/EMSGSIZE for a run of the first four items
+        out.plan(0, 4);
+        assert_eq!(
+            out.groups,
+            vec![
+                (0, 1, 1000),
+                (1, 1, 1000),
+                (2, 1, 1000),
+                (3, 1, 1000),
+                (4, 6, 1000)
+            ]
+        );
     }
 
     #[test]
