@@ -210,15 +210,30 @@ impl Dataplane {
                 host.handle_io(ev, now);
             }
         }
+        self.step_hubs(
+            now,
+            |h| h.securenat_session().is_some(),
+            |h, now, out| h.poll_securenat(now, out),
+        );
+    }
+
+    /// Runs `step` on every hub `pick` selects, then carries out the SecureNAT socket work and
+    /// sends the packets for WireGuard peers that the step produced.
+    fn step_hubs(
+        &mut self,
+        now: Instant,
+        pick: impl Fn(&Hub) -> bool,
+        mut step: impl FnMut(&mut Hub, Instant, &mut Vec<Delivery>),
+    ) {
         let keys: Vec<String> = self
             .hubs
             .iter()
-            .filter(|(_, h)| h.securenat_session().is_some())
+            .filter(|(_, h)| pick(h))
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
             if let Some(h) = self.hubs.get_mut(&key) {
-                h.poll_securenat(now, &mut self.deliveries);
+                step(h, now, &mut self.deliveries);
                 self.nat.dispatch(&key, h, now);
             }
             self.deliver(&key);
@@ -235,19 +250,7 @@ impl Dataplane {
     /// Sends the replies queued while a batch of datagrams was processed, after the virtual
     /// hosts have finished the frames they held back for the end of the batch.
     pub fn flush_sends(&mut self, now: Instant) {
-        let keys: Vec<String> = self
-            .hubs
-            .iter()
-            .filter(|(_, h)| h.has_deferred())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            if let Some(h) = self.hubs.get_mut(&key) {
-                h.flush_hosts(now, &mut self.deliveries);
-                self.nat.dispatch(&key, h, now);
-            }
-            self.deliver(&key);
-        }
+        self.step_hubs(now, Hub::has_deferred, Hub::flush_hosts);
         self.stats.send_failures += self.sockets.flush();
     }
 
@@ -415,15 +418,14 @@ impl Dataplane {
             }
         }
         if hub_tick {
-            let keys: Vec<String> = self.hubs.keys().cloned().collect();
-            for key in keys {
-                if let Some(h) = self.hubs.get_mut(&key) {
-                    h.tick(now, &mut self.deliveries);
+            self.step_hubs(
+                now,
+                |_| true,
+                |h, now, out| {
+                    h.tick(now, out);
                     crate::nat::refresh_in_use(h);
-                    self.nat.dispatch(&key, h, now);
-                }
-                self.deliver(&key);
-            }
+                },
+            );
             // roaming: sessions show the address the peer talks from now
             let mut live = std::collections::HashSet::new();
             for (peer, link) in &self.peers {

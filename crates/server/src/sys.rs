@@ -369,23 +369,13 @@ mod tests {
         assert_eq!(out.len(), 50);
         assert_eq!(out.flush(a.as_raw_fd()), 0);
         assert!(out.is_empty());
-        let mut inb = RecvBatch::new(2048);
-        let mut seen = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while seen.len() < 50 && std::time::Instant::now() < deadline {
-            match inb.recv(b.as_raw_fd()) {
-                Ok(n) => {
-                    for i in 0..n {
-                        assert_eq!(inb.got[i].1, a.local_addr().unwrap());
-                        seen.push(inb.datagram(i).to_vec());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(std::time::Duration::from_millis(5))
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
+        let seen: Vec<Vec<u8>> = drain(&b, 50)
+            .into_iter()
+            .map(|(from, d)| {
+                assert_eq!(from, a.local_addr().unwrap());
+                d
+            })
+            .collect();
         assert_eq!(seen.len(), 50);
         for (i, d) in seen.iter().enumerate() {
             assert_eq!(d.len(), 100 + i);
