@@ -11,7 +11,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use etherhub_hub::{parse_echo_request, HostInput, VirtualHost, VirtualHostConfig};
-use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
 use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{
@@ -403,12 +405,19 @@ impl NatHost {
             tx: out,
             mtu: self.cfg.mtu,
         };
-        self.iface.poll(ts, &mut dev, &mut self.sockets);
-        // One egress pass lets each socket send one segment. A few more per frame that came in
-        // clock a sender by the acknowledgements it gets, as TCP does; all at once would burst
-        // the client's whole window into its socket buffer (wireguard-go's overflows), and
-        // smoltcp recovers from such losses slowly.
-        for _ in 0..(2 * frames).clamp(1, EGRESS_PASSES) {
+        // Not `Interface::poll`: since smoltcp 0.13 it sends until the sockets have nothing left,
+        // which bursts a whole window at the client. Every frame in, then bounded egress.
+        self.iface.poll_maintenance(ts);
+        while !matches!(
+            self.iface
+                .poll_ingress_single(ts, &mut dev, &mut self.sockets),
+            PollIngressSingleResult::None
+        ) {}
+        // One egress pass lets each socket send one segment. One pass, and two more for each
+        // frame that came in, clock a sender by the acknowledgements it gets, as TCP does; all
+        // at once would burst the client's whole window into its socket buffer (wireguard-go's
+        // overflows), and smoltcp recovers from such losses slowly.
+        for _ in 0..(1 + 2 * frames).min(1 + EGRESS_PASSES) {
             if matches!(
                 self.iface.poll_egress(ts, &mut dev, &mut self.sockets),
                 PollResult::None
