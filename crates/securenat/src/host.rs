@@ -58,7 +58,7 @@ pub struct NatConfig {
 }
 
 /// EnumNAT's protocol numbers (SoftEther's NAT_TCP, NAT_UDP, NAT_DNS, NAT_ICMP).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NatProtocol {
     Tcp = 0,
     Udp = 1,
@@ -387,6 +387,19 @@ impl NatHost {
 
     fn flows(&self) -> usize {
         self.tcp.len() + self.udp.len() + self.icmp.len()
+    }
+
+    /// Whether one more flow may start; a full table is first cleared of idle flows, so a
+    /// client is never refused for flows that have already timed out. A refusal is counted.
+    fn room_for_flow(&mut self, now: Instant) -> bool {
+        if self.flows() >= self.cfg.max_sessions {
+            self.reap(now);
+        }
+        let room = self.flows() < self.cfg.max_sessions;
+        if !room {
+            self.counters.refused_sessions += 1;
+        }
+        room
     }
 
     fn new_flow_id(&mut self) -> FlowId {
@@ -736,8 +749,7 @@ impl NatHost {
             return HostInput::Handled;
         }
         if seg.syn() && !seg.ack() && !seg.rst() {
-            if self.flows() >= self.cfg.max_sessions {
-                self.counters.refused_sessions += 1;
+            if !self.room_for_flow(now) {
                 return HostInput::Handled;
             }
             let id = self.new_flow_id();
@@ -844,8 +856,7 @@ impl NatHost {
         let id = match self.udp_keys.get(&key) {
             Some(id) => *id,
             None => {
-                if self.flows() >= self.cfg.max_sessions {
-                    self.counters.refused_sessions += 1;
+                if !self.room_for_flow(now) {
                     return HostInput::Handled;
                 }
                 let id = self.new_flow_id();
@@ -898,8 +909,7 @@ impl NatHost {
         let id = match self.icmp_keys.get(&key) {
             Some(id) => *id,
             None => {
-                if self.flows() >= self.cfg.max_sessions {
-                    self.counters.refused_sessions += 1;
+                if !self.room_for_flow(now) {
                     return HostInput::Handled;
                 }
                 let id = self.new_flow_id();

@@ -301,21 +301,24 @@ fn udp_to(
     out
 }
 
-fn etherhub_securenat_test_frame(dst: SocketAddrV4, sport: u16, data: &[u8]) -> Vec<u8> {
+/// An Ethernet frame from the client to the host's MAC, carrying one IPv4 packet to `dst`
+/// whose payload `emit` writes.
+fn ip_frame(
+    dst: Ipv4Addr,
+    proto: smoltcp::wire::IpProtocol,
+    payload_len: usize,
+    emit: impl FnOnce(&mut [u8]),
+) -> Vec<u8> {
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::*;
-    let udp = UdpRepr {
-        src_port: sport,
-        dst_port: dst.port(),
-    };
     let ip = Ipv4Repr {
         src_addr: CLIENT_IP,
-        dst_addr: *dst.ip(),
-        next_header: IpProtocol::Udp,
-        payload_len: 8 + data.len(),
+        dst_addr: dst,
+        next_header: proto,
+        payload_len,
         hop_limit: 64,
     };
-    let mut buf = vec![0u8; 14 + 20 + 8 + data.len()];
+    let mut buf = vec![0u8; 14 + 20 + payload_len];
     let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
     EthernetRepr {
         src_addr: EthernetAddress(CLIENT_MAC),
@@ -325,16 +328,55 @@ fn etherhub_securenat_test_frame(dst: SocketAddrV4, sport: u16, data: &[u8]) -> 
     .emit(&mut eth);
     let mut p = Ipv4Packet::new_unchecked(eth.payload_mut());
     ip.emit(&mut p, &ChecksumCapabilities::default());
-    let mut u = UdpPacket::new_unchecked(p.payload_mut());
-    udp.emit(
-        &mut u,
-        &IpAddress::Ipv4(CLIENT_IP),
-        &IpAddress::Ipv4(*dst.ip()),
-        data.len(),
-        |b| b.copy_from_slice(data),
-        &ChecksumCapabilities::default(),
-    );
+    emit(p.payload_mut());
     buf
+}
+
+fn etherhub_securenat_test_frame(dst: SocketAddrV4, sport: u16, data: &[u8]) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::*;
+    let udp = UdpRepr {
+        src_port: sport,
+        dst_port: dst.port(),
+    };
+    ip_frame(*dst.ip(), IpProtocol::Udp, 8 + data.len(), |b| {
+        udp.emit(
+            &mut UdpPacket::new_unchecked(b),
+            &IpAddress::Ipv4(CLIENT_IP),
+            &IpAddress::Ipv4(*dst.ip()),
+            data.len(),
+            |b| b.copy_from_slice(data),
+            &ChecksumCapabilities::default(),
+        )
+    })
+}
+
+/// A TCP SYN from the client's `sport` to `dst`.
+fn tcp_syn_frame(dst: SocketAddrV4, sport: u16) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::*;
+    let tcp = TcpRepr {
+        src_port: sport,
+        dst_port: dst.port(),
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(1000),
+        ack_number: None,
+        window_len: 65535,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    ip_frame(*dst.ip(), IpProtocol::Tcp, tcp.buffer_len(), |b| {
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(b),
+            &IpAddress::Ipv4(CLIENT_IP),
+            &IpAddress::Ipv4(*dst.ip()),
+            &ChecksumCapabilities::default(),
+        )
+    })
 }
 
 #[test]
@@ -509,28 +551,12 @@ fn icmp_echo_frame(dst: std::net::Ipv4Addr, ident: u16, seq_no: u16) -> Vec<u8> 
         seq_no,
         data: b"ping-data",
     };
-    let ip = Ipv4Repr {
-        src_addr: CLIENT_IP,
-        dst_addr: dst,
-        next_header: IpProtocol::Icmp,
-        payload_len: icmp.buffer_len(),
-        hop_limit: 64,
-    };
-    let mut buf = vec![0u8; 14 + 20 + icmp.buffer_len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        src_addr: EthernetAddress(CLIENT_MAC),
-        dst_addr: EthernetAddress(VirtualHostConfig::default().mac),
-        ethertype: EthernetProtocol::Ipv4,
-    }
-    .emit(&mut eth);
-    let mut p = Ipv4Packet::new_unchecked(eth.payload_mut());
-    ip.emit(&mut p, &ChecksumCapabilities::default());
-    icmp.emit(
-        &mut Icmpv4Packet::new_unchecked(p.payload_mut()),
-        &ChecksumCapabilities::default(),
-    );
-    buf
+    ip_frame(dst, IpProtocol::Icmp, icmp.buffer_len(), |b| {
+        icmp.emit(
+            &mut Icmpv4Packet::new_unchecked(b),
+            &ChecksumCapabilities::default(),
+        )
+    })
 }
 
 #[test]
@@ -677,4 +703,131 @@ fn a_batch_of_segments_is_taken_in_one_pass_and_acknowledged_once() {
         }
     }
     assert_eq!(sent, payload.len() as u64);
+}
+
+/// One step of the flow-table property test.
+#[derive(Clone, Debug)]
+enum FlowOp {
+    Udp { sport: u16, dst: u8 },
+    Icmp { dst: u8, ident: u16 },
+    Syn { sport: u16, dst: u8 },
+    Wait { ms: u64 },
+}
+
+fn flow_op() -> impl proptest::strategy::Strategy<Value = FlowOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u16..6, 0u8..3).prop_map(|(sport, dst)| FlowOp::Udp { sport, dst }),
+        (0u8..3, 0u16..3).prop_map(|(dst, ident)| FlowOp::Icmp { dst, ident }),
+        (0u16..6, 0u8..3).prop_map(|(sport, dst)| FlowOp::Syn { sport, dst }),
+        (0u64..15_000).prop_map(|ms| FlowOp::Wait { ms }),
+    ]
+}
+
+/// The NAT table as a slow, obvious model: a flow per key, alive while it has been used within
+/// its protocol's timeout, admitted while fewer than the limit are alive.
+#[derive(Default)]
+struct FlowModel {
+    live: HashMap<(NatProtocol, u16, u8), (FlowId, Instant)>,
+    ever: std::collections::HashSet<FlowId>,
+    refused: u64,
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Whatever clients open and however time passes, the host's live flows are the model's:
+    /// same keys, ids never reused, the limit respected (idle flows make room), every flow that
+    /// goes away closed on the socket side.
+    #[test]
+    fn nat_flow_table_matches_a_reference_model(ops in proptest::collection::vec(flow_op(), 1..120)) {
+        const MAX: usize = 5;
+        let udp_timeout = Duration::from_secs(4);
+        let tcp_timeout = Duration::from_secs(9);
+        let t0 = Instant::now();
+        let mut c = cfg();
+        c.max_sessions = MAX;
+        c.udp_timeout = udp_timeout;
+        c.tcp_timeout = tcp_timeout;
+        let mut host = NatHost::new(c, t0);
+        let mut model = FlowModel::default();
+        let (mut now, mut out) = (t0, Vec::new());
+        let mut opened = std::collections::HashSet::new();
+        let mut closed = std::collections::HashSet::new();
+        let dsts = [OUTSIDE, Ipv4Addr::new(198, 19, 0, 6), Ipv4Addr::new(198, 19, 0, 7)];
+        for op in ops {
+            let key = match op {
+                FlowOp::Udp { sport, dst } => {
+                    let f = etherhub_securenat_test_frame(SocketAddrV4::new(dsts[dst as usize], 7), 40000 + sport, b"u");
+                    proptest::prop_assert_eq!(host.handle_frame(&f, now, &mut out), HostInput::Handled);
+                    Some((NatProtocol::Udp, 40000 + sport, dst))
+                }
+                FlowOp::Icmp { dst, ident } => {
+                    let f = icmp_echo_frame(dsts[dst as usize], 100 + ident, 1);
+                    proptest::prop_assert_eq!(host.handle_frame(&f, now, &mut out), HostInput::Handled);
+                    Some((NatProtocol::Icmp, 100 + ident, dst))
+                }
+                FlowOp::Syn { sport, dst } => {
+                    let f = tcp_syn_frame(SocketAddrV4::new(dsts[dst as usize], 80), 41000 + sport);
+                    proptest::prop_assert_eq!(host.handle_frame(&f, now, &mut out), HostInput::Handled);
+                    Some((NatProtocol::Tcp, 41000 + sport, dst))
+                }
+                FlowOp::Wait { ms } => {
+                    now += Duration::from_millis(ms);
+                    host.poll(now, &mut out);
+                    None
+                }
+            };
+            // the model: idle flows go, then the packet's flow is used, or made if there is room
+            model.live.retain(|(p, _, _), (_, last)| {
+                let timeout = if *p == NatProtocol::Tcp { tcp_timeout } else { udp_timeout };
+                now.saturating_duration_since(*last) <= timeout
+            });
+            if let Some(key) = key {
+                let known = model.live.get_mut(&key).map(|(_, last)| *last = now).is_some();
+                match known {
+                    true => {}
+                    false if model.live.len() < MAX => {
+                        let id = host.nat_table().iter().map(|e| e.id).find(|id| !model.ever.contains(id));
+                        let id = id.expect("an admitted flow shows in the table");
+                        model.ever.insert(id);
+                        model.live.insert(key, (id, now));
+                    }
+                    false => model.refused += 1,
+                }
+            }
+            while let Some(req) = host.poll_io() {
+                match req {
+                    IoRequest::TcpConnect { flow, .. } | IoRequest::UdpSend { flow, .. } => { opened.insert(flow); }
+                    IoRequest::TcpClose { flow } | IoRequest::UdpClose { flow } => {
+                        proptest::prop_assert!(closed.insert(flow), "flow {:?} closed twice", flow);
+                    }
+                    _ => {}
+                }
+            }
+            let live_in_host: std::collections::BTreeSet<FlowId> = host
+                .nat_table()
+                .iter()
+                .filter(|e| {
+                    let timeout = if e.protocol == NatProtocol::Tcp { tcp_timeout } else { udp_timeout };
+                    now.saturating_duration_since(e.last) <= timeout
+                })
+                .map(|e| e.id)
+                .collect();
+            let live_in_model: std::collections::BTreeSet<FlowId> = model.live.values().map(|(id, _)| *id).collect();
+            proptest::prop_assert_eq!(live_in_host, live_in_model);
+            proptest::prop_assert!(host.nat_table().len() <= MAX);
+            proptest::prop_assert_eq!(host.counters().refused_sessions, model.refused);
+        }
+        // long after: nothing is left, and every socket the host opened was closed
+        now += Duration::from_secs(60);
+        host.poll(now, &mut out);
+        while let Some(req) = host.poll_io() {
+            if let IoRequest::TcpClose { flow } | IoRequest::UdpClose { flow } = req {
+                proptest::prop_assert!(closed.insert(flow), "flow {:?} closed twice", flow);
+            }
+        }
+        proptest::prop_assert!(host.nat_table().is_empty());
+        proptest::prop_assert_eq!(&opened, &closed);
+    }
 }
