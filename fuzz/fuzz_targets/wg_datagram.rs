@@ -6,7 +6,8 @@
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use etherhub_wireguard::{is_wireguard, public_key_of, Action, KeyEntry, Server};
+use etherhub_wireguard::{is_wireguard, public_key_of, Action, Key, KeyAccess, Server};
+use std::collections::HashMap;
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,10 +20,18 @@ fn src() -> SocketAddr {
     "198.18.0.2:51820".parse().unwrap()
 }
 
-fn feed(server: &mut Server, now: Instant, datagram: &[u8], out: &mut [u8]) -> Vec<Vec<u8>> {
+type Keys = HashMap<Key, KeyAccess>;
+
+fn feed(
+    server: &mut Server,
+    keys: &Keys,
+    now: Instant,
+    datagram: &[u8],
+    out: &mut [u8],
+) -> Vec<Vec<u8>> {
     let _ = is_wireguard(datagram);
     let mut sent = Vec::new();
-    if let Action::Send(_, b) = server.handle_datagram(now, src(), datagram, out) {
+    if let Action::Send(_, b) = server.handle_datagram(now, src(), datagram, out, keys) {
         sent.push(b.to_vec());
     }
     for _ in 0..64 {
@@ -60,13 +69,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let now = Instant::now();
     let mut server = Server::new(SERVER_PRIVATE, Some(PSK));
-    server.insert_key(
-        public_key_of(&CLIENT_PRIVATE),
-        KeyEntry {
-            hub: "DEFAULT".into(),
-            user: "fuzz".into(),
-        },
-    );
+    let keys = Keys::from([(public_key_of(&CLIENT_PRIVATE), KeyAccess::default())]);
     let mut out = vec![0u8; 65_536 + 64];
     let mut tunn = Tunn::new(
         StaticSecret::from(CLIENT_PRIVATE),
@@ -80,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
     match mode % 3 {
         0 => {
             for d in datagrams(rest) {
-                feed(&mut server, now, d, &mut out);
+                feed(&mut server, &keys, now, d, &mut out);
             }
         }
         1 => {
@@ -95,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
                     *x ^= b;
                 }
             }
-            feed(&mut server, now, &init, &mut out);
+            feed(&mut server, &keys, now, &init, &mut out);
         }
         _ => {
             let TunnResult::WriteToNetwork(init) =
@@ -104,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let init = init.to_vec();
-            let replies = feed(&mut server, now, &init, &mut out);
+            let replies = feed(&mut server, &keys, now, &init, &mut out);
             let Some(response) = replies.first() else {
                 return;
             };
@@ -116,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
                 if let (Some(idx), Some(slot)) = (index, d.get_mut(4..8)) {
                     slot.copy_from_slice(&idx);
                 }
-                feed(&mut server, now, &d, &mut out);
+                feed(&mut server, &keys, now, &d, &mut out);
             }
             let mut timers = Vec::new();
             server.handle_timers(now + Duration::from_secs(200), &mut timers);

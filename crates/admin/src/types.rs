@@ -89,6 +89,12 @@ pub struct ServerStatus {
     pub total_memory: u64,
     pub used_memory: u64,
     pub free_memory: u64,
+    /// Etherhub's health of the data plane: when a packet last crossed a hub (0: never)...
+    pub data_plane_last_packet_ms: u64,
+    /// ...panics on the packet path contained since the start...
+    pub data_plane_faults: u64,
+    /// ...and the last one (session, hub, what it was doing, message), empty if none.
+    pub data_plane_last_fault: String,
 }
 
 /// Hub settings as `CreateHub`/`SetHub`/`GetHub` carry them.

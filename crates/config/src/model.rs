@@ -426,6 +426,18 @@ impl Config {
         Ok(())
     }
 
+    /// Records the address a key's client took (a key registered without one keeps the first
+    /// source address its client uses).
+    pub fn set_wg_key_address(&mut self, key: &str, address: Ipv4Addr) -> Result<(), ModelError> {
+        let f = self
+            .root
+            .folder_mut("WireGuardKeyList")
+            .and_then(|l| l.folder_mut(key))
+            .ok_or_else(|| ModelError::WgKeyNotFound(key.to_string()))?;
+        f.set_str("Address", &address.to_string());
+        Ok(())
+    }
+
     pub fn remove_wg_key(&mut self, key: &str) -> Result<WgKey, ModelError> {
         let list = self
             .root

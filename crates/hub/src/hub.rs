@@ -143,13 +143,13 @@ pub struct StaticNetwork {
     pub mask: Ipv4Addr,
 }
 
-enum Port {
+enum Port<H> {
     L3(L3Adapter),
     L2,
-    Host(Box<dyn VirtualHost>),
+    Host(H),
 }
 
-struct Session {
+struct Session<H> {
     name: String,
     user: String,
     protocol: String,
@@ -158,16 +158,20 @@ struct Session {
     last_comm: Instant,
     send: Traffic,
     recv: Traffic,
-    port: Port,
+    port: Port<H>,
 }
 
 /// A virtual hub. Sans-IO: inputs carry `now`, outputs go to the caller's `Vec<Delivery>`.
 ///
+/// `H` is the type of the virtual hosts on it (SecureNAT's): the hub hands each its frames and
+/// gives the owner typed access to it ([`Hub::securenat_host_mut`]). The default is the minimal
+/// [`SecureNatHost`] that answers ARP and ping.
+///
 /// Call order: [`Hub::input_ip`] / [`Hub::input_frame`] for each packet or frame a session sends,
 /// [`Hub::tick`] about once a second; send every [`Delivery`] pushed by any of them.
-pub struct Hub {
+pub struct Hub<H = SecureNatHost> {
     name: String,
-    sessions: BTreeMap<SessionId, Session>,
+    sessions: BTreeMap<SessionId, Session<H>>,
     session_counter: u32,
     mac_table: AgeingTable<[u8; 6], SessionId>,
     ip_table: AgeingTable<IpAddr, (SessionId, [u8; 6])>,
@@ -184,7 +188,27 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub whose SecureNAT host is the minimal one ([`Hub::set_securenat`]).
     pub fn new(name: &str) -> Self {
+        Self::for_hosts(name)
+    }
+
+    /// Enable (Some) / disable (None) the minimal SecureNAT virtual host session; see
+    /// [`Hub::set_securenat_host`].
+    pub fn set_securenat(&mut self, cfg: Option<VirtualHostConfig>, now: Instant) {
+        match cfg {
+            Some(cfg) => {
+                let host = SecureNatHost::new(cfg.clone());
+                self.set_securenat_host(cfg, host, now);
+            }
+            None => self.clear_securenat(),
+        }
+    }
+}
+
+impl<H: VirtualHost> Hub<H> {
+    /// A hub whose virtual hosts are of type `H`.
+    pub fn for_hosts(name: &str) -> Self {
         Self {
             name: name.to_string(),
             sessions: BTreeMap::new(),
@@ -236,7 +260,7 @@ impl Hub {
         user: &str,
         protocol: &str,
         client_addr: Option<SocketAddr>,
-        port: impl FnOnce(&Self, u32) -> Port,
+        port: impl FnOnce(&Self, u32) -> Port<H>,
         now: Instant,
     ) -> SessionId {
         self.see(now);
@@ -322,33 +346,19 @@ impl Hub {
         }
     }
 
-    /// Enable (Some) / disable (None) the SecureNAT virtual host session. Its name is
-    /// "SID-SECURENAT-<n>" from the hub-wide counter, as in SoftEther: SID-SECURENAT-1 when it
-    /// is the hub's first session. Enabling it again while on changes its address settings in
-    /// place (same session, same counters).
-    pub fn set_securenat(&mut self, cfg: Option<VirtualHostConfig>, now: Instant) {
-        match cfg {
-            Some(cfg) => {
-                let host = Box::new(SecureNatHost::new(cfg.clone()));
-                self.set_securenat_host(cfg, host, now);
-            }
-            None => {
-                if let Some((id, _)) = self.securenat.take() {
-                    self.remove_session(id);
-                }
-            }
+    /// Removes the SecureNAT virtual host session, if there is one.
+    pub fn clear_securenat(&mut self) {
+        if let Some((id, _)) = self.securenat.take() {
+            self.remove_session(id);
         }
     }
 
-    /// Like [`Hub::set_securenat`] with a host supplied by the caller (the securenat crate's NAT,
-    /// DHCP and DNS host). `cfg` is the host's address, used as L3 sessions' default gateway
-    /// when no [`StaticNetwork`] is set.
-    pub fn set_securenat_host(
-        &mut self,
-        cfg: VirtualHostConfig,
-        host: Box<dyn VirtualHost>,
-        now: Instant,
-    ) {
+    /// Enables the SecureNAT virtual host session with `host` (the securenat crate's NAT, DHCP
+    /// and DNS host, or the minimal one). Its name is "SID-SECURENAT-<n>" from the hub-wide
+    /// counter, as in SoftEther: SID-SECURENAT-1 when it is the hub's first session. Enabling it
+    /// again while on replaces the host in place (same session, same counters). `cfg` is the
+    /// host's address, used as L3 sessions' default gateway when no [`StaticNetwork`] is set.
+    pub fn set_securenat_host(&mut self, cfg: VirtualHostConfig, host: H, now: Instant) {
         if let Some((id, old)) = &mut self.securenat {
             let id = *id;
             if old.mac != cfg.mac {
@@ -377,11 +387,20 @@ impl Hub {
         self.securenat.as_ref().map(|(id, _)| *id)
     }
 
-    /// The SecureNAT host, for a runtime that drives its socket I/O.
-    pub fn securenat_host_mut(&mut self) -> Option<&mut (dyn VirtualHost + 'static)> {
+    /// The SecureNAT host, for an owner that drives its socket I/O.
+    pub fn securenat_host_mut(&mut self) -> Option<&mut H> {
         let (id, _) = self.securenat.as_ref()?;
         match &mut self.sessions.get_mut(id)?.port {
-            Port::Host(h) => Some(h.as_mut()),
+            Port::Host(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The SecureNAT host, read-only (listings).
+    pub fn securenat_host(&self) -> Option<&H> {
+        let (id, _) = self.securenat.as_ref()?;
+        match &self.sessions.get(id)?.port {
+            Port::Host(h) => Some(h),
             _ => None,
         }
     }
@@ -435,7 +454,7 @@ impl Hub {
         &mut self,
         user: &str,
         protocol: &str,
-        host: Box<dyn VirtualHost>,
+        host: H,
         now: Instant,
     ) -> SessionId {
         let upper = user.to_uppercase();
@@ -453,6 +472,11 @@ impl Hub {
     /// else resolve every destination directly).
     pub fn set_static_network(&mut self, network: Option<StaticNetwork>) {
         self.static_network = network;
+    }
+
+    /// The static network set with [`Hub::set_static_network`].
+    pub fn static_network(&self) -> Option<StaticNetwork> {
+        self.static_network
     }
 
     fn route(&self) -> Route {
@@ -667,7 +691,7 @@ impl Hub {
         }
     }
 
-    fn info(&self, id: SessionId, s: &Session) -> SessionInfo {
+    fn info(&self, id: SessionId, s: &Session<H>) -> SessionInfo {
         let (mac, ip) = match &s.port {
             Port::L3(a) => (a.mac(), a.ip()),
             Port::Host(h) => (h.mac(), h.ipv4()),

@@ -1,8 +1,8 @@
 //! Virtual hosts: sessions that live inside the hub rather than behind a tunnel.
 //!
 //! [`SecureNatHost`] is the minimal SecureNAT virtual host (ARP and ICMP echo for its own address).
-//! The securenat crate can implement [`VirtualHost`] with NAT, DHCP and DNS and attach it with
-//! [`crate::Hub::set_securenat_host`].
+//! The securenat crate implements [`VirtualHost`] with NAT, DHCP and DNS; a `Hub<NatHost>`
+//! attaches it with [`crate::Hub::set_securenat_host`] and hands it back typed.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -46,9 +46,24 @@ pub trait VirtualHost: Send {
     fn has_deferred(&self) -> bool {
         false
     }
-    /// The concrete host, for a runtime that drives it beyond frames (the NAT's socket I/O).
-    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
-        None
+}
+
+/// Hosts of different kinds on one hub (`Hub<Box<dyn VirtualHost>>`).
+impl VirtualHost for Box<dyn VirtualHost> {
+    fn mac(&self) -> [u8; 6] {
+        (**self).mac()
+    }
+    fn ipv4(&self) -> Option<Ipv4Addr> {
+        (**self).ipv4()
+    }
+    fn handle_frame(&mut self, frame: &[u8], now: Instant, out: &mut Vec<Vec<u8>>) -> HostInput {
+        (**self).handle_frame(frame, now, out)
+    }
+    fn poll(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
+        (**self).poll(now, out)
+    }
+    fn has_deferred(&self) -> bool {
+        (**self).has_deferred()
     }
 }
 

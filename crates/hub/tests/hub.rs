@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use etherhub_hub::{
-    Delivery, HostInput, Hub, SessionId, SessionKind, StaticNetwork, Traffic, VirtualHost,
-    VirtualHostConfig,
+    Delivery, HostInput, Hub, SecureNatHost, SessionId, SessionKind, StaticNetwork, Traffic,
+    VirtualHost, VirtualHostConfig,
 };
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -153,7 +153,7 @@ fn only_delivery(out: &mut Vec<Delivery>) -> Delivery {
     out.pop().unwrap()
 }
 
-fn info(hub: &Hub, id: SessionId) -> etherhub_hub::SessionInfo {
+fn info<H: VirtualHost>(hub: &Hub<H>, id: SessionId) -> etherhub_hub::SessionInfo {
     hub.session(id).expect("session exists")
 }
 
@@ -734,9 +734,14 @@ impl VirtualHost for Recorder {
 }
 
 #[test]
-fn another_virtual_host_can_be_attached() {
+fn hosts_of_different_kinds_share_a_hub() {
     let t0 = Instant::now();
-    let mut hub = hub_with_securenat(t0);
+    let mut hub: Hub<Box<dyn VirtualHost>> = Hub::for_hosts("SECURENAT");
+    hub.set_securenat_host(
+        VirtualHostConfig::default(),
+        Box::new(SecureNatHost::new(VirtualHostConfig::default())),
+        t0,
+    );
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let rec = hub.add_virtual_host(
         "recorder",

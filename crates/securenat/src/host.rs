@@ -1054,8 +1054,4 @@ impl VirtualHost for NatHost {
     fn has_deferred(&self) -> bool {
         !self.rx_queue.is_empty()
     }
-
-    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
-        Some(self)
-    }
 }

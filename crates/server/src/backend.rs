@@ -4,7 +4,7 @@
 //! returns success, and then into the data plane.
 
 use crate::defaults::now_ms;
-use crate::runtime::{decode_key, virtual_host_of, Server};
+use crate::server::{decode_key, Server};
 use etherhub_admin::code::*;
 use etherhub_admin::*;
 use etherhub_config::ModelError;
@@ -58,9 +58,6 @@ fn to_traffic(send: &etherhub_hub::Traffic, recv: &etherhub_hub::Traffic) -> Tra
     }
 }
 
-const WIREGUARD_CIPHER: &str = "ChaCha20-Poly1305";
-const WIREGUARD_UNDERLAY: &str = "Legacy VPN - WIREGUARD";
-
 impl AdminBackend {
     fn server(&self) -> &Server {
         &self.0
@@ -92,18 +89,28 @@ impl AdminBackend {
             .map_err(|e| model_err(&e))
     }
 
-    fn sessions_of(&self, hub: &str) -> AdminResult<Vec<etherhub_hub::SessionInfo>> {
+    /// The hub's sessions, each with its tunnel's details when it is a tunnel.
+    fn sessions_of(
+        &self,
+        hub: &str,
+    ) -> AdminResult<
+        Vec<(
+            etherhub_hub::SessionInfo,
+            Option<etherhub_engine::TunnelView>,
+        )>,
+    > {
         self.require_hub(hub)?;
-        Ok(self
-            .server()
-            .dataplane()
-            .hub(hub)
-            .map(|h| h.sessions())
-            .unwrap_or_default())
-    }
-
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        tokio::runtime::Handle::current().block_on(f)
+        let dp = self.server().dataplane.lock();
+        let Some(h) = dp.engine.hub(hub) else {
+            return Ok(Vec::new());
+        };
+        Ok(h.sessions()
+            .into_iter()
+            .map(|s| {
+                let t = dp.engine.tunnel_view(hub, s.id);
+                (s, t)
+            })
+            .collect())
     }
 }
 
@@ -169,17 +176,33 @@ impl Backend for AdminBackend {
 
     fn server_status(&self) -> AdminResult<ServerStatus> {
         let cfg = self.server().config().clone();
-        let dp = self.server().dataplane();
+        let dp = self.server().dataplane.lock();
+        let health = dp.engine.health();
         let mut st = ServerStatus {
             num_hubs: cfg.hub_names().len() as u32,
             current_time_ms: now_ms(),
             current_tick: self.server().started_instant.elapsed().as_millis() as u64,
             start_time_ms: self.ms(self.server().started_instant),
+            num_tcp_connections: self.server().connections.current().0,
+            data_plane_last_packet_ms: health.last_packet.map(|t| self.ms(t)).unwrap_or(0),
+            data_plane_faults: health.faults,
+            data_plane_last_fault: health
+                .last_fault
+                .map(|f| {
+                    format!(
+                        "{} on {} ({}): {}",
+                        f.session.as_deref().unwrap_or("-"),
+                        f.hub.as_deref().unwrap_or("-"),
+                        f.input,
+                        f.message
+                    )
+                })
+                .unwrap_or_default(),
             ..Default::default()
         };
         for name in cfg.hub_names() {
             st.num_users += cfg.users(&name).map(|u| u.len()).unwrap_or(0) as u32;
-            if let Some(h) = dp.hub(&name) {
+            if let Some(h) = dp.engine.hub(&name) {
                 let sessions = h.sessions();
                 st.num_sessions += sessions.len() as u32;
                 st.num_mac_tables += h.mac_table().len() as u32;
@@ -213,26 +236,22 @@ impl Backend for AdminBackend {
                 c.set_static_network(&hub.name, hub.default_gateway, hub.default_subnet)?;
             }
             Ok(())
-        })?;
-        self.server().sync_dataplane();
-        Ok(())
+        })
     }
 
     fn delete_hub(&self, name: &str) -> AdminResult<()> {
-        self.change(|c| Ok(c.delete_hub(name)?))?;
-        self.server().sync_dataplane();
-        Ok(())
+        self.change(|c| Ok(c.delete_hub(name)?))
     }
 
     fn enum_hubs(&self) -> AdminResult<Vec<HubSummary>> {
         let cfg = self.server().config().clone();
-        let dp = self.server().dataplane();
+        let dp = self.server().dataplane.lock();
         Ok(cfg
             .hub_names()
             .iter()
             .filter_map(|n| cfg.hub(n).ok())
             .map(|h| {
-                let live = dp.hub(&h.name);
+                let live = dp.engine.hub(&h.name);
                 HubSummary {
                     name: h.name.clone(),
                     online: h.online,
@@ -371,13 +390,13 @@ impl Backend for AdminBackend {
         Ok(self
             .sessions_of(hub)?
             .into_iter()
-            .map(|s| {
+            .map(|(s, tunnel)| {
                 let t = to_traffic(&s.send, &s.recv);
                 let client_ip = s
                     .client_addr
                     .map(|a| a.ip())
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                let securenat = s.protocol == "SECURENAT";
+                let securenat = tunnel.is_none() && s.protocol == "SECURENAT";
                 SessionSummary {
                     name: s.name,
                     username: if securenat {
@@ -396,8 +415,8 @@ impl Backend for AdminBackend {
                     } else {
                         SessionKind::Normal
                     },
-                    max_num_tcp: if securenat { 0 } else { 1 },
-                    current_num_tcp: if securenat { 0 } else { 1 },
+                    max_num_tcp: u32::from(!securenat),
+                    current_num_tcp: u32::from(!securenat),
                     packet_size: t.total_bytes(),
                     packet_num: t.total_packets(),
                     vlan_id: 0,
@@ -410,10 +429,10 @@ impl Backend for AdminBackend {
     }
 
     fn session_status(&self, hub: &str, name: &str) -> AdminResult<SessionStatus> {
-        let s = self
+        let (s, tunnel) = self
             .sessions_of(hub)?
             .into_iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .find(|(s, _)| s.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| {
                 AdminError::new(
                     ERR_OBJECT_NOT_FOUND,
@@ -421,11 +440,12 @@ impl Backend for AdminBackend {
                 )
             })?;
         let t = to_traffic(&s.send, &s.recv);
-        let wireguard = s.protocol == "WIREGUARD";
+        let details = tunnel.map(|t| t.details).unwrap_or_default();
         let client_ip = s
             .client_addr
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let encrypted = !details.cipher.is_empty();
         Ok(SessionStatus {
             hub: hub.to_string(),
             name: s.name,
@@ -441,26 +461,22 @@ impl Backend for AdminBackend {
             current_connection_time_ms: self.ms(s.created),
             num_connections_established: 1,
             max_tcp_connections: 1,
-            num_tcp_connections: u32::from(wireguard),
-            use_encrypt: wireguard,
-            cipher_name: if wireguard {
-                WIREGUARD_CIPHER.into()
-            } else {
-                String::new()
-            },
+            num_tcp_connections: u32::from(encrypted),
+            use_encrypt: encrypted,
+            cipher_name: details.cipher,
             use_compress: false,
-            underlay_protocol: if wireguard {
-                WIREGUARD_UNDERLAY.into()
-            } else {
+            underlay_protocol: if details.underlay.is_empty() {
                 s.protocol.clone()
+            } else {
+                details.underlay
             },
             total_send_size: t.send_unicast_bytes + t.send_broadcast_bytes,
             total_recv_size: t.recv_unicast_bytes + t.recv_broadcast_bytes,
             traffic: t,
-            client_product_name: if wireguard {
-                "WireGuard".into()
-            } else {
+            client_product_name: if details.client_product.is_empty() {
                 s.protocol
+            } else {
+                details.client_product
             },
             client_os_name: String::new(),
             unique_id: Vec::new(),
@@ -469,30 +485,29 @@ impl Backend for AdminBackend {
 
     fn delete_session(&self, hub: &str, name: &str) -> AdminResult<()> {
         self.require_hub(hub)?;
-        let mut dp = self.server().dataplane();
-        let id = dp
-            .hub(hub)
-            .and_then(|h| h.session_by_name(name))
-            .ok_or_else(|| {
-                AdminError::new(
-                    ERR_OBJECT_NOT_FOUND,
-                    format!("no session {name:?} on hub {hub:?}"),
-                )
-            })?;
-        if dp.disconnect_session(hub, id) {
-            Ok(())
-        } else {
-            Err(AdminError::new(
+        let now = Instant::now();
+        let done = self
+            .server()
+            .dataplane
+            .with_engine(now, |e| e.disconnect(now, hub, name));
+        match done {
+            Ok(()) => Ok(()),
+            Err(etherhub_engine::DisconnectError::NotATunnel) => Err(AdminError::new(
                 ERR_NOT_SUPPORTED,
                 "this session is the SecureNAT host; use SecureNatDisable",
-            ))
+            )),
+            Err(_) => Err(AdminError::new(
+                ERR_OBJECT_NOT_FOUND,
+                format!("no session {name:?} on hub {hub:?}"),
+            )),
         }
     }
 
     fn enum_ip_table(&self, hub: &str) -> AdminResult<Vec<IpEntry>> {
         self.require_hub(hub)?;
-        let dp = self.server().dataplane();
+        let dp = self.server().dataplane.lock();
         Ok(dp
+            .engine
             .hub(hub)
             .map(|h| h.ip_table())
             .unwrap_or_default()
@@ -511,8 +526,9 @@ impl Backend for AdminBackend {
 
     fn enum_mac_table(&self, hub: &str) -> AdminResult<Vec<MacEntry>> {
         self.require_hub(hub)?;
-        let dp = self.server().dataplane();
+        let dp = self.server().dataplane.lock();
         Ok(dp
+            .engine
             .hub(hub)
             .map(|h| h.mac_table())
             .unwrap_or_default()
@@ -596,46 +612,28 @@ impl Backend for AdminBackend {
                 String::new()
             };
             Ok(c.set_securenat(hub, &s)?)
-        })?;
-        self.server().sync_dataplane();
-        Ok(())
+        })
     }
 
     fn secure_nat_status(&self, hub: &str) -> AdminResult<SecureNatStatus> {
-        let cfg = self.server().config();
-        if virtual_host_of(&cfg, hub).is_none() {
-            // require_hub takes the config lock again: holding it here deadlocked the admin API
-            drop(cfg);
-            self.require_hub(hub)?;
-            return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
-        }
-        drop(cfg);
-        let mut dp = self.server().dataplane();
-        let Some(host) = dp.hub_mut(hub).and_then(crate::nat::host_of) else {
-            return Ok(SecureNatStatus::default());
-        };
-        let mut st = SecureNatStatus::default();
-        for e in host.nat_table() {
-            match e.protocol {
-                etherhub_securenat::NatProtocol::Tcp => st.num_tcp_sessions += 1,
-                etherhub_securenat::NatProtocol::Udp => st.num_udp_sessions += 1,
-                etherhub_securenat::NatProtocol::Dns => st.num_dns_sessions += 1,
-                etherhub_securenat::NatProtocol::Icmp => st.num_icmp_sessions += 1,
+        let running = self.with_nat(hub, |host| {
+            let mut st = SecureNatStatus::default();
+            for e in host.nat_table() {
+                match e.protocol {
+                    etherhub_securenat::NatProtocol::Tcp => st.num_tcp_sessions += 1,
+                    etherhub_securenat::NatProtocol::Udp => st.num_udp_sessions += 1,
+                    etherhub_securenat::NatProtocol::Dns => st.num_dns_sessions += 1,
+                    etherhub_securenat::NatProtocol::Icmp => st.num_icmp_sessions += 1,
+                }
             }
-        }
-        st.num_dhcp_clients = host.leases().len() as u32;
-        Ok(st)
+            st.num_dhcp_clients = host.leases().len() as u32;
+            st
+        })?;
+        Ok(running)
     }
 
     fn enum_nat(&self, hub: &str) -> AdminResult<Vec<NatTableEntry>> {
-        self.require_hub(hub)?;
-        let rows = {
-            let mut dp = self.server().dataplane();
-            let Some(host) = dp.hub_mut(hub).and_then(crate::nat::host_of) else {
-                return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
-            };
-            host.nat_table()
-        };
+        let rows = self.with_nat(hub, |host| host.nat_table())?;
         Ok(rows
             .into_iter()
             .map(|e| NatTableEntry {
@@ -655,12 +653,7 @@ impl Backend for AdminBackend {
     }
 
     fn enum_dhcp(&self, hub: &str) -> AdminResult<Vec<DhcpLeaseEntry>> {
-        self.require_hub(hub)?;
-        let (leases, mask) = {
-            let mut dp = self.server().dataplane();
-            let Some(host) = dp.hub_mut(hub).and_then(crate::nat::host_of) else {
-                return Err(AdminError::from_code(ERR_SNAT_NOT_RUNNING));
-            };
+        let (leases, mask) = self.with_nat(hub, |host| {
             let mask = host
                 .config()
                 .dhcp
@@ -668,7 +661,7 @@ impl Backend for AdminBackend {
                 .map(|d| d.mask)
                 .unwrap_or(Ipv4Addr::UNSPECIFIED);
             (host.leases(), mask)
-        };
+        })?;
         Ok(leases
             .into_iter()
             .map(|l| DhcpLeaseEntry {
@@ -684,9 +677,8 @@ impl Backend for AdminBackend {
     }
 
     fn add_wg_keys(&self, keys: &[WgKey]) -> AdminResult<()> {
-        let mut decoded = Vec::new();
         for k in keys {
-            let key = decode_key(&k.key).ok_or_else(|| {
+            decode_key(&k.key).ok_or_else(|| {
                 AdminError::invalid_param(
                     "Key_str",
                     &format!(
@@ -695,25 +687,13 @@ impl Backend for AdminBackend {
                     ),
                 )
             })?;
-            decoded.push((key, k));
         }
         self.change(|c| {
-            for (_, k) in &decoded {
+            for k in keys {
                 c.add_wg_key(&k.key, &k.hub, &k.user)?;
             }
             Ok(())
-        })?;
-        let mut dp = self.server().dataplane();
-        for (key, k) in decoded {
-            dp.wg.insert_key(
-                key,
-                etherhub_wireguard::KeyEntry {
-                    hub: k.hub.clone(),
-                    user: k.user.clone(),
-                },
-            );
-        }
-        Ok(())
+        })
     }
 
     fn delete_wg_keys(&self, keys: &[String]) -> AdminResult<()> {
@@ -722,14 +702,7 @@ impl Backend for AdminBackend {
                 c.remove_wg_key(k)?;
             }
             Ok(())
-        })?;
-        let mut dp = self.server().dataplane();
-        for k in keys {
-            if let Some(key) = decode_key(k) {
-                dp.remove_key(&key);
-            }
-        }
-        Ok(())
+        })
     }
 
     fn enum_wg_keys(&self) -> AdminResult<Vec<WgKey>> {
@@ -759,9 +732,9 @@ impl Backend for AdminBackend {
             .map(|k| etherhub_wireguard::key_to_base64(&etherhub_wireguard::public_key_of(&k)))
             .unwrap_or_default();
         drop(cfg);
-        let (st, dp_stats) = {
-            let dp = self.server().dataplane();
-            (dp.wg.stats(), dp.stats)
+        let (st, engine, runtime) = {
+            let dp = self.server().dataplane.lock();
+            (dp.engine.wireguard().stats(), dp.engine.stats(), dp.stats)
         };
         Ok(WgServerInfo {
             enabled: wg.enabled,
@@ -775,9 +748,9 @@ impl Backend for AdminBackend {
                 unknown_key_initiations: st.unknown_key_initiations,
                 malformed_dropped: st.malformed_dropped,
                 unknown_index_dropped: st.unknown_index_dropped,
-                spoofed_dropped: st.spoofed_dropped,
-                unknown_datagrams: dp_stats.unknown_datagrams,
-                send_failures: dp_stats.send_failures,
+                spoofed_dropped: engine.spoofed_dropped,
+                unknown_datagrams: engine.unknown_datagrams,
+                send_failures: runtime.send_failures,
             },
         })
     }
@@ -820,9 +793,7 @@ impl Backend for AdminBackend {
         self.change(|c| {
             c.set_udp_ports(ports);
             Ok(())
-        })?;
-        self.block_on(self.0.apply_udp_ports(ports));
-        Ok(())
+        })
     }
 
     fn create_listener(&self, port: u16, enable: bool) -> AdminResult<()> {
@@ -832,28 +803,15 @@ impl Backend for AdminBackend {
                 "port 0 is not a port",
             ));
         }
-        self.change(|c| Ok(c.add_listener(port, enable)?))?;
-        if enable {
-            self.block_on(self.0.start_tcp(port));
-        }
-        Ok(())
+        self.change(|c| Ok(c.add_listener(port, enable)?))
     }
 
     fn delete_listener(&self, port: u16) -> AdminResult<()> {
-        self.change(|c| Ok(c.remove_listener(port)?))?;
-        self.server().stop_tcp(port);
-        Ok(())
+        self.change(|c| Ok(c.remove_listener(port)?))
     }
 
     fn enable_listener(&self, port: u16, enable: bool) -> AdminResult<()> {
-        self.change(|c| Ok(c.set_listener_enabled(port, enable)?))?;
-        let running = self.server().tcp_ports_running().contains(&port);
-        if enable && !running {
-            self.block_on(self.0.start_tcp(port));
-        } else if !enable && running {
-            self.server().stop_tcp(port);
-        }
-        Ok(())
+        self.change(|c| Ok(c.set_listener_enabled(port, enable)?))
     }
 
     fn enum_listeners(&self) -> AdminResult<Vec<ListenerInfo>> {
@@ -901,14 +859,10 @@ impl Backend for AdminBackend {
                 format!("the config does not parse: {e}"),
             )
         })?;
-        let ports = new.udp_ports();
         self.change(move |c| {
             *c = new;
             Ok(())
-        })?;
-        self.server().sync_dataplane();
-        self.block_on(self.0.apply_udp_ports(&ports));
-        Ok(())
+        })
     }
 }
 
@@ -918,9 +872,23 @@ impl AdminBackend {
             let mut s = c.hub(hub)?.securenat;
             s.enabled = enabled;
             Ok(c.set_securenat(hub, &s)?)
-        })?;
-        self.server().sync_dataplane();
-        Ok(())
+        })
+    }
+
+    /// Reads the hub's SecureNAT host; SoftEther's error when SecureNAT is not running.
+    fn with_nat<T>(
+        &self,
+        hub: &str,
+        f: impl FnOnce(&etherhub_securenat::NatHost) -> T,
+    ) -> AdminResult<T> {
+        self.require_hub(hub)?;
+        let dp = self.server().dataplane.lock();
+        let host = dp
+            .engine
+            .hub(hub)
+            .and_then(|h| h.securenat_host())
+            .ok_or_else(|| AdminError::from_code(ERR_SNAT_NOT_RUNNING))?;
+        Ok(f(host))
     }
 }
 

@@ -1,17 +1,23 @@
 //! The Etherhub runtime: the only crate that owns sockets, tasks and clocks.
 //!
-//! It loads (or creates) the config, binds the TCP and UDP listeners, and wires the protocol
-//! cores together: UDP -> WireGuard -> virtual hubs ([`dataplane`]), TCP -> TLS -> admin API
-//! ([`tcp`], [`backend`]). Protocol logic lives in the sans-IO crates beside it.
+//! It loads (or creates) the config, builds the engine from it, binds the TCP and UDP
+//! listeners, and moves bytes between sockets and the engine ([`dataplane`], [`udp`], [`nat`]);
+//! TCP connections go through TLS to the admin API ([`tcp`], [`backend`]). Admin changes are
+//! saved, then reach the engine as values ([`changes`], [`server::Server::change_config`]).
+//! Protocol logic lives in the sans-IO crates beside it.
 
 pub mod backend;
+pub mod changes;
 pub mod dataplane;
 pub mod defaults;
+mod events;
 pub mod nat;
 pub mod runtime;
+pub mod server;
 mod sys;
 pub mod tcp;
 pub mod udp;
 pub mod wgclient;
 
-pub use runtime::{run, start, Server};
+pub use runtime::{run, start};
+pub use server::Server;

@@ -152,32 +152,32 @@ impl RecvBatch {
 /// `UDP_SEGMENT` from linux/udp.h (not in libc for glibc targets): the segment size of a UDP
 /// GSO send.
 const UDP_SEGMENT: libc::c_int = 103;
-/// Most segments the kernel takes in one GSO send (`UDP_MAX_SEGMENTS`).
-const GSO_MAX_SEGMENTS: usize = 64;
-/// Most payload bytes in one GSO send: a UDP datagram's limit over IPv6 and IPv4 alike.
-const GSO_MAX_BYTES: usize = 65_000;
-/// Datagrams longer than this leave one by one: a segment must fit the path MTU (1500 less IP and
-/// UDP headers); WireGuard's data messages on a 1420-byte tunnel are 1452 bytes.
-const GSO_MAX_SEGMENT: usize = 1452;
 /// Room for one control message carrying a u16.
 const CMSG_BUF: usize = 32;
 
-/// Datagrams waiting to leave one socket, sent together by [`SendBatch::flush`].
+/// One message: a datagram, or a run of `segment`-sized datagrams for one GSO send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Msg {
+    start: usize,
+    len: usize,
+    to: SocketAddr,
+    /// `Some`: a GSO run of this segment size (the engine formed it).
+    segment: Option<usize>,
+}
+
+/// Messages waiting to leave one socket, sent together by [`SendBatch::flush`].
 ///
-/// Runs of datagrams to the same destination leave as one UDP GSO send (`UDP_SEGMENT`): the
-/// kernel routes, filters and hands the run to the device once and cuts it into datagrams as late
-/// as it can. Where the kernel or the device refuses GSO (`EIO`), the batch falls back to one
-/// message per datagram for good.
+/// A GSO run goes to the kernel as one send (`UDP_SEGMENT`), which routes, filters and hands it
+/// to the device once and cuts it into datagrams as late as it can. Where the kernel or the
+/// device refuses GSO (`EIO`), the batch sends every run as single datagrams from then on and
+/// says so ([`SendBatch::uses_gso`]), so that the engine stops forming runs.
 pub struct SendBatch {
     data: Vec<u8>,
-    /// (start, len, destination) of each datagram in `data`
-    items: Vec<(usize, usize, SocketAddr)>,
-    /// (first item, item count, segment size) of each message to send
-    groups: Vec<(usize, usize, usize)>,
+    msgs: Vec<Msg>,
     addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
     iovs: Vec<libc::iovec>,
     cmsgs: Vec<[u64; CMSG_BUF / 8]>,
-    msgs: Vec<libc::mmsghdr>,
+    hdrs: Vec<libc::mmsghdr>,
     gso: bool,
 }
 
@@ -188,99 +188,93 @@ impl Default for SendBatch {
     fn default() -> Self {
         SendBatch {
             data: Vec::with_capacity(BATCH * 1500),
-            items: Vec::with_capacity(BATCH),
-            groups: Vec::with_capacity(BATCH),
+            msgs: Vec::with_capacity(BATCH),
             addrs: Vec::with_capacity(BATCH),
             iovs: Vec::with_capacity(BATCH),
             cmsgs: Vec::with_capacity(BATCH),
-            msgs: Vec::with_capacity(BATCH),
+            hdrs: Vec::with_capacity(BATCH),
             gso: true,
         }
     }
 }
 
 impl SendBatch {
-    /// A batch that never uses GSO (one message per datagram).
-    #[cfg(test)]
-    pub fn without_gso() -> Self {
-        SendBatch {
-            gso: false,
-            ..Default::default()
-        }
-    }
-
-    pub fn push(&mut self, to: SocketAddr, bytes: &[u8]) {
-        self.items.push((self.data.len(), bytes.len(), to));
+    /// Queues a datagram, or a GSO run of `segment`-sized datagrams (the last may be shorter).
+    pub fn push(&mut self, to: SocketAddr, bytes: &[u8], segment: Option<usize>) {
+        let start = self.data.len();
         self.data.extend_from_slice(bytes);
+        let segment = segment.filter(|s| *s > 0 && *s < bytes.len());
+        if segment.is_some() && !self.gso {
+            self.msgs.push(Msg {
+                start,
+                len: bytes.len(),
+                to,
+                segment,
+            });
+            let last = self.msgs.len() - 1;
+            self.split(last);
+            return;
+        }
+        self.msgs.push(Msg {
+            start,
+            len: bytes.len(),
+            to,
+            segment,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.msgs.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether runs to one destination still leave as GSO sends.
+    /// Datagrams queued (a GSO run counts as its segments).
     #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.msgs.iter().map(Msg::datagrams).sum()
+    }
+
+    /// Whether GSO runs still leave as one send each.
     pub fn uses_gso(&self) -> bool {
         self.gso
     }
 
-    /// Splits `items[from..]` into messages: with GSO, a run to one destination of equal sizes
-    /// (the last may be shorter) is one message; otherwise, and for the items before `solo_until`,
-    /// every datagram is its own.
-    fn plan(&mut self, from: usize, solo_until: usize) {
-        self.groups.clear();
-        let items = &self.items;
-        let mut i = from;
-        while i < items.len() {
-            let (_, seg, to) = items[i];
-            let mut j = i + 1;
-            if self.gso && seg <= GSO_MAX_SEGMENT && i >= solo_until {
-                let mut total = seg;
-                while j < items.len()
-                    && j - i < GSO_MAX_SEGMENTS
-                    && items[j].2 == to
-                    && items[j].1 <= seg
-                    && items[j].1 > 0
-                    && total + items[j].1 <= GSO_MAX_BYTES
-                {
-                    total += items[j].1;
-                    j += 1;
-                    if items[j - 1].1 < seg {
-                        break; // a shorter datagram ends a GSO run
-                    }
-                }
-            }
-            self.groups.push((i, j - i, seg));
-            i = j;
-        }
+    /// Replaces message `i`, a GSO run, by its datagrams.
+    fn split(&mut self, i: usize) {
+        let m = self.msgs[i];
+        let Some(seg) = m.segment else {
+            return;
+        };
+        let singles: Vec<Msg> = (0..m.len)
+            .step_by(seg)
+            .map(|off| Msg {
+                start: m.start + off,
+                len: seg.min(m.len - off),
+                to: m.to,
+                segment: None,
+            })
+            .collect();
+        self.msgs.splice(i..=i, singles);
     }
 
     /// Sends everything queued with `sendmmsg`, `BATCH` messages at a time; returns how many
     /// datagrams the kernel did not take (socket buffer full or an error), which are dropped.
     pub fn flush(&mut self, fd: RawFd) -> usize {
         let mut dropped = 0;
-        self.plan(0, 0);
         let mut g = 0;
-        while g < self.groups.len() {
-            let end = (g + BATCH).min(self.groups.len());
+        while g < self.msgs.len() {
+            let end = (g + BATCH).min(self.msgs.len());
             self.addrs.clear();
             self.iovs.clear();
             self.cmsgs.clear();
-            self.msgs.clear();
-            for &(first, count, seg) in &self.groups[g..end] {
-                let (off, _, to) = self.items[first];
-                let bytes: usize = self.items[first..first + count].iter().map(|i| i.1).sum();
-                self.addrs.push(to_storage(&to));
+            self.hdrs.clear();
+            for m in &self.msgs[g..end] {
+                self.addrs.push(to_storage(&m.to));
                 self.iovs.push(libc::iovec {
-                    iov_base: self.data[off..].as_mut_ptr().cast(),
-                    iov_len: bytes,
+                    iov_base: self.data[m.start..].as_mut_ptr().cast(),
+                    iov_len: m.len,
                 });
                 let mut c = [0u64; CMSG_BUF / 8];
-                if count > 1 {
+                if let Some(seg) = m.segment {
                     // SAFETY: c is CMSG_BUF bytes, 8-aligned, larger than CMSG_SPACE(2) (24).
                     unsafe {
                         let h = c.as_mut_ptr() as *mut libc::cmsghdr;
@@ -293,30 +287,30 @@ impl SendBatch {
                 }
                 self.cmsgs.push(c);
             }
-            for (k, &(_, count, _)) in self.groups[g..end].iter().enumerate() {
+            for k in 0..end - g {
                 // SAFETY: plain data, zero is valid.
                 let mut h: libc::msghdr = unsafe { zeroed() };
                 h.msg_name = (&mut self.addrs[k].0 as *mut libc::sockaddr_storage).cast();
                 h.msg_namelen = self.addrs[k].1;
                 h.msg_iov = &mut self.iovs[k];
                 h.msg_iovlen = 1;
-                if count > 1 {
+                if self.msgs[g + k].segment.is_some() {
                     h.msg_control = self.cmsgs[k].as_mut_ptr().cast();
                     // SAFETY: CMSG_SPACE is a pure size computation.
                     h.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
                 }
-                self.msgs.push(libc::mmsghdr {
+                self.hdrs.push(libc::mmsghdr {
                     msg_hdr: h,
                     msg_len: 0,
                 });
             }
             let want = end - g;
-            // SAFETY: msgs holds `want` valid headers pointing into self.data, self.addrs and
-            // self.cmsgs, none of which move until the call returns.
+            // SAFETY: hdrs holds `want` valid headers pointing into self.data, self.addrs,
+            // self.iovs and self.cmsgs, none of which move until the call returns.
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
-                    self.msgs.as_mut_ptr(),
+                    self.hdrs.as_mut_ptr(),
                     want as libc::c_uint,
                     libc::MSG_DONTWAIT,
                 )
@@ -326,29 +320,40 @@ impl SendBatch {
                 continue;
             }
             let err = io::Error::last_os_error().raw_os_error();
-            let (first, count, _) = self.groups[g];
-            if count > 1 && err == Some(libc::EIO) {
+            let run = self.msgs[g].segment.is_some();
+            if run && err == Some(libc::EIO) {
                 // the device cannot take GSO (no checksum offload): one by one from now on
                 self.gso = false;
-                self.plan(first, 0);
-                g = 0;
+                let mut i = g;
+                while i < self.msgs.len() {
+                    let n = self.msgs[i].datagrams();
+                    self.split(i);
+                    i += n;
+                }
                 continue;
             }
-            if count > 1 && matches!(err, Some(libc::EINVAL) | Some(libc::EMSGSIZE)) {
-                // this destination's route is narrower than a segment: send this run one by one
-                // (the kernel fragments as it would any datagram), keep GSO for the others
-                self.plan(first, first + count);
-                g = 0;
+            if run && matches!(err, Some(libc::EINVAL) | Some(libc::EMSGSIZE)) {
+                // this destination's route is narrower than a segment: send this run one by
+                // one (the kernel fragments as it would any datagram), keep GSO for the others
+                self.split(g);
                 continue;
             }
             // the first message failed (buffer full, unreachable...): drop it, go on
-            dropped += count;
+            dropped += self.msgs[g].datagrams();
             g += 1;
         }
-        self.items.clear();
+        self.msgs.clear();
         self.data.clear();
-        self.groups.clear();
         dropped
+    }
+}
+
+impl Msg {
+    fn datagrams(&self) -> usize {
+        match self.segment {
+            Some(seg) => self.len.div_ceil(seg),
+            None => 1,
+        }
     }
 }
 
@@ -364,7 +369,7 @@ mod tests {
         let to = b.local_addr().unwrap();
         let mut out = SendBatch::default();
         for i in 0..50u8 {
-            out.push(to, &vec![i; 100 + usize::from(i)]);
+            out.push(to, &vec![i; 100 + usize::from(i)], None);
         }
         assert_eq!(out.len(), 50);
         assert_eq!(out.flush(a.as_raw_fd()), 0);
@@ -403,6 +408,19 @@ mod tests {
         seen
     }
 
+    /// `count` datagrams of `len` bytes numbered from `first`, and their concatenation.
+    fn numbered(first: u32, count: u32, len: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let one: Vec<Vec<u8>> = (first..first + count)
+            .map(|n| {
+                let mut d = vec![(n % 251) as u8; len];
+                d[..4].copy_from_slice(&n.to_be_bytes());
+                d
+            })
+            .collect();
+        let all = one.concat();
+        (one, all)
+    }
+
     #[test]
     fn gso_runs_arrive_as_the_datagrams_they_were() {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -415,36 +433,23 @@ mod tests {
         }
         let (tb, tc) = (b.local_addr().unwrap(), c.local_addr().unwrap());
         let mut out = SendBatch::default();
-        let mut want_b = Vec::new();
-        let mut want_c = Vec::new();
-        // 150 full-size datagrams to b (more than one GSO message holds), a short one ending
-        // the run, then b and c interleaved, then oversized ones that must leave alone
-        let mut n = 0u32;
-        let mut push = |out: &mut SendBatch, to, len: usize, want: &mut Vec<Vec<u8>>| {
-            n += 1;
-            let mut d = vec![(n % 251) as u8; len];
-            d[..4].copy_from_slice(&n.to_be_bytes());
-            out.push(to, &d);
-            want.push(d);
-        };
-        for _ in 0..150 {
-            push(&mut out, tb, GSO_MAX_SEGMENT, &mut want_b);
+        // two full runs and a run ending in a short datagram to b, single datagrams to c
+        let (mut want_b, run) = numbered(0, 44, 1452);
+        out.push(tb, &run, Some(1452));
+        let (more, run) = numbered(44, 44, 1452);
+        want_b.extend(more);
+        out.push(tb, &run, Some(1452));
+        let (mut more, mut run) = numbered(88, 10, 1000);
+        let (short, short_run) = numbered(98, 1, 60);
+        run.extend(short_run);
+        more.extend(short);
+        want_b.extend(more);
+        out.push(tb, &run, Some(1000));
+        let (want_c, _) = numbered(200, 5, 3000);
+        for d in &want_c {
+            out.push(tc, d, None);
         }
-        push(&mut out, tb, 60, &mut want_b);
-        for _ in 0..10 {
-            push(&mut out, tb, 1000, &mut want_b);
-            push(&mut out, tc, 1000, &mut want_c);
-        }
-        push(&mut out, tc, 3000, &mut want_c);
-        push(&mut out, tc, 3000, &mut want_c);
-        out.plan(0, 0);
-        assert!(
-            out.groups.len() < out.items.len() / 2,
-            "runs were not grouped: {} messages for {} datagrams",
-            out.groups.len(),
-            out.items.len()
-        );
-        assert!(out.groups.iter().all(|g| g.1 <= GSO_MAX_SEGMENTS));
+        assert_eq!(out.len(), 99 + 5);
         assert_eq!(out.flush(a.as_raw_fd()), 0);
         assert!(out.uses_gso(), "loopback takes GSO sends");
         let got_b: Vec<Vec<u8>> = drain(&b, want_b.len()).into_iter().map(|x| x.1).collect();
@@ -465,38 +470,24 @@ mod tests {
     }
 
     #[test]
-    fn without_gso_every_datagram_is_its_own_message() {
-        let mut out = SendBatch::without_gso();
-        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        for _ in 0..10 {
-            out.push(to, &[0u8; 1000]);
-        }
-        out.plan(0, 0);
-        assert_eq!(out.groups.len(), 10);
-        assert!(out.groups.iter().all(|g| g.1 == 1));
-    }
-
-    #[test]
-    fn a_run_the_route_refused_as_gso_is_planned_one_by_one() {
+    fn a_run_is_split_into_its_datagrams_when_gso_is_refused() {
         let mut out = SendBatch::default();
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        for _ in 0..10 {
-            out.push(to, &[0u8; 1000]);
-        }
-        out.plan(0, 0);
-        assert_eq!(out.groups, vec![(0, 10, 1000)]);
-        // as flush re-plans after EINVAL/EMSGSIZE for a run of the first four items
-        out.plan(0, 4);
+        out.push(to, &[0u8; 100], None);
+        out.push(to, &[1u8; 2500], Some(1000));
+        out.split(1);
+        let lens: Vec<(usize, Option<usize>)> =
+            out.msgs.iter().map(|m| (m.len, m.segment)).collect();
         assert_eq!(
-            out.groups,
-            vec![
-                (0, 1, 1000),
-                (1, 1, 1000),
-                (2, 1, 1000),
-                (3, 1, 1000),
-                (4, 6, 1000)
-            ]
+            lens,
+            vec![(100, None), (1000, None), (1000, None), (500, None)]
         );
+        assert_eq!(out.len(), 4);
+        // once GSO is off, runs are split as they come
+        out.gso = false;
+        out.push(to, &[2u8; 2000], Some(1000));
+        assert_eq!(out.msgs.len(), 6);
+        assert!(out.msgs.iter().all(|m| m.segment.is_none()));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The TCP listener: one port carries every TCP protocol. The first bytes decide: a TLS
-//! ClientHello goes to TLS and then to the HTTP admin API; other protocols come later.
+//! The TCP listener: one port carries every TCP protocol; the connection handler looks at the
+//! first bytes and decides (see `runtime::serve_tcp`).
 //!
 //! Connection limits (SoftEther's names, in `ServerConfiguration`): `MaxConnectionsPerIP`
 //! concurrent connections from one source address, `MaxUnestablishedConnections` connections
@@ -7,7 +7,6 @@
 //! and Etherhub's own `MaxConnections` for all connections together. A connection over a limit
 //! is closed at once, before a byte is read; the refusals are counted and logged, rate-limited.
 
-use crate::runtime::Server;
 use etherhub_config::Config;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long a client may take to send its first bytes and finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SoftEther's default `MaxConnectionsPerIP`.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 256;
@@ -211,7 +210,18 @@ impl Drop for ConnSlot {
     }
 }
 
-pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+/// What serves an admitted TCP connection (the first-bytes demux, TLS, the protocols behind).
+pub type ConnHandler = Arc<
+    dyn Fn(
+            TcpStream,
+            std::net::SocketAddr,
+            ConnSlot,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+pub async fn accept_loop(listener: TcpListener, tracker: Arc<ConnTracker>, handler: ConnHandler) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -221,49 +231,14 @@ pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
                 continue;
             }
         };
-        let slot = match server.connections.admit(peer.ip()) {
+        let slot = match tracker.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(why) => {
-                server.connections.log_refusal(peer, why);
+                tracker.log_refusal(peer, why);
                 drop(stream);
                 continue;
             }
         };
-        let server = server.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle(server, stream, peer, slot).await {
-                tracing::debug!(%peer, error = %e, "TCP connection ended");
-            }
-        });
+        tokio::spawn(handler(stream, peer, slot));
     }
-}
-
-async fn handle(
-    server: Arc<Server>,
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
-    mut slot: ConnSlot,
-) -> anyhow::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut first = [0u8; 1];
-    let n = tokio::time::timeout_at(deadline, stream.peek(&mut first)).await??;
-    if n == 0 {
-        return Ok(());
-    }
-    if first[0] != 0x16 {
-        anyhow::bail!(
-            "not TLS (first byte {:#04x}); no other TCP protocol is served yet",
-            first[0]
-        );
-    }
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.tls_config());
-    // one deadline for the first byte and the whole handshake: a client dribbling bytes
-    // cannot stretch it
-    let tls = tokio::time::timeout_at(deadline, acceptor.accept(stream)).await??;
-    slot.established();
-    let backend: Arc<dyn etherhub_admin::Backend> = Arc::new(crate::backend::AdminBackend(server));
-    etherhub_admin::serve_connection(tls, peer, backend).await;
-    drop(slot);
-    Ok(())
 }

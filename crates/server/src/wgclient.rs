@@ -6,7 +6,7 @@
 
 use crate::backend::{change_err, model_err, AdminBackend};
 use crate::defaults;
-use crate::runtime::decode_key;
+use crate::server::decode_key;
 use etherhub_admin::code::*;
 use etherhub_admin::*;
 use etherhub_config::Config;
@@ -21,8 +21,11 @@ pub struct ClientConfig {
     /// `None`: the client keeps its own private key; the config says so in a comment.
     pub private_key: Option<String>,
     /// `192.168.30.2/24`: the peer's address with the hub's prefix, so that wg-quick routes the
-    /// hub's network into the tunnel (the hub answers ARP for the peer).
-    pub address: String,
+    /// hub's network into the tunnel (the hub answers ARP for the peer). `None`: the key was
+    /// registered without one; the config says to pick one of `network`.
+    pub address: Option<String>,
+    /// The hub's network, `192.168.30.0/24`.
+    pub network: String,
     pub dns: Vec<Ipv4Addr>,
     pub server_public_key: String,
     pub preshared_key: Option<String>,
@@ -40,7 +43,14 @@ impl ClientConfig {
                 "# PrivateKey = (kept by the client: the server never had it; put it here)\n",
             ),
         }
-        s.push_str(&format!("Address = {}\n", self.address));
+        match &self.address {
+            Some(a) => s.push_str(&format!("Address = {a}\n")),
+            None => s.push_str(&format!(
+                "# Address = (a free address of {} with its prefix: the server keeps the first \
+                 one this client uses)\n",
+                self.network
+            )),
+        }
         if !self.dns.is_empty() {
             let dns: Vec<String> = self.dns.iter().map(Ipv4Addr::to_string).collect();
             s.push_str(&format!("DNS = {}\n", dns.join(", ")));
@@ -98,16 +108,6 @@ pub fn client_config(
 ) -> Result<ClientConfig, AdminError> {
     let hub = cfg.hub(&key.hub).map_err(|e| model_err(&e))?;
     let net = etherhub_config::HubNetwork::new(hub.default_gateway, hub.default_subnet);
-    let address = key.address.ok_or_else(|| {
-        AdminError::new(
-            ERR_INVALID_VALUE,
-            format!(
-                "the WireGuard key {} has no address (registered before Etherhub assigned \
-                 addresses); delete it and add it again with WgkAdd",
-                key.key
-            ),
-        )
-    })?;
     let wg = cfg
         .wireguard()
         .ok_or_else(|| AdminError::new(ERR_INTERNAL_ERROR, "the server has no WireGuard keys"))?;
@@ -130,7 +130,8 @@ pub fn client_config(
     }
     Ok(ClientConfig {
         private_key,
-        address: format!("{address}/{}", net.prefix),
+        address: key.address.map(|a| format!("{a}/{}", net.prefix)),
+        network: net.cidr(),
         dns,
         server_public_key,
         preshared_key,
@@ -179,13 +180,18 @@ impl AdminBackend {
             .0
             .change_config(|c| {
                 let mut out = Vec::with_capacity(requests.len());
-                for (r, (public, _, psk)) in requests.iter().zip(&keys) {
-                    let address = c.wg_address_for(&r.hub, r.address)?;
+                for (r, (public, private, psk)) in requests.iter().zip(&keys) {
+                    // a key the client made, given without an address, takes the one its client
+                    // uses first (SoftEther's way); a generated pair gets the next free one
+                    let address = match (r.address, private) {
+                        (None, None) => None,
+                        (wanted, _) => Some(c.wg_address_for(&r.hub, wanted)?),
+                    };
                     let k = etherhub_config::WgKey {
                         key: etherhub_wireguard::key_to_base64(public),
                         hub: r.hub.clone(),
                         user: r.user.clone(),
-                        address: Some(address),
+                        address,
                         preshared_key: psk.clone(),
                     };
                     c.add_wg_key_full(&k)?;
@@ -194,18 +200,6 @@ impl AdminBackend {
                 Ok(out)
             })
             .map_err(change_err)?;
-        {
-            let mut dp = self.0.dataplane();
-            for (k, (public, _, psk)) in registered.iter().zip(&keys) {
-                let entry = etherhub_wireguard::KeyEntry {
-                    hub: k.hub.clone(),
-                    user: k.user.clone(),
-                };
-                dp.wg
-                    .insert_key_with_psk(*public, entry, psk.as_deref().and_then(decode_key));
-                dp.wg.set_key_address(public, k.address);
-            }
-        }
         let cfg = self.0.config();
         registered
             .into_iter()
@@ -226,7 +220,7 @@ impl AdminBackend {
 
     pub(crate) fn wg_key_status(&self) -> AdminResult<Vec<WgKeyStatus>> {
         let keys = self.0.config().wg_keys();
-        let dp = self.0.dataplane();
+        let dp = self.0.dataplane.lock();
         Ok(keys
             .into_iter()
             .map(|k| {
@@ -235,17 +229,20 @@ impl AdminBackend {
                     address: k.address,
                     ..WgKeyStatus::default()
                 };
-                let peer = decode_key(&k.key).and_then(|key| dp.wg.peer_by_key(&key));
-                if let Some((id, info)) = peer.and_then(|id| Some((id, dp.wg.peer(id)?))) {
-                    st.session = dp.peers.get(&id).and_then(|link| {
-                        dp.hub(&link.hub)?
-                            .session(link.session)
-                            .map(|s| s.name.to_string())
-                    });
-                    st.last_handshake_ms = info.last_handshake.map(|t| self.ms(t)).unwrap_or(0);
-                    st.recv_bytes = info.rx_bytes;
-                    st.send_bytes = info.tx_bytes;
-                    st.spoofed_dropped = info.spoofed_dropped;
+                let live = decode_key(&k.key).and_then(|key| dp.engine.wireguard_session(&key));
+                if let Some((hub, session, view)) = live {
+                    st.session = dp
+                        .engine
+                        .hub(&hub)
+                        .and_then(|h| h.session(session))
+                        .map(|s| s.name);
+                    st.spoofed_dropped = view.spoofed_dropped;
+                    st.address = st.address.or(view.address);
+                    if let Some(info) = dp.engine.wireguard().peer(view.tunnel) {
+                        st.last_handshake_ms = info.last_handshake.map(|t| self.ms(t)).unwrap_or(0);
+                        st.recv_bytes = info.rx_bytes;
+                        st.send_bytes = info.tx_bytes;
+                    }
                 }
                 WgKeyStatus {
                     key: k.key,
@@ -317,7 +314,8 @@ mod tests {
     fn renders_wg_quick_text() {
         let mut c = ClientConfig {
             private_key: Some("PRIV=".into()),
-            address: "192.168.30.2/24".into(),
+            address: Some("192.168.30.2/24".into()),
+            network: "192.168.30.0/24".into(),
             dns: vec![Ipv4Addr::new(192, 168, 30, 1)],
             server_public_key: "PUB=".into(),
             preshared_key: Some("PSK=".into()),
@@ -331,11 +329,16 @@ mod tests {
              Endpoint = vpn.example:443\nPersistentKeepalive = 25\n"
         );
         c.private_key = None;
+        c.address = None;
         c.dns.clear();
         c.preshared_key = None;
         let t = c.render();
         assert!(
             t.starts_with("[Interface]\n# PrivateKey = (kept by the client"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# Address = (a free address of 192.168.30.0/24"),
             "{t}"
         );
         assert!(!t.contains("DNS") && !t.contains("PresharedKey"), "{t}");

@@ -4,19 +4,18 @@
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use etherhub_wireguard::{generate_private_key, public_key_of, Action, KeyEntry, Server};
+use etherhub_wireguard::{
+    generate_private_key, public_key_of, Action, Key, KeyAccess, KeyDirectory, Server,
+};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), 51820);
 
-fn entry() -> KeyEntry {
-    KeyEntry {
-        hub: "DEFAULT".into(),
-        user: "bench".into(),
-    }
-}
+/// The key directory the benchmarks pass to the server.
+type Keys = HashMap<Key, KeyAccess>;
 
 /// A 1420-byte IPv4/UDP packet (the WireGuard default MTU).
 fn packet() -> Vec<u8> {
@@ -46,17 +45,17 @@ fn new_client(server_public: [u8; 32]) -> (Tunn, [u8; 32]) {
 }
 
 /// A server with one connected client; returns both.
-fn connected() -> (Server, Tunn) {
+fn connected() -> (Server, Tunn, Keys) {
     let mut server = Server::with_handshake_rate_limit(generate_private_key(), None, u64::MAX / 2);
     let (mut client, key) = new_client(server.public_key());
-    server.insert_key(key, entry());
+    let keys = Keys::from([(key, KeyAccess::default())]);
     let mut cbuf = vec![0u8; 2048];
     let mut sbuf = vec![0u8; 2048];
     let init = match client.format_handshake_initiation(&mut cbuf, false) {
         TunnResult::WriteToNetwork(b) => b.to_vec(),
         _ => panic!("no initiation"),
     };
-    let resp = match server.handle_datagram(Instant::now(), CLIENT, &init, &mut sbuf) {
+    let resp = match server.handle_datagram(Instant::now(), CLIENT, &init, &mut sbuf, &keys) {
         Action::Send(_, b) => b.to_vec(),
         _ => panic!("no response"),
     };
@@ -64,13 +63,13 @@ fn connected() -> (Server, Tunn) {
         TunnResult::WriteToNetwork(b) => b.to_vec(),
         _ => panic!("no keepalive"),
     };
-    let _ = server.handle_datagram(Instant::now(), CLIENT, &keepalive, &mut sbuf);
+    let _ = server.handle_datagram(Instant::now(), CLIENT, &keepalive, &mut sbuf, &keys);
     while server.poll_event().is_some() {}
-    (server, client)
+    (server, client, keys)
 }
 
 fn data_path(c: &mut Criterion) {
-    let (mut server, mut client) = connected();
+    let (mut server, mut client, keys) = connected();
     let peer = server.peer_by_key(&server.peers()[0].1.public_key).unwrap();
     let pkt = packet();
     let mut cbuf = vec![0u8; 2048];
@@ -83,7 +82,7 @@ fn data_path(c: &mut Criterion) {
                 TunnResult::WriteToNetwork(d) => d.len(),
                 _ => panic!("client encrypt"),
             };
-            match server.handle_datagram(Instant::now(), CLIENT, &cbuf[..d], &mut sbuf) {
+            match server.handle_datagram(Instant::now(), CLIENT, &cbuf[..d], &mut sbuf, &keys) {
                 Action::Packet(_, p) => black_box(p.len()),
                 other => panic!("server did not decrypt: {other:?}"),
             }
@@ -101,10 +100,11 @@ fn data_path(c: &mut Criterion) {
 fn handshakes(c: &mut Criterion) {
     let mut server = Server::with_handshake_rate_limit(generate_private_key(), None, u64::MAX / 2);
     // a pool of registered clients; each iteration is one initiation answered by the server
+    let mut keys = Keys::new();
     let mut clients: Vec<Tunn> = (0..256)
         .map(|_| {
             let (t, k) = new_client(server.public_key());
-            server.insert_key(k, entry());
+            keys.insert(k, KeyAccess::default());
             t
         })
         .collect();
@@ -120,7 +120,7 @@ fn handshakes(c: &mut Criterion) {
                 _ => panic!("no initiation"),
             };
             black_box(matches!(
-                server.handle_datagram(Instant::now(), CLIENT, &cbuf[..init], &mut sbuf),
+                server.handle_datagram(Instant::now(), CLIENT, &cbuf[..init], &mut sbuf, &keys),
                 Action::Send(..)
             ));
             while server.poll_event().is_some() {}
@@ -131,7 +131,7 @@ fn handshakes(c: &mut Criterion) {
 fn key_lookup(c: &mut Criterion) {
     let mut g = c.benchmark_group("key lookup");
     for n in [10_000usize, 100_000] {
-        let mut server = Server::new(generate_private_key(), None);
+        let mut directory = Keys::new();
         let keys: Vec<[u8; 32]> = (0..n)
             .map(|i| {
                 let mut k = [0u8; 32];
@@ -141,13 +141,13 @@ fn key_lookup(c: &mut Criterion) {
             })
             .collect();
         for k in &keys {
-            server.insert_key(*k, entry());
+            directory.insert(*k, KeyAccess::default());
         }
         let mut i = 0usize;
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
                 i = (i + 7919) % n;
-                black_box(server.peer_by_key(&keys[i]))
+                black_box(directory.lookup(&keys[i]))
             })
         });
     }

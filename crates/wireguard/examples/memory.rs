@@ -6,7 +6,8 @@
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use etherhub_wireguard::{generate_private_key, public_key_of, Action, KeyEntry, Server};
+use etherhub_wireguard::{generate_private_key, public_key_of, Action, KeyAccess, Server};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
@@ -42,17 +43,15 @@ fn main() {
     let other_keys: Vec<[u8; 32]> = (0..KEYS - SESSIONS)
         .map(|_| public_key_of(&generate_private_key()))
         .collect();
-    let entry = |i: usize| KeyEntry {
-        hub: "DEFAULT".into(),
-        user: format!("user{i}"),
-    };
 
+    // the key directory the server asks during handshakes (the engine keeps one like it)
     let before = rss_bytes();
-    for (i, (_, k)) in clients.iter().enumerate() {
-        server.insert_key(*k, entry(i));
+    let mut keys: HashMap<[u8; 32], KeyAccess> = HashMap::new();
+    for (_, k) in &clients {
+        keys.insert(*k, KeyAccess::default());
     }
-    for (i, k) in other_keys.iter().enumerate() {
-        server.insert_key(*k, entry(SESSIONS + i));
+    for k in &other_keys {
+        keys.insert(*k, KeyAccess::default());
     }
     let with_keys = rss_bytes();
 
@@ -67,13 +66,13 @@ fn main() {
             TunnResult::WriteToNetwork(b) => b.to_vec(),
             _ => panic!("no initiation"),
         };
-        let resp = match server.handle_datagram(Instant::now(), addr, &init, &mut sbuf) {
+        let resp = match server.handle_datagram(Instant::now(), addr, &init, &mut sbuf, &keys) {
             Action::Send(_, b) => b.to_vec(),
             other => panic!("no response: {other:?}"),
         };
         if let TunnResult::WriteToNetwork(k) = t.decapsulate(None, &resp, &mut cbuf) {
             let k = k.to_vec();
-            let _ = server.handle_datagram(Instant::now(), addr, &k, &mut sbuf);
+            let _ = server.handle_datagram(Instant::now(), addr, &k, &mut sbuf, &keys);
         }
         while server.poll_event().is_some() {}
     }

@@ -2,16 +2,17 @@
 //! noise core (`boringtun::noise`).
 //!
 //! What it does: takes received UDP datagrams and the current time, finds the peer (a handshake
-//! initiation by the initiator's static key in the registered key list, everything else by the
-//! receiver index), runs the Noise IKpsk2 handshake, decrypts and encrypts transport data, sends
-//! cookie replies when handshakes arrive faster than it wants to answer them, follows roaming
-//! clients, and drives per-peer timers. It reports what to send as [`Action`]s written into
+//! initiation by the initiator's static key, which it asks the caller's [`KeyDirectory`]
+//! about; everything else by the receiver index), runs the Noise IKpsk2 handshake, decrypts and
+//! encrypts transport data, sends cookie replies when handshakes arrive faster than it wants to
+//! answer them, follows roaming clients, and drives per-peer timers. It reports what to send as [`Action`]s written into
 //! buffers the caller owns, and what happened to peers as [`Event`]s.
 //!
 //! What it must not do: open sockets, spawn tasks or threads, take locks the caller could block
-//! on, or know about hubs beyond the `hub`/`user` names it hands back. The server runtime owns the
-//! UDP sockets, the timer that calls [`Server::handle_timers`], and the mapping of peers to hub
-//! sessions.
+//! on, keep the list of registered keys (accounts belong to the engine, asked through
+//! [`KeyDirectory`]), or know about hubs, users and addresses. The engine around it owns the
+//! mapping of peers to hub sessions and checks their inner source addresses; the runtime owns
+//! the UDP sockets and the clock.
 //!
 //! Known compromise: boringtun's per-peer timers and its cookie secret read the monotonic clock
 //! themselves (`Tunn::update_timers`, `RateLimiter`). Everything this crate decides on its own
@@ -28,7 +29,7 @@ mod ratelimit;
 mod server;
 pub mod wire;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use keys::{
@@ -43,13 +44,24 @@ pub use wire::is_wireguard;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub u32);
 
-/// What a registered client key maps to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyEntry {
-    /// Virtual hub the peer's session belongs to.
-    pub hub: String,
-    /// User name within that hub.
-    pub user: String,
+/// What the server needs to know of a client key it may accept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyAccess {
+    /// This client's own preshared key (`None`: the server-wide one).
+    pub psk: Option<Key>,
+}
+
+/// Who may connect. The server asks it during every handshake initiation from a key without
+/// a live peer, so the keys live with whoever owns the accounts (Etherhub's engine), not here.
+pub trait KeyDirectory {
+    /// `None`: the key is not registered, and its initiation is answered with silence.
+    fn lookup(&self, client_public: &Key) -> Option<KeyAccess>;
+}
+
+impl<S: std::hash::BuildHasher> KeyDirectory for std::collections::HashMap<Key, KeyAccess, S> {
+    fn lookup(&self, client_public: &Key) -> Option<KeyAccess> {
+        self.get(client_public).cloned()
+    }
 }
 
 /// What the caller should do with the bytes the server wrote into its buffer.
@@ -66,18 +78,16 @@ pub enum Action<'a> {
 /// Changes in the set of live peers, read with [`Server::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// The server answered the first initiation of a registered key; a hub session should be
-    /// created. This comes before the client has used the session: a client with the wrong
+    /// The server answered the first initiation of a key the directory knows; a hub session
+    /// should be created. This comes before the client has used the session: a client with the wrong
     /// preshared key, or a replay of an initiation captured before this key's last peer was
     /// removed, also produces it (such a peer never passes data and expires after
     /// [`PEER_EXPIRY`]).
     Connected {
         /// The new peer.
         peer: PeerId,
-        /// From the key's [`KeyEntry`].
-        hub: String,
-        /// From the key's [`KeyEntry`].
-        user: String,
+        /// The client's static public key.
+        key: Key,
         /// Where the initiation came from.
         endpoint: SocketAddr,
     },
@@ -93,10 +103,6 @@ pub enum Event {
 pub struct PeerInfo {
     /// The client's static public key.
     pub public_key: Key,
-    /// From the key's [`KeyEntry`].
-    pub hub: String,
-    /// From the key's [`KeyEntry`].
-    pub user: String,
     /// Where the last authenticated packet came from.
     pub endpoint: SocketAddr,
     /// When the last handshake completed (by the `now` given to the server).
@@ -112,11 +118,6 @@ pub struct PeerInfo {
     /// Datagrams addressed to this peer that failed authentication or were refused (replays,
     /// bad tags, stale handshakes), and outgoing packets that did not fit the caller's buffer.
     pub dropped: u64,
-    /// The one inner IPv4 source address this peer may use ([`Server::set_key_address`]).
-    pub address: Option<Ipv4Addr>,
-    /// Decrypted IPv4 packets dropped because their source was not `address` (WireGuard's
-    /// AllowedIPs check on receive).
-    pub spoofed_dropped: u64,
 }
 
 /// Server-wide counters, never reset.
@@ -139,6 +140,4 @@ pub struct ServerStats {
     pub handshakes_rate_limited: u64,
     /// Peers removed because their session died (expiry or no handshake for [`PEER_EXPIRY`]).
     pub peers_expired: u64,
-    /// Decrypted IPv4 packets dropped because their source was not the peer's address.
-    pub spoofed_dropped: u64,
 }

@@ -15,7 +15,7 @@
 //! can receive cookies makes the server do Diffie-Hellman work at its own pace.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use rand_core::{OsRng, RngCore};
 
 use crate::ratelimit::HandshakeLimiter;
 use crate::wire::{Message, MessageType, COOKIE_REPLY_LEN, DATA_OVERHEAD, HANDSHAKE_INIT_LEN};
-use crate::{Action, Event, Key, KeyEntry, PeerId, PeerInfo, ServerStats};
+use crate::{Action, Event, Key, KeyDirectory, PeerId, PeerInfo, ServerStats};
 
 /// Handshake messages per second the server answers before it demands cookies (boringtun's own
 /// device uses the same figure).
@@ -48,22 +48,9 @@ const MAX_PEER_INDEX: u32 = (1 << 24) - 1;
 /// Packets held per unconfirmed peer (boringtun's own queue holds as many).
 const MAX_HELD: usize = 256;
 
-/// One registered client key.
-struct KeySlot {
-    entry: KeyEntry,
-    /// Overrides the server-wide preshared key for this client.
-    psk: Option<Key>,
-    /// The live peer, if this key has one.
-    peer: Option<PeerId>,
-    /// The only inner IPv4 source this key's peer may use (`None`: any).
-    address: Option<Ipv4Addr>,
-}
-
 struct Peer {
     tunn: Tunn,
     public_key: Key,
-    hub: String,
-    user: String,
     endpoint: SocketAddr,
     last_handshake: Option<Instant>,
     rx_bytes: u64,
@@ -71,9 +58,6 @@ struct Peer {
     rx_packets: u64,
     tx_packets: u64,
     dropped: u64,
-    /// Copied from the key's slot (and kept in step by `set_key_address`).
-    address: Option<Ipv4Addr>,
-    spoofed_dropped: u64,
     /// The server answered this peer's first initiation but the client has not used the new
     /// session yet. A responder must not send on a session before that, and boringtun would
     /// start a competing handshake of its own if asked to, so outgoing packets wait in `held`.
@@ -90,8 +74,6 @@ impl Peer {
     fn info(&self) -> PeerInfo {
         PeerInfo {
             public_key: self.public_key,
-            hub: self.hub.clone(),
-            user: self.user.clone(),
             endpoint: self.endpoint,
             last_handshake: self.last_handshake,
             rx_bytes: self.rx_bytes,
@@ -99,8 +81,6 @@ impl Peer {
             rx_packets: self.rx_packets,
             tx_packets: self.tx_packets,
             dropped: self.dropped,
-            address: self.address,
-            spoofed_dropped: self.spoofed_dropped,
         }
     }
 
@@ -126,7 +106,8 @@ pub struct Server {
     mac_only: Arc<RateLimiter>,
     /// under load, handshakes that passed the gate are limited per source address
     limiter: HandshakeLimiter,
-    keys: HashMap<Key, KeySlot>,
+    /// The live peer of each key that has one.
+    peer_of_key: HashMap<Key, PeerId>,
     peers: HashMap<PeerId, Peer>,
     next_index: u32,
     /// Peers whose session just became usable while boringtun may hold packets for them.
@@ -158,7 +139,7 @@ impl Server {
             private,
             public,
             preshared_key,
-            keys: HashMap::new(),
+            peer_of_key: HashMap::new(),
             peers: HashMap::new(),
             // A random start makes it unlikely that a client still holding a session from before a
             // restart lands on a new peer with the same index.
@@ -174,85 +155,32 @@ impl Server {
         self.public.to_bytes()
     }
 
-    /// Registers a client key (or updates it). If the key's entry changes while it has a live
-    /// peer, that peer is dropped with an [`Event::Disconnected`]; the client's next handshake
-    /// connects it under the new entry.
-    pub fn insert_key(&mut self, client_public: Key, entry: KeyEntry) {
-        self.insert_key_with_psk(client_public, entry, None);
+    /// Changes the preshared key of clients without one of their own, for handshakes from now
+    /// on (live sessions keep theirs until they rekey).
+    pub fn set_preshared_key(&mut self, preshared_key: Option<Key>) {
+        self.preshared_key = preshared_key;
     }
 
-    /// Like [`Server::insert_key`], with a preshared key for this client only (`None`: use the
-    /// server-wide one). Changing the preshared key of a live peer drops it as well.
-    pub fn insert_key_with_psk(&mut self, client_public: Key, entry: KeyEntry, psk: Option<Key>) {
-        let stale_peer = match self.keys.get_mut(&client_public) {
-            Some(slot) if slot.entry == entry && slot.psk == psk => None,
-            Some(slot) => {
-                slot.entry = entry;
-                slot.psk = psk;
-                slot.peer.take()
-            }
-            None => {
-                self.keys.insert(
-                    client_public,
-                    KeySlot {
-                        entry,
-                        psk,
-                        peer: None,
-                        address: None,
-                    },
-                );
-                None
-            }
-        };
-        if let Some(id) = stale_peer {
-            self.drop_peer(id);
-        }
-    }
-
-    /// Restricts a registered key's peer to one inner IPv4 source address (`None`: any), as
-    /// WireGuard's AllowedIPs does on receive: other IPv4 packets are dropped and counted in
-    /// [`PeerInfo::spoofed_dropped`] and [`ServerStats::spoofed_dropped`]. IPv6 packets are not
-    /// restricted (no IPv6 address is assigned). Applies to a live peer at once; false for a key
-    /// that is not registered.
-    pub fn set_key_address(&mut self, client_public: &Key, address: Option<Ipv4Addr>) -> bool {
-        let Some(slot) = self.keys.get_mut(client_public) else {
-            return false;
-        };
-        slot.address = address;
-        if let Some(p) = slot.peer.and_then(|id| self.peers.get_mut(&id)) {
-            p.address = address;
-        }
-        true
-    }
-
-    /// Removes the key; if it had a live peer, that peer is dropped and its id returned (and an
-    /// [`Event::Disconnected`] queued).
-    pub fn remove_key(&mut self, client_public: &Key) -> Option<PeerId> {
-        let id = self.keys.remove(client_public)?.peer?;
+    /// Ends the live peer of a client key, if it has one (the key was deleted or its access
+    /// changed), and returns it; an [`Event::Disconnected`] is queued. The next handshake from
+    /// that key is decided by the directory again.
+    pub fn disconnect_key(&mut self, client_public: &Key) -> Option<PeerId> {
+        let id = *self.peer_of_key.get(client_public)?;
         self.drop_peer(id).then_some(id)
     }
 
-    /// Every registered key.
-    pub fn keys(&self) -> Vec<Key> {
-        self.keys.keys().copied().collect()
-    }
-
-    /// Ends a live peer's session (SessionDisconnect); its key stays registered, so the client's
-    /// next handshake connects it again. Queues [`Event::Disconnected`]; false if not live.
+    /// Ends a live peer's session (SessionDisconnect); the client's next handshake connects it
+    /// again if the directory still knows its key. Queues [`Event::Disconnected`]; false if not
+    /// live.
     pub fn disconnect(&mut self, peer: PeerId) -> bool {
         self.drop_peer(peer)
     }
 
-    /// Number of registered keys.
-    pub fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
     /// Handles one received UDP datagram.
     ///
-    /// - Initiation from a registered key: creates (or re-keys) that key's peer and returns
+    /// - Initiation from a key `keys` knows: creates (or re-keys) that key's peer and returns
     ///   `Send(response)`; the first time it also queues [`Event::Connected`].
-    /// - Initiation from an unknown key: `Nothing` (silence), counted.
+    /// - Initiation from a key `keys` does not know: `Nothing` (silence), counted.
     /// - Handshake message while over the rate limit without a valid MAC2: `Send(cookie reply)`.
     /// - Data: `Packet(peer, ip_packet)`; keepalives give `Nothing`.
     /// - Anything malformed or unauthenticated: `Nothing`, counted.
@@ -266,6 +194,7 @@ impl Server {
         src: SocketAddr,
         datagram: &[u8],
         out: &'a mut [u8],
+        keys: &dyn KeyDirectory,
     ) -> Action<'a> {
         let Some(msg) = Message::new_checked(datagram) else {
             self.stats.malformed_dropped += 1;
@@ -277,7 +206,7 @@ impl Server {
             return Action::Nothing;
         }
         let id = match msg.receiver_index() {
-            None => return self.handle_initiation(now, src, datagram, out),
+            None => return self.handle_initiation(now, src, datagram, out, keys),
             Some(receiver) => PeerId(receiver >> 8),
         };
         if !self.peers.contains_key(&id) {
@@ -320,6 +249,7 @@ impl Server {
         src: SocketAddr,
         datagram: &[u8],
         out: &'a mut [u8],
+        keys: &dyn KeyDirectory,
     ) -> Action<'a> {
         self.limiter.count(now);
         let mut cookie = [0u8; COOKIE_REPLY_LEN];
@@ -343,17 +273,15 @@ impl Server {
             return Action::Nothing;
         };
         let key = half.peer_static_public;
-        let Some(slot) = self.keys.get(&key) else {
-            self.stats.unknown_key_initiations += 1;
-            return Action::Nothing;
-        };
-        if let Some(id) = slot.peer {
+        if let Some(&id) = self.peer_of_key.get(&key) {
             // Re-key: the peer's own Tunn checks the timestamp, so replays are refused here.
             return self.handle_for_peer(now, id, MessageType::HandshakeInit, src, datagram, out);
         }
-        let entry = slot.entry.clone();
-        let address = slot.address;
-        let psk = slot.psk.or(self.preshared_key);
+        let Some(access) = keys.lookup(&key) else {
+            self.stats.unknown_key_initiations += 1;
+            return Action::Nothing;
+        };
+        let psk = access.psk.or(self.preshared_key);
         let Some(id) = self.allocate_index() else {
             self.stats.malformed_dropped += 1;
             return Action::Nothing;
@@ -378,8 +306,6 @@ impl Server {
             Peer {
                 tunn,
                 public_key: key,
-                hub: entry.hub.clone(),
-                user: entry.user.clone(),
                 endpoint: src,
                 last_handshake: Some(now),
                 rx_bytes: 0,
@@ -387,21 +313,16 @@ impl Server {
                 rx_packets: 0,
                 tx_packets: 0,
                 dropped: 0,
-                address,
-                spoofed_dropped: 0,
                 unconfirmed,
                 held: VecDeque::new(),
                 queued_max: 0,
             },
         );
-        if let Some(slot) = self.keys.get_mut(&key) {
-            slot.peer = Some(id);
-        }
+        self.peer_of_key.insert(key, id);
         self.stats.handshakes_ok += 1;
         self.events.push_back(Event::Connected {
             peer: id,
-            hub: entry.hub,
-            user: entry.user,
+            key,
             endpoint: src,
         });
         Action::Send(src, response)
@@ -435,16 +356,6 @@ impl Server {
                     Action::Send(src, reply),
                     kind == MessageType::HandshakeResponse,
                 )
-            }
-            TunnResult::WriteToTunnelV4(_, source)
-                if peer.address.is_some_and(|allowed| allowed != source) =>
-            {
-                // Authentic, so the session and endpoint are good; only the packet is refused.
-                peer.endpoint = src;
-                peer.unconfirmed = false;
-                peer.spoofed_dropped += 1;
-                self.stats.spoofed_dropped += 1;
-                (Action::Nothing, true)
             }
             TunnResult::WriteToTunnelV4(packet, _) | TunnResult::WriteToTunnelV6(packet, _) => {
                 peer.endpoint = src;
@@ -590,11 +501,11 @@ impl Server {
     }
 
     /// Call about every 250 ms. Runs every peer's timers (keepalive, rekey, handshake retry,
-    /// expiry) and pushes the datagrams they want sent into `out`. A peer whose session is dead
+    /// expiry) and pushes the datagrams they want sent into `out`, with the peer and where to. A peer whose session is dead
     /// for good (boringtun's `ConnectionExpired`, or no handshake for [`PEER_EXPIRY`]) is removed
     /// and an [`Event::Disconnected`] queued. Also lets the handshake rate limiter start a new
     /// one-second window.
-    pub fn handle_timers(&mut self, now: Instant, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+    pub fn handle_timers(&mut self, now: Instant, out: &mut Vec<(PeerId, SocketAddr, Vec<u8>)>) {
         // Resets only if a second has passed by the limiter's own clock.
         self.gate.reset_count();
         let mut buf = [0u8; MIN_BUFFER_LEN];
@@ -610,7 +521,7 @@ impl Server {
             }
             match peer.tunn.update_timers(&mut buf) {
                 TunnResult::WriteToNetwork(datagram) => {
-                    out.push((peer.endpoint, datagram.to_vec()))
+                    out.push((id, peer.endpoint, datagram.to_vec()))
                 }
                 TunnResult::Err(WireGuardError::ConnectionExpired) => dead.push(id),
                 _ => {}
@@ -635,9 +546,9 @@ impl Server {
         self.peers.get(&id).map(Peer::info)
     }
 
-    /// The live peer of a registered key.
+    /// The live peer of a client key.
     pub fn peer_by_key(&self, key: &Key) -> Option<PeerId> {
-        self.keys.get(key)?.peer
+        self.peer_of_key.get(key).copied()
     }
 
     /// Snapshots of all live peers, ordered by id.
@@ -657,10 +568,8 @@ impl Server {
         let Some(peer) = self.peers.remove(&id) else {
             return false;
         };
-        if let Some(slot) = self.keys.get_mut(&peer.public_key) {
-            if slot.peer == Some(id) {
-                slot.peer = None;
-            }
+        if self.peer_of_key.get(&peer.public_key) == Some(&id) {
+            self.peer_of_key.remove(&peer.public_key);
         }
         self.ready.retain(|&r| r != id);
         self.events.push_back(Event::Disconnected { peer: id });
@@ -688,7 +597,7 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("public_key", &crate::key_to_base64(&self.public_key()))
-            .field("keys", &self.keys.len())
+            .field("peers_by_key", &self.peer_of_key.len())
             .field("peers", &self.peers.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()

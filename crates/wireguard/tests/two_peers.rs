@@ -1,12 +1,13 @@
 //! Two peers in memory: a plain boringtun `Tunn` plays the client against `Server`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use etherhub_wireguard::{
-    generate_private_key, public_key_of, Action, Event, Key, KeyEntry, PeerId, Server,
+    generate_private_key, public_key_of, Action, Event, Key, KeyAccess, PeerId, Server,
 };
 
 const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
@@ -15,11 +16,11 @@ fn addr(last: u8, port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, last)), port)
 }
 
-fn entry(user: &str) -> KeyEntry {
-    KeyEntry {
-        hub: "DEFAULT".into(),
-        user: user.into(),
-    }
+/// The key directory of these tests: registered keys and their own preshared keys.
+type Keys = HashMap<Key, KeyAccess>;
+
+fn register(keys: &mut Keys, key: Key) {
+    keys.insert(key, KeyAccess::default());
 }
 
 /// A minimal IPv4/UDP packet with a correct total length (boringtun checks it on receive).
@@ -104,6 +105,7 @@ impl Client {
 
 struct Setup {
     server: Server,
+    keys: Keys,
     client: Client,
     out: Vec<u8>,
     now: Instant,
@@ -114,11 +116,13 @@ impl Setup {
         Self::with_server(Server::new(generate_private_key(), None))
     }
 
-    fn with_server(mut server: Server) -> Self {
+    fn with_server(server: Server) -> Self {
         let client = Client::new(server.public_key(), None, addr(10, 51820));
-        server.insert_key(client.public, entry("alice"));
+        let mut keys = Keys::new();
+        register(&mut keys, client.public);
         Setup {
             server,
+            keys,
             client,
             out: vec![0u8; 2048],
             now: Instant::now(),
@@ -127,8 +131,13 @@ impl Setup {
 
     /// Datagram from the client (at its current address) to the server.
     fn client_sends(&mut self, datagram: &[u8]) -> Action<'_> {
-        self.server
-            .handle_datagram(self.now, self.client.addr, datagram, &mut self.out)
+        self.server.handle_datagram(
+            self.now,
+            self.client.addr,
+            datagram,
+            &mut self.out,
+            &self.keys,
+        )
     }
 
     /// Runs the full handshake including the client's confirming keepalive; returns the peer.
@@ -152,11 +161,10 @@ impl Setup {
         match self.server.poll_event() {
             Some(Event::Connected {
                 peer,
-                hub,
-                user,
+                key,
                 endpoint,
             }) => {
-                assert_eq!((hub.as_str(), user.as_str()), ("DEFAULT", "alice"));
+                assert_eq!(key, self.client.public);
                 assert_eq!(endpoint, self.client.addr);
                 peer
             }
@@ -248,7 +256,7 @@ fn unknown_key_gets_silence() {
     let init = stranger.initiation(false);
     let action = s
         .server
-        .handle_datagram(s.now, stranger.addr, &init, &mut s.out);
+        .handle_datagram(s.now, stranger.addr, &init, &mut s.out, &s.keys);
     assert_eq!(action, Action::Nothing);
     assert_eq!(s.server.stats().unknown_key_initiations, 1);
     assert_eq!(s.server.stats().handshakes_ok, 0);
@@ -257,15 +265,16 @@ fn unknown_key_gets_silence() {
 }
 
 #[test]
-fn remove_key_drops_the_session() {
+fn a_deleted_key_loses_its_session_and_its_handshakes() {
     let mut s = Setup::new();
     let peer = s.connect();
     let key = s.client.public;
-    assert_eq!(s.server.remove_key(&key), Some(peer));
+    s.keys.remove(&key);
+    assert_eq!(s.server.disconnect_key(&key), Some(peer));
     assert_eq!(s.server.poll_event(), Some(Event::Disconnected { peer }));
     assert!(s.server.peer(peer).is_none());
     assert_eq!(s.server.peer_by_key(&key), None);
-    assert_eq!(s.server.remove_key(&key), None);
+    assert_eq!(s.server.disconnect_key(&key), None);
 
     let datagram = s.client.encrypt(&ipv4_packet(b"anyone there?"));
     assert_eq!(s.client_sends(&datagram), Action::Nothing);
@@ -275,28 +284,22 @@ fn remove_key_drops_the_session() {
         Action::Nothing
     );
 
-    // The key is gone from the list too: a new handshake is met with silence.
+    // The directory no longer knows the key: a new handshake is met with silence.
     let init = s.client.initiation(true);
     assert_eq!(s.client_sends(&init), Action::Nothing);
     assert_eq!(s.server.stats().unknown_key_initiations, 1);
 }
 
 #[test]
-fn changing_a_live_keys_entry_disconnects_it() {
+fn a_disconnected_key_comes_back_as_a_new_peer_when_the_directory_allows() {
     let mut s = Setup::new();
     let peer = s.connect();
     let key = s.client.public;
-    s.server.insert_key(key, entry("alice"));
-    assert!(s.server.poll_event().is_none(), "same entry keeps the peer");
-    s.server.insert_key(
-        key,
-        KeyEntry {
-            hub: "OTHER".into(),
-            user: "alice".into(),
-        },
-    );
+    assert_eq!(s.server.disconnect_key(&key), Some(peer));
     assert_eq!(s.server.poll_event(), Some(Event::Disconnected { peer }));
-    assert_eq!(s.server.peer_by_key(&key), None);
+    let again = s.connect();
+    assert_ne!(again, peer);
+    assert_eq!(s.server.peer_by_key(&key), Some(again));
 }
 
 #[test]
@@ -315,7 +318,9 @@ fn roaming_follows_the_authenticated_source() {
     s.client.receive_packet(&reply);
 
     // A forged copy from elsewhere (a replay) does not move the endpoint back.
-    let replayed = s.server.handle_datagram(s.now, old, &datagram, &mut s.out);
+    let replayed = s
+        .server
+        .handle_datagram(s.now, old, &datagram, &mut s.out, &s.keys);
     assert_eq!(replayed, Action::Nothing);
     assert_eq!(s.server.peer(peer).unwrap().endpoint, new);
     assert_eq!(s.server.peer(peer).unwrap().dropped, 1);
@@ -452,15 +457,16 @@ fn preshared_keys_must_match() {
     let mut server = Server::new(generate_private_key(), Some(psk));
     let mut good = Client::new(server.public_key(), Some(psk), addr(1, 1));
     let mut bad = Client::new(server.public_key(), None, addr(2, 2));
-    server.insert_key(good.public, entry("good"));
-    server.insert_key(bad.public, entry("bad"));
+    let mut keys = Keys::new();
+    register(&mut keys, good.public);
+    register(&mut keys, bad.public);
     let mut out = vec![0u8; 2048];
     let now = Instant::now();
 
     // The preshared key enters only the response, so the server cannot tell at the initiation;
     // the client with the wrong key cannot open the response and no data ever flows.
     let init = bad.initiation(false);
-    let response = match server.handle_datagram(now, bad.addr, &init, &mut out) {
+    let response = match server.handle_datagram(now, bad.addr, &init, &mut out, &keys) {
         Action::Send(_, b) => b.to_vec(),
         other => panic!("expected a response, got {other:?}"),
     };
@@ -471,7 +477,7 @@ fn preshared_keys_must_match() {
     ));
 
     let init = good.initiation(false);
-    let response = match server.handle_datagram(now, good.addr, &init, &mut out) {
+    let response = match server.handle_datagram(now, good.addr, &init, &mut out, &keys) {
         Action::Send(_, b) => b.to_vec(),
         other => panic!("expected a response, got {other:?}"),
     };
@@ -479,13 +485,13 @@ fn preshared_keys_must_match() {
         .receive(&response)
         .expect("good client accepts the response");
     assert_eq!(
-        server.handle_datagram(now, good.addr, &keepalive, &mut out),
+        server.handle_datagram(now, good.addr, &keepalive, &mut out, &keys),
         Action::Nothing
     );
     let packet = ipv4_packet(b"psk ok");
     let datagram = good.encrypt(&packet);
     assert!(matches!(
-        server.handle_datagram(now, good.addr, &datagram, &mut out),
+        server.handle_datagram(now, good.addr, &datagram, &mut out, &keys),
         Action::Packet(_, b) if b == packet
     ));
 }
@@ -522,7 +528,7 @@ fn small_buffers_are_refused_without_panicking() {
     let datagram = s.client.encrypt(&big);
     assert_eq!(
         s.server
-            .handle_datagram(s.now, s.client.addr, &datagram, &mut tiny),
+            .handle_datagram(s.now, s.client.addr, &datagram, &mut tiny, &s.keys),
         Action::Nothing
     );
     assert_eq!(s.server.peer(peer).unwrap().dropped, 1);
@@ -531,19 +537,19 @@ fn small_buffers_are_refused_without_panicking() {
 #[test]
 fn many_keys_are_looked_up_by_hash() {
     let mut server = Server::new(generate_private_key(), None);
+    let mut keys = Keys::new();
     for i in 0..100_000u32 {
         let mut k = [0u8; 32];
         k[..4].copy_from_slice(&i.to_le_bytes());
-        server.insert_key(k, entry("bulk"));
+        register(&mut keys, k);
     }
     let mut client = Client::new(server.public_key(), None, addr(3, 3));
-    server.insert_key(client.public, entry("real"));
-    assert_eq!(server.key_count(), 100_001);
+    register(&mut keys, client.public);
     let mut out = vec![0u8; 2048];
     let init = client.initiation(false);
     let started = Instant::now();
     assert!(matches!(
-        server.handle_datagram(Instant::now(), client.addr, &init, &mut out),
+        server.handle_datagram(Instant::now(), client.addr, &init, &mut out, &keys),
         Action::Send(..)
     ));
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -553,40 +559,4 @@ fn many_keys_are_looked_up_by_hash() {
 fn server_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Server>();
-}
-
-#[test]
-fn a_peer_with_an_address_may_send_only_from_it() {
-    let mut s = Setup::new();
-    let key = s.client.public;
-    assert!(s
-        .server
-        .set_key_address(&key, Some(Ipv4Addr::new(10, 0, 0, 2))));
-    assert!(!s.server.set_key_address(&[9u8; 32], None), "unknown key");
-    let peer = s.connect();
-
-    // ipv4_packet's source is 10.0.0.2: allowed
-    let good = ipv4_packet(b"from my own address");
-    let d = s.client.encrypt(&good);
-    assert!(matches!(s.client_sends(&d), Action::Packet(p, b) if p == peer && b == &good[..]));
-
-    let mut spoofed = ipv4_packet(b"from someone else");
-    spoofed[12..16].copy_from_slice(&[10, 0, 0, 9]);
-    spoofed[10..12].copy_from_slice(&[0, 0]);
-    let d = s.client.encrypt(&spoofed);
-    assert_eq!(s.client_sends(&d), Action::Nothing);
-    let info = s.server.peer(peer).unwrap();
-    assert_eq!(info.spoofed_dropped, 1);
-    assert_eq!(info.address, Some(Ipv4Addr::new(10, 0, 0, 2)));
-    assert_eq!(
-        info.rx_packets, 1,
-        "the spoofed packet is not counted as received"
-    );
-    assert_eq!(s.server.stats().spoofed_dropped, 1);
-
-    // lifting the restriction applies to the live peer at once
-    assert!(s.server.set_key_address(&key, None));
-    let d = s.client.encrypt(&spoofed);
-    assert!(matches!(s.client_sends(&d), Action::Packet(..)));
-    assert_eq!(s.server.peer(peer).unwrap().spoofed_dropped, 1);
 }

@@ -1,0 +1,634 @@
+//! Everything the engine holds except the protocol cores: accounts, hubs with their SecureNAT
+//! hosts, the links between tunnels and hub sessions, and the queues of output. It is the
+//! [`Io`] the cores are driven with.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use etherhub_hub::{Delivery, Hub, SessionId, StaticNetwork, VirtualHostConfig};
+use etherhub_securenat::{IoRequest, NatConfig, NatHost};
+use etherhub_wireguard::Key;
+
+use crate::accounts::{fold, Accounts};
+use crate::change::HubSpec;
+use crate::fault::{Component, Fault};
+use crate::seam::{
+    AddressRule, AuthError, AuthRequest, CloseReason, ConnId, Credential, Grant, Io, KeyGrant,
+    Medium, Opened, ProtocolId, SessionDetails, StreamOutput, TunnelId, WriteDatagram,
+};
+use crate::transmit::TransmitQueue;
+
+/// A hub's number, never reused within the engine's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HubId(pub u32);
+
+/// One SecureNAT host's outside sockets: the hub, and which host of it (a host rebuilt after a
+/// settings change or a fault gets a new generation; results for an old one are dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NatRef {
+    pub hub: HubId,
+    pub generation: u32,
+}
+
+/// Socket work for the runtime on SecureNAT's behalf.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outside {
+    /// Carry out this request; answer with [`crate::Engine::handle_outside`].
+    Io { nat: NatRef, request: IoRequest },
+    /// This host is gone: close every socket opened for it.
+    Reset { nat: NatRef },
+}
+
+/// What happened, for the runtime to log or to save.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineEvent {
+    SessionOpened {
+        hub: String,
+        session: String,
+        user: String,
+        client: SocketAddr,
+        label: String,
+    },
+    SessionClosed {
+        hub: String,
+        session: String,
+        reason: CloseReason,
+    },
+    /// A tunnel came up for a hub that cannot take it.
+    Refused {
+        hub: String,
+        user: String,
+        label: String,
+        reason: String,
+    },
+    /// A WireGuard key without an address took its client's first source address; save it
+    /// with the key.
+    AddressLearned {
+        key: Key,
+        hub: String,
+        session: String,
+        address: Ipv4Addr,
+    },
+    /// Packets from a tunnel were dropped for their source address (at most one event a
+    /// second per tunnel; `dropped` counts the drops since the last one).
+    SourceRefused {
+        hub: String,
+        session: String,
+        label: String,
+        sent_from: Ipv4Addr,
+        owns: Option<Ipv4Addr>,
+        dropped: u64,
+    },
+    /// A panic on the packet path was contained.
+    Fault(Fault),
+}
+
+/// Counters of the engine's own decisions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Datagrams no protocol claimed.
+    pub unknown_datagrams: u64,
+    /// IP packets dropped because their source was not the tunnel's address.
+    pub spoofed_dropped: u64,
+    /// Packets from tunnels the engine has no session for.
+    pub orphan_packets: u64,
+    /// Tunnels refused (no such hub, hub offline).
+    pub refused_tunnels: u64,
+    /// Panics contained on the packet path.
+    pub faults: u64,
+}
+
+/// A tunnel's place on a hub.
+pub(crate) struct Link {
+    pub hub: HubId,
+    pub session: SessionId,
+    pub medium: Medium,
+    pub rule: AddressRule,
+    pub credential: Credential,
+    pub user: String,
+    pub label: String,
+    pub details: SessionDetails,
+    pub spoofed: u64,
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+/// A hub and what the engine keeps beside it.
+pub(crate) struct HubSlot {
+    pub id: HubId,
+    pub hub: Hub<NatHost>,
+    pub spec: HubSpec,
+    pub nat_generation: u32,
+    pub tunnels: HashMap<SessionId, TunnelId>,
+    /// Outside results arrived since the host last ran.
+    pub nat_dirty: bool,
+    /// When the NAT timer last ran the host.
+    pub nat_timer: Option<Instant>,
+}
+
+/// SecureNAT hosts run on their own timers at most this often (smoltcp's retransmissions and
+/// delayed acknowledgements; segments that come in run them at once anyway).
+pub const NAT_TIMER_MIN: Duration = Duration::from_millis(10);
+/// The hubs' tick: table ageing, ARP retries, idle NAT flows.
+pub const HUB_TICK: Duration = Duration::from_secs(1);
+/// Source refusals are reported at most this often per tunnel.
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+impl HubSlot {
+    pub fn nat_ref(&self) -> NatRef {
+        NatRef {
+            hub: self.id,
+            generation: self.nat_generation,
+        }
+    }
+
+    /// Moves the SecureNAT host's socket requests to the runtime's queue.
+    pub fn drain_nat(&mut self, outside: &mut VecDeque<Outside>) {
+        let nat = self.nat_ref();
+        if let Some(host) = self.hub.securenat_host_mut() {
+            while let Some(request) = host.poll_io() {
+                outside.push_back(Outside::Io { nat, request });
+            }
+        }
+    }
+
+    /// Installs a new SecureNAT host built from `cfg` (`None`: none); the old one's sockets are
+    /// reset.
+    pub fn install_nat(
+        &mut self,
+        cfg: Option<&NatConfig>,
+        now: Instant,
+        outside: &mut VecDeque<Outside>,
+    ) {
+        if self.hub.securenat_session().is_some() {
+            outside.push_back(Outside::Reset {
+                nat: self.nat_ref(),
+            });
+        }
+        self.nat_generation += 1;
+        self.nat_dirty = false;
+        match cfg {
+            Some(c) => {
+                let vcfg = c.host.clone();
+                self.hub
+                    .set_securenat_host(vcfg, NatHost::new(c.clone(), now), now);
+            }
+            None => self.hub.clear_securenat(),
+        }
+        self.apply_static_network();
+    }
+
+    pub fn apply_static_network(&mut self) {
+        self.hub.set_static_network(self.spec.static_network);
+    }
+
+    /// The hub's IPv4 network for tunnels: the static network, else SecureNAT's.
+    pub fn network(&self) -> Option<StaticNetwork> {
+        self.spec.static_network.or_else(|| {
+            self.spec.securenat.as_ref().map(|n| StaticNetwork {
+                gateway: n.host.ip,
+                mask: n.host.mask,
+            })
+        })
+    }
+
+    /// SecureNAT's own address, if it runs.
+    pub fn securenat_ip(&self) -> Option<Ipv4Addr> {
+        self.spec.securenat.as_ref().map(|n| n.host.ip)
+    }
+}
+
+/// Whether two SecureNAT configs describe the same host, apart from what can change in place
+/// (timeouts, the flow limit) and the seed.
+pub(crate) fn same_host(a: &NatConfig, b: &NatConfig) -> bool {
+    let host = |c: &VirtualHostConfig| (c.ip, c.mask, c.mac);
+    host(&a.host) == host(&b.host)
+        && a.nat_enabled == b.nat_enabled
+        && a.mtu == b.mtu
+        && a.dhcp == b.dhcp
+        && a.dns_servers == b.dns_servers
+}
+
+/// The IPv4 source of a packet, `None` for anything else (IPv6 is not restricted yet).
+fn ipv4_source(packet: &[u8]) -> Option<Ipv4Addr> {
+    let p = smoltcp::wire::Ipv4Packet::new_checked(packet).ok()?;
+    (p.version() == 4).then(|| p.src_addr())
+}
+
+/// The destination port of a TCP segment in an IPv4 packet.
+#[cfg(test)]
+fn tcp_port(packet: &[u8]) -> Option<u16> {
+    let p = smoltcp::wire::Ipv4Packet::new_checked(packet).ok()?;
+    (p.next_header() == smoltcp::wire::IpProtocol::Tcp).then_some(())?;
+    Some(
+        smoltcp::wire::TcpPacket::new_checked(p.payload())
+            .ok()?
+            .dst_port(),
+    )
+}
+
+pub(crate) struct Core {
+    pub now: Instant,
+    /// The protocol being driven ([`Io::protocol`]).
+    pub current: ProtocolId,
+    pub accounts: Accounts,
+    pub hubs: BTreeMap<HubId, HubSlot>,
+    /// Folded hub names to ids.
+    pub hub_names: HashMap<String, HubId>,
+    pub links: HashMap<TunnelId, Link>,
+    pub transmits: TransmitQueue,
+    pub streams: VecDeque<StreamOutput>,
+    pub outside: VecDeque<Outside>,
+    pub events: VecDeque<EngineEvent>,
+    /// Hub output for tunnels, handed to their protocols once the current call returns.
+    pub to_send: Vec<(TunnelId, Vec<u8>)>,
+    /// Tunnels the engine ended; their protocols hear of it once the current call returns.
+    pub to_close: Vec<TunnelId>,
+    deliveries: Vec<Delivery>,
+    next_hub_id: u32,
+    pub stats: EngineStats,
+    /// What a panic now would be contained to.
+    pub active: Option<Component>,
+    pub last_packet: Option<Instant>,
+    pub last_fault: Option<Fault>,
+    pub next_hub_tick: Option<Instant>,
+    /// Tests: TCP segments to this port make the hub panic.
+    #[cfg(test)]
+    pub fault_on_port: Option<u16>,
+}
+
+impl Core {
+    pub fn new(now: Instant) -> Core {
+        Core {
+            now,
+            current: ProtocolId(0),
+            accounts: Accounts::default(),
+            hubs: BTreeMap::new(),
+            hub_names: HashMap::new(),
+            links: HashMap::new(),
+            transmits: TransmitQueue::new(true),
+            streams: VecDeque::new(),
+            outside: VecDeque::new(),
+            events: VecDeque::new(),
+            to_send: Vec::new(),
+            to_close: Vec::new(),
+            deliveries: Vec::new(),
+            next_hub_id: 0,
+            stats: EngineStats::default(),
+            active: None,
+            last_packet: None,
+            last_fault: None,
+            next_hub_tick: None,
+            #[cfg(test)]
+            fault_on_port: None,
+        }
+    }
+
+    pub fn see(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// The id of a hub by its name (any case).
+    pub fn hub_id(&self, name: &str) -> Option<HubId> {
+        self.hub_names.get(&fold(name)).copied()
+    }
+
+    pub fn slot(&self, name: &str) -> Option<&HubSlot> {
+        self.hubs.get(&self.hub_id(name)?)
+    }
+
+    /// Creates a hub.
+    pub fn add_hub(&mut self, spec: HubSpec, now: Instant) {
+        self.next_hub_id += 1;
+        let mut slot = HubSlot {
+            id: HubId(self.next_hub_id),
+            hub: Hub::for_hosts(&spec.name),
+            spec,
+            nat_generation: 0,
+            tunnels: HashMap::new(),
+            nat_dirty: false,
+            nat_timer: None,
+        };
+        let nat = slot.spec.securenat.clone();
+        slot.install_nat(nat.as_ref(), now, &mut self.outside);
+        self.next_hub_tick.get_or_insert(now + HUB_TICK);
+        self.hub_names.insert(fold(&slot.spec.name), slot.id);
+        self.hubs.insert(slot.id, slot);
+    }
+
+    /// Deletes a hub (its tunnels must have been ended).
+    pub fn remove_hub(&mut self, name: &str) {
+        let Some(id) = self.hub_names.remove(&fold(name)) else {
+            return;
+        };
+        if let Some(slot) = self.hubs.remove(&id) {
+            if slot.hub.securenat_session().is_some() {
+                self.outside.push_back(Outside::Reset {
+                    nat: slot.nat_ref(),
+                });
+            }
+        }
+    }
+
+    /// Runs `step` on a hub with the fault marker set, then takes what it produced: socket
+    /// requests of its SecureNAT host, and deliveries for tunnels.
+    pub fn with_hub(
+        &mut self,
+        hub: HubId,
+        step: impl FnOnce(&mut HubSlot, Instant, &mut Vec<Delivery>),
+    ) {
+        let Some(slot) = self.hubs.get_mut(&hub) else {
+            return;
+        };
+        self.active = Some(Component::Hub(slot.id.0));
+        step(slot, self.now, &mut self.deliveries);
+        slot.drain_nat(&mut self.outside);
+        for d in self.deliveries.drain(..) {
+            match slot.tunnels.get(&d.session) {
+                Some(t) => self.to_send.push((*t, d.packet)),
+                None => self.stats.orphan_packets += 1,
+            }
+        }
+        self.active = None;
+    }
+
+    /// Whether `address` is free for a tunnel of `hub` that holds `key`: a host address of the
+    /// hub's network, not its gateway or SecureNAT's host, not another key's, not another live
+    /// tunnel's.
+    fn address_free(
+        &self,
+        hub: HubId,
+        address: Ipv4Addr,
+        key: Option<&Key>,
+        tunnel: TunnelId,
+    ) -> bool {
+        let Some(slot) = self.hubs.get(&hub) else {
+            return false;
+        };
+        let usable = match slot.network() {
+            Some(n) => {
+                let net = etherhub_config::HubNetwork::new(n.gateway, n.mask);
+                net.is_host(address) && address != n.gateway
+            }
+            None => !address.is_unspecified() && !address.is_broadcast() && !address.is_multicast(),
+        };
+        let by_key = key.and_then(|k| self.accounts.key_holding(&slot.spec.name, address, k));
+        let by_tunnel = self
+            .links
+            .iter()
+            .any(|(t, l)| *t != tunnel && l.hub == hub && l.rule == AddressRule::Fixed(address));
+        usable && slot.securenat_ip() != Some(address) && by_key.is_none() && !by_tunnel
+    }
+
+    /// Checks an IP tunnel's source address; `false` drops the packet (counted, reported).
+    fn source_allowed(&mut self, tunnel: TunnelId, packet: &[u8]) -> bool {
+        let Some(src) = ipv4_source(packet) else {
+            return true;
+        };
+        let Some(link) = self.links.get(&tunnel) else {
+            return false;
+        };
+        let owns = match link.rule {
+            AddressRule::Any => return true,
+            AddressRule::Fixed(a) if a == src => return true,
+            AddressRule::Fixed(a) => Some(a),
+            AddressRule::LearnFirst => {
+                let key = match &link.credential {
+                    Credential::WireGuardKey(k) => Some(*k),
+                    _ => None,
+                };
+                let (hub, session) = (link.hub, link.session);
+                if self.address_free(hub, src, key.as_ref(), tunnel) {
+                    let link = self.links.get_mut(&tunnel).expect("checked above");
+                    link.rule = AddressRule::Fixed(src);
+                    if let Some(key) = key {
+                        self.accounts.set_key_address(&key, src);
+                        self.events.push_back(EngineEvent::AddressLearned {
+                            key,
+                            hub: self.hub_name(hub),
+                            session: self.session_name(hub, session),
+                            address: src,
+                        });
+                    }
+                    return true;
+                }
+                None
+            }
+        };
+        self.stats.spoofed_dropped += 1;
+        let now = self.now;
+        let link = self.links.get_mut(&tunnel).expect("checked above");
+        link.spoofed += 1;
+        link.unreported += 1;
+        let due = link
+            .last_report
+            .is_none_or(|t| now.saturating_duration_since(t) >= REFUSAL_REPORT_EVERY);
+        if due {
+            link.last_report = Some(now);
+            let dropped = std::mem::take(&mut link.unreported);
+            let (hub, session, label) = (link.hub, link.session, link.label.clone());
+            self.events.push_back(EngineEvent::SourceRefused {
+                hub: self.hub_name(hub),
+                session: self.session_name(hub, session),
+                label,
+                sent_from: src,
+                owns,
+                dropped,
+            });
+        }
+        false
+    }
+
+    pub fn session_name(&self, hub: HubId, session: SessionId) -> String {
+        self.hubs
+            .get(&hub)
+            .and_then(|slot| slot.hub.session(session))
+            .map(|s| s.name)
+            .unwrap_or_default()
+    }
+
+    /// A hub's name as spelled.
+    pub fn hub_name(&self, hub: HubId) -> String {
+        self.hubs
+            .get(&hub)
+            .map(|s| s.spec.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ends a tunnel from the engine's side: its session goes, and its protocol is told once
+    /// the current call returns.
+    pub fn end_tunnel(&mut self, tunnel: TunnelId, reason: CloseReason) {
+        if self.remove_link(tunnel, reason) {
+            self.to_close.push(tunnel);
+        }
+    }
+
+    /// Removes a tunnel's link and hub session; false if it had none.
+    fn remove_link(&mut self, tunnel: TunnelId, reason: CloseReason) -> bool {
+        let Some(link) = self.links.remove(&tunnel) else {
+            return false;
+        };
+        if let Some(slot) = self.hubs.get_mut(&link.hub) {
+            let session = slot
+                .hub
+                .session(link.session)
+                .map(|s| s.name)
+                .unwrap_or_default();
+            slot.hub.remove_session(link.session);
+            slot.tunnels.remove(&link.session);
+            self.events.push_back(EngineEvent::SessionClosed {
+                hub: slot.spec.name.clone(),
+                session,
+                reason,
+            });
+        }
+        true
+    }
+
+    /// Every tunnel that `pick` selects ends with `reason`.
+    pub fn end_tunnels_where(&mut self, pick: impl Fn(&Link) -> bool, reason: &str) {
+        let mut gone: Vec<TunnelId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| pick(l))
+            .map(|(t, _)| *t)
+            .collect();
+        gone.sort_unstable();
+        for t in gone {
+            self.end_tunnel(t, CloseReason::Admin(reason.to_string()));
+        }
+    }
+}
+
+impl Io for Core {
+    fn protocol(&self) -> ProtocolId {
+        self.current
+    }
+
+    fn transmit(&mut self, local: SocketAddr, max_len: usize, write: &mut WriteDatagram<'_>) {
+        self.transmits.push_with(local, max_len, write);
+    }
+
+    fn write_stream(&mut self, conn: ConnId, bytes: &[u8]) {
+        self.streams.push_back(StreamOutput::Write {
+            conn,
+            bytes: bytes.to_vec(),
+        });
+    }
+
+    fn close_stream(&mut self, conn: ConnId) {
+        self.streams.push_back(StreamOutput::Close { conn });
+    }
+
+    fn opened(&mut self, o: Opened) {
+        let id = self.hub_id(&o.hub);
+        let refusal = match id.and_then(|id| self.hubs.get(&id)) {
+            None => Some("no such Virtual Hub"),
+            Some(s) if !s.spec.online => Some("the Virtual Hub is offline"),
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
+            self.stats.refused_tunnels += 1;
+            self.events.push_back(EngineEvent::Refused {
+                hub: o.hub,
+                user: o.user,
+                label: o.label,
+                reason: reason.to_string(),
+            });
+            self.to_close.push(o.tunnel);
+            return;
+        }
+        // a tunnel opened again (a core reusing an index) replaces its old session
+        self.remove_link(o.tunnel, CloseReason::Ended);
+        let now = self.now;
+        let id = id.expect("checked above");
+        let slot = self.hubs.get_mut(&id).expect("checked above");
+        let session = match o.medium {
+            Medium::Ip => {
+                slot.hub
+                    .add_l3_session(&o.user, &o.details.protocol, Some(o.client), now)
+            }
+            Medium::Ethernet => {
+                slot.hub
+                    .add_l2_session(&o.user, &o.details.protocol, Some(o.client), now)
+            }
+        };
+        slot.tunnels.insert(session, o.tunnel);
+        let name = slot
+            .hub
+            .session(session)
+            .map(|s| s.name)
+            .unwrap_or_default();
+        self.events.push_back(EngineEvent::SessionOpened {
+            hub: slot.spec.name.clone(),
+            session: name,
+            user: o.user.clone(),
+            client: o.client,
+            label: o.label.clone(),
+        });
+        self.links.insert(
+            o.tunnel,
+            Link {
+                hub: id,
+                session,
+                medium: o.medium,
+                rule: o.address,
+                credential: o.credential,
+                user: o.user,
+                label: o.label,
+                details: o.details,
+                spoofed: 0,
+                unreported: 0,
+                last_report: None,
+            },
+        );
+    }
+
+    fn packet(&mut self, tunnel: TunnelId, bytes: &[u8]) {
+        let Some(link) = self.links.get(&tunnel) else {
+            self.stats.orphan_packets += 1;
+            return;
+        };
+        let medium = link.medium;
+        if medium == Medium::Ip && !self.source_allowed(tunnel, bytes) {
+            return;
+        }
+        let link = &self.links[&tunnel];
+        let (hub, session) = (link.hub, link.session);
+        self.last_packet = Some(self.now);
+        #[cfg(test)]
+        let inject = self.fault_on_port.is_some() && tcp_port(bytes) == self.fault_on_port;
+        self.with_hub(hub, |slot, now, out| {
+            #[cfg(test)]
+            if inject {
+                panic!("fault injected by a test");
+            }
+            match medium {
+                Medium::Ip => slot.hub.input_ip(session, bytes, now, out),
+                Medium::Ethernet => slot.hub.input_frame(session, bytes, now, out),
+            }
+        });
+    }
+
+    fn roamed(&mut self, tunnel: TunnelId, client: SocketAddr) {
+        if let Some(link) = self.links.get(&tunnel) {
+            let session = link.session;
+            if let Some(slot) = self.hubs.get_mut(&link.hub) {
+                slot.hub.set_client_addr(session, client);
+            }
+        }
+    }
+
+    fn closed(&mut self, tunnel: TunnelId, reason: CloseReason) {
+        self.remove_link(tunnel, reason);
+    }
+
+    fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError> {
+        self.accounts.authenticate(request)
+    }
+
+    fn wireguard_key(&self, key: &Key) -> Option<KeyGrant> {
+        self.accounts.wireguard_key(key)
+    }
+}

@@ -1,0 +1,38 @@
+//! Etherhub's engine: the sans-IO data plane every VPN protocol plugs into.
+//!
+//! What it is for: [`Engine`] owns the virtual hubs, their SecureNAT hosts, the protocol cores
+//! (WireGuard first; each further protocol is a [`Protocol`] core and a
+//! [`Engine::register`]) and the links between a protocol's tunnels and hub sessions. It
+//! answers the cores' login questions from its accounts, checks the inner source address of IP
+//! tunnels, takes admin changes as [`Change`] values at one point, and contains a panic on the
+//! packet path to the tunnel or SecureNAT host it happened in.
+//!
+//! What it must not do: open sockets, spawn tasks or threads, read the clock or files, draw
+//! randomness, or log. Time comes in as `now`; datagrams, stream bytes, socket work for
+//! SecureNAT and events go out through the `poll_*` methods, for the runtime to carry out.
+//! Its state is one value: a runtime that wants several worker threads gives each its own
+//! peers and shares hubs between them (a later step), never a lock a packet waits on beyond its
+//! own peer's and hub's.
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod change;
+mod core;
+mod engine;
+pub mod fault;
+mod seam;
+pub mod transmit;
+pub mod wireguard;
+
+#[cfg(test)]
+mod tests;
+
+pub use change::{Change, HubSpec, UserAuth, UserSpec, WgKeySpec, WireGuardSpec};
+pub use core::{EngineEvent, EngineStats, HubId, NatRef, Outside, HUB_TICK, NAT_TIMER_MIN};
+pub use engine::{DisconnectError, Engine, Health, TunnelView};
+pub use fault::{in_containment, Fault};
+pub use seam::{
+    AddressRule, AuthError, AuthRequest, CloseReason, ConnId, Credential, Grant, Io, KeyGrant,
+    Medium, Opened, Protocol, ProtocolId, SessionDetails, StreamOutput, Transmit, TunnelId,
+    WriteDatagram,
+};

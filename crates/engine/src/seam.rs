@@ -1,0 +1,267 @@
+//! The seam every protocol core plugs into.
+//!
+//! A core turns its protocol's bytes into three things the engine understands: a tunnel opened
+//! for a user on a hub ([`Opened`]), a packet or frame from a tunnel ([`Io::packet`]), and a
+//! tunnel closed ([`Io::closed`]). Whether a user may log in is a question it asks the engine
+//! ([`Io::authenticate`], or [`Io::wireguard_key`] for WireGuard's static keys), which answers
+//! from the accounts: a core never reads the configuration. What a core sends goes out through
+//! [`Io::transmit`] (datagrams) or [`Io::write_stream`] (bytes of a TCP connection the runtime
+//! holds); what the hub has for a tunnel comes back through [`Protocol::send`].
+//!
+//! The engine owns the tunnel's hub session: the medium decides how its traffic enters the hub
+//! ([`Medium::Ip`] through the hub's L3 adapter, with the tunnel's inner source address checked;
+//! [`Medium::Ethernet`] straight onto the switch).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use etherhub_wireguard::Key;
+
+/// A protocol's slot among the engine's registered protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProtocolId(pub u8);
+
+/// One tunnel of one protocol; `index` is the core's own number for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TunnelId {
+    pub protocol: ProtocolId,
+    pub index: u32,
+}
+
+/// A TCP connection the runtime holds for a stream protocol (after TLS, if any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// What a tunnel carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Medium {
+    /// Bare IP packets (WireGuard, OpenVPN tun, PPP): the hub's L3 adapter gives the session a
+    /// MAC address and answers ARP for it.
+    Ip,
+    /// Ethernet frames (SoftEther's own protocol, OpenVPN tap, EtherIP).
+    Ethernet,
+}
+
+/// Which inner IPv4 source addresses an IP tunnel may send from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressRule {
+    /// Only this one (WireGuard's AllowedIPs on receive).
+    Fixed(Ipv4Addr),
+    /// The source of the first IPv4 packet, if it is a free host address of the hub's network;
+    /// only that one from then on (SoftEther's WireGuard behaviour, kept for keys registered
+    /// without an address).
+    LearnFirst,
+    /// Any (Ethernet tunnels, whose addresses the hub learns).
+    Any,
+}
+
+/// How a tunnel's user proved who they are; decides which admin changes end the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A WireGuard static key (deleting the key ends the session).
+    WireGuardKey(Key),
+    /// A password (changing it ends the session).
+    Password,
+    /// No credential (anonymous users).
+    Anonymous,
+}
+
+/// What SessionGet shows about a tunnel's protocol.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionDetails {
+    /// The tag in the session name: `SID-<USER>-[<tag>]-<n>` for IP tunnels.
+    pub protocol: String,
+    /// SessionGet's "Physical Underlay Protocol", e.g. `Legacy VPN - WIREGUARD`.
+    pub underlay: String,
+    /// The cipher, e.g. `ChaCha20-Poly1305`; empty when the tunnel is not encrypted.
+    pub cipher: String,
+    /// SessionGet's "Client Product Name (Reported)".
+    pub client_product: String,
+}
+
+/// A tunnel is up and wants a session on a hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub tunnel: TunnelId,
+    pub hub: String,
+    pub user: String,
+    pub medium: Medium,
+    /// The client's address as the server sees it.
+    pub client: SocketAddr,
+    pub address: AddressRule,
+    pub credential: Credential,
+    /// How logs name the tunnel when they cannot use its session (a key, a user name).
+    pub label: String,
+    pub details: SessionDetails,
+}
+
+/// Why a tunnel went away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client left or its session expired.
+    Ended,
+    /// An admin ended it (SessionDisconnect, a deleted key or user, a changed password, a hub
+    /// deleted or taken offline).
+    Admin(String),
+    /// The engine refused it (no such hub, hub offline).
+    Refused(String),
+    /// A fault inside the engine while handling it.
+    Fault,
+}
+
+/// A login to check against the accounts.
+#[derive(Clone, Debug)]
+pub enum AuthRequest<'a> {
+    /// A plain-text password (OpenVPN's auth-user-pass, PAP, SoftEther's plain password).
+    Password {
+        hub: &'a str,
+        user: &'a str,
+        password: &'a str,
+    },
+}
+
+/// Who an accepted login is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The hub's and the user's names as the accounts spell them.
+    pub hub: String,
+    pub user: String,
+}
+
+/// What the accounts say of a WireGuard client key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub grant: Grant,
+    /// The key's own preshared key (`None`: the server-wide one).
+    pub psk: Option<Key>,
+    /// The one inner source address its client may use (`None`: learnt from the first packet).
+    pub address: Option<Ipv4Addr>,
+}
+
+/// Why a login was refused. Cores report these with SoftEther's error codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    NoSuchHub,
+    HubOffline,
+    /// Unknown user or wrong password: one answer for both, so that names cannot be probed.
+    AccessDenied,
+    /// The user's authentication method is not one this request can satisfy.
+    WrongMethod,
+}
+
+/// Output of the engine after one protocol step: a datagram to send.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// The local UDP address (listener) it leaves from.
+    pub local: SocketAddr,
+    pub to: SocketAddr,
+    /// One datagram, or several of `segment_size` bytes (the last may be shorter) for one UDP
+    /// GSO send.
+    pub contents: &'a [u8],
+    pub segment_size: Option<usize>,
+}
+
+/// What the runtime should do with a stream connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamOutput {
+    Write { conn: ConnId, bytes: Vec<u8> },
+    Close { conn: ConnId },
+}
+
+/// A protocol core as the engine drives it. Every method gets the engine's [`Io`] for its
+/// results; none may block, read the clock or touch a socket.
+pub trait Protocol: Send {
+    /// The protocol's name in logs.
+    fn name(&self) -> &'static str;
+
+    /// Whether a datagram on a shared UDP port is this protocol's, judged by its first bytes
+    /// and shape. Must not claim another protocol's datagrams.
+    fn claims_datagram(&self, _datagram: &[u8]) -> bool {
+        false
+    }
+
+    /// One datagram this protocol claimed.
+    fn handle_datagram(
+        &mut self,
+        _now: Instant,
+        _local: SocketAddr,
+        _from: SocketAddr,
+        _datagram: &[u8],
+        _io: &mut dyn Io,
+    ) {
+    }
+
+    /// A TCP connection the runtime decided is this protocol's (by its first bytes or HTTP
+    /// request), with the bytes read so far.
+    fn open_stream(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        _peer: SocketAddr,
+        _bytes: &[u8],
+        io: &mut dyn Io,
+    ) {
+        io.close_stream(conn);
+    }
+
+    /// More bytes of a stream connection.
+    fn handle_stream(&mut self, _now: Instant, _conn: ConnId, _bytes: &[u8], _io: &mut dyn Io) {}
+
+    /// The runtime's side of the connection closed.
+    fn stream_closed(&mut self, _now: Instant, _conn: ConnId, _io: &mut dyn Io) {}
+
+    /// A packet ([`Medium::Ip`]) or frame ([`Medium::Ethernet`]) from the hub for `tunnel`.
+    fn send(&mut self, now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io);
+
+    /// Timers: call at [`Protocol::poll_timeout`] (or later).
+    fn handle_timeout(&mut self, _now: Instant, _io: &mut dyn Io) {}
+
+    /// When this core next needs [`Protocol::handle_timeout`].
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The engine ends a tunnel (admin action, refusal, fault). The core forgets it and reports
+    /// nothing more about it; it must not call [`Io::closed`] for it.
+    fn close(&mut self, now: Instant, tunnel: TunnelId, io: &mut dyn Io);
+}
+
+/// Fills a datagram's buffer and says where it goes and how long it is (`None`: nothing to
+/// send). See [`Io::transmit`].
+pub type WriteDatagram<'a> = dyn FnMut(&mut [u8]) -> Option<(SocketAddr, usize)> + 'a;
+
+/// What a protocol core may ask of the engine while it handles an input.
+pub trait Io {
+    /// The protocol slot of the core being driven (for building [`TunnelId`]s).
+    fn protocol(&self) -> ProtocolId;
+
+    /// Queues a datagram: `write` fills the buffer it is given (at least `max_len` bytes) and
+    /// returns the destination and the length written, or `None` to send nothing.
+    fn transmit(&mut self, local: SocketAddr, max_len: usize, write: &mut WriteDatagram<'_>);
+
+    /// Bytes for a stream connection.
+    fn write_stream(&mut self, conn: ConnId, bytes: &[u8]);
+
+    /// Asks the runtime to close a stream connection.
+    fn close_stream(&mut self, conn: ConnId);
+
+    /// A tunnel is up. The engine links it to a new hub session, or refuses it and calls
+    /// [`Protocol::close`] right after the current call.
+    fn opened(&mut self, opened: Opened);
+
+    /// A packet or frame from an open tunnel.
+    fn packet(&mut self, tunnel: TunnelId, bytes: &[u8]);
+
+    /// The client's address changed (roaming).
+    fn roamed(&mut self, tunnel: TunnelId, client: SocketAddr);
+
+    /// The tunnel is gone on the protocol's side.
+    fn closed(&mut self, tunnel: TunnelId, reason: CloseReason);
+
+    /// Checks a login against the accounts.
+    fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError>;
+
+    /// WireGuard's question during a handshake: may this static key connect, as whom, with
+    /// which preshared key and address?
+    fn wireguard_key(&self, key: &Key) -> Option<KeyGrant>;
+}

@@ -1,0 +1,317 @@
+//! WireGuard behind the seam: etherhub-wireguard's multi-peer server, its peers as tunnels.
+//!
+//! A handshake from a static key is answered if the engine's accounts know the key (asked
+//! through [`Io::wireguard_key`]); the new peer opens an IP tunnel for the key's user on the
+//! key's hub, restricted to the key's address, or to the first one it uses when it has none.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use etherhub_wireguard::{
+    is_wireguard, Action, Event, Key, KeyAccess, KeyDirectory, PeerId, PeerInfo, Server,
+    ServerStats, MIN_BUFFER_LEN,
+};
+
+use crate::seam::{
+    AddressRule, CloseReason, Credential, Io, Medium, Opened, Protocol, SessionDetails, TunnelId,
+};
+
+/// How often boringtun's per-peer timers run (keepalive, rekey, handshake retries).
+pub const TIMER_INTERVAL: Duration = Duration::from_millis(250);
+/// Largest datagram handled: an inner packet of at most 65535 bytes plus WireGuard's 32.
+pub const BUF_SIZE: usize = 65_536 + 64;
+/// What encrypting adds to a packet.
+const OVERHEAD: usize = 32;
+
+/// SessionGet's rows for a WireGuard session, as SoftEther 5 shows them.
+pub fn session_details() -> SessionDetails {
+    SessionDetails {
+        protocol: "WIREGUARD".into(),
+        underlay: "Legacy VPN - WIREGUARD".into(),
+        cipher: "ChaCha20-Poly1305".into(),
+        client_product: "WireGuard".into(),
+    }
+}
+
+/// Where a peer is: the local address it talks to and its own (roaming) address.
+struct PeerPlace {
+    local: SocketAddr,
+    endpoint: SocketAddr,
+}
+
+/// The key directory the server asks, answered by the engine.
+struct Directory<'a>(&'a dyn Io);
+
+impl KeyDirectory for Directory<'_> {
+    fn lookup(&self, client_public: &Key) -> Option<KeyAccess> {
+        self.0
+            .wireguard_key(client_public)
+            .map(|g| KeyAccess { psk: g.psk })
+    }
+}
+
+/// The WireGuard protocol core. Off until it has the server's keys.
+pub struct WireGuard {
+    server: Option<Server>,
+    buf: Vec<u8>,
+    places: HashMap<PeerId, PeerPlace>,
+    timer_out: Vec<(PeerId, SocketAddr, Vec<u8>)>,
+    next_timer: Option<Instant>,
+}
+
+impl Default for WireGuard {
+    fn default() -> Self {
+        WireGuard {
+            server: None,
+            buf: vec![0; BUF_SIZE],
+            places: HashMap::new(),
+            timer_out: Vec::new(),
+            next_timer: None,
+        }
+    }
+}
+
+fn tunnel(io: &dyn Io, peer: PeerId) -> TunnelId {
+    TunnelId {
+        protocol: io.protocol(),
+        index: peer.0,
+    }
+}
+
+impl WireGuard {
+    /// Turns WireGuard on with these keys (a new server: peers of an old one are gone, and the
+    /// engine ends their tunnels first), or changes the preshared key of a running one.
+    pub fn configure(&mut self, private_key: Key, psk: Option<Key>) -> bool {
+        let same = self
+            .server
+            .as_ref()
+            .is_some_and(|s| s.public_key() == etherhub_wireguard::public_key_of(&private_key));
+        match &mut self.server {
+            Some(s) if same => {
+                s.set_preshared_key(psk);
+                false
+            }
+            _ => {
+                self.server = Some(Server::new(private_key, psk));
+                self.places.clear();
+                true
+            }
+        }
+    }
+
+    /// Turns WireGuard off.
+    pub fn disable(&mut self) {
+        self.server = None;
+        self.places.clear();
+        self.next_timer = None;
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The server's public key, while on.
+    pub fn public_key(&self) -> Option<Key> {
+        self.server.as_ref().map(Server::public_key)
+    }
+
+    /// The server's counters (zero while off).
+    pub fn stats(&self) -> ServerStats {
+        self.server.as_ref().map(Server::stats).unwrap_or_default()
+    }
+
+    /// The live peer of a tunnel.
+    pub fn peer(&self, tunnel: TunnelId) -> Option<PeerInfo> {
+        self.server.as_ref()?.peer(PeerId(tunnel.index))
+    }
+
+    /// The tunnel index of a key's live peer.
+    pub fn tunnel_of_key(&self, key: &Key) -> Option<u32> {
+        self.server.as_ref()?.peer_by_key(key).map(|p| p.0)
+    }
+
+    /// Reports the server's peer events: new peers open tunnels, gone peers close them
+    /// (except `closing`, which the engine itself ended).
+    fn drain_events(
+        server: &mut Server,
+        places: &mut HashMap<PeerId, PeerPlace>,
+        local: Option<SocketAddr>,
+        closing: Option<PeerId>,
+        io: &mut dyn Io,
+    ) {
+        while let Some(ev) = server.poll_event() {
+            match ev {
+                Event::Connected {
+                    peer,
+                    key,
+                    endpoint,
+                } => {
+                    let Some(grant) = io.wireguard_key(&key) else {
+                        server.disconnect(peer);
+                        continue;
+                    };
+                    places.insert(
+                        peer,
+                        PeerPlace {
+                            local: local.unwrap_or(endpoint),
+                            endpoint,
+                        },
+                    );
+                    io.opened(Opened {
+                        tunnel: tunnel(io, peer),
+                        hub: grant.grant.hub,
+                        user: grant.grant.user,
+                        medium: Medium::Ip,
+                        client: endpoint,
+                        address: match grant.address {
+                            Some(a) => AddressRule::Fixed(a),
+                            None => AddressRule::LearnFirst,
+                        },
+                        credential: Credential::WireGuardKey(key),
+                        label: etherhub_wireguard::key_to_base64(&key),
+                        details: session_details(),
+                    });
+                }
+                Event::Disconnected { peer } => {
+                    places.remove(&peer);
+                    if closing != Some(peer) {
+                        io.closed(tunnel(io, peer), CloseReason::Ended);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Packets boringtun held until a session was usable.
+    fn send_queued(server: &mut Server, buf: &mut [u8], local: SocketAddr, io: &mut dyn Io) {
+        while let Action::Send(to, bytes) = server.poll_queued(buf) {
+            let len = bytes.len();
+            let bytes = &buf[..len];
+            io.transmit(local, len, &mut |out| {
+                out[..len].copy_from_slice(bytes);
+                Some((to, len))
+            });
+        }
+    }
+}
+
+impl Protocol for WireGuard {
+    fn name(&self) -> &'static str {
+        "WireGuard"
+    }
+
+    fn claims_datagram(&self, datagram: &[u8]) -> bool {
+        self.server.is_some() && is_wireguard(datagram)
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        datagram: &[u8],
+        io: &mut dyn Io,
+    ) {
+        let WireGuard {
+            server,
+            buf,
+            places,
+            next_timer,
+            ..
+        } = self;
+        let Some(server) = server else { return };
+        next_timer.get_or_insert(now + TIMER_INTERVAL);
+        let action = server.handle_datagram(now, from, datagram, buf, &Directory(&*io));
+        match action {
+            Action::Nothing => {}
+            Action::Send(to, bytes) => {
+                let len = bytes.len();
+                io.transmit(local, len, &mut |out| {
+                    out[..len].copy_from_slice(bytes);
+                    Some((to, len))
+                });
+            }
+            Action::Packet(peer, packet) => {
+                let t = tunnel(io, peer);
+                match places.get_mut(&peer) {
+                    Some(p) => {
+                        p.local = local;
+                        if p.endpoint != from {
+                            p.endpoint = from;
+                            io.roamed(t, from);
+                        }
+                    }
+                    None => {
+                        places.insert(
+                            peer,
+                            PeerPlace {
+                                local,
+                                endpoint: from,
+                            },
+                        );
+                    }
+                }
+                io.packet(t, packet);
+            }
+        }
+        Self::drain_events(server, places, Some(local), None, io);
+        Self::send_queued(server, buf, local, io);
+    }
+
+    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+        let Some(server) = &mut self.server else {
+            return;
+        };
+        let peer = PeerId(tunnel.index);
+        let Some(place) = self.places.get(&peer) else {
+            return;
+        };
+        let max = (packet.len() + OVERHEAD).max(MIN_BUFFER_LEN);
+        io.transmit(place.local, max, &mut |out| {
+            match server.encapsulate(peer, packet, out) {
+                // boringtun writes from the start of the buffer
+                Action::Send(to, bytes) => Some((to, bytes.len())),
+                _ => None,
+            }
+        });
+    }
+
+    fn handle_timeout(&mut self, now: Instant, io: &mut dyn Io) {
+        let WireGuard {
+            server,
+            places,
+            timer_out,
+            next_timer,
+            ..
+        } = self;
+        let Some(server) = server else { return };
+        if next_timer.is_some_and(|t| now < t) {
+            return;
+        }
+        *next_timer = Some(now + TIMER_INTERVAL);
+        server.handle_timers(now, timer_out);
+        for (peer, to, bytes) in timer_out.drain(..) {
+            let local = places.get(&peer).map(|p| p.local).unwrap_or(to);
+            let len = bytes.len();
+            io.transmit(local, len, &mut |out| {
+                out[..len].copy_from_slice(&bytes);
+                Some((to, len))
+            });
+        }
+        Self::drain_events(server, places, None, None, io);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.server.as_ref().and(self.next_timer)
+    }
+
+    fn close(&mut self, _now: Instant, tunnel: TunnelId, io: &mut dyn Io) {
+        let Some(server) = &mut self.server else {
+            return;
+        };
+        let peer = PeerId(tunnel.index);
+        server.disconnect(peer);
+        Self::drain_events(server, &mut self.places, None, Some(peer), io);
+    }
+}

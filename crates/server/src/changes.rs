@@ -1,0 +1,307 @@
+//! What an admin change means for the data plane: the difference between the config before and
+//! after it, as the engine's [`Change`] values. Every admin method goes through this one
+//! function, so none can forget to tell the running hubs (as SetStaticNetwork once did).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use etherhub_config::{Config, SecureNatSettings};
+use etherhub_engine::{Change, HubSpec, UserAuth, UserSpec, WgKeySpec, WireGuardSpec};
+use etherhub_hub::{StaticNetwork, VirtualHostConfig};
+use etherhub_securenat::{parse_push_routes, DhcpConfig, NatConfig};
+use etherhub_wireguard::{key_from_base64, Key};
+
+/// Most NAT flows per hub.
+pub const MAX_NAT_SESSIONS: usize = 4096;
+
+/// What the runtime adds to the config's SecureNAT settings: the resolvers DNS is relayed to and
+/// a seed for smoltcp's sequence numbers.
+pub struct NatEnv {
+    pub resolvers: Vec<Ipv4Addr>,
+    pub seed: fn() -> u64,
+}
+
+/// The resolvers in /etc/resolv.conf (IPv4 ones).
+pub fn system_resolvers() -> Vec<Ipv4Addr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "nameserver").then_some(())?;
+            w.next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// The host's settings from the config's SecureNAT block.
+pub fn nat_config(s: &SecureNatSettings, resolvers: Vec<Ipv4Addr>, seed: u64) -> NatConfig {
+    NatConfig {
+        host: VirtualHostConfig {
+            ip: s.host_ip,
+            mask: s.host_mask,
+            mac: s.host_mac,
+        },
+        nat_enabled: s.nat_enabled,
+        mtu: s.nat_mtu as usize,
+        tcp_timeout: Duration::from_secs(u64::from(s.nat_tcp_timeout.max(1))),
+        udp_timeout: Duration::from_secs(u64::from(s.nat_udp_timeout.max(1))),
+        max_sessions: MAX_NAT_SESSIONS,
+        dhcp: s.dhcp_enabled.then(|| DhcpConfig {
+            start: s.dhcp_start,
+            end: s.dhcp_end,
+            mask: s.dhcp_mask,
+            lease: Duration::from_secs(u64::from(s.dhcp_expire.max(60))),
+            gateway: s.dhcp_gateway,
+            dns: s.dhcp_dns,
+            dns2: s.dhcp_dns2,
+            domain: s.dhcp_domain.clone(),
+            push_routes: parse_push_routes(&s.dhcp_push_routes),
+        }),
+        dns_servers: resolvers,
+        seed,
+    }
+}
+
+fn decode(b64: &str) -> Option<Key> {
+    key_from_base64(b64).ok()
+}
+
+/// A hub as the config describes it, before the runtime's additions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct HubView {
+    name: String,
+    online: bool,
+    static_network: Option<(Ipv4Addr, Ipv4Addr)>,
+    securenat: Option<SecureNatSettings>,
+}
+
+/// The parts of a config the engine runs on, keyed for comparison.
+#[derive(Default)]
+struct View {
+    wireguard: Option<WireGuardSpec>,
+    hubs: BTreeMap<String, HubView>,
+    users: BTreeMap<(String, String), UserSpec>,
+    keys: BTreeMap<Key, WgKeySpec>,
+}
+
+fn fold(s: &str) -> String {
+    s.to_ascii_uppercase()
+}
+
+impl View {
+    fn of(cfg: &Config) -> View {
+        let mut v = View {
+            wireguard: cfg.wireguard().filter(|w| w.enabled).and_then(|w| {
+                Some(WireGuardSpec {
+                    private_key: decode(&w.private_key)?,
+                    psk: decode(&w.preshared_key),
+                })
+            }),
+            ..View::default()
+        };
+        for name in cfg.hub_names() {
+            let Ok(h) = cfg.hub(&name) else { continue };
+            for u in cfg.users(&name).unwrap_or_default() {
+                let empty = etherhub_config::hash::hash_user_password(&u.name, "");
+                let auth = match u.auth_type {
+                    0 => UserAuth::Anonymous,
+                    1 if u.auth_password.len() == 20 && u.auth_password != empty => {
+                        let mut hash = [0u8; 20];
+                        hash.copy_from_slice(&u.auth_password);
+                        UserAuth::Password(hash)
+                    }
+                    1 => UserAuth::NoPassword,
+                    _ => UserAuth::Other,
+                };
+                v.users.insert(
+                    (fold(&name), fold(&u.name)),
+                    UserSpec {
+                        hub: h.name.clone(),
+                        name: u.name,
+                        auth,
+                    },
+                );
+            }
+            v.hubs.insert(
+                fold(&name),
+                HubView {
+                    name: h.name.clone(),
+                    online: h.online,
+                    static_network: (!h.default_gateway.is_unspecified())
+                        .then_some((h.default_gateway, h.default_subnet)),
+                    securenat: h.securenat.enabled.then_some(h.securenat),
+                },
+            );
+        }
+        for k in cfg.wg_keys() {
+            let Some(key) = decode(&k.key) else { continue };
+            v.keys.insert(
+                key,
+                WgKeySpec {
+                    key,
+                    hub: k.hub,
+                    user: k.user,
+                    psk: k.preshared_key.as_deref().and_then(decode),
+                    address: k.address,
+                },
+            );
+        }
+        v
+    }
+}
+
+fn hub_spec(h: &HubView, env: &NatEnv) -> HubSpec {
+    HubSpec {
+        name: h.name.clone(),
+        online: h.online,
+        static_network: h
+            .static_network
+            .map(|(gateway, mask)| StaticNetwork { gateway, mask }),
+        securenat: h
+            .securenat
+            .as_ref()
+            .map(|s| nat_config(s, env.resolvers.clone(), (env.seed)())),
+    }
+}
+
+/// What changed from `old` (`None`: an empty server) to `new`, in the order the engine takes it:
+/// WireGuard's keys, deleted hubs, hubs, deleted users, users, deleted keys, keys.
+pub fn diff(old: Option<&Config>, new: &Config, env: &NatEnv) -> Vec<Change> {
+    let old = old.map(View::of).unwrap_or_default();
+    let new = View::of(new);
+    let mut out = Vec::new();
+    if old.wireguard != new.wireguard {
+        out.push(Change::WireGuard(new.wireguard.clone()));
+    }
+    for (k, h) in &old.hubs {
+        if !new.hubs.contains_key(k) {
+            out.push(Change::HubRemoved(h.name.clone()));
+        }
+    }
+    for (k, h) in &new.hubs {
+        if old.hubs.get(k) != Some(h) {
+            out.push(Change::Hub(hub_spec(h, env)));
+        }
+    }
+    for (k, u) in &old.users {
+        if !new.users.contains_key(k) && new.hubs.contains_key(&k.0) {
+            out.push(Change::UserRemoved {
+                hub: u.hub.clone(),
+                name: u.name.clone(),
+            });
+        }
+    }
+    for (k, u) in &new.users {
+        if old.users.get(k) != Some(u) {
+            out.push(Change::User(u.clone()));
+        }
+    }
+    for k in old.keys.keys() {
+        if !new.keys.contains_key(k) {
+            out.push(Change::WgKeyRemoved(*k));
+        }
+    }
+    for (k, spec) in &new.keys {
+        if old.keys.get(k) != Some(spec) {
+            out.push(Change::WgKey(spec.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> NatEnv {
+        NatEnv {
+            resolvers: vec![],
+            seed: || 7,
+        }
+    }
+
+    fn names(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::WireGuard(s) => format!("wireguard {}", s.is_some()),
+                Change::Hub(h) => format!("hub {}", h.name),
+                Change::HubRemoved(h) => format!("hub- {h}"),
+                Change::User(u) => format!("user {}/{}", u.hub, u.name),
+                Change::UserRemoved { hub, name } => format!("user- {hub}/{name}"),
+                Change::WgKey(k) => format!("key {}", k.user),
+                Change::WgKeyRemoved(_) => "key-".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_default_is_wireguard_and_one_hub_with_securenat() {
+        let cfg = crate::defaults::embedded_default().unwrap();
+        let c = diff(None, &cfg, &env());
+        assert_eq!(names(&c), vec!["wireguard true", "hub DEFAULT"]);
+        let Change::Hub(h) = &c[1] else { panic!() };
+        assert!(h.securenat.is_some());
+        assert_eq!(
+            h.static_network.map(|n| n.gateway),
+            Some(Ipv4Addr::new(192, 168, 30, 1))
+        );
+        assert!(
+            diff(Some(&cfg), &cfg, &env()).is_empty(),
+            "no change, nothing to do"
+        );
+    }
+
+    #[test]
+    fn every_kind_of_admin_change_is_seen() {
+        let before = crate::defaults::embedded_default().unwrap();
+        let mut cfg = before.clone();
+        cfg.create_user("DEFAULT", "meta", "", "", 0).unwrap();
+        cfg.set_user_password("DEFAULT", "meta", "pw", 0).unwrap();
+        let key = etherhub_wireguard::key_to_base64(&[9u8; 32]);
+        cfg.add_wg_key(&key, "DEFAULT", "meta").unwrap();
+        assert_eq!(
+            names(&diff(Some(&before), &cfg, &env())),
+            vec!["user DEFAULT/meta", "key meta"]
+        );
+        let mid = cfg.clone();
+        cfg.set_static_network(
+            "DEFAULT",
+            Ipv4Addr::new(192, 168, 30, 254),
+            Ipv4Addr::new(255, 255, 255, 0),
+        )
+        .unwrap();
+        let c = diff(Some(&mid), &cfg, &env());
+        let Change::Hub(h) = &c[0] else {
+            panic!("{:?}", names(&c))
+        };
+        assert_eq!(
+            h.static_network.unwrap().gateway,
+            Ipv4Addr::new(192, 168, 30, 254)
+        );
+        let mid = cfg.clone();
+        cfg.delete_user("DEFAULT", "meta").unwrap();
+        cfg.remove_wg_key(&key).unwrap();
+        assert_eq!(
+            names(&diff(Some(&mid), &cfg, &env())),
+            vec!["user- DEFAULT/meta", "key-"]
+        );
+        let mid = cfg.clone();
+        cfg.delete_hub("DEFAULT").unwrap();
+        assert_eq!(names(&diff(Some(&mid), &cfg, &env())), vec!["hub- DEFAULT"]);
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_not_a_password_of_nothing() {
+        let mut cfg = crate::defaults::embedded_default().unwrap();
+        cfg.create_user("DEFAULT", "meta", "", "", 0).unwrap();
+        let c = diff(None, &cfg, &env());
+        let user = c.iter().find_map(|c| match c {
+            Change::User(u) => Some(u),
+            _ => None,
+        });
+        assert_eq!(user.unwrap().auth, UserAuth::NoPassword);
+    }
+}

@@ -1,0 +1,232 @@
+//! The server's shared state: the config and its store, the data plane, the TLS config and the
+//! listeners. Every admin change goes through [`Server::change_config`]: saved first, then the
+//! data plane and the listeners follow what changed.
+
+use crate::changes::{diff, system_resolvers, NatEnv};
+use crate::dataplane::Dataplane;
+use crate::tcp::{ConnHandler, ConnLimits, ConnTracker};
+use etherhub_config::{Config, Store};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Instant, SystemTime};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+/// Bytes asked for as the receive and send buffer of each UDP listener.
+const UDP_SOCKET_BUFFER: usize = 4 << 20;
+
+/// Everything the tasks share. Lock order: `config` before the data plane, never the other way.
+pub struct Server {
+    pub store: Store,
+    config: Mutex<Config>,
+    pub dataplane: Arc<Dataplane>,
+    tls: Mutex<Arc<rustls::ServerConfig>>,
+    tcp_tasks: Mutex<HashMap<u16, JoinHandle<()>>>,
+    udp_tasks: Mutex<HashMap<u16, JoinHandle<()>>>,
+    pub started: SystemTime,
+    pub started_instant: Instant,
+    /// where listeners bind (0.0.0.0 normally)
+    pub bind_ip: Ipv4Addr,
+    /// live TCP connections and their limits
+    pub connections: Arc<ConnTracker>,
+    /// serves accepted TCP connections (set once, by the runtime)
+    conn_handler: OnceLock<ConnHandler>,
+}
+
+/// A poisoned lock means a panic outside the engine's containment, after which the process
+/// exits (`runtime::install_panic_hook`); the data is still the best there is meanwhile.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn decode_key(b64: &str) -> Option<etherhub_wireguard::Key> {
+    etherhub_wireguard::key_from_base64(b64).ok()
+}
+
+/// The resolvers and a fresh seed for each SecureNAT host the engine builds.
+pub fn nat_env() -> NatEnv {
+    NatEnv {
+        resolvers: system_resolvers(),
+        seed: rand::random::<u64>,
+    }
+}
+
+impl Server {
+    pub fn new(
+        store: Store,
+        config: Config,
+        dataplane: Arc<Dataplane>,
+        tls: Arc<rustls::ServerConfig>,
+        bind_ip: Ipv4Addr,
+    ) -> Server {
+        let connections = ConnTracker::new(ConnLimits::from_config(&config));
+        Server {
+            store,
+            config: Mutex::new(config),
+            dataplane,
+            tls: Mutex::new(tls),
+            tcp_tasks: Mutex::new(HashMap::new()),
+            udp_tasks: Mutex::new(HashMap::new()),
+            started: SystemTime::now(),
+            started_instant: Instant::now(),
+            bind_ip,
+            connections,
+            conn_handler: OnceLock::new(),
+        }
+    }
+
+    /// What serves TCP connections; set once, before any listener starts.
+    pub fn set_conn_handler(&self, handler: ConnHandler) {
+        let _ = self.conn_handler.set(handler);
+    }
+
+    pub fn config(&self) -> MutexGuard<'_, Config> {
+        lock(&self.config)
+    }
+
+    pub fn tls_config(&self) -> Arc<rustls::ServerConfig> {
+        lock(&self.tls).clone()
+    }
+
+    /// Applies a change to the config and saves it; only a change the disk took is made
+    /// current. Then the data plane gets what changed ([`crate::changes::diff`]) and the
+    /// listeners and connection limits follow the new config. Every admin method comes here.
+    /// Call it from a blocking thread (it may wait for listeners to start).
+    pub fn change_config<T>(
+        &self,
+        f: impl FnOnce(&mut Config) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut current = self.config();
+        let mut next = current.clone();
+        let out = f(&mut next)?;
+        next.bump_revision();
+        self.store.save(&next)?;
+        let changes = diff(Some(&current), &next, &nat_env());
+        let old = std::mem::replace(&mut *current, next);
+        self.dataplane.apply(changes);
+        self.connections
+            .set_limits(ConnLimits::from_config(&current));
+        let (tcp, udp) = (listener_ports(&current), current.udp_ports());
+        let changed = listener_ports(&old) != tcp || old.udp_ports() != udp;
+        drop(current);
+        if changed {
+            self.block_on(self.reconcile_listeners(&tcp, &udp));
+        }
+        Ok(out)
+    }
+
+    /// Admin methods run on blocking threads (`spawn_blocking`), which may wait for the
+    /// listeners' async work.
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        tokio::runtime::Handle::current().block_on(f)
+    }
+
+    /// Starts and stops listeners to match the enabled TCP ports and the UDP ports.
+    pub async fn reconcile_listeners(&self, tcp: &[u16], udp: &[u16]) {
+        for p in self.tcp_ports_running() {
+            if !tcp.contains(&p) {
+                self.stop_tcp(p);
+            }
+        }
+        for &p in tcp {
+            if !lock(&self.tcp_tasks).contains_key(&p) {
+                self.start_tcp(p).await;
+            }
+        }
+        for p in self.udp_ports_running() {
+            if !udp.contains(&p) {
+                self.stop_udp(p);
+            }
+        }
+        for &p in udp {
+            if !lock(&self.udp_tasks).contains_key(&p) {
+                self.start_udp(p).await;
+            }
+        }
+    }
+
+    /// Binds a TCP listener; a port that cannot be bound is reported and skipped.
+    pub async fn start_tcp(&self, port: u16) -> bool {
+        let addr = SocketAddr::from((self.bind_ip, port));
+        let Some(handler) = self.conn_handler.get().cloned() else {
+            return false;
+        };
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "TCP listener started");
+                let tracker = self.connections.clone();
+                let task = tokio::spawn(crate::tcp::accept_loop(l, tracker, handler));
+                lock(&self.tcp_tasks).insert(port, task);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "TCP listener not started (skipped)");
+                false
+            }
+        }
+    }
+
+    pub fn stop_tcp(&self, port: u16) {
+        if let Some(t) = lock(&self.tcp_tasks).remove(&port) {
+            t.abort();
+        }
+    }
+
+    pub fn tcp_ports_running(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = lock(&self.tcp_tasks).keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Binds a UDP port (every UDP protocol shares it); a port that cannot be bound is skipped.
+    pub async fn start_udp(&self, port: u16) -> bool {
+        let addr = SocketAddr::from((self.bind_ip, port));
+        match UdpSocket::bind(addr).await {
+            Ok(s) => {
+                // Room for bursts: every client's datagrams meet in this one socket. The kernel
+                // caps the sizes at net.core.rmem_max / wmem_max.
+                let sr = socket2::SockRef::from(&s);
+                let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+                let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
+                tracing::info!(
+                    %addr,
+                    recv_buffer = sr.recv_buffer_size().unwrap_or(0),
+                    "UDP listener started"
+                );
+                let s = Arc::new(s);
+                self.dataplane.add_listener(addr, s.clone());
+                let task = tokio::spawn(crate::udp::recv_loop(self.dataplane.clone(), s, addr));
+                lock(&self.udp_tasks).insert(port, task);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "UDP listener not started (skipped)");
+                false
+            }
+        }
+    }
+
+    pub fn stop_udp(&self, port: u16) {
+        if let Some(t) = lock(&self.udp_tasks).remove(&port) {
+            t.abort();
+        }
+        self.dataplane
+            .remove_listener(SocketAddr::from((self.bind_ip, port)));
+    }
+
+    pub fn udp_ports_running(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = lock(&self.udp_tasks).keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// The enabled TCP listener ports of a config.
+pub fn listener_ports(cfg: &Config) -> Vec<u16> {
+    cfg.listeners()
+        .into_iter()
+        .filter(|l| l.enabled)
+        .map(|l| l.port)
+        .collect()
+}
