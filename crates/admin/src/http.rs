@@ -336,7 +336,13 @@ where
         }
     };
     let Some(scope) = scope else {
-        if admission == Admission::Allowed {
+        // An empty password is what vpncmd tries first to learn whether the server wants one:
+        // that is no guess at a password, so it costs no failure, no lockout and no delay.
+        let probe =
+            admission == Admission::Allowed && head.password.as_deref().unwrap_or("").is_empty();
+        if probe {
+            tracing::debug!(%peer, "admin login with an empty password refused (a password is set)");
+        } else if admission == Admission::Allowed {
             let guard = &limits.login_guard;
             guard.failure(peer.ip(), std::time::Instant::now());
             tracing::warn!(
@@ -356,7 +362,9 @@ where
         } else {
             Value::Null
         };
-        tokio::time::sleep(limits.auth_failure_delay).await;
+        if !probe {
+            tokio::time::sleep(limits.auth_failure_delay).await;
+        }
         let err = RpcError {
             code: i64::from(code::ERR_ACCESS_DENIED),
             message: format!(

@@ -23,7 +23,7 @@ mod types;
 pub mod wire;
 
 pub use backend::{AdminResult, Backend};
-pub use dispatch::{dispatch, METHODS};
+pub use dispatch::{dispatch, method, Access, Method, METHODS};
 pub use error::{code, error_text, AdminError, RpcError, JSONRPC_METHOD_NOT_FOUND};
 pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 pub use http::{serve_connection, serve_connection_with, Limits};

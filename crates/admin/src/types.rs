@@ -1,10 +1,15 @@
-//! Plain domain types the [`crate::Backend`] trait speaks. No JSON here: `dispatch` maps these
-//! to and from SoftEther's field names.
+//! The admin messages, typed once: SoftEther's RPC structures with their JSON-RPC field names
+//! (the suffix is the field's PACK type). The server's dispatch, the CLI and (next) the binary
+//! PACK RPC all read and write these.
 //!
-//! Times are milliseconds since the Unix epoch in UTC, `0` meaning "never/none" (SoftEther's
-//! convention for its 64-bit system times).
+//! Every message reads with defaults for what is missing, as SoftEther's server does. Times are
+//! Unix milliseconds ([`Dt`], 0: none).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::wire::{Bin, Dt, Ip, IpU32, Traffic, TrafficFields};
 
 /// Who an authenticated admin connection acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,366 +20,629 @@ pub enum AdminScope {
     Hub(String),
 }
 
-/// Packet and byte counters, as SoftEther's `TRAFFIC` (send = from the hub to the client).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Traffic {
-    pub send_unicast_count: u64,
-    pub send_unicast_bytes: u64,
-    pub send_broadcast_count: u64,
-    pub send_broadcast_bytes: u64,
-    pub recv_unicast_count: u64,
-    pub recv_unicast_bytes: u64,
-    pub recv_broadcast_count: u64,
-    pub recv_broadcast_bytes: u64,
-}
+/// A message with no fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
 
-impl Traffic {
-    /// Sum of all byte counters (vpncmd's "Transfer Bytes").
-    pub fn total_bytes(&self) -> u64 {
-        self.send_unicast_bytes
-            .saturating_add(self.send_broadcast_bytes)
-            .saturating_add(self.recv_unicast_bytes)
-            .saturating_add(self.recv_broadcast_bytes)
-    }
-
-    /// Sum of all packet counters (vpncmd's "Transfer Packets").
-    pub fn total_packets(&self) -> u64 {
-        self.send_unicast_count
-            .saturating_add(self.send_broadcast_count)
-            .saturating_add(self.recv_unicast_count)
-            .saturating_add(self.recv_broadcast_count)
-    }
+/// `Test`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TestValues {
+    #[serde(rename = "IntValue_u32")]
+    pub int_value: u32,
+    #[serde(rename = "Int64Value_u64")]
+    pub int64_value: u64,
+    #[serde(rename = "StrValue_str")]
+    pub str_value: String,
+    #[serde(rename = "UniStrValue_utf")]
+    pub unistr_value: String,
 }
 
 /// `GetServerInfo`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerInfo {
+    #[serde(rename = "ServerProductName_str")]
     pub product_name: String,
+    #[serde(rename = "ServerVersionString_str")]
     pub version_string: String,
+    #[serde(rename = "ServerBuildInfoString_str")]
     pub build_info: String,
+    #[serde(rename = "ServerVerInt_u32")]
     pub version_int: u32,
+    #[serde(rename = "ServerBuildInt_u32")]
     pub build_int: u32,
+    #[serde(rename = "ServerHostName_str")]
     pub host_name: String,
     /// 0 = standalone (Etherhub is always standalone).
+    #[serde(rename = "ServerType_u32")]
     pub server_type: u32,
-    pub build_date_ms: u64,
+    #[serde(rename = "ServerBuildDate_dt")]
+    pub build_date: Dt,
+    #[serde(rename = "ServerFamilyName_str")]
     pub family_name: String,
+    #[serde(rename = "OsType_u32")]
     pub os_type: u32,
+    #[serde(rename = "OsServicePack_u32")]
+    pub os_service_pack: u32,
+    #[serde(rename = "OsSystemName_str")]
     pub os_system_name: String,
+    #[serde(rename = "OsProductName_str")]
     pub os_product_name: String,
+    #[serde(rename = "OsVendorName_str")]
     pub os_vendor_name: String,
+    #[serde(rename = "OsVersion_str")]
     pub os_version: String,
+    #[serde(rename = "KernelName_str")]
     pub kernel_name: String,
+    #[serde(rename = "KernelVersion_str")]
     pub kernel_version: String,
 }
 
-/// `GetServerStatus`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `GetServerStatus`, with Etherhub's data plane health at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerStatus {
+    #[serde(rename = "ServerType_u32")]
     pub server_type: u32,
+    #[serde(rename = "NumTcpConnections_u32")]
     pub num_tcp_connections: u32,
+    #[serde(rename = "NumTcpConnectionsLocal_u32")]
+    pub num_tcp_connections_local: u32,
+    #[serde(rename = "NumTcpConnectionsRemote_u32")]
+    pub num_tcp_connections_remote: u32,
+    #[serde(rename = "NumHubTotal_u32")]
     pub num_hubs: u32,
+    #[serde(rename = "NumHubStandalone_u32")]
+    pub num_hubs_standalone: u32,
+    #[serde(rename = "NumHubStatic_u32")]
+    pub num_hubs_static: u32,
+    #[serde(rename = "NumHubDynamic_u32")]
+    pub num_hubs_dynamic: u32,
+    #[serde(rename = "NumSessionsTotal_u32")]
     pub num_sessions: u32,
+    #[serde(rename = "NumSessionsLocal_u32")]
+    pub num_sessions_local: u32,
+    #[serde(rename = "NumSessionsRemote_u32")]
+    pub num_sessions_remote: u32,
+    #[serde(rename = "NumMacTables_u32")]
     pub num_mac_tables: u32,
+    #[serde(rename = "NumIpTables_u32")]
     pub num_ip_tables: u32,
+    #[serde(rename = "NumUsers_u32")]
     pub num_users: u32,
+    #[serde(rename = "NumGroups_u32")]
     pub num_groups: u32,
-    pub assigned_client_licenses: u32,
+    #[serde(rename = "AssignedBridgeLicenses_u32")]
     pub assigned_bridge_licenses: u32,
-    pub traffic: Traffic,
-    pub current_time_ms: u64,
+    #[serde(rename = "AssignedClientLicenses_u32")]
+    pub assigned_client_licenses: u32,
+    #[serde(rename = "AssignedBridgeLicensesTotal_u32")]
+    pub assigned_bridge_licenses_total: u32,
+    #[serde(rename = "AssignedClientLicensesTotal_u32")]
+    pub assigned_client_licenses_total: u32,
+    #[serde(flatten)]
+    pub traffic: TrafficFields<false>,
+    #[serde(rename = "CurrentTime_dt")]
+    pub current_time: Dt,
     /// Monotonic milliseconds (SoftEther's "64 bit High-Precision Logical System Clock").
+    #[serde(rename = "CurrentTick_u64")]
     pub current_tick: u64,
-    pub start_time_ms: u64,
+    #[serde(rename = "StartTime_dt")]
+    pub start_time: Dt,
+    #[serde(rename = "TotalMemory_u64")]
     pub total_memory: u64,
+    #[serde(rename = "UsedMemory_u64")]
     pub used_memory: u64,
+    #[serde(rename = "FreeMemory_u64")]
     pub free_memory: u64,
-    /// Etherhub's health of the data plane: when a packet last crossed a hub (0: never)...
-    pub data_plane_last_packet_ms: u64,
-    /// ...panics on the packet path contained since the start...
+    #[serde(rename = "TotalPhys_u64")]
+    pub total_phys: u64,
+    #[serde(rename = "UsedPhys_u64")]
+    pub used_phys: u64,
+    #[serde(rename = "FreePhys_u64")]
+    pub free_phys: u64,
+    /// Etherhub: when a packet last crossed a hub (none: never).
+    #[serde(rename = "DataPlaneLastPacket_dt")]
+    pub data_plane_last_packet: Dt,
+    /// Etherhub: panics on the packet path contained since the start.
+    #[serde(rename = "DataPlaneFaults_u64")]
     pub data_plane_faults: u64,
-    /// ...and the last one (session, hub, what it was doing, message), empty if none.
+    /// Etherhub: the last contained fault (session, hub, what it was doing, message).
+    #[serde(rename = "DataPlaneLastFault_str")]
     pub data_plane_last_fault: String,
 }
 
-/// Hub settings as `CreateHub`/`SetHub`/`GetHub` carry them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubConfig {
+/// A Virtual Hub's settings: `CreateHub`, `SetHub`, `GetHub`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Hub {
+    #[serde(rename = "HubName_str")]
     pub name: String,
+    /// A new hub admin password; empty leaves it unchanged (and means "no hub admin login" on
+    /// create). Never sent back.
+    #[serde(rename = "AdminPasswordPlainText_str")]
+    pub admin_password: String,
+    #[serde(rename = "Online_bool")]
     pub online: bool,
     /// 0 = unlimited.
+    #[serde(rename = "MaxSession_u32")]
     pub max_session: u32,
     /// Hide the hub from anonymous enumeration.
+    #[serde(rename = "NoEnum_bool")]
     pub no_enum: bool,
     /// 0 = standalone, 1 = static, 2 = dynamic.
+    #[serde(rename = "HubType_u32")]
     pub hub_type: u32,
-    /// New hub admin password; `None` or empty leaves it unchanged (and means "no hub admin
-    /// login" on create). Never returned by `get_hub`.
-    pub admin_password: Option<String>,
-    /// Static network for L3 sessions (WireGuard): gateway, `0.0.0.0` when unset.
-    pub default_gateway: Ipv4Addr,
-    /// Static network subnet mask, `0.0.0.0` when unset.
-    pub default_subnet: Ipv4Addr,
+    /// SetStaticNetwork's gateway for IP tunnels (`0.0.0.0`: unset).
+    #[serde(rename = "DefaultGateway_u32")]
+    pub default_gateway: IpU32,
+    #[serde(rename = "DefaultSubnet_u32")]
+    pub default_subnet: IpU32,
 }
 
-impl HubConfig {
+impl Default for Hub {
     /// An online standalone hub with nothing else set.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
+    fn default() -> Self {
+        Hub {
+            name: String::new(),
+            admin_password: String::new(),
             online: true,
             max_session: 0,
             no_enum: false,
             hub_type: 0,
-            admin_password: None,
-            default_gateway: Ipv4Addr::UNSPECIFIED,
-            default_subnet: Ipv4Addr::UNSPECIFIED,
+            default_gateway: IpU32::default(),
+            default_subnet: IpU32::default(),
         }
     }
+}
+
+/// A message that names a hub: `DeleteHub`, and the request of every hub listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HubName {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+}
+
+/// `SetHubOnline`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HubOnline {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "Online_bool")]
+    pub online: bool,
 }
 
 /// One row of `EnumHub`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HubSummary {
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HubItem {
+    #[serde(rename = "HubName_str")]
     pub name: String,
+    #[serde(rename = "Online_bool")]
     pub online: bool,
+    #[serde(rename = "HubType_u32")]
     pub hub_type: u32,
+    #[serde(rename = "NumUsers_u32")]
     pub num_users: u32,
+    #[serde(rename = "NumGroups_u32")]
     pub num_groups: u32,
+    #[serde(rename = "NumSessions_u32")]
     pub num_sessions: u32,
+    #[serde(rename = "NumMacTables_u32")]
     pub num_mac_tables: u32,
+    #[serde(rename = "NumIpTables_u32")]
     pub num_ip_tables: u32,
-    pub last_comm_time_ms: u64,
-    pub last_login_time_ms: u64,
-    pub created_time_ms: u64,
+    #[serde(rename = "LastCommTime_dt")]
+    pub last_comm_time: Dt,
+    #[serde(rename = "LastLoginTime_dt")]
+    pub last_login_time: Dt,
+    #[serde(rename = "CreatedTime_dt")]
+    pub created_time: Dt,
+    #[serde(rename = "NumLogin_u32")]
     pub num_login: u32,
-    pub traffic: Traffic,
+    #[serde(rename = "IsTrafficFilled_bool")]
+    pub is_traffic_filled: bool,
+    #[serde(flatten)]
+    pub traffic: TrafficFields<true>,
 }
 
-/// How a user authenticates. Only the methods Etherhub implements are listed; SoftEther's
-/// numeric `AuthType_u32` values are given by [`UserAuth::auth_type`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserAuth {
-    /// Type 0.
-    Anonymous,
-    /// Type 1 with the plain text password (only on the way in; never returned).
-    Password(String),
+/// `EnumHub`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HubList {
+    #[serde(rename = "NumHub_u32")]
+    pub num_hub: u32,
+    #[serde(rename = "HubList")]
+    pub hubs: Vec<HubItem>,
 }
 
-impl UserAuth {
-    /// SoftEther's `AuthType` number.
-    pub fn auth_type(&self) -> u32 {
-        match self {
-            UserAuth::Anonymous => 0,
-            UserAuth::Password(_) => 1,
-        }
-    }
-}
-
-/// `CreateUser`/`SetUser` input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserSpec {
+/// A user: `CreateUser`, `SetUser`, `GetUser`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct User {
+    #[serde(rename = "HubName_str")]
     pub hub: String,
+    #[serde(rename = "Name_str")]
     pub name: String,
+    #[serde(rename = "GroupName_str")]
     pub group_name: String,
+    #[serde(rename = "Realname_utf")]
     pub real_name: String,
+    #[serde(rename = "Note_utf")]
     pub note: String,
-    /// 0 = never expires.
-    pub expire_time_ms: u64,
-    pub auth: UserAuth,
-}
-
-/// `GetUser` output.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserInfo {
-    pub hub: String,
-    pub name: String,
-    pub group_name: String,
-    pub real_name: String,
-    pub note: String,
-    pub created_time_ms: u64,
-    pub updated_time_ms: u64,
-    pub expire_time_ms: u64,
+    #[serde(rename = "CreatedTime_dt")]
+    pub created_time: Dt,
+    #[serde(rename = "UpdatedTime_dt")]
+    pub updated_time: Dt,
+    /// none: never expires.
+    #[serde(rename = "ExpireTime_dt")]
+    pub expire_time: Dt,
+    /// SoftEther's numbers: 0 anonymous, 1 password, 2 certificate, 3 signed, 4 RADIUS, 5 NT.
+    #[serde(rename = "AuthType_u32")]
     pub auth_type: u32,
+    /// The plain password, on the way in only; empty keeps the current one.
+    #[serde(rename = "Auth_Password_str")]
+    pub password: String,
+    #[serde(rename = "NumLogin_u32")]
     pub num_login: u32,
-    pub traffic: Traffic,
+    #[serde(rename = "UsePolicy_bool")]
+    pub use_policy: bool,
+    #[serde(flatten)]
+    pub traffic: TrafficFields<false>,
+}
+
+/// An object of a hub, by name: `GetUser`, `DeleteUser`, `GetSessionStatus`, `DeleteSession`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HubObject {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "Name_str")]
+    pub name: String,
 }
 
 /// One row of `EnumUser`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserSummary {
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserItem {
+    #[serde(rename = "Name_str")]
     pub name: String,
+    #[serde(rename = "GroupName_str")]
     pub group_name: String,
+    #[serde(rename = "Realname_utf")]
     pub real_name: String,
+    #[serde(rename = "Note_utf")]
     pub note: String,
+    #[serde(rename = "AuthType_u32")]
     pub auth_type: u32,
+    #[serde(rename = "NumLogin_u32")]
     pub num_login: u32,
-    pub last_login_time_ms: u64,
+    #[serde(rename = "LastLoginTime_dt")]
+    pub last_login_time: Dt,
+    #[serde(rename = "DenyAccess_bool")]
     pub deny_access: bool,
-    pub expire_time_ms: u64,
-    pub traffic: Traffic,
+    #[serde(rename = "IsTrafficFilled_bool")]
+    pub is_traffic_filled: bool,
+    #[serde(rename = "IsExpiresFilled_bool")]
+    pub is_expires_filled: bool,
+    #[serde(rename = "Expires_dt")]
+    pub expires: Dt,
+    #[serde(flatten)]
+    pub traffic: TrafficFields<true>,
 }
 
-/// What kind of session a row is (vpncmd shows them differently).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SessionKind {
-    /// A VPN client (including WireGuard peers).
-    #[default]
-    Normal,
-    /// The SecureNAT virtual host.
-    SecureNat,
-    /// A local bridge.
-    Bridge,
-    /// A cascade link.
-    Link,
-    /// A virtual layer 3 switch.
-    Layer3,
+/// `EnumUser`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserList {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "UserList")]
+    pub users: Vec<UserItem>,
 }
 
 /// One row of `EnumSession`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSummary {
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionItem {
+    #[serde(rename = "Name_str")]
     pub name: String,
+    #[serde(rename = "RemoteSession_bool")]
+    pub remote_session: bool,
+    #[serde(rename = "RemoteHostname_str")]
+    pub remote_hostname: String,
+    #[serde(rename = "Username_str")]
     pub username: String,
-    pub client_ip: IpAddr,
+    #[serde(rename = "ClientIP_ip")]
+    pub client_ip: Ip,
+    #[serde(rename = "Hostname_str")]
     pub hostname: String,
-    pub kind: SessionKind,
+    #[serde(rename = "MaxNumTcp_u32")]
     pub max_num_tcp: u32,
+    #[serde(rename = "CurrentNumTcp_u32")]
     pub current_num_tcp: u32,
+    #[serde(rename = "PacketSize_u64")]
     pub packet_size: u64,
+    #[serde(rename = "PacketNum_u64")]
     pub packet_num: u64,
+    #[serde(rename = "LinkMode_bool")]
+    pub link_mode: bool,
+    #[serde(rename = "SecureNATMode_bool")]
+    pub securenat_mode: bool,
+    #[serde(rename = "BridgeMode_bool")]
+    pub bridge_mode: bool,
+    #[serde(rename = "Layer3Mode_bool")]
+    pub layer3_mode: bool,
+    #[serde(rename = "Client_BridgeMode_bool")]
+    pub client_bridge_mode: bool,
+    #[serde(rename = "Client_MonitorMode_bool")]
+    pub client_monitor_mode: bool,
+    #[serde(rename = "VLanId_u32")]
     pub vlan_id: u32,
-    pub unique_id: Vec<u8>,
-    pub created_time_ms: u64,
-    pub last_comm_time_ms: u64,
+    #[serde(rename = "UniqueId_bin")]
+    pub unique_id: Bin,
+    #[serde(rename = "CreatedTime_dt")]
+    pub created_time: Dt,
+    #[serde(rename = "LastCommTime_dt")]
+    pub last_comm_time: Dt,
 }
 
-/// `GetSessionStatus` output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionStatus {
+/// `EnumSession`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionList {
+    #[serde(rename = "HubName_str")]
     pub hub: String,
-    pub name: String,
-    pub username: String,
-    pub real_username: String,
-    pub group_name: String,
-    pub client_ip: IpAddr,
-    pub client_hostname: String,
-    pub active: bool,
-    pub connected: bool,
-    pub start_time_ms: u64,
-    pub first_connection_time_ms: u64,
-    pub current_connection_time_ms: u64,
-    pub num_connections_established: u32,
-    pub max_tcp_connections: u32,
-    pub num_tcp_connections: u32,
-    pub use_encrypt: bool,
-    pub cipher_name: String,
-    pub use_compress: bool,
-    /// e.g. `Legacy VPN - WIREGUARD`.
-    pub underlay_protocol: String,
-    pub total_send_size: u64,
-    pub total_recv_size: u64,
-    pub traffic: Traffic,
-    pub client_product_name: String,
-    pub client_os_name: String,
-    pub unique_id: Vec<u8>,
+    #[serde(rename = "SessionList")]
+    pub sessions: Vec<SessionItem>,
 }
 
-/// One MAC address table entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MacEntry {
-    pub key: u32,
+/// `GetSessionStatus`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionStatus {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "Name_str")]
+    pub name: String,
+    #[serde(rename = "Username_str")]
+    pub username: String,
+    #[serde(rename = "RealUsername_str")]
+    pub real_username: String,
+    #[serde(rename = "GroupName_str")]
+    pub group_name: String,
+    #[serde(rename = "LinkMode_bool")]
+    pub link_mode: bool,
+    #[serde(rename = "Client_Ip_Address_ip")]
+    pub client_ip: Ip,
+    #[serde(rename = "SessionStatus_ClientHostName_str")]
+    pub client_host_name: String,
+    #[serde(rename = "Active_bool")]
+    pub active: bool,
+    #[serde(rename = "Connected_bool")]
+    pub connected: bool,
+    /// 4: established.
+    #[serde(rename = "SessionStatus_u32")]
+    pub session_status: u32,
+    #[serde(rename = "ServerName_str")]
+    pub server_name: String,
+    #[serde(rename = "ServerPort_u32")]
+    pub server_port: u32,
+    #[serde(rename = "ServerProductName_str")]
+    pub server_product_name: String,
+    #[serde(rename = "ServerProductVer_u32")]
+    pub server_product_ver: u32,
+    #[serde(rename = "ServerProductBuild_u32")]
+    pub server_product_build: u32,
+    #[serde(rename = "StartTime_dt")]
+    pub start_time: Dt,
+    #[serde(rename = "FirstConnectionEstablisiedTime_dt")]
+    pub first_connection_time: Dt,
+    #[serde(rename = "CurrentConnectionEstablishTime_dt")]
+    pub current_connection_time: Dt,
+    #[serde(rename = "NumConnectionsEatablished_u32")]
+    pub num_connections_established: u32,
+    #[serde(rename = "HalfConnection_bool")]
+    pub half_connection: bool,
+    #[serde(rename = "QoS_bool")]
+    pub qos: bool,
+    #[serde(rename = "MaxTcpConnections_u32")]
+    pub max_tcp_connections: u32,
+    #[serde(rename = "NumTcpConnections_u32")]
+    pub num_tcp_connections: u32,
+    #[serde(rename = "NumTcpConnectionsUpload_u32")]
+    pub num_tcp_connections_upload: u32,
+    #[serde(rename = "NumTcpConnectionsDownload_u32")]
+    pub num_tcp_connections_download: u32,
+    #[serde(rename = "UseEncrypt_bool")]
+    pub use_encrypt: bool,
+    #[serde(rename = "CipherName_str")]
+    pub cipher_name: String,
+    #[serde(rename = "UseCompress_bool")]
+    pub use_compress: bool,
+    #[serde(rename = "IsRUDPSession_bool")]
+    pub is_rudp_session: bool,
+    /// e.g. `Legacy VPN - WIREGUARD`.
+    #[serde(rename = "UnderlayProtocol_str")]
+    pub underlay_protocol: String,
+    #[serde(rename = "IsUdpAccelerationEnabled_bool")]
+    pub is_udp_acceleration_enabled: bool,
+    #[serde(rename = "IsUsingUdpAcceleration_bool")]
+    pub is_using_udp_acceleration: bool,
+    #[serde(rename = "SessionName_str")]
     pub session_name: String,
-    pub mac: [u8; 6],
+    #[serde(rename = "ConnectionName_str")]
+    pub connection_name: String,
+    #[serde(rename = "SessionKey_bin")]
+    pub session_key: Bin,
+    #[serde(rename = "TotalSendSize_u64")]
+    pub total_send_size: u64,
+    #[serde(rename = "TotalRecvSize_u64")]
+    pub total_recv_size: u64,
+    #[serde(rename = "TotalSendSizeReal_u64")]
+    pub total_send_size_real: u64,
+    #[serde(rename = "TotalRecvSizeReal_u64")]
+    pub total_recv_size_real: u64,
+    #[serde(rename = "IsBridgeMode_bool")]
+    pub is_bridge_mode: bool,
+    #[serde(rename = "IsMonitorMode_bool")]
+    pub is_monitor_mode: bool,
+    #[serde(rename = "VLanId_u32")]
     pub vlan_id: u32,
-    pub created_time_ms: u64,
-    pub updated_time_ms: u64,
+    #[serde(rename = "ClientProductName_str")]
+    pub client_product_name: String,
+    #[serde(rename = "ClientProductVer_u32")]
+    pub client_product_ver: u32,
+    #[serde(rename = "ClientProductBuild_u32")]
+    pub client_product_build: u32,
+    #[serde(rename = "ClientOsName_str")]
+    pub client_os_name: String,
+    #[serde(rename = "ClientOsVer_str")]
+    pub client_os_ver: String,
+    #[serde(rename = "ClientOsProductId_str")]
+    pub client_os_product_id: String,
+    #[serde(rename = "ClientHostname_str")]
+    pub client_hostname: String,
+    #[serde(rename = "UniqueId_bin")]
+    pub unique_id: Bin,
+    #[serde(flatten)]
+    pub traffic: TrafficFields<true>,
 }
 
 /// One IP address table entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IpEntry {
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IpItem {
+    #[serde(rename = "Key_u32")]
     pub key: u32,
+    #[serde(rename = "SessionName_str")]
     pub session_name: String,
-    pub ip: IpAddr,
+    #[serde(rename = "IpAddress_ip")]
+    pub ip: Ip,
+    #[serde(rename = "DhcpAllocated_bool")]
     pub dhcp_allocated: bool,
-    pub created_time_ms: u64,
-    pub updated_time_ms: u64,
+    #[serde(rename = "CreatedTime_dt")]
+    pub created_time: Dt,
+    #[serde(rename = "UpdatedTime_dt")]
+    pub updated_time: Dt,
+    #[serde(rename = "RemoteItem_bool")]
+    pub remote_item: bool,
+    #[serde(rename = "RemoteHostname_str")]
+    pub remote_hostname: String,
 }
 
-/// One NAT flow (EnumNAT's `NatTable` row).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NatTableEntry {
-    pub id: u32,
-    /// 0 TCP, 1 UDP, 2 DNS, 3 ICMP (SoftEther's NAT_TCP ... NAT_ICMP)
-    pub protocol: u32,
-    pub src_ip: Ipv4Addr,
-    pub src_port: u16,
-    pub dest_ip: Ipv4Addr,
-    pub dest_port: u16,
-    pub created_time_ms: u64,
-    pub last_comm_time_ms: u64,
-    pub send_size: u64,
-    pub recv_size: u64,
-    /// 0 connecting, 2 connected, 3 established, 4 waiting to disconnect
-    pub tcp_status: u32,
+/// `EnumIpTable`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IpTable {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "IpTable")]
+    pub entries: Vec<IpItem>,
 }
 
-/// One DHCP lease (EnumDHCP's `DhcpTable` row).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DhcpLeaseEntry {
-    pub id: u32,
-    pub leased_time_ms: u64,
-    pub expire_time_ms: u64,
-    pub mac: [u8; 6],
-    pub ip: Ipv4Addr,
-    pub mask: Ipv4Addr,
-    pub hostname: String,
+/// One MAC address table entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MacItem {
+    #[serde(rename = "Key_u32")]
+    pub key: u32,
+    #[serde(rename = "SessionName_str")]
+    pub session_name: String,
+    #[serde(rename = "MacAddress_bin")]
+    pub mac: Bin,
+    #[serde(rename = "CreatedTime_dt")]
+    pub created_time: Dt,
+    #[serde(rename = "UpdatedTime_dt")]
+    pub updated_time: Dt,
+    #[serde(rename = "RemoteItem_bool")]
+    pub remote_item: bool,
+    #[serde(rename = "RemoteHostname_str")]
+    pub remote_hostname: String,
+    #[serde(rename = "VlanId_u32")]
+    pub vlan_id: u32,
 }
 
-/// SecureNAT settings (SoftEther's `VH_OPTION`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `EnumMacTable`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MacTable {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "MacTable")]
+    pub entries: Vec<MacItem>,
+}
+
+/// SecureNAT's settings (SoftEther's `VH_OPTION`): `GetSecureNATOption`, `SetSecureNATOption`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SecureNatOption {
-    pub mac: [u8; 6],
-    pub ip: Ipv4Addr,
-    pub mask: Ipv4Addr,
+    #[serde(rename = "RpcHubName_str")]
+    pub hub: String,
+    #[serde(rename = "MacAddress_bin")]
+    pub mac: Bin,
+    #[serde(rename = "Ip_ip")]
+    pub ip: Ip,
+    #[serde(rename = "Mask_ip")]
+    pub mask: Ip,
+    #[serde(rename = "UseNat_bool")]
     pub use_nat: bool,
+    #[serde(rename = "Mtu_u32")]
     pub mtu: u32,
+    #[serde(rename = "NatTcpTimeout_u32")]
     pub nat_tcp_timeout: u32,
+    #[serde(rename = "NatUdpTimeout_u32")]
     pub nat_udp_timeout: u32,
+    #[serde(rename = "UseDhcp_bool")]
     pub use_dhcp: bool,
-    pub dhcp_lease_start: Ipv4Addr,
-    pub dhcp_lease_end: Ipv4Addr,
-    pub dhcp_subnet_mask: Ipv4Addr,
+    #[serde(rename = "DhcpLeaseIPStart_ip")]
+    pub dhcp_lease_start: Ip,
+    #[serde(rename = "DhcpLeaseIPEnd_ip")]
+    pub dhcp_lease_end: Ip,
+    #[serde(rename = "DhcpSubnetMask_ip")]
+    pub dhcp_subnet_mask: Ip,
+    #[serde(rename = "DhcpExpireTimeSpan_u32")]
     pub dhcp_expire_secs: u32,
-    pub dhcp_gateway: Ipv4Addr,
-    pub dhcp_dns: Ipv4Addr,
-    pub dhcp_dns2: Ipv4Addr,
+    #[serde(rename = "DhcpGatewayAddress_ip")]
+    pub dhcp_gateway: Ip,
+    #[serde(rename = "DhcpDnsServerAddress_ip")]
+    pub dhcp_dns: Ip,
+    #[serde(rename = "DhcpDnsServerAddress2_ip")]
+    pub dhcp_dns2: Ip,
+    #[serde(rename = "DhcpDomainName_str")]
     pub dhcp_domain_name: String,
+    #[serde(rename = "SaveLog_bool")]
     pub save_log: bool,
+    #[serde(rename = "ApplyDhcpPushRoutes_bool")]
     pub apply_dhcp_push_routes: bool,
+    #[serde(rename = "DhcpPushRoutes_str")]
     pub dhcp_push_routes: String,
 }
 
 impl Default for SecureNatOption {
     /// SoftEther's defaults for a new hub (192.168.30.0/24).
     fn default() -> Self {
+        let ip = |a, b, c, d| Ip::from(Ipv4Addr::new(a, b, c, d));
         Self {
-            mac: [0; 6],
-            ip: Ipv4Addr::new(192, 168, 30, 1),
-            mask: Ipv4Addr::new(255, 255, 255, 0),
+            hub: String::new(),
+            mac: Bin(vec![0; 6]),
+            ip: ip(192, 168, 30, 1),
+            mask: ip(255, 255, 255, 0),
             use_nat: true,
             mtu: 1500,
             nat_tcp_timeout: 1800,
             nat_udp_timeout: 60,
             use_dhcp: true,
-            dhcp_lease_start: Ipv4Addr::new(192, 168, 30, 10),
-            dhcp_lease_end: Ipv4Addr::new(192, 168, 30, 200),
-            dhcp_subnet_mask: Ipv4Addr::new(255, 255, 255, 0),
+            dhcp_lease_start: ip(192, 168, 30, 10),
+            dhcp_lease_end: ip(192, 168, 30, 200),
+            dhcp_subnet_mask: ip(255, 255, 255, 0),
             dhcp_expire_secs: 7200,
-            dhcp_gateway: Ipv4Addr::new(192, 168, 30, 1),
-            dhcp_dns: Ipv4Addr::new(192, 168, 30, 1),
-            dhcp_dns2: Ipv4Addr::UNSPECIFIED,
+            dhcp_gateway: ip(192, 168, 30, 1),
+            dhcp_dns: ip(192, 168, 30, 1),
+            dhcp_dns2: ip(0, 0, 0, 0),
             dhcp_domain_name: String::new(),
             save_log: true,
             apply_dhcp_push_routes: false,
@@ -383,29 +651,298 @@ impl Default for SecureNatOption {
     }
 }
 
+/// A message that names a hub as SecureNAT's messages do: `GetSecureNATOption`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcHubName {
+    #[serde(rename = "RpcHubName_str")]
+    pub hub: String,
+}
+
 /// `GetSecureNATStatus`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SecureNatStatus {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "NumTcpSessions_u32")]
     pub num_tcp_sessions: u32,
+    #[serde(rename = "NumUdpSessions_u32")]
     pub num_udp_sessions: u32,
+    #[serde(rename = "NumIcmpSessions_u32")]
     pub num_icmp_sessions: u32,
+    #[serde(rename = "NumDnsSessions_u32")]
     pub num_dns_sessions: u32,
+    #[serde(rename = "NumDhcpClients_u32")]
     pub num_dhcp_clients: u32,
+    #[serde(rename = "IsKernelMode_bool")]
     pub is_kernel_mode: bool,
+    #[serde(rename = "IsRawIpMode_bool")]
     pub is_raw_ip_mode: bool,
 }
 
-/// One entry of the WireGuard key list: a peer's public key and who it logs in as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WgKey {
-    /// Base64 Curve25519 public key of the peer.
-    pub key: String,
-    pub hub: String,
-    pub user: String,
+/// One NAT flow (EnumNAT's `NatTable` row).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatItem {
+    #[serde(rename = "Id_u32")]
+    pub id: u32,
+    /// 0 TCP, 1 UDP, 2 DNS, 3 ICMP (SoftEther's NAT_TCP ... NAT_ICMP)
+    #[serde(rename = "Protocol_u32")]
+    pub protocol: u32,
+    #[serde(rename = "SrcIp_ip")]
+    pub src_ip: Ip,
+    #[serde(rename = "SrcHost_str")]
+    pub src_host: String,
+    #[serde(rename = "SrcPort_u32")]
+    pub src_port: u32,
+    #[serde(rename = "DestIp_ip")]
+    pub dest_ip: Ip,
+    #[serde(rename = "DestHost_str")]
+    pub dest_host: String,
+    #[serde(rename = "DestPort_u32")]
+    pub dest_port: u32,
+    #[serde(rename = "CreatedTime_dt")]
+    pub created_time: Dt,
+    #[serde(rename = "LastCommTime_dt")]
+    pub last_comm_time: Dt,
+    #[serde(rename = "SendSize_u64")]
+    pub send_size: u64,
+    #[serde(rename = "RecvSize_u64")]
+    pub recv_size: u64,
+    /// 0 connecting, 2 connected, 3 established, 4 waiting to disconnect
+    #[serde(rename = "TcpStatus_u32")]
+    pub tcp_status: u32,
 }
 
-/// Etherhub's `AddWgk` entry: a key to register, or an empty `key` for a key pair the server
-/// generates; the address to give the peer, or `None` for the next free one.
+/// `EnumNAT`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatTable {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "NatTable")]
+    pub entries: Vec<NatItem>,
+}
+
+/// One DHCP lease (EnumDHCP's `DhcpTable` row).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DhcpItem {
+    #[serde(rename = "Id_u32")]
+    pub id: u32,
+    #[serde(rename = "LeasedTime_dt")]
+    pub leased_time: Dt,
+    #[serde(rename = "ExpireTime_dt")]
+    pub expire_time: Dt,
+    #[serde(rename = "MacAddress_bin")]
+    pub mac: Bin,
+    #[serde(rename = "IpAddress_ip")]
+    pub ip: Ip,
+    #[serde(rename = "Mask_u32")]
+    pub mask: IpU32,
+    #[serde(rename = "Hostname_str")]
+    pub hostname: String,
+}
+
+/// `EnumDHCP`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DhcpTable {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "DhcpTable")]
+    pub entries: Vec<DhcpItem>,
+}
+
+/// `AddWgk` in: SoftEther's three parallel arrays, Etherhub's addresses (empty: see
+/// [`crate::Backend::add_wg_keys`]) and an empty key for a pair the server generates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WgkAdd {
+    #[serde(rename = "Key_str")]
+    pub keys: Vec<String>,
+    #[serde(rename = "Hub_str")]
+    pub hubs: Vec<String>,
+    #[serde(rename = "User_str")]
+    pub users: Vec<String>,
+    #[serde(rename = "Address_str")]
+    pub addresses: Vec<String>,
+    /// The returned configs route everything into the tunnel.
+    #[serde(rename = "AllTraffic_bool")]
+    pub all_traffic: bool,
+}
+
+/// `AddWgk` and `GetWgkConfig` out: each key with its address and wg-quick config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WgkConfigs {
+    #[serde(rename = "Key_str")]
+    pub keys: Vec<String>,
+    #[serde(rename = "Hub_str")]
+    pub hubs: Vec<String>,
+    #[serde(rename = "User_str")]
+    pub users: Vec<String>,
+    #[serde(rename = "Address_str")]
+    pub addresses: Vec<String>,
+    #[serde(rename = "Config_str")]
+    pub configs: Vec<String>,
+}
+
+/// `DeleteWgk`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WgkKeys {
+    #[serde(rename = "Key_str")]
+    pub keys: Vec<String>,
+}
+
+/// `EnumWgk`: SoftEther's three arrays and Etherhub's columns (no key: no field at all, as a
+/// PACK without elements).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WgkList {
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "Key_str")]
+    pub keys: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "Hub_str")]
+    pub hubs: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "User_str")]
+    pub users: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "Address_str")]
+    pub addresses: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "OwnPresharedKey_bool")]
+    pub own_psk: Vec<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "SessionName_str")]
+    pub sessions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "LastHandshake_dt")]
+    pub last_handshakes: Vec<Dt>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "RecvBytes_u64")]
+    pub recv_bytes: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "SendBytes_u64")]
+    pub send_bytes: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty", rename = "SpoofedDropped_u64")]
+    pub spoofed_dropped: Vec<u64>,
+}
+
+/// `GetWgkConfig` in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WgkConfigRequest {
+    #[serde(rename = "Key_str")]
+    pub key: String,
+    #[serde(rename = "AllTraffic_bool")]
+    pub all_traffic: bool,
+}
+
+/// `SetWgPublicHost` (empty: the server's host name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WgPublicHost {
+    #[serde(rename = "PublicHost_str")]
+    pub host: String,
+}
+
+/// Etherhub's `GetWgServerInfo`: what a WireGuard client needs to know about the server, and
+/// the counters an admin watches under load.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WgServerInfo {
+    #[serde(rename = "Enabled_bool")]
+    pub enabled: bool,
+    #[serde(rename = "PublicKey_str")]
+    pub public_key: String,
+    /// The preshared key of keys without one of their own (empty if none).
+    #[serde(rename = "PresharedKey_str")]
+    pub preshared_key: String,
+    #[serde(rename = "Ports_u32")]
+    pub udp_ports: Vec<u32>,
+    #[serde(rename = "PublicHost_str")]
+    pub public_host: String,
+    #[serde(rename = "HandshakesOk_u64")]
+    pub handshakes_ok: u64,
+    /// Handshakes answered with a cookie reply because they came faster than the rate limit.
+    #[serde(rename = "CookieRepliesSent_u64")]
+    pub cookie_replies_sent: u64,
+    /// Handshakes with a valid cookie dropped under load by the per-source limit.
+    #[serde(rename = "HandshakesRateLimited_u64")]
+    pub handshakes_rate_limited: u64,
+    /// Initiations from keys nobody registered (not answered).
+    #[serde(rename = "UnknownKeyInitiations_u64")]
+    pub unknown_key_initiations: u64,
+    #[serde(rename = "MalformedDropped_u64")]
+    pub malformed_dropped: u64,
+    #[serde(rename = "UnknownIndexDropped_u64")]
+    pub unknown_index_dropped: u64,
+    /// Packets whose source address was not the key's address.
+    #[serde(rename = "SpoofedDropped_u64")]
+    pub spoofed_dropped: u64,
+    /// Datagrams no protocol on the UDP ports recognised.
+    #[serde(rename = "UnknownDatagrams_u64")]
+    pub unknown_datagrams: u64,
+    /// Datagrams the kernel would not take (socket buffer full).
+    #[serde(rename = "SendFailures_u64")]
+    pub send_failures: u64,
+}
+
+/// `GetPortsUDP`, `SetPortsUDP`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PortsUdp {
+    #[serde(rename = "Ports_u32")]
+    pub ports: Vec<u32>,
+}
+
+/// `CreateListener`, `DeleteListener`, `EnableListener`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Listener {
+    #[serde(rename = "Port_u32")]
+    pub port: u32,
+    #[serde(rename = "Enable_bool")]
+    pub enable: bool,
+}
+
+/// One TCP listener of `EnumListener`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListenerItem {
+    #[serde(rename = "Ports_u32")]
+    pub port: u32,
+    #[serde(rename = "Enables_bool")]
+    pub enabled: bool,
+    /// Enabled but could not bind.
+    #[serde(rename = "Errors_bool")]
+    pub error: bool,
+}
+
+/// `EnumListener`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListenerList {
+    #[serde(rename = "ListenerList")]
+    pub listeners: Vec<ListenerItem>,
+}
+
+/// `SetServerPassword` (never sent back).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerPassword {
+    #[serde(rename = "PlainTextPassword_str")]
+    pub password: String,
+}
+
+/// The whole configuration file: `GetConfig`, `SetConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigFile {
+    #[serde(rename = "FileName_str")]
+    pub file_name: String,
+    #[serde(rename = "FileData_bin")]
+    pub data: Bin,
+}
+
+/// One key for [`crate::Backend::add_wg_keys`]: a key to register, or an empty `key` for a pair
+/// the server generates; the address to give its client, or `None` (see the backend).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WgKeyRequest {
     pub key: String,
@@ -414,8 +951,9 @@ pub struct WgKeyRequest {
     pub address: Option<Ipv4Addr>,
 }
 
-/// A key `AddWgk` registered: its public key, the peer's address and the client's wg-quick
-/// config (with the private key only when the server generated the pair; it is not kept).
+/// A registered key: its public key, its client's address (if it has one yet) and the client's
+/// wg-quick config (with the private key only when the server generated the pair; it is not
+/// kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WgKeyAdded {
     pub key: String,
@@ -425,7 +963,7 @@ pub struct WgKeyAdded {
     pub config: String,
 }
 
-/// One key of `EnumWgk` with Etherhub's extra columns.
+/// One key of the key list, with its live peer's state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WgKeyStatus {
     pub key: String,
@@ -436,61 +974,10 @@ pub struct WgKeyStatus {
     pub own_psk: bool,
     /// The hub session of its live peer, if it has one.
     pub session: Option<String>,
-    /// Unix ms of the live peer's last handshake (0: none).
-    pub last_handshake_ms: u64,
+    pub last_handshake: Dt,
     /// Bytes of inner packets from the client / to the client.
     pub recv_bytes: u64,
     pub send_bytes: u64,
     /// Packets dropped because their source was not `address`.
     pub spoofed_dropped: u64,
-}
-
-/// One TCP listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenerInfo {
-    pub port: u16,
-    pub enabled: bool,
-    /// The listener is enabled but could not bind.
-    pub error: bool,
-}
-
-/// The whole configuration file, as `GetConfig` returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigFile {
-    pub file_name: String,
-    pub data: Vec<u8>,
-}
-
-/// Etherhub's own `GetWgServerInfo`: what a WireGuard client needs to know about the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WgServerInfo {
-    pub enabled: bool,
-    /// Base64 public key of the server.
-    pub public_key: String,
-    /// Base64 preshared key shared by all peers (empty if none).
-    pub preshared_key: String,
-    pub udp_ports: Vec<u16>,
-    /// Server-wide WireGuard counters since the start.
-    pub counters: WgCounters,
-}
-
-/// WireGuard's server-wide counters (`GetWgServerInfo`): handshakes and what was dropped, so an
-/// admin can see a flood being answered with cookies and garbage being counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WgCounters {
-    pub handshakes_ok: u64,
-    /// Handshakes answered with a cookie reply because they came faster than the rate limit.
-    pub cookie_replies_sent: u64,
-    /// Handshakes with a valid cookie dropped under load by the per-source limit.
-    pub handshakes_rate_limited: u64,
-    /// Initiations from keys nobody registered (not answered).
-    pub unknown_key_initiations: u64,
-    pub malformed_dropped: u64,
-    pub unknown_index_dropped: u64,
-    /// Packets whose source address was not the peer's registered address.
-    pub spoofed_dropped: u64,
-    /// Datagrams no protocol on the UDP ports recognised.
-    pub unknown_datagrams: u64,
-    /// Datagrams the kernel would not take (socket buffer full).
-    pub send_failures: u64,
 }

@@ -1,9 +1,12 @@
 //! Encodings shared by the server side (`dispatch`) and the client side (`etherhub cmd`):
-//! SoftEther's `_dt` date-time strings, IPv4 addresses packed in a `_u32`, and typed access
-//! to JSON-RPC parameters with errors that name the field.
+//! SoftEther's field types by suffix (`_dt` date-times, `_ip` addresses, `_bin` base64, IPv4
+//! addresses packed in a `_u32`, traffic counters), and the step from a client's JSON to a
+//! typed message ([`decode`]) with errors that name the field.
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::AdminError;
@@ -149,141 +152,332 @@ pub fn ipv4_from_u32(v: u32) -> Ipv4Addr {
     Ipv4Addr::from(v.to_le_bytes())
 }
 
-/// Typed, field-naming access to a JSON-RPC `params` object.
-pub struct Params<'a> {
-    map: Option<&'a Map<String, Value>>,
+/// `_dt`: a SoftEther date-time, kept as Unix milliseconds (0: none), written as
+/// `2024-08-01T12:24:36.123` in JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dt(pub u64);
+
+impl Serialize for Dt {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_dt(self.0))
+    }
 }
 
-impl<'a> Params<'a> {
-    /// Wrap a params value; anything but an object reads as empty.
-    pub fn new(v: &'a Value) -> Self {
-        Self { map: v.as_object() }
-    }
-
-    fn get(&self, name: &str) -> Option<&'a Value> {
-        self.map.and_then(|m| m.get(name)).filter(|v| !v.is_null())
-    }
-
-    /// A required non-empty string.
-    pub fn str(&self, name: &str) -> Result<String, AdminError> {
-        match self.opt_str(name)? {
-            Some(s) if !s.is_empty() => Ok(s),
-            Some(_) => Err(AdminError::invalid_param(name, "must not be empty")),
-            None => Err(AdminError::invalid_param(name, "missing")),
-        }
-    }
-
-    /// An optional string (numbers and booleans are accepted as SoftEther does).
-    pub fn opt_str(&self, name: &str) -> Result<Option<String>, AdminError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(AdminError::invalid_param(name, "expected a string")),
-        }
-    }
-
-    /// An optional unsigned 32-bit number (a decimal string is accepted too).
-    pub fn opt_u32(&self, name: &str) -> Result<Option<u32>, AdminError> {
-        let bad = || AdminError::invalid_param(name, "expected an unsigned 32-bit number");
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|v| u32::try_from(v).ok())
-                .map(Some)
-                .ok_or_else(bad),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
-            Some(Value::Bool(b)) => Ok(Some(u32::from(*b))),
-            Some(_) => Err(bad()),
-        }
-    }
-
-    /// A required unsigned 32-bit number.
-    pub fn u32(&self, name: &str) -> Result<u32, AdminError> {
-        self.opt_u32(name)?
-            .ok_or_else(|| AdminError::invalid_param(name, "missing"))
-    }
-
-    /// A required TCP/UDP port number (1..=65535).
-    pub fn port(&self, name: &str) -> Result<u16, AdminError> {
-        let v = self.u32(name)?;
-        u16::try_from(v)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| AdminError::invalid_param(name, "port must be 1..65535"))
-    }
-
-    /// An optional unsigned 64-bit number.
-    pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, AdminError> {
-        let bad = || AdminError::invalid_param(name, "expected an unsigned 64-bit number");
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(bad),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
-            Some(_) => Err(bad()),
-        }
-    }
-
-    /// An optional boolean (numbers and "true"/"false"/"yes"/"no" are accepted).
-    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, AdminError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::Number(n)) => Ok(Some(n.as_f64().unwrap_or(0.0) != 0.0)),
-            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "yes" | "1" => Ok(Some(true)),
-                "false" | "no" | "0" | "" => Ok(Some(false)),
-                _ => Err(AdminError::invalid_param(name, "expected a boolean")),
-            },
-            Some(_) => Err(AdminError::invalid_param(name, "expected a boolean")),
-        }
-    }
-
-    /// An optional IPv4 address in dotted form (`_ip` fields).
-    pub fn opt_ipv4(&self, name: &str) -> Result<Option<Ipv4Addr>, AdminError> {
-        match self.opt_str(name)? {
-            None => Ok(None),
-            Some(s) if s.is_empty() => Ok(Some(Ipv4Addr::UNSPECIFIED)),
-            Some(s) => match s.parse::<IpAddr>() {
-                Ok(IpAddr::V4(v4)) => Ok(Some(v4)),
-                _ => Err(AdminError::invalid_param(name, "expected an IPv4 address")),
-            },
-        }
-    }
-
-    /// An optional `_dt` time in Unix milliseconds.
-    pub fn opt_dt(&self, name: &str) -> Result<Option<u64>, AdminError> {
-        match self.opt_str(name)? {
-            None => Ok(None),
-            Some(s) if s.is_empty() => Ok(Some(0)),
-            Some(s) => parse_dt(&s).map(Some).ok_or_else(|| {
-                AdminError::invalid_param(name, "expected a date-time like 2024-08-01T12:24:36.123")
+impl<'de> Deserialize<'de> for Dt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        match &v {
+            Value::String(s) if s.trim().is_empty() => Ok(Dt(0)),
+            Value::String(s) => parse_dt(s).map(Dt).ok_or_else(|| {
+                de::Error::custom("expected a date-time like 2024-08-01T12:24:36.123")
             }),
+            Value::Number(n) => n
+                .as_u64()
+                .map(Dt)
+                .ok_or_else(|| de::Error::custom("expected a date-time")),
+            Value::Null => Ok(Dt(0)),
+            _ => Err(de::Error::custom("expected a date-time")),
         }
     }
+}
 
-    /// An optional `_bin` value (base64).
-    pub fn opt_bin(&self, name: &str) -> Result<Option<Vec<u8>>, AdminError> {
+/// `_ip`: an address written as text (`0.0.0.0` or empty when unset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ip(pub IpAddr);
+
+impl Default for Ip {
+    fn default() -> Self {
+        Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+}
+
+impl Ip {
+    /// The IPv4 address (`0.0.0.0` for an IPv6 one).
+    pub fn v4(&self) -> Ipv4Addr {
+        match self.0 {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        }
+    }
+}
+
+impl From<Ipv4Addr> for Ip {
+    fn from(a: Ipv4Addr) -> Self {
+        Ip(IpAddr::V4(a))
+    }
+}
+
+impl Serialize for Ip {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(Ip::default());
+        }
+        s.parse()
+            .map(Ip)
+            .map_err(|_| de::Error::custom("expected an IP address"))
+    }
+}
+
+/// `_bin`: bytes, base64 in JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bin(pub Vec<u8>);
+
+impl Serialize for Bin {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use base64::Engine as _;
-        match self.opt_str(name)? {
-            None => Ok(None),
-            Some(s) => base64::engine::general_purpose::STANDARD
-                .decode(s.trim())
-                .map(Some)
-                .map_err(|_| AdminError::invalid_param(name, "expected base64")),
-        }
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map(Bin)
+            .map_err(|_| de::Error::custom("expected base64"))
+    }
+}
+
+/// An IPv4 address in a `_u32` field, as SoftEther packs it ([`ipv4_to_u32`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpU32(pub Ipv4Addr);
+
+impl Default for IpU32 {
+    fn default() -> Self {
+        IpU32(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+impl Serialize for IpU32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(ipv4_to_u32(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpU32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(IpU32(ipv4_from_u32(u32::deserialize(d)?)))
+    }
+}
+
+/// Packet and byte counters, as SoftEther's `TRAFFIC` (send = from the hub to the client).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub send_unicast_count: u64,
+    pub send_unicast_bytes: u64,
+    pub send_broadcast_count: u64,
+    pub send_broadcast_bytes: u64,
+    pub recv_unicast_count: u64,
+    pub recv_unicast_bytes: u64,
+    pub recv_broadcast_count: u64,
+    pub recv_broadcast_bytes: u64,
+}
+
+impl Traffic {
+    /// Sum of all byte counters (vpncmd's "Transfer Bytes").
+    pub fn total_bytes(&self) -> u64 {
+        self.send_unicast_bytes
+            .saturating_add(self.send_broadcast_bytes)
+            .saturating_add(self.recv_unicast_bytes)
+            .saturating_add(self.recv_broadcast_bytes)
     }
 
-    /// An array field: either a JSON array or, leniently, a single value. Missing = empty.
-    pub fn array(&self, name: &str) -> Vec<&'a Value> {
-        match self.get(name) {
-            None => Vec::new(),
-            Some(Value::Array(a)) => a.iter().collect(),
-            Some(v) => vec![v],
+    /// Sum of all packet counters (vpncmd's "Transfer Packets").
+    pub fn total_packets(&self) -> u64 {
+        self.send_unicast_count
+            .saturating_add(self.send_broadcast_count)
+            .saturating_add(self.recv_unicast_count)
+            .saturating_add(self.recv_broadcast_count)
+    }
+
+    fn fields(&mut self) -> [(&'static str, &mut u64); 8] {
+        [
+            ("Recv.BroadcastBytes", &mut self.recv_broadcast_bytes),
+            ("Recv.BroadcastCount", &mut self.recv_broadcast_count),
+            ("Recv.UnicastBytes", &mut self.recv_unicast_bytes),
+            ("Recv.UnicastCount", &mut self.recv_unicast_count),
+            ("Send.BroadcastBytes", &mut self.send_broadcast_bytes),
+            ("Send.BroadcastCount", &mut self.send_broadcast_count),
+            ("Send.UnicastBytes", &mut self.send_unicast_bytes),
+            ("Send.UnicastCount", &mut self.send_unicast_count),
+        ]
+    }
+}
+
+/// A [`Traffic`] flattened into its message as SoftEther writes it: `Recv.UnicastBytes_u64` and
+/// so on, with `Ex.` in front when `EX` (the `TRAFFIC_EX` of list rows and session status).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficFields<const EX: bool>(pub Traffic);
+
+impl<const EX: bool> TrafficFields<EX> {
+    const PREFIX: &'static str = if EX { "Ex." } else { "" };
+}
+
+impl<const EX: bool> Serialize for TrafficFields<EX> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut t = self.0;
+        let mut m = s.serialize_map(Some(8))?;
+        for (name, v) in t.fields() {
+            m.serialize_entry(&format!("{}{name}_u64", Self::PREFIX), v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de, const EX: bool> Deserialize<'de> for TrafficFields<EX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const EX: bool>;
+        impl<'de, const EX: bool> de::Visitor<'de> for V<EX> {
+            type Value = TrafficFields<EX>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("traffic counters")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut t = Traffic::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let name = key
+                        .strip_prefix(TrafficFields::<EX>::PREFIX)
+                        .and_then(|k| k.strip_suffix("_u64"));
+                    match t.fields().into_iter().find(|(n, _)| Some(*n) == name) {
+                        Some((_, slot)) => *slot = map.next_value()?,
+                        None => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TrafficFields(t))
+            }
+        }
+        d.deserialize_map(V::<EX>)
+    }
+}
+
+/// SoftEther's field types by suffix; JSON values of the wrong JSON type are converted where
+/// SoftEther's own server converts them (a number in a string, a boolean as 0/1).
+fn coerce(name: &str, v: &mut Value) -> Result<(), AdminError> {
+    let bad = |what: &str| AdminError::invalid_param(name, &format!("expected {what}"));
+    let number = |v: &Value, max: u64| -> Option<u64> {
+        match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            Value::Bool(b) => Some(u64::from(*b)),
+            _ => None,
+        }
+        .filter(|n| *n <= max)
+    };
+    let suffix = name.rsplit_once('_').map(|(_, s)| s).unwrap_or("");
+    match (suffix, &*v) {
+        (_, Value::Null) => {}
+        ("u32" | "u64", Value::Array(items)) => {
+            let max = if suffix == "u32" {
+                u64::from(u32::MAX)
+            } else {
+                u64::MAX
+            };
+            let nums: Option<Vec<Value>> = items
+                .iter()
+                .map(|x| number(x, max).map(Value::from))
+                .collect();
+            *v = Value::Array(nums.ok_or_else(|| bad("an array of numbers"))?);
+        }
+        ("u32", _) => {
+            *v = Value::from(
+                number(v, u64::from(u32::MAX)).ok_or_else(|| bad("an unsigned 32-bit number"))?,
+            )
+        }
+        ("u64", _) => {
+            *v = Value::from(number(v, u64::MAX).ok_or_else(|| bad("an unsigned 64-bit number"))?)
+        }
+        ("bool", Value::Array(_)) => {}
+        ("bool", _) => {
+            let b = match &*v {
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64().unwrap_or(0.0) != 0.0,
+                Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" => true,
+                    "false" | "no" | "0" | "" => false,
+                    _ => return Err(bad("a boolean")),
+                },
+                _ => return Err(bad("a boolean")),
+            };
+            *v = Value::Bool(b);
+        }
+        ("str" | "utf" | "ip" | "dt" | "bin", Value::Number(n)) => {
+            *v = Value::String(n.to_string())
+        }
+        ("str" | "utf" | "ip" | "dt" | "bin", Value::Bool(b)) => *v = Value::String(b.to_string()),
+        ("str" | "utf" | "ip" | "dt" | "bin", Value::String(_) | Value::Array(_)) => {}
+        ("str" | "utf" | "ip" | "dt" | "bin", _) => return Err(bad("a string")),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Converts what a client sent into what the typed messages read: every field coerced to its
+/// suffix's type, in nested lists too. Errors name the field.
+pub fn normalize(v: &mut Value) -> Result<(), AdminError> {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if matches!(x, Value::Object(_))
+                    || (matches!(x, Value::Array(a) if a.iter().any(Value::is_object)))
+                {
+                    normalize(x)?;
+                } else {
+                    coerce(k, x)?;
+                }
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                normalize(x)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reads a typed message from JSON (normalized first); an error names the field it could.
+pub fn decode<T: DeserializeOwned>(mut v: Value) -> Result<T, AdminError> {
+    if v.is_null() {
+        v = Value::Object(Map::new());
+    }
+    normalize(&mut v)?;
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        AdminError::invalid_param(&path, &e.into_inner().to_string())
+    })
+}
+
+/// Writes a typed message as JSON.
+pub fn encode<T: Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// `base` with the fields present in `patch` laid over it (SetHub and SetSecureNATOption keep
+/// what a request leaves out).
+pub fn overlay<T: Serialize + DeserializeOwned>(base: &T, patch: &Value) -> Result<T, AdminError> {
+    let mut merged = encode(base);
+    if let (Value::Object(m), Value::Object(p)) = (&mut merged, patch) {
+        for (k, v) in p {
+            if !v.is_null() {
+                m.insert(k.clone(), v.clone());
+            }
         }
     }
+    decode(merged)
 }
 
 #[cfg(test)]
@@ -300,6 +494,42 @@ mod tests {
         assert_eq!(parse_dt("2000-02-29 12:00:00Z"), Some(951_825_600_000));
         assert_eq!(parse_dt("garbage"), None);
         assert_eq!(parse_dt("2020-13-01T00:00:00"), None);
+    }
+
+    #[test]
+    fn loose_json_is_coerced_by_suffix_and_errors_name_the_field() {
+        let mut v = serde_json::json!({
+            "Port_u32": "443", "Online_bool": "yes", "Name_str": 7, "Ports_u32": ["1", 2],
+            "List": [{"Id_u32": "5"}]
+        });
+        normalize(&mut v).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "Port_u32": 443, "Online_bool": true, "Name_str": "7", "Ports_u32": [1, 2],
+                "List": [{"Id_u32": 5}]
+            })
+        );
+        let e = normalize(&mut serde_json::json!({"MaxSession_u32": "lots"})).unwrap_err();
+        assert!(e.message.contains("MaxSession_u32"), "{}", e.message);
+        let e = normalize(&mut serde_json::json!({"Port_u32": 70000000000u64})).unwrap_err();
+        assert!(e.message.contains("Port_u32"), "{}", e.message);
+    }
+
+    #[test]
+    fn traffic_fields_carry_their_prefix_both_ways() {
+        let t = Traffic {
+            recv_unicast_bytes: 5,
+            send_broadcast_count: 2,
+            ..Traffic::default()
+        };
+        let v = encode(&TrafficFields::<true>(t));
+        assert_eq!(v["Ex.Recv.UnicastBytes_u64"], 5);
+        assert_eq!(v["Ex.Send.BroadcastCount_u64"], 2);
+        let back: TrafficFields<true> = decode(v).unwrap();
+        assert_eq!(back.0, t);
+        let plain = encode(&TrafficFields::<false>(t));
+        assert_eq!(plain["Recv.UnicastBytes_u64"], 5);
     }
 
     #[test]

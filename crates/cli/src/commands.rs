@@ -1,12 +1,18 @@
-//! The vpncmd commands Etherhub supports, each a JSON-RPC call and vpncmd's output for it.
+//! The vpncmd commands Etherhub supports: each names its parameters in SoftEther's order with
+//! SoftEther's prompts and checks, calls the admin API with the typed messages of
+//! etherhub-admin, and prints vpncmd's output.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 
-use etherhub_admin::wire::{ipv4_from_u32, ipv4_to_u32, parse_dt, DateTime};
-use serde_json::{json, Value};
+use etherhub_admin::wire::{decode, encode, DateTime};
+use etherhub_admin::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::args::{parse_params, CmdParams};
 use crate::client::CallError;
+use crate::console::Console;
 use crate::table::{num, Table};
 
 /// Something that can make admin calls (the HTTPS client, or a fake in tests).
@@ -23,11 +29,12 @@ impl Api for crate::client::Client {
 /// State of one vpncmd session.
 pub struct Ctx<'a> {
     pub api: &'a dyn Api,
+    /// Where prompts read their answers.
+    pub console: &'a mut dyn Console,
     /// Hub selected with `Hub` (or the hub admin's hub).
     pub hub: Option<String>,
     pub csv: bool,
-    pub interactive: bool,
-    /// Output produced so far (flushed by the caller).
+    /// Output produced so far (shown before any prompt, and by the caller at the end).
     pub out: String,
 }
 
@@ -48,8 +55,14 @@ impl CmdError {
 pub fn call_error(e: CallError) -> CmdError {
     match e {
         CallError::Rpc { code, message } => {
-            let text = message.split_once(": ").map(|(_, t)| t.to_string()).unwrap_or(message);
-            CmdError { code: code as i32, message: format!("Error occurred. (Error code: {code})\n{text}") }
+            let text = message
+                .split_once(": ")
+                .map(|(_, t)| t.to_string())
+                .unwrap_or(message);
+            CmdError {
+                code: code as i32,
+                message: format!("Error occurred. (Error code: {code})\n{text}"),
+            }
         }
         CallError::Auth => CmdError {
             code: 9,
@@ -59,61 +72,155 @@ pub fn call_error(e: CallError) -> CmdError {
             code: 1,
             message: format!("Error occurred. (Error code: 1)\nConnection to the server failed. Check network connection and make sure that address and port number of destination server are correct.\n({m})"),
         },
-        CallError::Protocol(m) => CmdError { code: 4, message: format!("Error occurred. (Error code: 4)\nA protocol error occurred. ({m})") },
+        CallError::Protocol(m) => CmdError {
+            code: 4,
+            message: format!("Error occurred. (Error code: 4)\nA protocol error occurred. ({m})"),
+        },
     }
+}
+
+/// How a missing parameter is asked for (vpncmd's prompt functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// Not asked: absent means absent.
+    No,
+    /// One line, after this prompt.
+    Line(&'static str),
+    /// A password, twice, without echo (vpncmd's `CmdPromptChoosePassword`).
+    Password,
+}
+
+/// What a value must be (vpncmd's evaluation functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Any,
+    NotEmpty,
+    /// An IPv4 address, `none` or empty.
+    Ip,
+    Port,
+    PortList,
+    /// An integer in `min..=max`; the message has two `{}` for them.
+    MinMax(u32, u32, &'static str),
+    IsFile,
+}
+
+/// One parameter: `[name]` is the unnamed one.
+#[derive(Clone, Copy, Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub ask: Ask,
+    pub check: Check,
+}
+
+const fn p(name: &'static str, ask: Ask, check: Check) -> Param {
+    Param { name, ask, check }
+}
+
+/// A parameter that is never asked for.
+const fn opt(name: &'static str) -> Param {
+    p(name, Ask::No, Check::Any)
 }
 
 type Handler = fn(&mut Ctx<'_>, &CmdParams) -> Result<(), CmdError>;
 
-/// One command: name, vpncmd's title, parameter names (`""` = default parameter), handler.
+/// One command: name, vpncmd's title, parameters in SoftEther's order, handler.
 pub struct Command {
     pub name: &'static str,
     pub title: &'static str,
-    pub params: &'static [&'static str],
+    pub params: &'static [Param],
     pub run: Handler,
 }
 
+const NOT_EMPTY: Check = Check::NotEmpty;
+const SAVE_LOG: Param = p("LOG", Ask::Line("Save Log (yes / no): "), NOT_EMPTY);
+
 pub const COMMANDS: &[Command] = &[
-    Command { name: "ConfigGet", title: "Get the current configuration of the VPN Server", params: &[""], run: config_get },
-    Command { name: "ConfigSet", title: "Write Configuration File to VPN Server", params: &[""], run: config_set },
+    Command { name: "ConfigGet", title: "Get the current configuration of the VPN Server", params: &[opt("[path]")], run: config_get },
+    Command { name: "ConfigSet", title: "Write Configuration File to VPN Server", params: &[p("[path]", Ask::Line("Config file path name to upload to server: "), Check::IsFile)], run: config_set },
     Command { name: "DhcpGet", title: "Get Virtual DHCP Server Function Setting of SecureNAT Function", params: &[], run: dhcp_get },
-    Command { name: "DhcpSet", title: "Change Virtual DHCP Server Function Setting of SecureNAT Function", params: &["START", "END", "MASK", "EXPIRE", "GW", "DNS", "DNS2", "DOMAIN", "LOG", "PUSHROUTE"], run: dhcp_set },
+    Command { name: "DhcpSet", title: "Change Virtual DHCP Server Function Setting of SecureNAT Function", params: &[
+        p("START", Ask::Line("Start Point for Distributed Address Band: "), Check::Ip),
+        p("END", Ask::Line("End Point for Distributed Address Band: "), Check::Ip),
+        p("MASK", Ask::Line("Subnet Mask: "), Check::Ip),
+        p("EXPIRE", Ask::Line("Lease Limit (Seconds): "), Check::MinMax(10, 2_000_000_000, "Specify the number of seconds in the range {} to {} for the UDP session timeout.")),
+        p("GW", Ask::Line("Default Gateway ('none' to not set this): "), Check::Ip),
+        p("DNS", Ask::Line("DNS Server 1 ('none' to not set this): "), Check::Ip),
+        p("DNS2", Ask::Line("DNS Server 2 ('none' to not set this): "), Check::Ip),
+        p("DOMAIN", Ask::Line("Domain Name: "), Check::Any),
+        SAVE_LOG,
+        opt("PUSHROUTE"),
+    ], run: dhcp_set },
     Command { name: "DhcpTable", title: "Get Virtual DHCP Server Function Lease Table of SecureNAT Function", params: &[], run: dhcp_table },
-    Command { name: "Hub", title: "Select Virtual Hub to Manage", params: &[""], run: hub_select },
-    Command { name: "HubCreate", title: "Create New Virtual Hub", params: &["", "PASSWORD"], run: hub_create },
-    Command { name: "HubDelete", title: "Delete Virtual Hub", params: &[""], run: hub_delete },
+    Command { name: "Hub", title: "Select Virtual Hub to Manage", params: &[opt("[name]")], run: hub_select },
+    Command { name: "HubCreate", title: "Create New Virtual Hub", params: &[
+        p("[name]", Ask::Line("Name of Virtual Hub to be created: "), NOT_EMPTY),
+        p("PASSWORD", Ask::Password, Check::Any),
+    ], run: hub_create },
+    Command { name: "HubDelete", title: "Delete Virtual Hub", params: &[p("[name]", Ask::Line("Name of Virtual Hub to delete: "), NOT_EMPTY)], run: hub_delete },
     Command { name: "HubList", title: "Get List of Virtual Hubs", params: &[], run: hub_list },
-    Command { name: "IpTable", title: "Get the IP Address Table Database", params: &[""], run: ip_table },
-    Command { name: "ListenerCreate", title: "Create New TCP Listener", params: &[""], run: listener_create },
-    Command { name: "ListenerDelete", title: "Delete TCP Listener", params: &[""], run: listener_delete },
+    Command { name: "IpTable", title: "Get the IP Address Table Database", params: &[opt("[session_name]")], run: ip_table },
+    Command { name: "ListenerCreate", title: "Create New TCP Listener", params: &[p("[port]", Ask::Line("Port number of newly added TCP/IP Listener: "), Check::Port)], run: listener_create },
+    Command { name: "ListenerDelete", title: "Delete TCP Listener", params: &[p("[port]", Ask::Line("Port number of TCP/IP Listener: "), Check::Port)], run: listener_delete },
     Command { name: "ListenerList", title: "Get List of TCP Listeners", params: &[], run: listener_list },
-    Command { name: "MacTable", title: "Get the MAC Address Table Database", params: &[""], run: mac_table },
+    Command { name: "MacTable", title: "Get the MAC Address Table Database", params: &[opt("[session_name]")], run: mac_table },
     Command { name: "NatGet", title: "Get Virtual NAT Function Setting of SecureNAT Function", params: &[], run: nat_get },
-    Command { name: "NatSet", title: "Change Virtual NAT Function Setting of SecureNAT Function", params: &["MTU", "TCPTIMEOUT", "UDPTIMEOUT", "LOG"], run: nat_set },
+    Command { name: "NatSet", title: "Change Virtual NAT Function Setting of SecureNAT Function", params: &[
+        p("MTU", Ask::Line("MTU Value: "), Check::MinMax(62, 1500, "Specify a value in the range {} to {} for the MTU value.")),
+        p("TCPTIMEOUT", Ask::Line("TCP Session Timeout (Seconds): "), Check::MinMax(60, 2_000_000_000, "Specify the number of seconds in the range {} to {} for the TCP session timeout.")),
+        p("UDPTIMEOUT", Ask::Line("UDP Session Timeout (Seconds): "), Check::MinMax(10, 2_000_000_000, "Specify the number of seconds in the range {} to {} for the UDP session timeout.")),
+        SAVE_LOG,
+    ], run: nat_set },
     Command { name: "NatTable", title: "Get Virtual NAT Function Session Table of SecureNAT Function", params: &[], run: nat_table },
     Command { name: "OptionsGet", title: "Get Options Setting of Virtual Hubs", params: &[], run: options_get },
     Command { name: "PortsUDPGet", title: "Lists the UDP ports that the server is listening on", params: &[], run: ports_udp_get },
-    Command { name: "PortsUDPSet", title: "Sets the UDP ports that the server should listen on", params: &[""], run: ports_udp_set },
+    Command { name: "PortsUDPSet", title: "Sets the UDP ports that the server should listen on", params: &[p("[ports]", Ask::Line("Multiple UDP ports can be specified by splitting them with a space or a comma, for example: \"443, 992, 1194, 5555\". \nSpecify \"0\" to disable the UDP listener. \n\nPorts: "), Check::PortList)], run: ports_udp_set },
     Command { name: "SecureNatDisable", title: "Disable the Virtual NAT and DHCP Server Function (SecureNat Function)", params: &[], run: snat_disable },
     Command { name: "SecureNatEnable", title: "Enable the Virtual NAT and DHCP Server Function (SecureNat Function)", params: &[], run: snat_enable },
+    Command { name: "SecureNatHostGet", title: "Get Network Interface Setting of Virtual Host of SecureNAT Function", params: &[], run: snat_host_get },
+    Command { name: "SecureNatHostSet", title: "Change Network Interface Setting of Virtual Host of SecureNAT Function", params: &[
+        p("MAC", Ask::Line("MAC Address: "), Check::Any),
+        p("IP", Ask::Line("IP Address: "), Check::Ip),
+        p("MASK", Ask::Line("Subnet Mask: "), Check::Ip),
+    ], run: snat_host_set },
     Command { name: "SecureNatStatusGet", title: "Get the Operating Status of the Virtual NAT and DHCP Server Function (SecureNat Function)", params: &[], run: snat_status },
     Command { name: "ServerInfoGet", title: "Get server information", params: &[], run: server_info },
-    Command { name: "ServerPasswordSet", title: "Set VPN Server Administrator Password", params: &[""], run: server_password_set },
+    Command { name: "ServerPasswordSet", title: "Set VPN Server Administrator Password", params: &[p("[password]", Ask::Password, Check::Any)], run: server_password_set },
     Command { name: "ServerStatusGet", title: "Get Current Server Status", params: &[], run: server_status },
-    Command { name: "SessionDisconnect", title: "Disconnect Session", params: &[""], run: session_disconnect },
-    Command { name: "SessionGet", title: "Get Session Information", params: &[""], run: session_get },
+    Command { name: "SessionDisconnect", title: "Disconnect Session", params: &[p("[name]", Ask::Line("Session name: "), NOT_EMPTY)], run: session_disconnect },
+    Command { name: "SessionGet", title: "Get Session Information", params: &[p("[name]", Ask::Line("Session name: "), NOT_EMPTY)], run: session_get },
     Command { name: "SessionList", title: "Get List of Connected Sessions", params: &[], run: session_list },
-    Command { name: "SetStaticNetwork", title: "Set Virtual Hub static IPv4 network parameters", params: &["GATEWAY", "SUBNET"], run: set_static_network },
-    Command { name: "UserCreate", title: "Create User ", params: &["", "GROUP", "REALNAME", "NOTE"], run: user_create },
-    Command { name: "UserDelete", title: "Delete User", params: &[""], run: user_delete },
-    Command { name: "UserGet", title: "Get User Information", params: &[""], run: user_get },
+    Command { name: "SetStaticNetwork", title: "Set Virtual Hub static IPv4 network parameters", params: &[
+        p("GATEWAY", Ask::Line("Gateway: "), Check::Ip),
+        p("SUBNET", Ask::Line("Subnet mask: "), Check::Ip),
+    ], run: set_static_network },
+    Command { name: "UserCreate", title: "Create User ", params: &[
+        p("[name]", Ask::Line("User Name: "), NOT_EMPTY),
+        p("GROUP", Ask::Line("Assigned Group Name: "), Check::Any),
+        p("REALNAME", Ask::Line("User Full Name: "), Check::Any),
+        p("NOTE", Ask::Line("User Description: "), Check::Any),
+    ], run: user_create },
+    Command { name: "UserDelete", title: "Delete User", params: &[p("[name]", Ask::Line("User Name: "), NOT_EMPTY)], run: user_delete },
+    Command { name: "UserGet", title: "Get User Information", params: &[p("[name]", Ask::Line("User Name: "), NOT_EMPTY)], run: user_get },
     Command { name: "UserList", title: "Get List of Users", params: &[], run: user_list },
-    Command { name: "UserPasswordSet", title: "Set Password Authentication for User Auth Type and Set Password", params: &["", "PASSWORD"], run: user_password_set },
-    Command { name: "WgPublicHostSet", title: "Set the host name client configs use as the WireGuard endpoint (Etherhub)", params: &[""], run: wg_public_host_set },
+    Command { name: "UserPasswordSet", title: "Set Password Authentication for User Auth Type and Set Password", params: &[
+        p("[name]", Ask::Line("User Name: "), NOT_EMPTY),
+        p("PASSWORD", Ask::Password, Check::Any),
+    ], run: user_password_set },
+    Command { name: "WgPublicHostSet", title: "Set the host name client configs use as the WireGuard endpoint (Etherhub)", params: &[opt("[host]")], run: wg_public_host_set },
     Command { name: "WgServerInfo", title: "Show the server's WireGuard public key, preshared key and UDP ports (Etherhub)", params: &[], run: wg_server_info },
-    Command { name: "WgkAdd", title: "Add a WireGuard key (without a key: generate one) and print the client config", params: &["", "HUB", "USER", "IP", "ALLTRAFFIC", "SAVE", "QR", "PNG"], run: wgk_add },
-    Command { name: "WgkConfig", title: "Print a WireGuard key's client config (wg-quick), optionally as a QR code (Etherhub)", params: &["", "ALLTRAFFIC", "SAVE", "QR", "PNG"], run: wgk_config },
-    Command { name: "WgkDelete", title: "Delete a WireGuard key", params: &[""], run: wgk_delete },
+    // SoftEther's [key], HUB and USER, asked in that order; an empty key (or none, when there
+    // is no input to ask) has the server generate the pair (Etherhub)
+    Command { name: "WgkAdd", title: "Add a WireGuard key (without a key: generate one) and print the client config", params: &[
+        p("[key]", Ask::Line("Key: "), Check::Any),
+        p("HUB", Ask::Line("Hub: "), Check::Any),
+        p("USER", Ask::Line("User: "), Check::Any),
+        opt("IP"), opt("ALLTRAFFIC"), opt("SAVE"), opt("QR"), opt("PNG"),
+    ], run: wgk_add },
+    Command { name: "WgkConfig", title: "Print a WireGuard key's client config (wg-quick), optionally as a QR code (Etherhub)", params: &[
+        p("[key]", Ask::Line("Key: "), NOT_EMPTY),
+        opt("ALLTRAFFIC"), opt("SAVE"), opt("QR"), opt("PNG"),
+    ], run: wgk_config },
+    Command { name: "WgkDelete", title: "Delete a WireGuard key", params: &[p("[key]", Ask::Line("Key: "), NOT_EMPTY)], run: wgk_delete },
     Command { name: "WgkEnum", title: "List the WireGuard keys", params: &[], run: wgk_enum },
 ];
 
@@ -143,71 +250,169 @@ pub fn help_text() -> String {
 pub fn usage(c: &Command) -> String {
     let mut s = format!("{} command - {}\nSyntax: {}", c.name, c.title, c.name);
     for p in c.params {
-        if p.is_empty() {
-            s.push_str(" [value]");
-        } else {
-            s.push_str(&format!(" [/{p}:value]"));
+        match p.name.strip_prefix('[') {
+            Some(n) => s.push_str(&format!(" [{}", n)),
+            None => s.push_str(&format!(" [/{}:value]", p.name)),
         }
     }
     s.push('\n');
     s
 }
 
-/// Run one command line (already split). The caller prints `ctx.out` and the error, if any.
-pub fn execute(ctx: &mut Ctx<'_>, tokens: &[String]) -> Result<(), CmdError> {
-    let Some(name) = tokens.first() else {
-        return Ok(());
+/// The parser's key of a parameter: `""` for the unnamed one.
+fn key(p: &Param) -> &'static str {
+    if p.name.starts_with('[') {
+        ""
+    } else {
+        p.name
+    }
+}
+
+/// Whether `v` passes `check`; the message vpncmd shows when not.
+fn evaluate(check: Check, v: &str) -> Result<(), String> {
+    let v = v.trim();
+    match check {
+        Check::Any => Ok(()),
+        Check::NotEmpty if v.is_empty() => Err("You cannot make a blank specification.".into()),
+        Check::NotEmpty => Ok(()),
+        Check::Ip if v.is_empty() || v.eq_ignore_ascii_case("none") => Ok(()),
+        Check::Ip => v
+            .parse::<std::net::Ipv4Addr>()
+            .map(|_| ())
+            .map_err(|_| "The IP address is incorrectly specified.".into()),
+        Check::Port => match v.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => Ok(()),
+            _ => Err("Port number is invalid. Specify a port number that is within the range of 1 to 65535.".into()),
+        },
+        Check::PortList => {
+            let ok = !v.is_empty()
+                && v.split([',', ' ']).filter(|x| !x.is_empty()).all(|x| x.parse::<u16>().is_ok());
+            if ok {
+                Ok(())
+            } else {
+                Err("The port number list specification is invalid. \nThe list must have at least one port number set, and it is also possible to set multiple port numbers. When specifying multiple port numbers, separate them using a comma such as \"443,992,8888\".".into())
+            }
+        }
+        Check::MinMax(min, max, msg) => match v.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(()),
+            _ => Err(msg.replacen("{}", &min.to_string(), 1).replacen("{}", &max.to_string(), 1)),
+        },
+        Check::IsFile if v.is_empty() => Err("The file name is not specified.".into()),
+        Check::IsFile if !std::path::Path::new(v).is_file() => {
+            Err(format!("Cannot find specified file \"{v}\"."))
+        }
+        Check::IsFile => Ok(()),
+    }
+}
+
+/// The end of input where a prompt wanted an answer: the command is canceled.
+fn canceled(cmd: &Command, p: &Param) -> CmdError {
+    let shown = match key(p) {
+        "" => p.name.to_string(),
+        k => format!("/{k}"),
     };
-    let Some(cmd) = find(name) else {
-        return Err(CmdError { code: 117, message: format!("\"{name}\": Command not found. \nYou can use the HELP command to view a list of the available commands.") });
-    };
-    if tokens.get(1).map(String::as_str) == Some("?") {
-        ctx.out.push_str(&usage(cmd));
-        return Ok(());
-    }
-    let params = parse_params(cmd.name, &tokens[1..], cmd.params).map_err(CmdError::usage)?;
-    if !ctx.csv {
-        ctx.out
-            .push_str(&format!("{} command - {}\n", cmd.name, cmd.title));
-    }
-    (cmd.run)(ctx, &params)?;
-    if !ctx.csv {
-        ctx.out.push_str("The command completed successfully.\n");
-    }
-    Ok(())
+    CmdError::usage(format!(
+        "The {} command was canceled: {shown} was not given and there was no input to ask for it.",
+        cmd.name
+    ))
 }
 
 impl Ctx<'_> {
-    fn call(&self, method: &str, params: Value) -> Result<Value, CmdError> {
-        self.api.call(method, params).map_err(call_error)
+    /// Shows what is pending, so a prompt comes after the output before it.
+    fn show_pending(&mut self) {
+        let out = std::mem::take(&mut self.out);
+        if !out.is_empty() {
+            self.console.write(&out);
+        }
+    }
+
+    /// vpncmd's password prompt: twice, without echo, until both agree.
+    fn ask_password(&mut self) -> Option<String> {
+        self.show_pending();
+        self.console
+            .write("Please enter the password. To cancel press the Ctrl+D key.\n\n");
+        loop {
+            let a = self.console.read_password("Password: ")?;
+            let b = self.console.read_password("Confirm input: ")?;
+            self.console.write("\n");
+            if a == b {
+                return Some(a);
+            }
+            self.console.write("The password and the password confirmation do not match. Please input the password and confirmation again.\n\n");
+        }
+    }
+
+    /// Fills in every parameter as vpncmd's ParseCommandList does: values given are checked,
+    /// missing ones with a prompt are asked for, in order; a bad value is asked for again.
+    fn resolve(&mut self, cmd: &Command, mut given: CmdParams) -> Result<CmdParams, CmdError> {
+        for p in cmd.params {
+            let k = key(p);
+            let mut value = given.0.remove(k);
+            loop {
+                if let Some(v) = &value {
+                    match evaluate(p.check, v) {
+                        Ok(()) => {
+                            given.0.insert(k.to_string(), v.clone());
+                            break;
+                        }
+                        Err(msg) if p.ask == Ask::No => {
+                            return Err(CmdError::usage(msg));
+                        }
+                        Err(msg) => {
+                            self.show_pending();
+                            self.console.write(&format!("{msg}\n"));
+                        }
+                    }
+                }
+                value = match p.ask {
+                    Ask::No => break,
+                    Ask::Line(prompt) => {
+                        self.show_pending();
+                        match self.console.read_line(prompt) {
+                            Some(a) => {
+                                self.console.write("\n");
+                                Some(a.trim().to_string())
+                            }
+                            // Etherhub: WgkAdd with no key and no input generates the pair
+                            None if cmd.name == "WgkAdd" && k.is_empty() => Some(String::new()),
+                            None => return Err(canceled(cmd, p)),
+                        }
+                    }
+                    Ask::Password => match self.ask_password() {
+                        Some(pw) => Some(pw),
+                        None => return Err(canceled(cmd, p)),
+                    },
+                };
+            }
+        }
+        Ok(given)
+    }
+
+    /// Calls `method` with a typed request and reads the typed reply.
+    fn rpc<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        method: &str,
+        req: &Req,
+    ) -> Result<Resp, CmdError> {
+        let v = self.api.call(method, encode(req)).map_err(call_error)?;
+        decode(v).map_err(|e| CmdError {
+            code: 4,
+            message: format!(
+                "Error occurred. (Error code: 4)\nA protocol error occurred. (the reply to {method}: {})",
+                e.message
+            ),
+        })
     }
 
     fn hub(&self) -> Result<String, CmdError> {
-        self.hub.clone().ok_or_else(|| CmdError { code: 38, message: "Before executing this command, first select the Virtual Hub to manage using the Hub command.".into() })
+        self.hub.clone().ok_or_else(|| CmdError {
+            code: 38,
+            message: "Before executing this command, first select the Virtual Hub to manage using the Hub command.".into(),
+        })
     }
 
-    /// A parameter that must be present: asked for interactively, an error otherwise.
-    fn need(&self, cmd: &str, p: &CmdParams, name: &str, prompt: &str) -> Result<String, CmdError> {
-        if let Some(v) = p.get(name) {
-            return Ok(v.to_string());
-        }
-        let shown = if name.is_empty() {
-            "value".to_string()
-        } else {
-            format!("/{name}")
-        };
-        if self.interactive && std::io::stdin().is_terminal() {
-            print!("{prompt}");
-            let _ = std::io::stdout().flush();
-            let mut line = String::new();
-            if std::io::stdin().lock().read_line(&mut line).is_ok() && !line.trim().is_empty() {
-                return Ok(line.trim().to_string());
-            }
-        }
-        Err(CmdError::usage(format!(
-            "The {cmd} command needs the parameter {shown} ({}). Type \"{cmd} ?\" for its syntax.",
-            prompt.trim().trim_end_matches(':')
-        )))
+    fn hub_name(&self) -> Result<HubName, CmdError> {
+        Ok(HubName { hub: self.hub()? })
     }
 
     fn table(&mut self, t: &Table, vertical: bool) {
@@ -222,28 +427,41 @@ impl Ctx<'_> {
     }
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn n(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn b(v: &Value, k: &str) -> bool {
-    v.get(k).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn dt_ms(v: &Value, k: &str) -> u64 {
-    parse_dt(s(v, k)).unwrap_or(0)
+/// Run one command line (already split). The caller prints `ctx.out` and the error, if any.
+pub fn execute(ctx: &mut Ctx<'_>, tokens: &[String]) -> Result<(), CmdError> {
+    let Some(name) = tokens.first() else {
+        return Ok(());
+    };
+    let Some(cmd) = find(name) else {
+        return Err(CmdError {
+            code: 117,
+            message: format!("\"{name}\": Command not found. \nYou can use the HELP command to view a list of the available commands."),
+        });
+    };
+    if tokens.get(1).map(String::as_str) == Some("?") {
+        ctx.out.push_str(&usage(cmd));
+        return Ok(());
+    }
+    let names: Vec<&str> = cmd.params.iter().map(key).collect();
+    let given = parse_params(cmd.name, &tokens[1..], &names).map_err(CmdError::usage)?;
+    if !ctx.csv {
+        ctx.out
+            .push_str(&format!("{} command - {}\n", cmd.name, cmd.title));
+    }
+    let params = ctx.resolve(cmd, given)?;
+    (cmd.run)(ctx, &params)?;
+    if !ctx.csv {
+        ctx.out.push_str("The command completed successfully.\n");
+    }
+    Ok(())
 }
 
 /// `2026-11-24 21:01:40` (UTC), or `none` for an unset time.
-fn dt_short(ms: u64, none: &str) -> String {
-    if ms == 0 {
+fn dt_short(t: Dt, none: &str) -> String {
+    if t.0 == 0 {
         return none.to_string();
     }
-    let t = DateTime::from_unix_ms(ms);
+    let t = DateTime::from_unix_ms(t.0);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         t.year, t.month, t.day, t.hour, t.minute, t.second
@@ -251,11 +469,11 @@ fn dt_short(ms: u64, none: &str) -> String {
 }
 
 /// `2026-11-24 (Tue) 21:01:40` (UTC).
-fn dt_long(ms: u64, none: &str) -> String {
-    if ms == 0 {
+fn dt_long(t: Dt, none: &str) -> String {
+    if t.0 == 0 {
         return none.to_string();
     }
-    let t = DateTime::from_unix_ms(ms);
+    let t = DateTime::from_unix_ms(t.0);
     format!(
         "{:04}-{:02}-{:02} ({}) {:02}:{:02}:{:02}",
         t.year,
@@ -277,7 +495,7 @@ fn yes_no(v: bool) -> &'static str {
 }
 
 fn parse_yes_no(name: &str, v: &str) -> Result<bool, CmdError> {
-    match v.to_ascii_lowercase().as_str() {
+    match v.trim().to_ascii_lowercase().as_str() {
         "yes" | "y" | "true" | "1" | "on" => Ok(true),
         "no" | "n" | "false" | "0" | "off" => Ok(false),
         _ => Err(CmdError::usage(format!("/{name} must be yes or no."))),
@@ -298,55 +516,84 @@ fn parse_ip(name: &str, v: &str) -> Result<std::net::Ipv4Addr, CmdError> {
     })
 }
 
-fn traffic_rows(t: &mut Table, v: &Value, prefix: &str) {
+/// An address parameter where `none` (or nothing) means unset.
+fn parse_ip_or_none(name: &str, v: &str) -> Result<std::net::Ipv4Addr, CmdError> {
+    if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("none") {
+        Ok(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        parse_ip(name, v)
+    }
+}
+
+fn mac_text(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|x| format!("{x:02X}"))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn parse_mac(v: &str) -> Result<Vec<u8>, CmdError> {
+    let parts: Result<Vec<u8>, _> = v
+        .split(['-', ':'])
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect();
+    match parts {
+        Ok(m) if m.len() == 6 => Ok(m),
+        _ => Err(CmdError::usage(
+            "/MAC must be a MAC address like 00-AC-01-23-45-67.".into(),
+        )),
+    }
+}
+
+fn traffic_rows(t: &mut Table, tr: &Traffic) {
     let rows = [
-        ("Outgoing Unicast Packets", "Send.UnicastCount", " packets"),
-        ("Outgoing Unicast Total Size", "Send.UnicastBytes", " bytes"),
+        (
+            "Outgoing Unicast Packets",
+            tr.send_unicast_count,
+            " packets",
+        ),
+        (
+            "Outgoing Unicast Total Size",
+            tr.send_unicast_bytes,
+            " bytes",
+        ),
         (
             "Outgoing Broadcast Packets",
-            "Send.BroadcastCount",
+            tr.send_broadcast_count,
             " packets",
         ),
         (
             "Outgoing Broadcast Total Size",
-            "Send.BroadcastBytes",
+            tr.send_broadcast_bytes,
             " bytes",
         ),
-        ("Incoming Unicast Packets", "Recv.UnicastCount", " packets"),
-        ("Incoming Unicast Total Size", "Recv.UnicastBytes", " bytes"),
+        (
+            "Incoming Unicast Packets",
+            tr.recv_unicast_count,
+            " packets",
+        ),
+        (
+            "Incoming Unicast Total Size",
+            tr.recv_unicast_bytes,
+            " bytes",
+        ),
         (
             "Incoming Broadcast Packets",
-            "Recv.BroadcastCount",
+            tr.recv_broadcast_count,
             " packets",
         ),
         (
             "Incoming Broadcast Total Size",
-            "Recv.BroadcastBytes",
+            tr.recv_broadcast_bytes,
             " bytes",
         ),
     ];
-    for (label, key, unit) in rows {
-        t.row(&[
-            label.to_string(),
-            format!("{}{unit}", num(n(v, &format!("{prefix}{key}_u64")))),
-        ]);
+    for (label, v, unit) in rows {
+        t.row(&[label.to_string(), format!("{}{unit}", num(v))]);
     }
 }
 
-fn traffic_totals(v: &Value, prefix: &str) -> (u64, u64) {
-    let g = |k: &str| n(v, &format!("{prefix}{k}_u64"));
-    let bytes = g("Send.UnicastBytes")
-        + g("Send.BroadcastBytes")
-        + g("Recv.UnicastBytes")
-        + g("Recv.BroadcastBytes");
-    let pkts = g("Send.UnicastCount")
-        + g("Send.BroadcastCount")
-        + g("Recv.UnicastCount")
-        + g("Recv.BroadcastCount");
-    (bytes, pkts)
-}
-
-fn server_type(t: u64) -> &'static str {
+fn server_type(t: u32) -> &'static str {
     match t {
         1 => "Cluster Controller",
         2 => "Cluster Member Server",
@@ -354,7 +601,7 @@ fn server_type(t: u64) -> &'static str {
     }
 }
 
-fn hub_type(t: u64) -> &'static str {
+fn hub_type(t: u32) -> &'static str {
     match t {
         1 => "Static Hub",
         2 => "Dynamic Hub",
@@ -362,7 +609,7 @@ fn hub_type(t: u64) -> &'static str {
     }
 }
 
-fn auth_type(t: u64) -> &'static str {
+fn auth_type(t: u32) -> &'static str {
     match t {
         0 => "Anonymous Authentication",
         1 => "Password Authentication",
@@ -375,93 +622,101 @@ fn auth_type(t: u64) -> &'static str {
 }
 
 fn server_info(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let v = ctx.call("GetServerInfo", json!({}))?;
+    let v: ServerInfo = ctx.rpc("GetServerInfo", &Empty {})?;
     let mut t = Table::standard();
-    t.row(&["Product Name", s(&v, "ServerProductName_str")]);
-    t.row(&["Version", s(&v, "ServerVersionString_str")]);
-    t.row(&["Build", s(&v, "ServerBuildInfoString_str")]);
-    t.row(&["Host Name", s(&v, "ServerHostName_str")]);
-    t.row(&["Server Type", server_type(n(&v, "ServerType_u32"))]);
-    t.row(&["Type of Operating System", s(&v, "OsSystemName_str")]);
-    t.row(&[
-        "Product Name of Operating System",
-        s(&v, "OsProductName_str"),
-    ]);
-    t.row(&["Operating System Vendor", s(&v, "OsVendorName_str")]);
-    t.row(&["Operating System Version", s(&v, "OsVersion_str")]);
-    t.row(&["Type of OS Kernel", s(&v, "KernelName_str")]);
-    t.row(&["Version of OS Kernel", s(&v, "KernelVersion_str")]);
+    t.row(&["Product Name", &v.product_name]);
+    t.row(&["Version", &v.version_string]);
+    t.row(&["Build", &v.build_info]);
+    t.row(&["Host Name", &v.host_name]);
+    t.row(&["Server Type", server_type(v.server_type)]);
+    t.row(&["Type of Operating System", &v.os_system_name]);
+    t.row(&["Product Name of Operating System", &v.os_product_name]);
+    t.row(&["Operating System Vendor", &v.os_vendor_name]);
+    t.row(&["Operating System Version", &v.os_version]);
+    t.row(&["Type of OS Kernel", &v.kernel_name]);
+    t.row(&["Version of OS Kernel", &v.kernel_version]);
     ctx.table(&t, false);
     Ok(())
 }
 
 fn server_status(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let v = ctx.call("GetServerStatus", json!({}))?;
+    let v: ServerStatus = ctx.rpc("GetServerStatus", &Empty {})?;
     let mut t = Table::standard();
-    t.row(&["Server Type", server_type(n(&v, "ServerType_u32"))]);
+    t.row(&["Server Type", server_type(v.server_type)]);
     t.row(&[
         "Number of Active Sockets".into(),
-        num(n(&v, "NumTcpConnections_u32")),
+        num(u64::from(v.num_tcp_connections)),
     ]);
-    t.row(&[
-        "Number of Virtual Hubs".into(),
-        num(n(&v, "NumHubTotal_u32")),
-    ]);
-    t.row(&[
-        "Number of Sessions".into(),
-        num(n(&v, "NumSessionsTotal_u32")),
-    ]);
+    t.row(&["Number of Virtual Hubs".into(), num(u64::from(v.num_hubs))]);
+    t.row(&["Number of Sessions".into(), num(u64::from(v.num_sessions))]);
     t.row(&[
         "Number of MAC Address Tables".into(),
-        num(n(&v, "NumMacTables_u32")),
+        num(u64::from(v.num_mac_tables)),
     ]);
     t.row(&[
         "Number of IP Address Tables".into(),
-        num(n(&v, "NumIpTables_u32")),
+        num(u64::from(v.num_ip_tables)),
     ]);
-    t.row(&["Number of Users".into(), num(n(&v, "NumUsers_u32"))]);
-    t.row(&["Number of Groups".into(), num(n(&v, "NumGroups_u32"))]);
+    t.row(&["Number of Users".into(), num(u64::from(v.num_users))]);
+    t.row(&["Number of Groups".into(), num(u64::from(v.num_groups))]);
     t.row(&[
         "Using Client Connection Licenses (This Server)".into(),
-        num(n(&v, "AssignedClientLicenses_u32")),
+        num(u64::from(v.assigned_client_licenses)),
     ]);
     t.row(&[
         "Using Bridge Connection Licenses (This Server)".into(),
-        num(n(&v, "AssignedBridgeLicenses_u32")),
+        num(u64::from(v.assigned_bridge_licenses)),
     ]);
-    traffic_rows(&mut t, &v, "");
-    t.row(&[
-        "Server Started at".into(),
-        dt_long(dt_ms(&v, "StartTime_dt"), "(None)"),
-    ]);
-    let now = dt_ms(&v, "CurrentTime_dt");
+    traffic_rows(&mut t, &v.traffic.0);
+    t.row(&["Server Started at".into(), dt_long(v.start_time, "(None)")]);
     t.row(&[
         "Current Time".into(),
-        format!("{}.{:03}", dt_short(now, "(None)"), now % 1000),
+        format!(
+            "{}.{:03}",
+            dt_short(v.current_time, "(None)"),
+            v.current_time.0 % 1000
+        ),
     ]);
     t.row(&[
         "64 bit High-Precision Logical System Clock".into(),
-        n(&v, "CurrentTick_u64").to_string(),
+        v.current_tick.to_string(),
     ]);
+    // Etherhub's health of the data plane
+    t.row(&[
+        "Data Plane Last Moved a Packet at".into(),
+        dt_long(v.data_plane_last_packet, "(Never)"),
+    ]);
+    t.row(&[
+        "Data Plane Faults Contained".into(),
+        num(v.data_plane_faults),
+    ]);
+    if !v.data_plane_last_fault.is_empty() {
+        t.row(&["Last Contained Fault", &v.data_plane_last_fault]);
+    }
     ctx.table(&t, false);
     Ok(())
 }
 
 fn hub_create(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let name = ctx.need("HubCreate", p, "", "Name of Virtual Hub to be created: ")?;
-    let pw = p.get("PASSWORD").unwrap_or("").to_string();
-    ctx.call("CreateHub", json!({ "HubName_str": name, "AdminPasswordPlainText_str": pw, "Online_bool": true, "HubType_u32": 0 }))?;
+    let h = Hub {
+        name: p.get("").unwrap_or_default().to_string(),
+        admin_password: p.get("PASSWORD").unwrap_or("").to_string(),
+        ..Hub::default()
+    };
+    let _: Hub = ctx.rpc("CreateHub", &h)?;
     Ok(())
 }
 
 fn hub_delete(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let name = ctx.need("HubDelete", p, "", "Name of Virtual Hub to delete: ")?;
-    ctx.call("DeleteHub", json!({ "HubName_str": name }))?;
+    let h = HubName {
+        hub: p.get("").unwrap_or_default().to_string(),
+    };
+    let _: HubName = ctx.rpc("DeleteHub", &h)?;
     Ok(())
 }
 
 fn hub_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let v = ctx.call("EnumHub", json!({}))?;
+    let v: HubList = ctx.rpc("EnumHub", &Empty {})?;
     let mut t = Table::new(&[
         "Virtual Hub Name",
         "Status",
@@ -477,32 +732,22 @@ fn hub_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         "Transfer Bytes",
         "Transfer Packets",
     ]);
-    for h in v
-        .get("HubList")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (bytes, pkts) = traffic_totals(h, "Ex.");
+    for h in &v.hubs {
+        let tr = h.traffic.0;
         t.row(&[
-            s(h, "HubName_str").to_string(),
-            if b(h, "Online_bool") {
-                "Online"
-            } else {
-                "Offline"
-            }
-            .to_string(),
-            hub_type(n(h, "HubType_u32")).to_string(),
-            num(n(h, "NumUsers_u32")),
-            num(n(h, "NumGroups_u32")),
-            num(n(h, "NumSessions_u32")),
-            num(n(h, "NumMacTables_u32")),
-            num(n(h, "NumIpTables_u32")),
-            num(n(h, "NumLogin_u32")),
-            dt_short(dt_ms(h, "LastLoginTime_dt"), "(None)"),
-            dt_short(dt_ms(h, "LastCommTime_dt"), "(None)"),
-            num(bytes),
-            num(pkts),
+            h.name.clone(),
+            if h.online { "Online" } else { "Offline" }.to_string(),
+            hub_type(h.hub_type).to_string(),
+            num(u64::from(h.num_users)),
+            num(u64::from(h.num_groups)),
+            num(u64::from(h.num_sessions)),
+            num(u64::from(h.num_mac_tables)),
+            num(u64::from(h.num_ip_tables)),
+            num(u64::from(h.num_login)),
+            dt_short(h.last_login_time, "(None)"),
+            dt_short(h.last_comm_time, "(None)"),
+            num(tr.total_bytes()),
+            num(tr.total_packets()),
         ]);
     }
     ctx.table(&t, true);
@@ -510,19 +755,18 @@ fn hub_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn hub_select(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    match p.get("") {
+    match p.get("").filter(|n| !n.is_empty()) {
         None => {
             ctx.hub = None;
             ctx.out
                 .push_str("The Virtual Hub selection has been unselected.\n");
         }
         Some(name) => {
-            let v = ctx.call("GetHub", json!({ "HubName_str": name }))?;
-            let real = s(&v, "HubName_str");
-            let real = if real.is_empty() {
+            let v: Hub = ctx.rpc("GetHub", &HubName { hub: name.into() })?;
+            let real = if v.name.is_empty() {
                 name.to_string()
             } else {
-                real.to_string()
+                v.name
             };
             ctx.out
                 .push_str(&format!("The Virtual Hub \"{real}\" has been selected.\n"));
@@ -534,7 +778,7 @@ fn hub_select(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
 
 fn options_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
     let hub = ctx.hub()?;
-    let v = ctx.call("GetHub", json!({ "HubName_str": hub }))?;
+    let v: Hub = ctx.rpc("GetHub", &HubName { hub: hub.clone() })?;
     if !ctx.csv {
         ctx.out
             .push_str(&format!("Options Setting List of Virtual Hub \"{hub}\"\n"));
@@ -542,92 +786,71 @@ fn options_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
     let mut t = Table::standard();
     t.row(&[
         "Enumeration of Virtual Hub for Anonymous User",
-        if b(&v, "NoEnum_bool") {
-            "Deny"
-        } else {
-            "Allow"
-        },
+        if v.no_enum { "Deny" } else { "Allow" },
     ]);
-    let max = n(&v, "MaxSession_u32");
     t.row(&[
         "Max Number of Sessions".into(),
-        if max == 0 {
+        if v.max_session == 0 {
             "Infinite".into()
         } else {
-            max.to_string()
+            v.max_session.to_string()
         },
     ]);
-    t.row(&[
-        "Status",
-        if b(&v, "Online_bool") {
-            "Online"
-        } else {
-            "Offline"
-        },
-    ]);
-    t.row(&["Virtual Hub Type", hub_type(n(&v, "HubType_u32"))]);
-    t.row(&[
-        "Default gateway".into(),
-        ipv4_from_u32(n(&v, "DefaultGateway_u32") as u32).to_string(),
-    ]);
-    t.row(&[
-        "Default subnet".into(),
-        ipv4_from_u32(n(&v, "DefaultSubnet_u32") as u32).to_string(),
-    ]);
+    t.row(&["Status", if v.online { "Online" } else { "Offline" }]);
+    t.row(&["Virtual Hub Type", hub_type(v.hub_type)]);
+    t.row(&["Default gateway".into(), v.default_gateway.0.to_string()]);
+    t.row(&["Default subnet".into(), v.default_subnet.0.to_string()]);
     ctx.table(&t, false);
     Ok(())
 }
 
 fn set_static_network(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     let hub = ctx.hub()?;
-    let gw = parse_ip(
-        "GATEWAY",
-        &ctx.need("SetStaticNetwork", p, "GATEWAY", "Gateway IP address: ")?,
-    )?;
-    let mask = parse_ip(
-        "SUBNET",
-        &ctx.need("SetStaticNetwork", p, "SUBNET", "Subnet mask: ")?,
-    )?;
-    ctx.call("SetHub", json!({ "HubName_str": hub, "DefaultGateway_u32": ipv4_to_u32(gw), "DefaultSubnet_u32": ipv4_to_u32(mask) }))?;
+    let gw = parse_ip("GATEWAY", p.get("GATEWAY").unwrap_or_default())?;
+    let mask = parse_ip("SUBNET", p.get("SUBNET").unwrap_or_default())?;
+    let mut h: Hub = ctx.rpc("GetHub", &HubName { hub })?;
+    h.default_gateway = IpU32(gw);
+    h.default_subnet = IpU32(mask);
+    h.admin_password.clear();
+    let _: Hub = ctx.rpc("SetHub", &h)?;
     Ok(())
 }
 
+/// vpncmd writes `none` for an empty optional text.
+fn none_empty(v: Option<&str>) -> String {
+    v.filter(|v| !v.eq_ignore_ascii_case("none"))
+        .unwrap_or("")
+        .to_string()
+}
+
 fn user_create(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let name = ctx.need("UserCreate", p, "", "User Name: ")?;
-    let none = |v: Option<&str>| {
-        v.filter(|v| !v.eq_ignore_ascii_case("none"))
-            .unwrap_or("")
-            .to_string()
-    };
     // Like vpncmd, a new user has password authentication with no usable password until
     // UserPasswordSet.
-    ctx.call(
-        "CreateUser",
-        json!({ "HubName_str": hub, "Name_str": name, "GroupName_str": none(p.get("GROUP")), "Realname_utf": none(p.get("REALNAME")), "Note_utf": none(p.get("NOTE")), "AuthType_u32": 1, "Auth_Password_str": "" }),
-    )?;
+    let u = User {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+        group_name: none_empty(p.get("GROUP")),
+        real_name: none_empty(p.get("REALNAME")),
+        note: none_empty(p.get("NOTE")),
+        auth_type: 1,
+        ..User::default()
+    };
+    let _: User = ctx.rpc("CreateUser", &u)?;
     Ok(())
 }
 
 fn user_password_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     let hub = ctx.hub()?;
-    let name = ctx.need("UserPasswordSet", p, "", "User Name: ")?;
-    let pw = ctx.need("UserPasswordSet", p, "PASSWORD", "Password: ")?;
-    let u = ctx.call("GetUser", json!({ "HubName_str": hub, "Name_str": name }))?;
-    let mut req =
-        json!({ "HubName_str": hub, "Name_str": name, "AuthType_u32": 1, "Auth_Password_str": pw });
-    for k in ["GroupName_str", "Realname_utf", "Note_utf", "ExpireTime_dt"] {
-        if let Some(x) = u.get(k) {
-            req[k] = x.clone();
-        }
-    }
-    ctx.call("SetUser", req)?;
+    let name = p.get("").unwrap_or_default().to_string();
+    let mut u: User = ctx.rpc("GetUser", &HubObject { hub, name })?;
+    u.auth_type = 1;
+    u.password = p.get("PASSWORD").unwrap_or_default().to_string();
+    let _: User = ctx.rpc("SetUser", &u)?;
     Ok(())
 }
 
 fn user_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let v = ctx.call("EnumUser", json!({ "HubName_str": hub }))?;
+    let v: UserList = ctx.rpc("EnumUser", &ctx.hub_name()?)?;
     let mut t = Table::new(&[
         "User Name",
         "Full Name",
@@ -640,29 +863,23 @@ fn user_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         "Transfer Bytes",
         "Transfer Packets",
     ]);
-    for u in v
-        .get("UserList")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (bytes, pkts) = traffic_totals(u, "Ex.");
-        let group = s(u, "GroupName_str");
+    for u in &v.users {
+        let tr = u.traffic.0;
         t.row(&[
-            s(u, "Name_str").to_string(),
-            s(u, "Realname_utf").to_string(),
-            if group.is_empty() {
+            u.name.clone(),
+            u.real_name.clone(),
+            if u.group_name.is_empty() {
                 "-".to_string()
             } else {
-                group.to_string()
+                u.group_name.clone()
             },
-            s(u, "Note_utf").to_string(),
-            auth_type(n(u, "AuthType_u32")).to_string(),
-            num(n(u, "NumLogin_u32")),
-            dt_short(dt_ms(u, "LastLoginTime_dt"), "(None)"),
-            dt_short(dt_ms(u, "Expires_dt"), "No Expiration"),
-            num(bytes),
-            num(pkts),
+            u.note.clone(),
+            auth_type(u.auth_type).to_string(),
+            num(u64::from(u.num_login)),
+            dt_short(u.last_login_time, "(None)"),
+            dt_short(u.expires, "No Expiration"),
+            num(tr.total_bytes()),
+            num(tr.total_packets()),
         ]);
     }
     ctx.table(&t, true);
@@ -670,50 +887,40 @@ fn user_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn user_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let name = ctx.need("UserGet", p, "", "User Name: ")?;
-    let v = ctx.call("GetUser", json!({ "HubName_str": hub, "Name_str": name }))?;
+    let req = HubObject {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+    };
+    let v: User = ctx.rpc("GetUser", &req)?;
     let mut t = Table::standard();
-    t.row(&["User Name", s(&v, "Name_str")]);
-    t.row(&["Full Name", s(&v, "Realname_utf")]);
-    t.row(&["Description", s(&v, "Note_utf")]);
-    let group = s(&v, "GroupName_str");
-    if !group.is_empty() {
-        t.row(&["Group Name", group]);
+    t.row(&["User Name", &v.name]);
+    t.row(&["Full Name", &v.real_name]);
+    t.row(&["Description", &v.note]);
+    if !v.group_name.is_empty() {
+        t.row(&["Group Name", &v.group_name]);
     }
-    t.row(&[
-        "Expiration Date".into(),
-        dt_long(dt_ms(&v, "ExpireTime_dt"), "(None)"),
-    ]);
-    t.row(&["Auth Type", auth_type(n(&v, "AuthType_u32"))]);
+    t.row(&["Expiration Date".into(), dt_long(v.expire_time, "(None)")]);
+    t.row(&["Auth Type", auth_type(v.auth_type)]);
     t.row(&["---", "---"]);
-    t.row(&[
-        "Created on".into(),
-        dt_long(dt_ms(&v, "CreatedTime_dt"), "(None)"),
-    ]);
-    t.row(&[
-        "Updated on".into(),
-        dt_long(dt_ms(&v, "UpdatedTime_dt"), "(None)"),
-    ]);
-    traffic_rows(&mut t, &v, "");
-    t.row(&["Number of Logins".into(), num(n(&v, "NumLogin_u32"))]);
+    t.row(&["Created on".into(), dt_long(v.created_time, "(None)")]);
+    t.row(&["Updated on".into(), dt_long(v.updated_time, "(None)")]);
+    traffic_rows(&mut t, &v.traffic.0);
+    t.row(&["Number of Logins".into(), num(u64::from(v.num_login))]);
     ctx.table(&t, false);
     Ok(())
 }
 
 fn user_delete(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let name = ctx.need("UserDelete", p, "", "User Name: ")?;
-    ctx.call(
-        "DeleteUser",
-        json!({ "HubName_str": hub, "Name_str": name }),
-    )?;
+    let req = HubObject {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+    };
+    let _: HubObject = ctx.rpc("DeleteUser", &req)?;
     Ok(())
 }
 
 fn session_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let v = ctx.call("EnumSession", json!({ "HubName_str": hub }))?;
+    let v: SessionList = ctx.rpc("EnumSession", &ctx.hub_name()?)?;
     let mut t = Table::new(&[
         "Session Name",
         "VLAN ID",
@@ -724,57 +931,44 @@ fn session_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         "Transfer Bytes",
         "Transfer Packets",
     ]);
-    for x in v
-        .get("SessionList")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let vlan = n(x, "VLanId_u32");
-        let (location, host, tcp) = if b(x, "SecureNATMode_bool") {
-            (
-                "SecureNAT Session",
-                "Virtual Host".to_string(),
-                "None".to_string(),
-            )
-        } else if b(x, "BridgeMode_bool") {
+    for x in &v.sessions {
+        let none = || "None".to_string();
+        let (location, host, tcp) = if x.securenat_mode {
+            ("SecureNAT Session", "Virtual Host".to_string(), none())
+        } else if x.bridge_mode {
             (
                 "Local Bridge Session",
                 "Ethernet Bridge".to_string(),
-                "None".to_string(),
+                none(),
             )
-        } else if b(x, "Layer3Mode_bool") {
+        } else if x.layer3_mode {
             (
                 "Local Session",
                 "Virtual Layer 3 Switch".to_string(),
-                "None".to_string(),
+                none(),
             )
-        } else if b(x, "LinkMode_bool") {
-            (
-                "Cascade Connection",
-                "Virtual Host".to_string(),
-                "None".to_string(),
-            )
+        } else if x.link_mode {
+            ("Cascade Connection", "Virtual Host".to_string(), none())
         } else {
             (
                 "Local Session",
-                s(x, "Hostname_str").to_string(),
-                format!("{} / {}", n(x, "CurrentNumTcp_u32"), n(x, "MaxNumTcp_u32")),
+                x.hostname.clone(),
+                format!("{} / {}", x.current_num_tcp, x.max_num_tcp),
             )
         };
         t.row(&[
-            s(x, "Name_str").to_string(),
-            if vlan == 0 {
+            x.name.clone(),
+            if x.vlan_id == 0 {
                 "-".into()
             } else {
-                vlan.to_string()
+                x.vlan_id.to_string()
             },
             location.to_string(),
-            s(x, "Username_str").to_string(),
+            x.username.clone(),
             host,
             tcp,
-            num(n(x, "PacketSize_u64")),
-            num(n(x, "PacketNum_u64")),
+            num(x.packet_size),
+            num(x.packet_num),
         ]);
     }
     ctx.table(&t, true);
@@ -782,39 +976,38 @@ fn session_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn session_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let name = ctx.need("SessionGet", p, "", "Session name: ")?;
-    let v = ctx.call(
-        "GetSessionStatus",
-        json!({ "HubName_str": hub, "Name_str": name }),
-    )?;
+    let req = HubObject {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+    };
+    let v: SessionStatus = ctx.rpc("GetSessionStatus", &req)?;
     let mut t = Table::standard();
-    t.row(&["Session Name", s(&v, "Name_str")]);
-    t.row(&["User Name (Authentication)", s(&v, "Username_str")]);
-    t.row(&["User Name (Database)", s(&v, "RealUsername_str")]);
-    t.row(&["Group Name", s(&v, "GroupName_str")]);
-    t.row(&["Client IP Address", s(&v, "Client_Ip_Address_ip")]);
-    t.row(&["Client Host Name", s(&v, "ClientHostname_str")]);
+    t.row(&["Session Name", &v.name]);
+    t.row(&["User Name (Authentication)", &v.username]);
+    t.row(&["User Name (Database)", &v.real_username]);
+    t.row(&["Group Name", &v.group_name]);
+    t.row(&["Client IP Address".into(), v.client_ip.0.to_string()]);
+    t.row(&["Client Host Name", &v.client_hostname]);
     t.row(&[
         "Connection Started at".into(),
-        dt_long(dt_ms(&v, "StartTime_dt"), "(None)"),
+        dt_long(v.start_time, "(None)"),
     ]);
     t.row(&[
         "Current Session has been Established since".into(),
-        dt_long(dt_ms(&v, "CurrentConnectionEstablishTime_dt"), "(None)"),
+        dt_long(v.current_connection_time, "(None)"),
     ]);
-    t.row(&["Physical Underlay Protocol", s(&v, "UnderlayProtocol_str")]);
+    t.row(&["Physical Underlay Protocol", &v.underlay_protocol]);
     t.row(&[
         "Use of Encryption".into(),
-        if b(&v, "UseEncrypt_bool") {
-            format!("Enabled (Algorithm: {})", s(&v, "CipherName_str"))
+        if v.use_encrypt {
+            format!("Enabled (Algorithm: {})", v.cipher_name)
         } else {
             "Disabled (No Encryption)".into()
         },
     ]);
     t.row(&[
         "Use of Compression",
-        if b(&v, "UseCompress_bool") {
+        if v.use_compress {
             "Enabled"
         } else {
             "Disabled (No Compression)"
@@ -822,36 +1015,34 @@ fn session_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     ]);
     t.row(&[
         "Number of TCP Connections".into(),
-        num(n(&v, "NumTcpConnections_u32")),
+        num(u64::from(v.num_tcp_connections)),
     ]);
     t.row(&[
         "Outgoing Data Size".into(),
-        format!("{} bytes", num(n(&v, "TotalSendSize_u64"))),
+        format!("{} bytes", num(v.total_send_size)),
     ]);
     t.row(&[
         "Incoming Data Size".into(),
-        format!("{} bytes", num(n(&v, "TotalRecvSize_u64"))),
+        format!("{} bytes", num(v.total_recv_size)),
     ]);
-    traffic_rows(&mut t, &v, "Ex.");
-    t.row(&["Client Product Name", s(&v, "ClientProductName_str")]);
-    t.row(&["Client OS Name", s(&v, "ClientOsName_str")]);
+    traffic_rows(&mut t, &v.traffic.0);
+    t.row(&["Client Product Name", &v.client_product_name]);
+    t.row(&["Client OS Name", &v.client_os_name]);
     ctx.table(&t, false);
     Ok(())
 }
 
 fn session_disconnect(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let name = ctx.need("SessionDisconnect", p, "", "Session name: ")?;
-    ctx.call(
-        "DeleteSession",
-        json!({ "HubName_str": hub, "Name_str": name }),
-    )?;
+    let req = HubObject {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+    };
+    let _: HubObject = ctx.rpc("DeleteSession", &req)?;
     Ok(())
 }
 
 fn ip_table(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let v = ctx.call("EnumIpTable", json!({ "HubName_str": hub }))?;
+    let v: IpTable = ctx.rpc("EnumIpTable", &ctx.hub_name()?)?;
     let mut t = Table::new(&[
         "ID",
         "Session Name",
@@ -860,28 +1051,22 @@ fn ip_table(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
         "Updated at",
         "Location",
     ]);
-    for e in v
-        .get("IpTable")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if p.get("")
-            .is_some_and(|f| !f.eq_ignore_ascii_case(s(e, "SessionName_str")))
-        {
+    let only = p.get("").filter(|f| !f.is_empty());
+    for e in &v.entries {
+        if only.is_some_and(|f| !f.eq_ignore_ascii_case(&e.session_name)) {
             continue;
         }
-        let ip = s(e, "IpAddress_ip");
+        let ip = e.ip.0.to_string();
         t.row(&[
-            n(e, "Key_u32").to_string(),
-            s(e, "SessionName_str").to_string(),
-            if b(e, "DhcpAllocated_bool") {
+            e.key.to_string(),
+            e.session_name.clone(),
+            if e.dhcp_allocated {
                 format!("{ip} (DHCP)")
             } else {
-                ip.to_string()
+                ip
             },
-            dt_short(dt_ms(e, "CreatedTime_dt"), "-"),
-            dt_short(dt_ms(e, "UpdatedTime_dt"), "-"),
+            dt_short(e.created_time, "-"),
+            dt_short(e.updated_time, "-"),
             "On This Server".to_string(),
         ]);
     }
@@ -890,9 +1075,7 @@ fn ip_table(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn mac_table(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    use base64::Engine as _;
-    let hub = ctx.hub()?;
-    let v = ctx.call("EnumMacTable", json!({ "HubName_str": hub }))?;
+    let v: MacTable = ctx.rpc("EnumMacTable", &ctx.hub_name()?)?;
     let mut t = Table::new(&[
         "ID",
         "Session Name",
@@ -902,33 +1085,22 @@ fn mac_table(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
         "Updated at",
         "Location",
     ]);
-    for e in v
-        .get("MacTable")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if p.get("")
-            .is_some_and(|f| !f.eq_ignore_ascii_case(s(e, "SessionName_str")))
-        {
+    let only = p.get("").filter(|f| !f.is_empty());
+    for e in &v.entries {
+        if only.is_some_and(|f| !f.eq_ignore_ascii_case(&e.session_name)) {
             continue;
         }
-        let mac = base64::engine::general_purpose::STANDARD
-            .decode(s(e, "MacAddress_bin"))
-            .unwrap_or_default();
-        let mac: Vec<String> = mac.iter().map(|x| format!("{x:02X}")).collect();
-        let vlan = n(e, "VlanId_u32");
         t.row(&[
-            n(e, "Key_u32").to_string(),
-            s(e, "SessionName_str").to_string(),
-            if vlan == 0 {
+            e.key.to_string(),
+            e.session_name.clone(),
+            if e.vlan_id == 0 {
                 "-".into()
             } else {
-                vlan.to_string()
+                e.vlan_id.to_string()
             },
-            mac.join("-"),
-            dt_short(dt_ms(e, "CreatedTime_dt"), "-"),
-            dt_short(dt_ms(e, "UpdatedTime_dt"), "-"),
+            mac_text(&e.mac.0),
+            dt_short(e.created_time, "-"),
+            dt_short(e.updated_time, "-"),
             "On This Server".to_string(),
         ]);
     }
@@ -937,191 +1109,171 @@ fn mac_table(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn snat_enable(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    ctx.call("EnableSecureNAT", json!({ "HubName_str": hub }))?;
+    let _: HubName = ctx.rpc("EnableSecureNAT", &ctx.hub_name()?)?;
     Ok(())
 }
 
 fn snat_disable(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    ctx.call("DisableSecureNAT", json!({ "HubName_str": hub }))?;
+    let _: HubName = ctx.rpc("DisableSecureNAT", &ctx.hub_name()?)?;
+    Ok(())
+}
+
+fn nat_option(ctx: &Ctx<'_>) -> Result<SecureNatOption, CmdError> {
+    ctx.rpc("GetSecureNATOption", &RpcHubName { hub: ctx.hub()? })
+}
+
+fn snat_host_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
+    let v = nat_option(ctx)?;
+    let mut t = Table::standard();
+    t.row(&["MAC Address".into(), mac_text(&v.mac.0)]);
+    t.row(&["IP Address".into(), v.ip.0.to_string()]);
+    t.row(&["Subnet Mask".into(), v.mask.0.to_string()]);
+    ctx.table(&t, false);
+    Ok(())
+}
+
+fn snat_host_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut o = nat_option(ctx)?;
+    let given = |name: &str| {
+        p.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none"))
+    };
+    if let Some(mac) = given("MAC") {
+        o.mac = Bin(parse_mac(mac)?);
+    }
+    if let Some(ip) = given("IP") {
+        o.ip = Ip::from(parse_ip("IP", ip)?);
+    }
+    if let Some(mask) = given("MASK") {
+        o.mask = Ip::from(parse_ip("MASK", mask)?);
+    }
+    let _: SecureNatOption = ctx.rpc("SetSecureNATOption", &o)?;
     Ok(())
 }
 
 fn snat_status(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
     let hub = ctx.hub()?;
-    let v = ctx.call("GetSecureNATStatus", json!({ "HubName_str": hub }))?;
+    let v: SecureNatStatus = ctx.rpc("GetSecureNATStatus", &HubName { hub: hub.clone() })?;
     let mut t = Table::standard();
     t.row(&["Virtual Hub Name", hub.as_str()]);
+    let count = |n: u32, unit: &str| format!("{} {unit}", num(u64::from(n)));
     t.row(&[
         "NAT TCP/IP Sessions".into(),
-        format!("{} Session", num(n(&v, "NumTcpSessions_u32"))),
+        count(v.num_tcp_sessions, "Session"),
     ]);
     t.row(&[
         "NAT UDP/IP Sessions".into(),
-        format!("{} Session", num(n(&v, "NumUdpSessions_u32"))),
+        count(v.num_udp_sessions, "Session"),
     ]);
     t.row(&[
         "NAT ICMP Sessions".into(),
-        format!("{} Session", num(n(&v, "NumIcmpSessions_u32"))),
+        count(v.num_icmp_sessions, "Session"),
     ]);
     t.row(&[
         "NAT DNS Sessions".into(),
-        format!("{} Session", num(n(&v, "NumDnsSessions_u32"))),
+        count(v.num_dns_sessions, "Session"),
     ]);
     t.row(&[
         "Allocated DHCP Clients".into(),
-        format!("{} Client", num(n(&v, "NumDhcpClients_u32"))),
+        count(v.num_dhcp_clients, "Client"),
     ]);
-    t.row(&[
-        "Kernel-mode NAT is Active",
-        yes_no(b(&v, "IsKernelMode_bool")),
-    ]);
-    t.row(&[
-        "Raw IP mode NAT is Active",
-        yes_no(b(&v, "IsRawIpMode_bool")),
-    ]);
+    t.row(&["Kernel-mode NAT is Active", yes_no(v.is_kernel_mode)]);
+    t.row(&["Raw IP mode NAT is Active", yes_no(v.is_raw_ip_mode)]);
     ctx.table(&t, false);
     Ok(())
 }
 
 fn nat_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let v = ctx.call("GetSecureNATOption", json!({ "RpcHubName_str": hub }))?;
+    let v = nat_option(ctx)?;
     let mut t = Table::standard();
-    t.row(&["Use Virtual NAT Function", yes_no(b(&v, "UseNat_bool"))]);
-    t.row(&["MTU Value".into(), n(&v, "Mtu_u32").to_string()]);
+    t.row(&["Use Virtual NAT Function", yes_no(v.use_nat)]);
+    t.row(&["MTU Value".into(), v.mtu.to_string()]);
     t.row(&[
         "TCP Session Timeout (Seconds)".into(),
-        n(&v, "NatTcpTimeout_u32").to_string(),
+        v.nat_tcp_timeout.to_string(),
     ]);
     t.row(&[
         "UDP Session Timeout (Seconds)".into(),
-        n(&v, "NatUdpTimeout_u32").to_string(),
+        v.nat_udp_timeout.to_string(),
     ]);
-    t.row(&[
-        "Save NAT and DHCP Operation Log",
-        yes_no(b(&v, "SaveLog_bool")),
-    ]);
+    t.row(&["Save NAT and DHCP Operation Log", yes_no(v.save_log)]);
     ctx.table(&t, false);
     Ok(())
 }
 
 fn nat_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let mut req = json!({ "RpcHubName_str": hub });
-    if let Some(v) = p.get("MTU") {
-        req["Mtu_u32"] = json!(parse_u32("MTU", v)?);
-    }
-    if let Some(v) = p.get("TCPTIMEOUT") {
-        req["NatTcpTimeout_u32"] = json!(parse_u32("TCPTIMEOUT", v)?);
-    }
-    if let Some(v) = p.get("UDPTIMEOUT") {
-        req["NatUdpTimeout_u32"] = json!(parse_u32("UDPTIMEOUT", v)?);
-    }
-    if let Some(v) = p.get("LOG") {
-        req["SaveLog_bool"] = json!(parse_yes_no("LOG", v)?);
-    }
-    ctx.call("SetSecureNATOption", req)?;
+    let mut o = nat_option(ctx)?;
+    o.mtu = parse_u32("MTU", p.get("MTU").unwrap_or_default())?;
+    o.nat_tcp_timeout = parse_u32("TCPTIMEOUT", p.get("TCPTIMEOUT").unwrap_or_default())?;
+    o.nat_udp_timeout = parse_u32("UDPTIMEOUT", p.get("UDPTIMEOUT").unwrap_or_default())?;
+    o.save_log = parse_yes_no("LOG", p.get("LOG").unwrap_or_default())?;
+    let _: SecureNatOption = ctx.rpc("SetSecureNATOption", &o)?;
     Ok(())
 }
 
 fn dhcp_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let v = ctx.call("GetSecureNATOption", json!({ "RpcHubName_str": hub }))?;
-    let ip = |k: &str| {
-        let x = s(&v, k);
-        if x.is_empty() || x == "0.0.0.0" {
+    let v = nat_option(ctx)?;
+    let ip = |a: &Ip| {
+        if a.0.is_unspecified() {
             "None".to_string()
         } else {
-            x.to_string()
+            a.0.to_string()
         }
     };
     let mut t = Table::standard();
-    t.row(&["Use Virtual DHCP Function", yes_no(b(&v, "UseDhcp_bool"))]);
+    t.row(&["Use Virtual DHCP Function", yes_no(v.use_dhcp)]);
     t.row(&[
         "Start Distribution Address Band".into(),
-        ip("DhcpLeaseIPStart_ip"),
+        ip(&v.dhcp_lease_start),
     ]);
     t.row(&[
         "End Distribution Address Band".into(),
-        ip("DhcpLeaseIPEnd_ip"),
+        ip(&v.dhcp_lease_end),
     ]);
-    t.row(&["Subnet Mask".into(), ip("DhcpSubnetMask_ip")]);
+    t.row(&["Subnet Mask".into(), ip(&v.dhcp_subnet_mask)]);
     t.row(&[
         "Lease Limit (Seconds)".into(),
-        n(&v, "DhcpExpireTimeSpan_u32").to_string(),
+        v.dhcp_expire_secs.to_string(),
     ]);
-    t.row(&[
-        "Default Gateway Address".into(),
-        ip("DhcpGatewayAddress_ip"),
-    ]);
-    t.row(&["DNS Server Address 1".into(), ip("DhcpDnsServerAddress_ip")]);
-    t.row(&[
-        "DNS Server Address 2".into(),
-        ip("DhcpDnsServerAddress2_ip"),
-    ]);
-    t.row(&["Domain Name", s(&v, "DhcpDomainName_str")]);
-    t.row(&[
-        "Save NAT and DHCP Operation Log",
-        yes_no(b(&v, "SaveLog_bool")),
-    ]);
-    t.row(&["Static Routing Table to Push", s(&v, "DhcpPushRoutes_str")]);
+    t.row(&["Default Gateway Address".into(), ip(&v.dhcp_gateway)]);
+    t.row(&["DNS Server Address 1".into(), ip(&v.dhcp_dns)]);
+    t.row(&["DNS Server Address 2".into(), ip(&v.dhcp_dns2)]);
+    t.row(&["Domain Name", &v.dhcp_domain_name]);
+    t.row(&["Save NAT and DHCP Operation Log", yes_no(v.save_log)]);
+    t.row(&["Static Routing Table to Push", &v.dhcp_push_routes]);
     ctx.table(&t, false);
     Ok(())
 }
 
 fn dhcp_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let mut req = json!({ "RpcHubName_str": hub });
-    for (param, field) in [
-        ("START", "DhcpLeaseIPStart_ip"),
-        ("END", "DhcpLeaseIPEnd_ip"),
-        ("MASK", "DhcpSubnetMask_ip"),
-        ("GW", "DhcpGatewayAddress_ip"),
-        ("DNS", "DhcpDnsServerAddress_ip"),
-        ("DNS2", "DhcpDnsServerAddress2_ip"),
-    ] {
-        if let Some(v) = p.get(param) {
-            let ip = if v.eq_ignore_ascii_case("none") {
-                std::net::Ipv4Addr::UNSPECIFIED
-            } else {
-                parse_ip(param, v)?
-            };
-            req[field] = json!(ip.to_string());
-        }
+    let mut o = nat_option(ctx)?;
+    let ip = |name: &str| -> Result<Ip, CmdError> {
+        Ok(Ip::from(parse_ip_or_none(
+            name,
+            p.get(name).unwrap_or_default(),
+        )?))
+    };
+    o.dhcp_lease_start = ip("START")?;
+    o.dhcp_lease_end = ip("END")?;
+    o.dhcp_subnet_mask = ip("MASK")?;
+    o.dhcp_expire_secs = parse_u32("EXPIRE", p.get("EXPIRE").unwrap_or_default())?;
+    o.dhcp_gateway = ip("GW")?;
+    o.dhcp_dns = ip("DNS")?;
+    o.dhcp_dns2 = ip("DNS2")?;
+    o.dhcp_domain_name = none_empty(p.get("DOMAIN"));
+    o.save_log = parse_yes_no("LOG", p.get("LOG").unwrap_or_default())?;
+    if let Some(routes) = p.get("PUSHROUTE") {
+        o.dhcp_push_routes = routes.to_string();
+        o.apply_dhcp_push_routes = true;
     }
-    if let Some(v) = p.get("EXPIRE") {
-        req["DhcpExpireTimeSpan_u32"] = json!(parse_u32("EXPIRE", v)?);
-    }
-    if let Some(v) = p.get("DOMAIN") {
-        req["DhcpDomainName_str"] = json!(if v.eq_ignore_ascii_case("none") {
-            ""
-        } else {
-            v
-        });
-    }
-    if let Some(v) = p.get("LOG") {
-        req["SaveLog_bool"] = json!(parse_yes_no("LOG", v)?);
-    }
-    if let Some(v) = p.get("PUSHROUTE") {
-        req["DhcpPushRoutes_str"] = json!(v);
-        req["ApplyDhcpPushRoutes_bool"] = json!(true);
-    }
-    ctx.call("SetSecureNATOption", req)?;
+    let _: SecureNatOption = ctx.rpc("SetSecureNATOption", &o)?;
     Ok(())
 }
 
 fn ports_udp_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let v = ctx.call("GetPortsUDP", json!({}))?;
-    let ports: Vec<String> = v
-        .get("Ports_u32")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_u64)
-        .map(|p| p.to_string())
-        .collect();
+    let v: PortsUdp = ctx.rpc("GetPortsUDP", &Empty {})?;
+    let ports: Vec<String> = v.ports.iter().map(u32::to_string).collect();
     let mut t = Table::standard();
     t.row(&["UDP ports".into(), ports.join(", ")]);
     ctx.table(&t, false);
@@ -1129,83 +1281,68 @@ fn ports_udp_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn ports_udp_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let list = ctx.need("PortsUDPSet", p, "", "Ports: ")?;
+    let list = p.get("").unwrap_or_default();
     let mut ports = Vec::new();
     for x in list.split([',', ' ']).filter(|x| !x.is_empty()) {
-        let port: u16 =
-            x.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
-                CmdError::usage(format!("\"{x}\" is not a port number (1-65535)."))
-            })?;
-        ports.push(port);
+        let port: u16 = x
+            .parse()
+            .map_err(|_| CmdError::usage(format!("\"{x}\" is not a port number (1-65535).")))?;
+        // "0" turns the UDP listener off, as in vpncmd
+        if port != 0 {
+            ports.push(u32::from(port));
+        }
     }
-    ctx.call("SetPortsUDP", json!({ "Ports_u32": ports }))?;
+    let _: PortsUdp = ctx.rpc("SetPortsUDP", &PortsUdp { ports })?;
     Ok(())
 }
 
-fn port_param(ctx: &Ctx<'_>, cmd: &str, p: &CmdParams) -> Result<u16, CmdError> {
-    let v = ctx.need(cmd, p, "", "Port number: ")?;
-    v.trim()
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| CmdError::usage(format!("\"{v}\" is not a port number (1-65535).")))
+fn listener(p: &CmdParams, enable: bool) -> Listener {
+    Listener {
+        port: p.get("").and_then(|v| v.trim().parse().ok()).unwrap_or(0),
+        enable,
+    }
 }
 
 fn listener_create(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let port = port_param(ctx, "ListenerCreate", p)?;
-    ctx.call(
-        "CreateListener",
-        json!({ "Port_u32": port, "Enable_bool": true }),
-    )?;
+    let _: Listener = ctx.rpc("CreateListener", &listener(p, true))?;
     Ok(())
 }
 
 fn listener_delete(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let port = port_param(ctx, "ListenerDelete", p)?;
-    ctx.call("DeleteListener", json!({ "Port_u32": port }))?;
+    let _: Listener = ctx.rpc("DeleteListener", &listener(p, false))?;
     Ok(())
 }
 
 fn listener_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let v = ctx.call("EnumListener", json!({}))?;
+    let v: ListenerList = ctx.rpc("EnumListener", &Empty {})?;
     let mut t = Table::new(&["Port Number", "Status"]);
-    for l in v
-        .get("ListenerList")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let status = if b(l, "Errors_bool") {
+    for l in &v.listeners {
+        let status = if l.error {
             "Error"
-        } else if b(l, "Enables_bool") {
+        } else if l.enabled {
             "Listening"
         } else {
             "Stopped"
         };
-        t.row(&[format!("TCP {}", n(l, "Ports_u32")), status.to_string()]);
+        t.row(&[format!("TCP {}", l.port), status.to_string()]);
     }
     ctx.table(&t, false);
     Ok(())
 }
 
 fn server_password_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let pw = ctx.need("ServerPasswordSet", p, "", "Password: ")?;
-    ctx.call("SetServerPassword", json!({ "PlainTextPassword_str": pw }))?;
+    let req = ServerPassword {
+        password: p.get("").unwrap_or_default().to_string(),
+    };
+    let _: ServerPassword = ctx.rpc("SetServerPassword", &req)?;
     Ok(())
 }
 
 fn config_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    use base64::Engine as _;
-    let v = ctx.call("GetConfig", json!({}))?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(s(&v, "FileData_bin"))
-        .map_err(|_| CmdError {
-            code: 4,
-            message: "The server sent a malformed configuration.".into(),
-        })?;
-    match p.get("") {
+    let v: ConfigFile = ctx.rpc("GetConfig", &Empty {})?;
+    match p.get("").filter(|f| !f.is_empty()) {
         Some(path) => {
-            std::fs::write(path, &data).map_err(|e| CmdError {
+            std::fs::write(path, &v.data.0).map_err(|e| CmdError {
                 code: 23,
                 message: format!("Creation of specified file failed. ({e})"),
             })?;
@@ -1213,10 +1350,10 @@ fn config_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
         None => {
             ctx.out.push_str(&format!(
                 "Config name: \"{}\", Size: {}\n",
-                s(&v, "FileName_str"),
-                data.len()
+                v.file_name,
+                v.data.0.len()
             ));
-            ctx.out.push_str(&String::from_utf8_lossy(&data));
+            ctx.out.push_str(&String::from_utf8_lossy(&v.data.0));
             if !ctx.out.ends_with('\n') {
                 ctx.out.push('\n');
             }
@@ -1226,61 +1363,57 @@ fn config_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn config_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    use base64::Engine as _;
-    let path = ctx.need(
-        "ConfigSet",
-        p,
-        "",
-        "Config file path name to upload to server: ",
-    )?;
-    let data = std::fs::read(&path).map_err(|e| CmdError {
+    let path = p.get("").unwrap_or_default();
+    let data = std::fs::read(path).map_err(|e| CmdError {
         code: 38,
         message: format!("Reading from specified file failed. ({e})"),
     })?;
-    ctx.call("SetConfig", json!({ "FileName_str": "", "FileData_bin": base64::engine::general_purpose::STANDARD.encode(data) }))?;
+    let _: ConfigFile = ctx.rpc(
+        "SetConfig",
+        &ConfigFile {
+            file_name: String::new(),
+            data: Bin(data),
+        },
+    )?;
     Ok(())
+}
+
+fn all_traffic(p: &CmdParams) -> Result<bool, CmdError> {
+    match p.get("ALLTRAFFIC") {
+        Some(v) => parse_yes_no("ALLTRAFFIC", v),
+        None => Ok(false),
+    }
 }
 
 fn wgk_add(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     // no key: the server generates the pair and hands back the private key this once
-    let key = p.get("").unwrap_or("").to_string();
-    let hub = ctx.need("WgkAdd", p, "HUB", "Hub: ")?;
-    let user = ctx.need("WgkAdd", p, "USER", "User: ")?;
+    let key = p.get("").unwrap_or("").trim().to_string();
     let ip = match p.get("IP") {
         Some(v) => parse_ip("IP", v)?.to_string(),
         None => String::new(),
     };
-    let all = match p.get("ALLTRAFFIC") {
-        Some(v) => parse_yes_no("ALLTRAFFIC", v)?,
-        None => false,
+    let req = WgkAdd {
+        keys: vec![key.clone()],
+        hubs: vec![p.get("HUB").unwrap_or_default().to_string()],
+        users: vec![p.get("USER").unwrap_or_default().to_string()],
+        addresses: vec![ip],
+        all_traffic: all_traffic(p)?,
     };
-    let v = ctx.call(
-        "AddWgk",
-        json!({ "Key_str": [key], "Hub_str": [hub], "User_str": [user], "Address_str": [ip], "AllTraffic_bool": all }),
-    )?;
+    let v: WgkConfigs = ctx.rpc("AddWgk", &req)?;
     print_client_config(ctx, p, &v, key.is_empty())
 }
 
 fn wgk_config(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let key = ctx.need("WgkConfig", p, "", "Key: ")?;
-    let all = match p.get("ALLTRAFFIC") {
-        Some(v) => parse_yes_no("ALLTRAFFIC", v)?,
-        None => false,
+    let req = WgkConfigRequest {
+        key: p.get("").unwrap_or_default().to_string(),
+        all_traffic: all_traffic(p)?,
     };
-    let v = ctx.call(
-        "GetWgkConfig",
-        json!({ "Key_str": key, "AllTraffic_bool": all }),
-    )?;
+    let v: WgkConfigs = ctx.rpc("GetWgkConfig", &req)?;
     print_client_config(ctx, p, &v, false)
 }
 
-/// The first entry of a parallel-array field.
-fn first<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k)
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_str)
-        .unwrap_or("")
+fn first(v: &[String]) -> &str {
+    v.first().map(String::as_str).unwrap_or("")
 }
 
 /// Shows what AddWgk or GetWgkConfig returned: the key's table, then the config as text (or
@@ -1288,15 +1421,23 @@ fn first<'a>(v: &'a Value, k: &str) -> &'a str {
 fn print_client_config(
     ctx: &mut Ctx<'_>,
     p: &CmdParams,
-    v: &Value,
+    v: &WgkConfigs,
     generated: bool,
 ) -> Result<(), CmdError> {
-    let config = first(v, "Config_str").to_string();
+    let config = first(&v.configs).to_string();
     let mut t = Table::standard();
-    t.row(&["Public Key", first(v, "Key_str")]);
-    t.row(&["Virtual Hub", first(v, "Hub_str")]);
-    t.row(&["User", first(v, "User_str")]);
-    t.row(&["Address", first(v, "Address_str")]);
+    t.row(&["Public Key", first(&v.keys)]);
+    t.row(&["Virtual Hub", first(&v.hubs)]);
+    t.row(&["User", first(&v.users)]);
+    let address = first(&v.addresses);
+    t.row(&[
+        "Address",
+        if address.is_empty() {
+            "(the first one its client uses)"
+        } else {
+            address
+        },
+    ]);
     ctx.table(&t, false);
     if config.is_empty() {
         return Ok(());
@@ -1358,52 +1499,31 @@ fn write_private(path: &str, data: &[u8]) -> std::io::Result<()> {
 
 fn wg_public_host_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     // an empty value goes back to the server's host name
-    let host = p.get("").unwrap_or("").to_string();
-    let v = ctx.call("SetWgPublicHost", json!({ "PublicHost_str": host }))?;
-    let shown = s(&v, "PublicHost_str");
+    let req = WgPublicHost {
+        host: p.get("").unwrap_or("").to_string(),
+    };
+    let v: WgPublicHost = ctx.rpc("SetWgPublicHost", &req)?;
     ctx.out.push_str(&format!(
         "Client configs now name {} as the endpoint host.\n",
-        if shown.is_empty() {
+        if v.host.is_empty() {
             "the server's host name"
         } else {
-            shown
+            &v.host
         }
     ));
     Ok(())
 }
 
 fn wgk_delete(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let key = ctx.need("WgkDelete", p, "", "Key: ")?;
-    ctx.call("DeleteWgk", json!({ "Key_str": [key] }))?;
+    let req = WgkKeys {
+        keys: vec![p.get("").unwrap_or_default().to_string()],
+    };
+    let _: WgkKeys = ctx.rpc("DeleteWgk", &req)?;
     Ok(())
 }
 
 fn wgk_enum(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let v = ctx.call("EnumWgk", json!({}))?;
-    let col = |k: &str| -> Vec<String> {
-        v.get(k)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|x| match x {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => yes_no(*b).to_string(),
-                _ => String::new(),
-            })
-            .collect()
-    };
-    let keys = col("Key_str");
-    let cols = [
-        col("Hub_str"),
-        col("User_str"),
-        col("Address_str"),
-        col("SessionName_str"),
-        col("LastHandshake_dt"),
-        col("RecvBytes_u64"),
-        col("SendBytes_u64"),
-        col("SpoofedDropped_u64"),
-    ];
+    let v: WgkList = ctx.rpc("EnumWgk", &Empty {})?;
     let mut t = Table::new(&[
         "Key",
         "Hub",
@@ -1415,27 +1535,30 @@ fn wgk_enum(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         "Sent Bytes",
         "Spoofed Dropped",
     ]);
-    for (i, k) in keys.iter().enumerate() {
-        let cell = |c: usize| cols[c].get(i).cloned().unwrap_or_default();
-        let handshake = match cell(4) {
-            h if h.is_empty() => "(None)".to_string(),
-            h => parse_dt(&h).map(|ms| dt_short(ms, "(None)")).unwrap_or(h),
-        };
-        let session = match cell(3) {
+    let cell = |col: &[String], i: usize| col.get(i).cloned().unwrap_or_default();
+    let count = |col: &[u64], i: usize| num(col.get(i).copied().unwrap_or(0));
+    for (i, k) in v.keys.iter().enumerate() {
+        let session = match cell(&v.sessions, i) {
             s if s.is_empty() => "(Offline)".to_string(),
             s => s,
         };
-        let num_cell = |c: usize| num(cell(c).parse().unwrap_or(0));
+        let address = match cell(&v.addresses, i) {
+            a if a.is_empty() => "(first used)".to_string(),
+            a => a,
+        };
         t.row(&[
             k.clone(),
-            cell(0),
-            cell(1),
-            cell(2),
+            cell(&v.hubs, i),
+            cell(&v.users, i),
+            address,
             session,
-            handshake,
-            num_cell(5),
-            num_cell(6),
-            num_cell(7),
+            dt_short(
+                v.last_handshakes.get(i).copied().unwrap_or_default(),
+                "(None)",
+            ),
+            count(&v.recv_bytes, i),
+            count(&v.send_bytes, i),
+            count(&v.spoofed_dropped, i),
         ]);
     }
     ctx.table(&t, false);
@@ -1443,57 +1566,47 @@ fn wgk_enum(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn wg_server_info(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let v = ctx.call("GetWgServerInfo", json!({}))?;
-    let ports: Vec<String> = v
-        .get("Ports_u32")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_u64)
-        .map(|p| p.to_string())
-        .collect();
-    let psk = s(&v, "PresharedKey_str");
+    let v: WgServerInfo = ctx.rpc("GetWgServerInfo", &Empty {})?;
+    let ports: Vec<String> = v.udp_ports.iter().map(u32::to_string).collect();
     let mut t = Table::standard();
+    t.row(&["WireGuard", if v.enabled { "Enabled" } else { "Disabled" }]);
+    t.row(&["Public Key", &v.public_key]);
     t.row(&[
-        "WireGuard",
-        if b(&v, "Enabled_bool") {
-            "Enabled"
+        "Preshared Key",
+        if v.preshared_key.is_empty() {
+            "(None)"
         } else {
-            "Disabled"
+            &v.preshared_key
         },
     ]);
-    t.row(&["Public Key", s(&v, "PublicKey_str")]);
-    t.row(&["Preshared Key", if psk.is_empty() { "(None)" } else { psk }]);
     t.row(&["UDP ports".into(), ports.join(", ")]);
-    let host = s(&v, "PublicHost_str");
     t.row(&[
         "Public Host",
-        if host.is_empty() {
+        if v.public_host.is_empty() {
             "(the server's host name)"
         } else {
-            host
+            &v.public_host
         },
     ]);
-    for (label, field) in [
-        ("Handshakes Completed", "HandshakesOk_u64"),
-        ("Cookie Replies Sent (under load)", "CookieRepliesSent_u64"),
-        ("Handshakes Rate-Limited", "HandshakesRateLimited_u64"),
-        ("Initiations from Unknown Keys", "UnknownKeyInitiations_u64"),
-        ("Malformed Datagrams Dropped", "MalformedDropped_u64"),
-        ("Unknown Receiver Index Dropped", "UnknownIndexDropped_u64"),
-        ("Spoofed Source Dropped", "SpoofedDropped_u64"),
-        ("Unrecognised Datagrams", "UnknownDatagrams_u64"),
-        ("Send Failures", "SendFailures_u64"),
+    for (label, n) in [
+        ("Handshakes Completed", v.handshakes_ok),
+        ("Cookie Replies Sent (under load)", v.cookie_replies_sent),
+        ("Handshakes Rate-Limited", v.handshakes_rate_limited),
+        ("Initiations from Unknown Keys", v.unknown_key_initiations),
+        ("Malformed Datagrams Dropped", v.malformed_dropped),
+        ("Unknown Receiver Index Dropped", v.unknown_index_dropped),
+        ("Spoofed Source Dropped", v.spoofed_dropped),
+        ("Unrecognised Datagrams", v.unknown_datagrams),
+        ("Send Failures", v.send_failures),
     ] {
-        t.row(&[label.into(), num(n(&v, field))]);
+        t.row(&[label.into(), num(n)]);
     }
     ctx.table(&t, false);
     Ok(())
 }
 
 fn nat_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    let hub = ctx.hub()?;
-    let v = ctx.call("EnumNAT", json!({ "HubName_str": hub }))?;
+    let v: NatTable = ctx.rpc("EnumNAT", &ctx.hub_name()?)?;
     let mut t = Table::new(&[
         "ID",
         "Protocol",
@@ -1509,15 +1622,9 @@ fn nat_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         "Received Size",
         "TCP Status",
     ]);
-    for e in v
-        .get("NatTable")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let protocol = n(e, "Protocol_u32");
-        let status = if protocol == 0 {
-            match n(e, "TcpStatus_u32") {
+    for e in &v.entries {
+        let status = if e.protocol == 0 {
+            match e.tcp_status {
                 0 => "Connecting",
                 1 => "Sending Reset",
                 2 => "Connected",
@@ -1528,24 +1635,24 @@ fn nat_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
             "-"
         };
         t.row(&[
-            n(e, "Id_u32").to_string(),
-            match protocol {
+            e.id.to_string(),
+            match e.protocol {
                 0 => "TCP",
                 1 => "UDP",
                 2 => "DNS",
                 _ => "ICMP",
             }
             .to_string(),
-            s(e, "SrcIp_ip").to_string(),
-            s(e, "SrcHost_str").to_string(),
-            n(e, "SrcPort_u32").to_string(),
-            s(e, "DestIp_ip").to_string(),
-            s(e, "DestHost_str").to_string(),
-            n(e, "DestPort_u32").to_string(),
-            dt_short(dt_ms(e, "CreatedTime_dt"), "-"),
-            dt_short(dt_ms(e, "LastCommTime_dt"), "-"),
-            format!("{} bytes", num(n(e, "SendSize_u64"))),
-            format!("{} bytes", num(n(e, "RecvSize_u64"))),
+            e.src_ip.0.to_string(),
+            e.src_host.clone(),
+            e.src_port.to_string(),
+            e.dest_ip.0.to_string(),
+            e.dest_host.clone(),
+            e.dest_port.to_string(),
+            dt_short(e.created_time, "-"),
+            dt_short(e.last_comm_time, "-"),
+            format!("{} bytes", num(e.send_size)),
+            format!("{} bytes", num(e.recv_size)),
             status.to_string(),
         ]);
     }
@@ -1554,9 +1661,7 @@ fn nat_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn dhcp_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
-    use base64::Engine as _;
-    let hub = ctx.hub()?;
-    let v = ctx.call("EnumDHCP", json!({ "HubName_str": hub }))?;
+    let v: DhcpTable = ctx.rpc("EnumDHCP", &ctx.hub_name()?)?;
     let mut t = Table::new(&[
         "ID",
         "Leased at",
@@ -1565,26 +1670,14 @@ fn dhcp_table(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         "Allocated IP",
         "Client Host Name",
     ]);
-    for e in v
-        .get("DhcpTable")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let mac = base64::engine::general_purpose::STANDARD
-            .decode(s(e, "MacAddress_bin"))
-            .unwrap_or_default()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join("-");
+    for e in &v.entries {
         t.row(&[
-            n(e, "Id_u32").to_string(),
-            dt_short(dt_ms(e, "LeasedTime_dt"), "-"),
-            dt_short(dt_ms(e, "ExpireTime_dt"), "-"),
-            mac,
-            s(e, "IpAddress_ip").to_string(),
-            s(e, "Hostname_str").to_string(),
+            e.id.to_string(),
+            dt_short(e.leased_time, "-"),
+            dt_short(e.expire_time, "-"),
+            mac_text(&e.mac.0),
+            e.ip.0.to_string(),
+            e.hostname.clone(),
         ]);
     }
     ctx.table(&t, true);

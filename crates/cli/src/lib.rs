@@ -1,34 +1,22 @@
-//! `etherhub cmd`: vpncmd's command syntax and output, spoken over Etherhub's JSON-RPC admin
-//! API (HTTPS `POST /api/`). Batch mode (`/CMD ...`) and an interactive `VPN Server>` prompt.
+//! `etherhub cmd`: vpncmd's command syntax, prompts and output, spoken over Etherhub's
+//! JSON-RPC admin API (HTTPS `POST /api/`) with the typed messages of etherhub-admin. Batch
+//! mode (`/CMD ...`) and an interactive `VPN Server>` prompt, both on one TLS connection.
 //!
 //! What this crate must not do: panic on any input, print or log passwords, talk to anything but
-//! the admin API, or depend on server internals (it only shares wire helpers with
-//! `etherhub-admin`).
+//! the admin API, or depend on server internals (it shares only the admin messages).
 
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod console;
 pub mod qr;
 pub mod table;
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use args::{parse_global, tokenize};
 use commands::{execute, help_text, Api, CmdError, Ctx};
-
-fn prompt_password() -> Option<String> {
-    if !std::io::stdin().is_terminal() {
-        return None;
-    }
-    // No echo suppression without a terminal crate; say so rather than pretend.
-    print!("Password (will be echoed): ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).ok()?;
-    Some(line.trim_end_matches(['\r', '\n']).to_string())
-}
+use console::{Console, StdConsole};
 
 fn prompt_str(hub: &Option<String>) -> String {
     match hub {
@@ -61,65 +49,61 @@ fn run_line(ctx: &mut Ctx<'_>, tokens: &[String]) -> i32 {
             }
         },
     };
-    print!("{}", std::mem::take(&mut ctx.out));
-    let _ = std::io::stdout().flush();
+    let out = std::mem::take(&mut ctx.out);
+    ctx.console.write(&out);
     code
 }
 
-/// Session driver shared by the real client and tests.
+/// Session driver shared by the real client and tests: `api` is already logged in.
 pub fn run_with(
     api: &dyn Api,
+    console: &mut dyn Console,
     host: &str,
     port: u16,
     hub: Option<String>,
     csv: bool,
     cmd: Option<Vec<String>>,
 ) -> i32 {
-    // Check the login first, as vpncmd does on connect.
-    if let Err(e) = api.call("GetServerInfo", serde_json::json!({})) {
-        let e = commands::call_error(e);
-        eprintln!("{}", e.message);
-        return e.code.max(1);
-    }
-    let mut ctx = Ctx {
-        api,
-        hub: hub.clone(),
-        csv,
-        interactive: cmd.is_none(),
-        out: String::new(),
-    };
     if !csv {
-        println!("\nConnection has been established with VPN Server \"{host}\" (port {port}).\n");
+        console.write(&format!(
+            "\nConnection has been established with VPN Server \"{host}\" (port {port}).\n\n"
+        ));
         match &hub {
-            Some(h) => println!(
-                "You have administrator privileges for Virtual Hub '{h}' on the VPN Server.\n"
-            ),
-            None => println!("You have administrator privileges for the entire VPN Server.\n"),
+            Some(h) => console.write(&format!(
+                "You have administrator privileges for Virtual Hub '{h}' on the VPN Server.\n\n"
+            )),
+            None => {
+                console.write("You have administrator privileges for the entire VPN Server.\n\n")
+            }
         }
     }
+    let interactive = cmd.is_none();
+    let mut ctx = Ctx {
+        api,
+        console,
+        hub,
+        csv,
+        out: String::new(),
+    };
     if let Some(cmd) = cmd {
         if !csv {
-            println!("{}{}", prompt_str(&ctx.hub), cmd.join(" "));
+            let line = format!("{}{}\n", prompt_str(&ctx.hub), cmd.join(" "));
+            ctx.console.write(&line);
         }
         let code = run_line(&mut ctx, &cmd);
         if !csv {
-            println!();
+            ctx.console.write("\n");
         }
         return code;
     }
-    let stdin = std::io::stdin();
+    debug_assert!(interactive);
     let mut last = 0;
     loop {
-        print!("{}", prompt_str(&ctx.hub));
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                println!();
-                return last;
-            }
-            Ok(_) => {}
-        }
+        let prompt = prompt_str(&ctx.hub);
+        let Some(line) = ctx.console.read_line(&prompt) else {
+            ctx.console.write("\n");
+            return last;
+        };
         let tokens = tokenize(line.trim());
         if tokens
             .first()
@@ -129,9 +113,43 @@ pub fn run_with(
         }
         last = run_line(&mut ctx, &tokens);
         if !tokens.is_empty() && !csv {
-            println!();
+            ctx.console.write("\n");
         }
     }
+}
+
+/// Logs in as vpncmd does: with the password given, else with an empty one first and, if the
+/// server wants one, with the password asked for (without echo). One connection throughout;
+/// the empty try costs no failed login on an Etherhub server. `Err`: the exit code.
+fn log_in(
+    client: &client::Client,
+    console: &mut dyn Console,
+    password_given: bool,
+) -> Result<(), i32> {
+    let first = client.call("GetServerInfo", serde_json::json!({}));
+    let e = match first {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    if e != client::CallError::Auth || password_given {
+        let e = commands::call_error(e);
+        eprintln!("{}", e.message);
+        return Err(e.code.max(1));
+    }
+    let Some(pw) = console.read_password("Password: ") else {
+        let e = commands::call_error(e);
+        eprintln!("{}", e.message);
+        return Err(e.code);
+    };
+    client.set_password(&pw);
+    client
+        .call("GetServerInfo", serde_json::json!({}))
+        .map(|_| ())
+        .map_err(|e| {
+            let e = commands::call_error(e);
+            eprintln!("{}", e.message);
+            e.code.max(1)
+        })
 }
 
 /// Entry point of `etherhub cmd ARGS...`; returns the process exit code.
@@ -143,31 +161,22 @@ pub fn run(args: Vec<String>) -> i32 {
             return 2;
         }
     };
-    let password = match g.password.clone() {
-        Some(p) => p,
-        None => {
-            // as vpncmd does: try the empty password first, ask only when it is refused
-            let hub = g.hub.as_deref().unwrap_or("");
-            let empty_ok = client::Client::new(&g.host, g.port, hub, "")
-                .ok()
-                .is_some_and(|c| c.call("GetServerInfo", serde_json::json!({})).is_ok());
-            if empty_ok {
-                String::new()
-            } else {
-                prompt_password().unwrap_or_default()
-            }
-        }
-    };
+    let hub = g.hub.as_deref().unwrap_or("");
     let client =
-        match client::Client::new(&g.host, g.port, g.hub.as_deref().unwrap_or(""), &password) {
+        match client::Client::new(&g.host, g.port, hub, g.password.as_deref().unwrap_or("")) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{}", commands::call_error(e).message);
                 return 1;
             }
         };
+    let mut console = StdConsole;
+    if let Err(code) = log_in(&client, &mut console, g.password.is_some()) {
+        return code;
+    }
     run_with(
         &client,
+        &mut console,
         &g.host,
         g.port,
         g.hub.clone(),

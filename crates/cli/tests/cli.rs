@@ -1,10 +1,14 @@
 use etherhub_cli::args::{parse_global, parse_host_port, parse_params, tokenize};
 use etherhub_cli::client::CallError;
 use etherhub_cli::commands::{execute, Api, Ctx};
+use etherhub_cli::console::Scripted;
 use etherhub_cli::table::{num, Table};
 use serde_json::{json, Value};
 
-const FIX: &str = "/work/shared/fixtures/softether-5.01.9674";
+const FIX: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/softether-5.01.9674"
+);
 
 fn sv(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -28,19 +32,32 @@ impl Api for FakeApi {
     }
 }
 
-fn run(api: &FakeApi, hub: Option<&str>, line: &str) -> (Result<(), i32>, String) {
+/// Runs one command line with `answers` for its prompts; the result and everything shown.
+fn run_answering(
+    api: &FakeApi,
+    hub: Option<&str>,
+    line: &str,
+    answers: &[&str],
+) -> (Result<(), i32>, String) {
+    let mut console = Scripted::new(answers);
     let mut ctx = Ctx {
         api,
+        console: &mut console,
         hub: hub.map(str::to_string),
         csv: false,
-        interactive: false,
         out: String::new(),
     };
     let r = execute(&mut ctx, &tokenize(line)).map_err(|e| {
         ctx.out.push_str(&e.message);
         e.code
     });
-    (r, ctx.out)
+    let out = std::mem::take(&mut ctx.out);
+    console.shown.push_str(&out);
+    (r, console.shown)
+}
+
+fn run(api: &FakeApi, hub: Option<&str>, line: &str) -> (Result<(), i32>, String) {
+    run_answering(api, hub, line, &[])
 }
 
 #[test]
@@ -220,10 +237,11 @@ fn errors_are_reported_with_codes() {
     assert!(out.contains("Command not found"));
     let (r, _) = run(&api, None, "UserList");
     assert_eq!(r, Err(38), "hub not selected");
-    // A missing required parameter is an error when not interactive (no prompt).
+    // A parameter vpncmd asks for, with no input left to ask: the command is canceled.
     let (r, out) = run(&api, None, "WgkAdd KEY= /HUB:h");
     assert_eq!(r, Err(38));
-    assert!(out.contains("/USER"), "{out}");
+    assert!(out.contains("User: "), "the prompt was shown: {out}");
+    assert!(out.contains("/USER was not given"), "{out}");
     let auth = FakeApi(|_, _| Err(CallError::Auth));
     let (r, _) = run(&auth, None, "HubList");
     assert_eq!(r, Err(9));
@@ -297,7 +315,7 @@ fn wgk_add_without_key_asks_the_server_to_generate_and_saves_the_config() {
 #[test]
 fn wgk_add_refuses_a_bad_address_before_calling() {
     let api = FakeApi(|_, _| panic!("no call expected"));
-    let (r, out) = run(&api, None, "WgkAdd /HUB:H /USER:u /IP:10.0.0.300");
+    let (r, out) = run(&api, None, "WgkAdd K= /HUB:H /USER:u /IP:10.0.0.300");
     assert!(r.is_err());
     assert!(out.contains("/IP must be an IPv4 address"), "{out}");
 }
@@ -339,5 +357,101 @@ fn csv_and_table_helpers() {
         out.lines().nth(3).unwrap().len(),
         79,
         "--- rows are cut to the console width"
+    );
+}
+
+#[test]
+fn wgk_add_asks_key_hub_and_user_in_softethers_order() {
+    let api = FakeApi(|m, p| {
+        assert_eq!(m, "AddWgk");
+        assert_eq!(p["Key_str"], json!(["KEY="]));
+        assert_eq!(p["Hub_str"], json!(["DEFAULT"]));
+        assert_eq!(p["User_str"], json!(["meta"]));
+        Ok(
+            json!({"Key_str": ["KEY="], "Hub_str": ["DEFAULT"], "User_str": ["meta"],
+                  "Address_str": [""], "Config_str": [""]}),
+        )
+    });
+    let (r, out) = run_answering(&api, None, "WgkAdd", &["KEY=", "DEFAULT", "meta"]);
+    r.unwrap();
+    let key = out.find("Key: KEY=\n").expect("asked for the key");
+    let hub = out.find("Hub: DEFAULT\n").expect("asked for the hub");
+    let user = out.find("User: meta\n").expect("asked for the user");
+    assert!(key < hub && hub < user, "{out}");
+    assert!(
+        out.find("WgkAdd command - ").unwrap() < key,
+        "the title comes first: {out}"
+    );
+    // an empty key has the server generate the pair
+    let api = FakeApi(|_, p| {
+        assert_eq!(p["Key_str"], json!([""]));
+        Ok(
+            json!({"Key_str": ["NEW="], "Hub_str": ["DEFAULT"], "User_str": ["meta"],
+                  "Address_str": ["192.168.30.2"], "Config_str": ["[Interface]\n"]}),
+        )
+    });
+    let (r, out) = run_answering(&api, None, "WgkAdd", &["", "DEFAULT", "meta"]);
+    r.unwrap();
+    assert!(out.contains("generated this client's key pair"), "{out}");
+}
+
+#[test]
+fn a_blank_or_bad_answer_is_asked_again_and_passwords_twice() {
+    let api = FakeApi(|m, p| {
+        assert_eq!(m, "CreateUser");
+        assert_eq!(p["Name_str"], "meta");
+        assert_eq!(p["Realname_utf"], "Meta Person");
+        Ok(json!({}))
+    });
+    let (r, out) = run_answering(
+        &api,
+        Some("DEFAULT"),
+        "UserCreate",
+        &["", "meta", "", "Meta Person", ""],
+    );
+    r.unwrap();
+    assert!(
+        out.contains("You cannot make a blank specification."),
+        "{out}"
+    );
+    assert_eq!(out.matches("User Name: ").count(), 2, "{out}");
+    // a password: asked twice without echo, until both agree
+    let api = FakeApi(|m, p| {
+        assert_eq!(m, "CreateHub");
+        assert_eq!(p["AdminPasswordPlainText_str"], "s3cret");
+        Ok(json!({}))
+    });
+    let (r, out) = run_answering(
+        &api,
+        None,
+        "HubCreate SALES",
+        &["a", "b", "s3cret", "s3cret"],
+    );
+    r.unwrap();
+    assert!(out.contains("Please enter the password."), "{out}");
+    assert!(out.contains("do not match"), "{out}");
+    assert!(!out.contains("s3cret"), "a password is never shown: {out}");
+    // a value outside vpncmd's range is refused with its message and asked for again
+    let api = FakeApi(|m, p| match m {
+        "GetSecureNATOption" => {
+            Ok(json!({"RpcHubName_str": "DEFAULT", "MacAddress_bin": "XgABAgME", "Mtu_u32": 1500}))
+        }
+        "SetSecureNATOption" => {
+            assert_eq!(p["Mtu_u32"], 1400);
+            assert_eq!(p["NatTcpTimeout_u32"], 3600);
+            Ok(json!({}))
+        }
+        other => panic!("unexpected {other}"),
+    });
+    let (r, out) = run_answering(
+        &api,
+        Some("DEFAULT"),
+        "NatSet /MTU:10 /TCPTIMEOUT:3600 /UDPTIMEOUT:60 /LOG:no",
+        &["1400"],
+    );
+    r.unwrap();
+    assert!(
+        out.contains("Specify a value in the range 62 to 1500 for the MTU value."),
+        "{out}"
     );
 }

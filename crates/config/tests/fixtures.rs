@@ -1,10 +1,10 @@
-//! Every real SoftEther config under shared/fixtures loads and comes back byte for byte.
+//! Every real SoftEther config under fixtures/ loads and comes back byte for byte.
 
 use etherhub_config::{hash, Config, Store};
 use std::path::PathBuf;
 
 fn fixture_configs() -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
     let mut found = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {

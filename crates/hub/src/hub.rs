@@ -16,7 +16,7 @@ use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 use crate::l3::{L3Adapter, Route, SendError};
 use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
 use crate::table::AgeingTable;
-use crate::vhost::{HostInput, SecureNatHost, VirtualHost};
+use crate::vhost::{HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};
 
 /// MAC table ageing (SoftEther's MAC_TABLE_EXPIRE_TIME).
 pub const MAC_TABLE_EXPIRE: Duration = Duration::from_secs(600);
@@ -29,25 +29,6 @@ const MAX_FRAMES_PER_CALL: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u32);
-
-/// Address settings of a virtual host (SecureNatHostGet: MAC Address, IP Address, Subnet Mask).
-#[derive(Clone, Debug)]
-pub struct VirtualHostConfig {
-    pub ip: Ipv4Addr,
-    pub mask: Ipv4Addr,
-    pub mac: [u8; 6],
-}
-
-impl Default for VirtualHostConfig {
-    /// SoftEther's SecureNAT defaults: 192.168.30.1/255.255.255.0 with a 5E-prefixed MAC.
-    fn default() -> Self {
-        Self {
-            ip: Ipv4Addr::new(192, 168, 30, 1),
-            mask: Ipv4Addr::new(255, 255, 255, 0),
-            mac: [0x5e, 0x5a, 0x1c, 0x33, 0x53, 0x05],
-        }
-    }
-}
 
 /// Packet and byte counters, split as SoftEther splits them; bytes are Ethernet frame sizes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -31,6 +31,6 @@ mod vhost;
 
 pub use hub::{
     Delivery, Hub, HubTraffic, IpEntry, MacEntry, SessionId, SessionInfo, SessionKind,
-    StaticNetwork, Traffic, VirtualHostConfig, IP_TABLE_EXPIRE, MAC_TABLE_EXPIRE,
+    StaticNetwork, Traffic, IP_TABLE_EXPIRE, MAC_TABLE_EXPIRE,
 };
-pub use vhost::{parse_echo_request, HostInput, SecureNatHost, VirtualHost};
+pub use vhost::{parse_echo_request, HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};

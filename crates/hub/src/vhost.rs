@@ -13,8 +13,26 @@ use smoltcp::wire::{
     Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, ETHERNET_HEADER_LEN,
 };
 
-use crate::hub::VirtualHostConfig;
 use crate::packet::{arp_frame, is_group_mac, is_host_ipv4, parse_arp};
+
+/// Address settings of a virtual host (SecureNatHostGet: MAC Address, IP Address, Subnet Mask).
+#[derive(Clone, Debug)]
+pub struct VirtualHostConfig {
+    pub ip: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+impl Default for VirtualHostConfig {
+    /// SoftEther's SecureNAT defaults: 192.168.30.1/255.255.255.0 with a 5E-prefixed MAC.
+    fn default() -> Self {
+        Self {
+            ip: Ipv4Addr::new(192, 168, 30, 1),
+            mask: Ipv4Addr::new(255, 255, 255, 0),
+            mac: [0x5e, 0x5a, 0x1c, 0x33, 0x53, 0x05],
+        }
+    }
+}
 
 /// What a virtual host made of a frame the switch gave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,11 @@
-//! The admin method table's backend: SoftEther's admin operations over the server state.
+//! The admin methods over the server state, in the typed messages of etherhub-admin.
 //!
-//! Every change goes through [`Server::change_config`], so it is on disk before the call
-//! returns success, and then into the data plane.
+//! Every change goes through [`Server::change_config`]: on disk before the call returns
+//! success, then into the data plane. Listings read the engine under its lock, briefly.
 
 use crate::defaults::now_ms;
 use crate::server::{decode_key, Server};
+use crate::wgclient::{client_config, generated_psk};
 use etherhub_admin::code::*;
 use etherhub_admin::*;
 use etherhub_config::ModelError;
@@ -35,7 +36,7 @@ pub(crate) fn model_err(e: &ModelError) -> AdminError {
 
 /// Maps a failed config change: model refusals keep their code, anything else (a save that
 /// failed) is an internal error whose text says what happened.
-pub(crate) fn change_err(e: anyhow::Error) -> AdminError {
+fn change_err(e: anyhow::Error) -> AdminError {
     match e.downcast_ref::<ModelError>() {
         Some(m) => model_err(m),
         None => match e.downcast_ref::<AdminError>() {
@@ -45,7 +46,7 @@ pub(crate) fn change_err(e: anyhow::Error) -> AdminError {
     }
 }
 
-fn to_traffic(send: &etherhub_hub::Traffic, recv: &etherhub_hub::Traffic) -> Traffic {
+fn traffic(send: &etherhub_hub::Traffic, recv: &etherhub_hub::Traffic) -> Traffic {
     Traffic {
         send_unicast_count: send.unicast_packets,
         send_unicast_bytes: send.unicast_bytes,
@@ -58,20 +59,35 @@ fn to_traffic(send: &etherhub_hub::Traffic, recv: &etherhub_hub::Traffic) -> Tra
     }
 }
 
+fn add(total: &mut Traffic, t: &Traffic) {
+    total.send_unicast_count += t.send_unicast_count;
+    total.send_unicast_bytes += t.send_unicast_bytes;
+    total.send_broadcast_count += t.send_broadcast_count;
+    total.send_broadcast_bytes += t.send_broadcast_bytes;
+    total.recv_unicast_count += t.recv_unicast_count;
+    total.recv_unicast_bytes += t.recv_unicast_bytes;
+    total.recv_broadcast_count += t.recv_broadcast_count;
+    total.recv_broadcast_bytes += t.recv_broadcast_bytes;
+}
+
+fn ip(a: Ipv4Addr) -> Ip {
+    Ip::from(a)
+}
+
 impl AdminBackend {
     fn server(&self) -> &Server {
         &self.0
     }
 
-    /// Unix milliseconds of a monotonic instant.
-    pub(crate) fn ms(&self, t: Instant) -> u64 {
+    /// A monotonic instant as SoftEther's time.
+    fn dt(&self, t: Instant) -> Dt {
         let s = self.server();
         let since = t.saturating_duration_since(s.started_instant);
         let start = s
             .started
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        (start + since).as_millis() as u64
+        Dt((start + since).as_millis() as u64)
     }
 
     fn change<T>(
@@ -112,6 +128,30 @@ impl AdminBackend {
             })
             .collect())
     }
+
+    /// Reads the hub's SecureNAT host; SoftEther's error when SecureNAT is not running.
+    fn with_nat<T>(
+        &self,
+        hub: &str,
+        f: impl FnOnce(&etherhub_securenat::NatHost) -> T,
+    ) -> AdminResult<T> {
+        self.require_hub(hub)?;
+        let dp = self.server().dataplane.lock();
+        let host = dp
+            .engine
+            .hub(hub)
+            .and_then(|h| h.securenat_host())
+            .ok_or_else(|| AdminError::from_code(ERR_SNAT_NOT_RUNNING))?;
+        Ok(f(host))
+    }
+
+    fn set_securenat_enabled(&self, hub: &str, enabled: bool) -> AdminResult<()> {
+        self.change(|c| {
+            let mut s = c.hub(hub)?.securenat;
+            s.enabled = enabled;
+            Ok(c.set_securenat(hub, &s)?)
+        })
+    }
 }
 
 impl Backend for AdminBackend {
@@ -122,7 +162,8 @@ impl Backend for AdminBackend {
         peer_is_loopback: bool,
     ) -> AdminResult<AdminScope> {
         let cfg = self.server().config();
-        // SoftEther's rule: an empty server admin password is good from this machine only
+        // an empty server admin password is good from this machine only (stricter than
+        // SoftEther 5, which takes it from anywhere)
         let server_ok = if cfg.admin_password_is_empty() {
             peer_is_loopback && password.is_empty()
         } else {
@@ -159,10 +200,7 @@ impl Backend for AdminBackend {
             version_string: format!("Version {version}"),
             build_info: format!("Etherhub {version} (Rust)"),
             version_int: major * 100 + minor,
-            build_int: 0,
             host_name: read("/proc/sys/kernel/hostname"),
-            server_type: 0,
-            build_date_ms: 0,
             family_name: "Etherhub".into(),
             os_type: 3100,
             os_system_name: "Linux".into(),
@@ -171,6 +209,7 @@ impl Backend for AdminBackend {
             os_version: read("/proc/sys/kernel/osrelease"),
             kernel_name: read("/proc/sys/kernel/ostype"),
             kernel_version: read("/proc/sys/kernel/osrelease"),
+            ..ServerInfo::default()
         })
     }
 
@@ -178,13 +217,17 @@ impl Backend for AdminBackend {
         let cfg = self.server().config().clone();
         let dp = self.server().dataplane.lock();
         let health = dp.engine.health();
+        let hubs = cfg.hub_names().len() as u32;
+        let tcp = self.server().connections.current().0;
         let mut st = ServerStatus {
-            num_hubs: cfg.hub_names().len() as u32,
-            current_time_ms: now_ms(),
+            num_hubs: hubs,
+            num_hubs_standalone: hubs,
+            num_tcp_connections: tcp,
+            num_tcp_connections_local: tcp,
+            current_time: Dt(now_ms()),
             current_tick: self.server().started_instant.elapsed().as_millis() as u64,
-            start_time_ms: self.ms(self.server().started_instant),
-            num_tcp_connections: self.server().connections.current().0,
-            data_plane_last_packet_ms: health.last_packet.map(|t| self.ms(t)).unwrap_or(0),
+            start_time: self.dt(self.server().started_instant),
+            data_plane_last_packet: health.last_packet.map(|t| self.dt(t)).unwrap_or_default(),
             data_plane_faults: health.faults,
             data_plane_last_fault: health
                 .last_fault
@@ -203,37 +246,23 @@ impl Backend for AdminBackend {
         for name in cfg.hub_names() {
             st.num_users += cfg.users(&name).map(|u| u.len()).unwrap_or(0) as u32;
             if let Some(h) = dp.engine.hub(&name) {
-                let sessions = h.sessions();
-                st.num_sessions += sessions.len() as u32;
+                st.num_sessions += h.sessions().len() as u32;
                 st.num_mac_tables += h.mac_table().len() as u32;
                 st.num_ip_tables += h.ip_table().len() as u32;
-                for s in sessions {
-                    let t = to_traffic(&s.send, &s.recv);
-                    let total = &mut st.traffic;
-                    total.send_unicast_count += t.send_unicast_count;
-                    total.send_unicast_bytes += t.send_unicast_bytes;
-                    total.send_broadcast_count += t.send_broadcast_count;
-                    total.send_broadcast_bytes += t.send_broadcast_bytes;
-                    total.recv_unicast_count += t.recv_unicast_count;
-                    total.recv_unicast_bytes += t.recv_unicast_bytes;
-                    total.recv_broadcast_count += t.recv_broadcast_count;
-                    total.recv_broadcast_bytes += t.recv_broadcast_bytes;
-                }
+                let t = h.traffic();
+                add(&mut st.traffic.0, &traffic(&t.send, &t.recv));
             }
         }
+        st.num_sessions_local = st.num_sessions;
         Ok(st)
     }
 
-    fn create_hub(&self, hub: &HubConfig) -> AdminResult<()> {
+    fn create_hub(&self, hub: &Hub) -> AdminResult<()> {
         self.change(|c| {
-            c.create_hub(
-                &hub.name,
-                hub.admin_password.as_deref().unwrap_or(""),
-                now_ms(),
-            )?;
+            c.create_hub(&hub.name, &hub.admin_password, now_ms())?;
             c.set_hub_online(&hub.name, hub.online)?;
-            if !hub.default_gateway.is_unspecified() {
-                c.set_static_network(&hub.name, hub.default_gateway, hub.default_subnet)?;
+            if !hub.default_gateway.0.is_unspecified() {
+                c.set_static_network(&hub.name, hub.default_gateway.0, hub.default_subnet.0)?;
             }
             Ok(())
         })
@@ -243,7 +272,7 @@ impl Backend for AdminBackend {
         self.change(|c| Ok(c.delete_hub(name)?))
     }
 
-    fn enum_hubs(&self) -> AdminResult<Vec<HubSummary>> {
+    fn enum_hubs(&self) -> AdminResult<Vec<HubItem>> {
         let cfg = self.server().config().clone();
         let dp = self.server().dataplane.lock();
         Ok(cfg
@@ -252,54 +281,56 @@ impl Backend for AdminBackend {
             .filter_map(|n| cfg.hub(n).ok())
             .map(|h| {
                 let live = dp.engine.hub(&h.name);
-                HubSummary {
+                HubItem {
                     name: h.name.clone(),
                     online: h.online,
-                    hub_type: 0,
                     num_users: cfg.users(&h.name).map(|u| u.len()).unwrap_or(0) as u32,
-                    num_groups: 0,
                     num_sessions: live.map(|l| l.sessions().len()).unwrap_or(0) as u32,
                     num_mac_tables: live.map(|l| l.mac_table().len()).unwrap_or(0) as u32,
                     num_ip_tables: live.map(|l| l.ip_table().len()).unwrap_or(0) as u32,
-                    last_comm_time_ms: h.created_time,
-                    last_login_time_ms: h.created_time,
-                    created_time_ms: h.created_time,
-                    num_login: 0,
-                    traffic: Traffic::default(),
+                    last_comm_time: Dt(h.created_time),
+                    last_login_time: Dt(h.created_time),
+                    created_time: Dt(h.created_time),
+                    traffic: TrafficFields(
+                        live.map(|l| {
+                            let t = l.traffic();
+                            traffic(&t.send, &t.recv)
+                        })
+                        .unwrap_or_default(),
+                    ),
+                    ..HubItem::default()
                 }
             })
             .collect())
     }
 
-    fn get_hub(&self, name: &str) -> AdminResult<HubConfig> {
+    fn get_hub(&self, name: &str) -> AdminResult<Hub> {
         let h = self
             .server()
             .config()
             .hub(name)
             .map_err(|e| model_err(&e))?;
-        Ok(HubConfig {
+        Ok(Hub {
             name: h.name,
             online: h.online,
             max_session: h.max_session,
-            no_enum: false,
-            hub_type: 0,
-            admin_password: None,
-            default_gateway: h.default_gateway,
-            default_subnet: h.default_subnet,
+            default_gateway: IpU32(h.default_gateway),
+            default_subnet: IpU32(h.default_subnet),
+            ..Hub::default()
         })
     }
 
-    fn set_hub(&self, hub: &HubConfig) -> AdminResult<()> {
-        if !hub.default_gateway.is_unspecified() {
-            check_static_network(hub.default_gateway, hub.default_subnet)?;
+    fn set_hub(&self, hub: &Hub) -> AdminResult<()> {
+        if !hub.default_gateway.0.is_unspecified() {
+            check_static_network(hub.default_gateway.0, hub.default_subnet.0)?;
         }
         self.change(|c| {
             c.set_hub_online(&hub.name, hub.online)?;
-            if let Some(pw) = &hub.admin_password {
-                c.set_hub_password(&hub.name, pw)?;
+            if !hub.admin_password.is_empty() {
+                c.set_hub_password(&hub.name, &hub.admin_password)?;
             }
-            if !hub.default_gateway.is_unspecified() {
-                c.set_static_network(&hub.name, hub.default_gateway, hub.default_subnet)?;
+            if !hub.default_gateway.0.is_unspecified() {
+                c.set_static_network(&hub.name, hub.default_gateway.0, hub.default_subnet.0)?;
             }
             Ok(())
         })
@@ -309,53 +340,43 @@ impl Backend for AdminBackend {
         self.change(|c| Ok(c.set_hub_online(name, online)?))
     }
 
-    fn create_user(&self, user: &UserSpec) -> AdminResult<()> {
-        let UserAuth::Password(pw) = &user.auth else {
-            return Err(AdminError::new(
-                ERR_NOT_SUPPORTED,
-                "only password authentication is supported for users so far",
-            ));
-        };
+    fn create_user(&self, user: &User) -> AdminResult<()> {
         self.change(|c| {
             let now = now_ms();
             c.create_user(&user.hub, &user.name, &user.real_name, &user.note, now)?;
-            if !pw.is_empty() {
-                c.set_user_password(&user.hub, &user.name, pw, now)?;
+            if !user.password.is_empty() {
+                c.set_user_password(&user.hub, &user.name, &user.password, now)?;
             }
             Ok(())
         })
     }
 
-    fn set_user(&self, user: &UserSpec) -> AdminResult<()> {
+    fn set_user(&self, user: &User) -> AdminResult<()> {
         self.change(|c| {
             c.set_user_info(&user.hub, &user.name, &user.real_name, &user.note)?;
-            if let UserAuth::Password(pw) = &user.auth {
-                if !pw.is_empty() {
-                    c.set_user_password(&user.hub, &user.name, pw, now_ms())?;
-                }
+            if user.auth_type == 1 && !user.password.is_empty() {
+                c.set_user_password(&user.hub, &user.name, &user.password, now_ms())?;
             }
             Ok(())
         })
     }
 
-    fn get_user(&self, hub: &str, name: &str) -> AdminResult<UserInfo> {
+    fn get_user(&self, hub: &str, name: &str) -> AdminResult<User> {
         let u = self
             .server()
             .config()
             .user(hub, name)
             .map_err(|e| model_err(&e))?;
-        Ok(UserInfo {
+        Ok(User {
             hub: hub.to_string(),
             name: u.name,
-            group_name: String::new(),
             real_name: u.realname,
             note: u.note,
-            created_time_ms: u.created_time,
-            updated_time_ms: u.created_time,
-            expire_time_ms: u.expire_time,
+            created_time: Dt(u.created_time),
+            updated_time: Dt(u.created_time),
+            expire_time: Dt(u.expire_time),
             auth_type: u.auth_type,
-            num_login: 0,
-            traffic: Traffic::default(),
+            ..User::default()
         })
     }
 
@@ -363,7 +384,7 @@ impl Backend for AdminBackend {
         self.change(|c| Ok(c.delete_user(hub, name)?))
     }
 
-    fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserSummary>> {
+    fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserItem>> {
         let users = self
             .server()
             .config()
@@ -371,58 +392,51 @@ impl Backend for AdminBackend {
             .map_err(|e| model_err(&e))?;
         Ok(users
             .into_iter()
-            .map(|u| UserSummary {
+            .map(|u| UserItem {
                 name: u.name,
-                group_name: String::new(),
                 real_name: u.realname,
                 note: u.note,
                 auth_type: u.auth_type,
-                num_login: 0,
-                last_login_time_ms: 0,
-                deny_access: false,
-                expire_time_ms: u.expire_time,
-                traffic: Traffic::default(),
+                is_traffic_filled: true,
+                is_expires_filled: true,
+                expires: Dt(u.expire_time),
+                ..UserItem::default()
             })
             .collect())
     }
 
-    fn enum_sessions(&self, hub: &str) -> AdminResult<Vec<SessionSummary>> {
+    fn enum_sessions(&self, hub: &str) -> AdminResult<Vec<SessionItem>> {
         Ok(self
             .sessions_of(hub)?
             .into_iter()
             .map(|(s, tunnel)| {
-                let t = to_traffic(&s.send, &s.recv);
+                let t = traffic(&s.send, &s.recv);
                 let client_ip = s
                     .client_addr
                     .map(|a| a.ip())
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 let securenat = tunnel.is_none() && s.protocol == "SECURENAT";
-                SessionSummary {
+                SessionItem {
                     name: s.name,
                     username: if securenat {
                         "SecureNAT".into()
                     } else {
                         s.user
                     },
-                    client_ip,
+                    client_ip: Ip(client_ip),
                     hostname: if securenat {
                         "Virtual Host".into()
                     } else {
                         client_ip.to_string()
                     },
-                    kind: if securenat {
-                        SessionKind::SecureNat
-                    } else {
-                        SessionKind::Normal
-                    },
+                    securenat_mode: securenat,
                     max_num_tcp: u32::from(!securenat),
                     current_num_tcp: u32::from(!securenat),
                     packet_size: t.total_bytes(),
                     packet_num: t.total_packets(),
-                    vlan_id: 0,
-                    unique_id: Vec::new(),
-                    created_time_ms: self.ms(s.created),
-                    last_comm_time_ms: self.ms(s.last_comm),
+                    created_time: self.dt(s.created),
+                    last_comm_time: self.dt(s.last_comm),
+                    ..SessionItem::default()
                 }
             })
             .collect())
@@ -439,47 +453,51 @@ impl Backend for AdminBackend {
                     format!("no session {name:?} on hub {hub:?}"),
                 )
             })?;
-        let t = to_traffic(&s.send, &s.recv);
+        let t = traffic(&s.send, &s.recv);
         let details = tunnel.map(|t| t.details).unwrap_or_default();
         let client_ip = s
             .client_addr
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let encrypted = !details.cipher.is_empty();
+        let sent = t.send_unicast_bytes + t.send_broadcast_bytes;
+        let received = t.recv_unicast_bytes + t.recv_broadcast_bytes;
         Ok(SessionStatus {
             hub: hub.to_string(),
-            name: s.name,
+            name: s.name.clone(),
             username: s.user.clone(),
             real_username: s.user,
-            group_name: String::new(),
-            client_ip,
+            client_ip: Ip(client_ip),
+            client_host_name: client_ip.to_string(),
             client_hostname: client_ip.to_string(),
             active: true,
             connected: true,
-            start_time_ms: self.ms(s.created),
-            first_connection_time_ms: self.ms(s.created),
-            current_connection_time_ms: self.ms(s.created),
+            session_status: 4,
+            start_time: self.dt(s.created),
+            first_connection_time: self.dt(s.created),
+            current_connection_time: self.dt(s.created),
             num_connections_established: 1,
             max_tcp_connections: 1,
             num_tcp_connections: u32::from(encrypted),
             use_encrypt: encrypted,
             cipher_name: details.cipher,
-            use_compress: false,
             underlay_protocol: if details.underlay.is_empty() {
                 s.protocol.clone()
             } else {
                 details.underlay
             },
-            total_send_size: t.send_unicast_bytes + t.send_broadcast_bytes,
-            total_recv_size: t.recv_unicast_bytes + t.recv_broadcast_bytes,
-            traffic: t,
+            session_name: s.name,
+            total_send_size: sent,
+            total_recv_size: received,
+            total_send_size_real: sent,
+            total_recv_size_real: received,
             client_product_name: if details.client_product.is_empty() {
                 s.protocol
             } else {
                 details.client_product
             },
-            client_os_name: String::new(),
-            unique_id: Vec::new(),
+            traffic: TrafficFields(t),
+            ..SessionStatus::default()
         })
     }
 
@@ -503,7 +521,7 @@ impl Backend for AdminBackend {
         }
     }
 
-    fn enum_ip_table(&self, hub: &str) -> AdminResult<Vec<IpEntry>> {
+    fn enum_ip_table(&self, hub: &str) -> AdminResult<Vec<IpItem>> {
         self.require_hub(hub)?;
         let dp = self.server().dataplane.lock();
         Ok(dp
@@ -513,18 +531,18 @@ impl Backend for AdminBackend {
             .unwrap_or_default()
             .into_iter()
             .enumerate()
-            .map(|(i, e)| IpEntry {
+            .map(|(i, e)| IpItem {
                 key: i as u32 + 1,
                 session_name: e.session_name,
-                ip: e.ip,
-                dhcp_allocated: false,
-                created_time_ms: self.ms(e.created),
-                updated_time_ms: self.ms(e.updated),
+                ip: Ip(e.ip),
+                created_time: self.dt(e.created),
+                updated_time: self.dt(e.updated),
+                ..IpItem::default()
             })
             .collect())
     }
 
-    fn enum_mac_table(&self, hub: &str) -> AdminResult<Vec<MacEntry>> {
+    fn enum_mac_table(&self, hub: &str) -> AdminResult<Vec<MacItem>> {
         self.require_hub(hub)?;
         let dp = self.server().dataplane.lock();
         Ok(dp
@@ -534,13 +552,13 @@ impl Backend for AdminBackend {
             .unwrap_or_default()
             .into_iter()
             .enumerate()
-            .map(|(i, e)| MacEntry {
+            .map(|(i, e)| MacItem {
                 key: i as u32 + 1,
                 session_name: e.session_name,
-                mac: e.mac,
-                vlan_id: 0,
-                created_time_ms: self.ms(e.created),
-                updated_time_ms: self.ms(e.updated),
+                mac: Bin(e.mac.to_vec()),
+                created_time: self.dt(e.created),
+                updated_time: self.dt(e.updated),
+                ..MacItem::default()
             })
             .collect())
     }
@@ -561,21 +579,22 @@ impl Backend for AdminBackend {
             .map_err(|e| model_err(&e))?
             .securenat;
         Ok(SecureNatOption {
-            mac: s.host_mac,
-            ip: s.host_ip,
-            mask: s.host_mask,
+            hub: hub.to_string(),
+            mac: Bin(s.host_mac.to_vec()),
+            ip: ip(s.host_ip),
+            mask: ip(s.host_mask),
             use_nat: s.nat_enabled,
             mtu: s.nat_mtu,
             nat_tcp_timeout: s.nat_tcp_timeout,
             nat_udp_timeout: s.nat_udp_timeout,
             use_dhcp: s.dhcp_enabled,
-            dhcp_lease_start: s.dhcp_start,
-            dhcp_lease_end: s.dhcp_end,
-            dhcp_subnet_mask: s.dhcp_mask,
+            dhcp_lease_start: ip(s.dhcp_start),
+            dhcp_lease_end: ip(s.dhcp_end),
+            dhcp_subnet_mask: ip(s.dhcp_mask),
             dhcp_expire_secs: s.dhcp_expire,
-            dhcp_gateway: s.dhcp_gateway,
-            dhcp_dns: s.dhcp_dns,
-            dhcp_dns2: s.dhcp_dns2,
+            dhcp_gateway: ip(s.dhcp_gateway),
+            dhcp_dns: ip(s.dhcp_dns),
+            dhcp_dns2: ip(s.dhcp_dns2),
             dhcp_domain_name: s.dhcp_domain,
             save_log: s.save_log,
             apply_dhcp_push_routes: !s.dhcp_push_routes.is_empty(),
@@ -584,26 +603,29 @@ impl Backend for AdminBackend {
     }
 
     fn set_secure_nat_option(&self, hub: &str, o: &SecureNatOption) -> AdminResult<()> {
-        if o.mtu < 64 || o.mtu > 9000 {
-            return Err(AdminError::invalid_param("Mtu_u32", "must be 64..=9000"));
-        }
+        let mac: [u8; 6] = o
+            .mac
+            .0
+            .as_slice()
+            .try_into()
+            .map_err(|_| AdminError::invalid_param("MacAddress_bin", "must be 6 bytes"))?;
         self.change(|c| {
             let mut s = c.hub(hub)?.securenat;
-            s.host_mac = o.mac;
-            s.host_ip = o.ip;
-            s.host_mask = o.mask;
+            s.host_mac = mac;
+            s.host_ip = o.ip.v4();
+            s.host_mask = o.mask.v4();
             s.nat_enabled = o.use_nat;
             s.nat_mtu = o.mtu;
             s.nat_tcp_timeout = o.nat_tcp_timeout;
             s.nat_udp_timeout = o.nat_udp_timeout;
             s.dhcp_enabled = o.use_dhcp;
-            s.dhcp_start = o.dhcp_lease_start;
-            s.dhcp_end = o.dhcp_lease_end;
-            s.dhcp_mask = o.dhcp_subnet_mask;
+            s.dhcp_start = o.dhcp_lease_start.v4();
+            s.dhcp_end = o.dhcp_lease_end.v4();
+            s.dhcp_mask = o.dhcp_subnet_mask.v4();
             s.dhcp_expire = o.dhcp_expire_secs;
-            s.dhcp_gateway = o.dhcp_gateway;
-            s.dhcp_dns = o.dhcp_dns;
-            s.dhcp_dns2 = o.dhcp_dns2;
+            s.dhcp_gateway = o.dhcp_gateway.v4();
+            s.dhcp_dns = o.dhcp_dns.v4();
+            s.dhcp_dns2 = o.dhcp_dns2.v4();
             s.dhcp_domain = o.dhcp_domain_name.clone();
             s.save_log = o.save_log;
             s.dhcp_push_routes = if o.apply_dhcp_push_routes {
@@ -616,7 +638,7 @@ impl Backend for AdminBackend {
     }
 
     fn secure_nat_status(&self, hub: &str) -> AdminResult<SecureNatStatus> {
-        let running = self.with_nat(hub, |host| {
+        self.with_nat(hub, |host| {
             let mut st = SecureNatStatus::default();
             for e in host.nat_table() {
                 match e.protocol {
@@ -628,31 +650,31 @@ impl Backend for AdminBackend {
             }
             st.num_dhcp_clients = host.leases().len() as u32;
             st
-        })?;
-        Ok(running)
+        })
     }
 
-    fn enum_nat(&self, hub: &str) -> AdminResult<Vec<NatTableEntry>> {
+    fn enum_nat(&self, hub: &str) -> AdminResult<Vec<NatItem>> {
         let rows = self.with_nat(hub, |host| host.nat_table())?;
         Ok(rows
             .into_iter()
-            .map(|e| NatTableEntry {
+            .map(|e| NatItem {
                 id: e.id.0,
                 protocol: e.protocol as u32,
-                src_ip: *e.src.ip(),
-                src_port: e.src.port(),
-                dest_ip: *e.dst.ip(),
-                dest_port: e.dst.port(),
-                created_time_ms: self.ms(e.created),
-                last_comm_time_ms: self.ms(e.last),
+                src_ip: ip(*e.src.ip()),
+                src_port: u32::from(e.src.port()),
+                dest_ip: ip(*e.dst.ip()),
+                dest_port: u32::from(e.dst.port()),
+                created_time: self.dt(e.created),
+                last_comm_time: self.dt(e.last),
                 send_size: e.sent,
                 recv_size: e.recv,
                 tcp_status: e.tcp_status as u32,
+                ..NatItem::default()
             })
             .collect())
     }
 
-    fn enum_dhcp(&self, hub: &str) -> AdminResult<Vec<DhcpLeaseEntry>> {
+    fn enum_dhcp(&self, hub: &str) -> AdminResult<Vec<DhcpItem>> {
         let (leases, mask) = self.with_nat(hub, |host| {
             let mask = host
                 .config()
@@ -664,36 +686,83 @@ impl Backend for AdminBackend {
         })?;
         Ok(leases
             .into_iter()
-            .map(|l| DhcpLeaseEntry {
+            .map(|l| DhcpItem {
                 id: l.id,
-                leased_time_ms: self.ms(l.leased),
-                expire_time_ms: self.ms(l.expires),
-                mac: l.mac,
-                ip: l.ip,
-                mask,
+                leased_time: self.dt(l.leased),
+                expire_time: self.dt(l.expires),
+                mac: Bin(l.mac.to_vec()),
+                ip: ip(l.ip),
+                mask: IpU32(mask),
                 hostname: l.hostname,
             })
             .collect())
     }
 
-    fn add_wg_keys(&self, keys: &[WgKey]) -> AdminResult<()> {
-        for k in keys {
-            decode_key(&k.key).ok_or_else(|| {
-                AdminError::invalid_param(
-                    "Key_str",
-                    &format!(
-                        "{:?} is not a WireGuard public key (base64 of 32 bytes)",
-                        k.key
-                    ),
-                )
-            })?;
+    fn add_wg_keys(
+        &self,
+        requests: &[WgKeyRequest],
+        all_traffic: bool,
+    ) -> AdminResult<Vec<WgKeyAdded>> {
+        // keys first: a malformed one refuses the whole batch before anything changes
+        let mut keys = Vec::with_capacity(requests.len());
+        for r in requests {
+            let (public, private) = if r.key.is_empty() {
+                let private = etherhub_wireguard::generate_private_key();
+                (etherhub_wireguard::public_key_of(&private), Some(private))
+            } else {
+                let public = decode_key(&r.key).ok_or_else(|| {
+                    AdminError::invalid_param(
+                        "Key_str",
+                        &format!(
+                            "{:?} is not a WireGuard public key (base64 of 32 bytes)",
+                            r.key
+                        ),
+                    )
+                })?;
+                (public, None)
+            };
+            keys.push((public, private));
         }
-        self.change(|c| {
-            for k in keys {
-                c.add_wg_key(&k.key, &k.hub, &k.user)?;
+        let registered = self.change(|c| {
+            let mut out = Vec::with_capacity(requests.len());
+            for (r, (public, private)) in requests.iter().zip(&keys) {
+                // a key the client made, given without an address, takes the one its client
+                // uses first (SoftEther's way); a generated pair gets the next free one
+                let address = match (r.address, private) {
+                    (None, None) => None,
+                    (wanted, _) => Some(c.wg_address_for(&r.hub, wanted)?),
+                };
+                let k = etherhub_config::WgKey {
+                    key: etherhub_wireguard::key_to_base64(public),
+                    hub: r.hub.clone(),
+                    user: r.user.clone(),
+                    address,
+                    // a generated pair gets its own preshared key; a given key uses the server's
+                    preshared_key: private.map(|_| generated_psk()),
+                };
+                c.add_wg_key_full(&k)?;
+                out.push(k);
             }
-            Ok(())
-        })
+            Ok(out)
+        })?;
+        let cfg = self.0.config();
+        registered
+            .into_iter()
+            .zip(keys)
+            .map(|(k, (_, private))| {
+                let private = private.map(|p| crate::defaults::b64(&p));
+                let config = client_config(&cfg, &k, private, all_traffic)
+                    .map_err(change_err)?
+                    .render();
+                Ok(WgKeyAdded {
+                    key: k.key,
+                    hub: k.hub,
+                    user: k.user,
+                    address: k.address,
+                    config,
+                })
+            })
+            .collect()
     }
 
     fn delete_wg_keys(&self, keys: &[String]) -> AdminResult<()> {
@@ -705,78 +774,98 @@ impl Backend for AdminBackend {
         })
     }
 
-    fn enum_wg_keys(&self) -> AdminResult<Vec<WgKey>> {
-        Ok(self
-            .server()
-            .config()
-            .wg_keys()
+    fn enum_wg_keys(&self) -> AdminResult<Vec<WgKeyStatus>> {
+        let keys = self.0.config().wg_keys();
+        let dp = self.0.dataplane.lock();
+        Ok(keys
             .into_iter()
-            .map(|k| WgKey {
-                key: k.key,
-                hub: k.hub,
-                user: k.user,
+            .map(|k| {
+                let mut st = WgKeyStatus {
+                    own_psk: k.preshared_key.is_some(),
+                    address: k.address,
+                    ..WgKeyStatus::default()
+                };
+                let live = decode_key(&k.key).and_then(|key| dp.engine.wireguard_session(&key));
+                if let Some((hub, session, view)) = live {
+                    st.session = dp
+                        .engine
+                        .hub(&hub)
+                        .and_then(|h| h.session(session))
+                        .map(|s| s.name);
+                    st.spoofed_dropped = view.spoofed_dropped;
+                    st.address = st.address.or(view.address);
+                    if let Some(info) = dp.engine.wireguard().peer(view.tunnel) {
+                        st.last_handshake =
+                            info.last_handshake.map(|t| self.dt(t)).unwrap_or_default();
+                        st.recv_bytes = info.rx_bytes;
+                        st.send_bytes = info.tx_bytes;
+                    }
+                }
+                WgKeyStatus {
+                    key: k.key,
+                    hub: k.hub,
+                    user: k.user,
+                    ..st
+                }
             })
             .collect())
     }
 
+    fn wg_client_config(&self, key: &str, all_traffic: bool) -> AdminResult<WgKeyAdded> {
+        let cfg = self.0.config();
+        let k = cfg
+            .wg_keys()
+            .into_iter()
+            .find(|k| k.key == key.trim())
+            .ok_or_else(|| model_err(&ModelError::WgKeyNotFound(key.to_string())))?;
+        let config = client_config(&cfg, &k, None, all_traffic)
+            .map_err(change_err)?
+            .render();
+        Ok(WgKeyAdded {
+            key: k.key,
+            hub: k.hub,
+            user: k.user,
+            address: k.address,
+            config,
+        })
+    }
+
     fn wg_server_info(&self) -> AdminResult<WgServerInfo> {
         let cfg = self.server().config();
-        let wg = cfg
-            .wireguard()
-            .unwrap_or(etherhub_config::WireGuardSettings {
-                enabled: false,
-                preshared_key: String::new(),
-                private_key: String::new(),
-            });
-        let public_key = decode_key(&wg.private_key)
+        let wg = cfg.wireguard();
+        let public_key = wg
+            .as_ref()
+            .and_then(|w| decode_key(&w.private_key))
             .map(|k| etherhub_wireguard::key_to_base64(&etherhub_wireguard::public_key_of(&k)))
             .unwrap_or_default();
+        let ports = cfg.udp_ports().into_iter().map(u32::from).collect();
+        let public_host = cfg.wireguard_public_host().unwrap_or_default();
         drop(cfg);
         let (st, engine, runtime) = {
             let dp = self.server().dataplane.lock();
             (dp.engine.wireguard().stats(), dp.engine.stats(), dp.stats)
         };
         Ok(WgServerInfo {
-            enabled: wg.enabled,
+            enabled: wg.as_ref().is_some_and(|w| w.enabled),
             public_key,
-            preshared_key: wg.preshared_key,
-            udp_ports: self.server().config().udp_ports(),
-            counters: etherhub_admin::WgCounters {
-                handshakes_ok: st.handshakes_ok,
-                cookie_replies_sent: st.cookie_replies_sent,
-                handshakes_rate_limited: st.handshakes_rate_limited,
-                unknown_key_initiations: st.unknown_key_initiations,
-                malformed_dropped: st.malformed_dropped,
-                unknown_index_dropped: st.unknown_index_dropped,
-                spoofed_dropped: engine.spoofed_dropped,
-                unknown_datagrams: engine.unknown_datagrams,
-                send_failures: runtime.send_failures,
-            },
+            preshared_key: wg.map(|w| w.preshared_key).unwrap_or_default(),
+            udp_ports: ports,
+            public_host,
+            handshakes_ok: st.handshakes_ok,
+            cookie_replies_sent: st.cookie_replies_sent,
+            handshakes_rate_limited: st.handshakes_rate_limited,
+            unknown_key_initiations: st.unknown_key_initiations,
+            malformed_dropped: st.malformed_dropped,
+            unknown_index_dropped: st.unknown_index_dropped,
+            spoofed_dropped: engine.spoofed_dropped,
+            unknown_datagrams: engine.unknown_datagrams,
+            send_failures: runtime.send_failures,
         })
     }
 
-    fn add_wg_keys_auto(
-        &self,
-        keys: &[WgKeyRequest],
-        all_traffic: bool,
-    ) -> AdminResult<Vec<WgKeyAdded>> {
-        self.wg_add_keys_auto(keys, all_traffic)
-    }
-
-    fn enum_wg_key_status(&self) -> AdminResult<Vec<WgKeyStatus>> {
-        self.wg_key_status()
-    }
-
-    fn wg_client_config(&self, key: &str, all_traffic: bool) -> AdminResult<WgKeyAdded> {
-        self.wg_config_of(key, all_traffic)
-    }
-
-    fn wg_public_host(&self) -> AdminResult<String> {
-        Ok(self.wg_public_host_or_default())
-    }
-
-    fn set_wg_public_host(&self, host: &str) -> AdminResult<()> {
-        self.wg_set_public_host(host)
+    fn set_wg_public_host(&self, host: &str) -> AdminResult<String> {
+        self.change(|c| Ok(c.set_wireguard_public_host(host)?))?;
+        Ok(self.0.config().wireguard_public_host().unwrap_or_default())
     }
 
     fn get_udp_ports(&self) -> AdminResult<Vec<u16>> {
@@ -784,12 +873,6 @@ impl Backend for AdminBackend {
     }
 
     fn set_udp_ports(&self, ports: &[u16]) -> AdminResult<()> {
-        if ports.contains(&0) {
-            return Err(AdminError::invalid_param(
-                "Ports_u32",
-                "port 0 is not a port",
-            ));
-        }
         self.change(|c| {
             c.set_udp_ports(ports);
             Ok(())
@@ -797,12 +880,6 @@ impl Backend for AdminBackend {
     }
 
     fn create_listener(&self, port: u16, enable: bool) -> AdminResult<()> {
-        if port == 0 {
-            return Err(AdminError::invalid_param(
-                "Port_u32",
-                "port 0 is not a port",
-            ));
-        }
         self.change(|c| Ok(c.add_listener(port, enable)?))
     }
 
@@ -814,15 +891,15 @@ impl Backend for AdminBackend {
         self.change(|c| Ok(c.set_listener_enabled(port, enable)?))
     }
 
-    fn enum_listeners(&self) -> AdminResult<Vec<ListenerInfo>> {
+    fn enum_listeners(&self) -> AdminResult<Vec<ListenerItem>> {
         let running = self.server().tcp_ports_running();
         Ok(self
             .server()
             .config()
             .listeners()
             .into_iter()
-            .map(|l| ListenerInfo {
-                port: l.port,
+            .map(|l| ListenerItem {
+                port: u32::from(l.port),
                 enabled: l.enabled,
                 error: l.enabled && !running.contains(&l.port),
             })
@@ -846,7 +923,7 @@ impl Backend for AdminBackend {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "vpn_server.config".into()),
-            data: cfg.to_text().into_bytes(),
+            data: Bin(cfg.to_text().into_bytes()),
         })
     }
 
@@ -863,32 +940,6 @@ impl Backend for AdminBackend {
             *c = new;
             Ok(())
         })
-    }
-}
-
-impl AdminBackend {
-    fn set_securenat_enabled(&self, hub: &str, enabled: bool) -> AdminResult<()> {
-        self.change(|c| {
-            let mut s = c.hub(hub)?.securenat;
-            s.enabled = enabled;
-            Ok(c.set_securenat(hub, &s)?)
-        })
-    }
-
-    /// Reads the hub's SecureNAT host; SoftEther's error when SecureNAT is not running.
-    fn with_nat<T>(
-        &self,
-        hub: &str,
-        f: impl FnOnce(&etherhub_securenat::NatHost) -> T,
-    ) -> AdminResult<T> {
-        self.require_hub(hub)?;
-        let dp = self.server().dataplane.lock();
-        let host = dp
-            .engine
-            .hub(hub)
-            .and_then(|h| h.securenat_host())
-            .ok_or_else(|| AdminError::from_code(ERR_SNAT_NOT_RUNNING))?;
-        Ok(f(host))
     }
 }
 

@@ -1,14 +1,12 @@
-//! WireGuard without the chores: keys generated on the server, addresses from the hub's
-//! network, and the client's ready wg-quick config.
+//! WireGuard without the chores: the client's ready wg-quick config, from the config file's
+//! view of a key (the admin methods that register keys are in `backend`).
 //!
 //! A generated private key lives only in the reply to the call that made it: it is written into
 //! the returned config and dropped, never stored in the config file and never logged.
 
-use crate::backend::{change_err, model_err, AdminBackend};
 use crate::defaults;
 use crate::server::decode_key;
-use etherhub_admin::code::*;
-use etherhub_admin::*;
+use anyhow::Context as _;
 use etherhub_config::Config;
 use std::net::Ipv4Addr;
 
@@ -99,23 +97,26 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// A fresh preshared key for a key pair the server generates.
+pub fn generated_psk() -> String {
+    defaults::b64(&defaults::random_key())
+}
+
 /// The client config of a registered key, from the config file's view of it.
 pub fn client_config(
     cfg: &Config,
     key: &etherhub_config::WgKey,
     private_key: Option<String>,
     all_traffic: bool,
-) -> Result<ClientConfig, AdminError> {
-    let hub = cfg.hub(&key.hub).map_err(|e| model_err(&e))?;
+) -> anyhow::Result<ClientConfig> {
+    let hub = cfg.hub(&key.hub)?;
     let net = etherhub_config::HubNetwork::new(hub.default_gateway, hub.default_subnet);
     let wg = cfg
         .wireguard()
-        .ok_or_else(|| AdminError::new(ERR_INTERNAL_ERROR, "the server has no WireGuard keys"))?;
+        .context("the server has no WireGuard keys")?;
     let server_public_key = decode_key(&wg.private_key)
         .map(|k| etherhub_wireguard::key_to_base64(&etherhub_wireguard::public_key_of(&k)))
-        .ok_or_else(|| {
-            AdminError::new(ERR_INTERNAL_ERROR, "the server's WireGuard key is unusable")
-        })?;
+        .context("the server's WireGuard key is unusable")?;
     let preshared_key = key
         .preshared_key
         .clone()
@@ -146,142 +147,6 @@ pub fn client_config(
             &cfg.udp_ports(),
         ),
     })
-}
-
-impl AdminBackend {
-    pub(crate) fn wg_add_keys_auto(
-        &self,
-        requests: &[WgKeyRequest],
-        all_traffic: bool,
-    ) -> AdminResult<Vec<WgKeyAdded>> {
-        // keys first: a malformed one refuses the whole batch before anything changes
-        let mut keys = Vec::with_capacity(requests.len());
-        for r in requests {
-            let (public, private) = if r.key.is_empty() {
-                let private = etherhub_wireguard::generate_private_key();
-                (etherhub_wireguard::public_key_of(&private), Some(private))
-            } else {
-                let public = decode_key(&r.key).ok_or_else(|| {
-                    AdminError::invalid_param(
-                        "Key_str",
-                        &format!(
-                            "{:?} is not a WireGuard public key (base64 of 32 bytes)",
-                            r.key
-                        ),
-                    )
-                })?;
-                (public, None)
-            };
-            // a generated pair gets its own preshared key; a given key uses the server's
-            let psk = private.map(|_| defaults::b64(&defaults::random_key()));
-            keys.push((public, private, psk));
-        }
-        let registered = self
-            .0
-            .change_config(|c| {
-                let mut out = Vec::with_capacity(requests.len());
-                for (r, (public, private, psk)) in requests.iter().zip(&keys) {
-                    // a key the client made, given without an address, takes the one its client
-                    // uses first (SoftEther's way); a generated pair gets the next free one
-                    let address = match (r.address, private) {
-                        (None, None) => None,
-                        (wanted, _) => Some(c.wg_address_for(&r.hub, wanted)?),
-                    };
-                    let k = etherhub_config::WgKey {
-                        key: etherhub_wireguard::key_to_base64(public),
-                        hub: r.hub.clone(),
-                        user: r.user.clone(),
-                        address,
-                        preshared_key: psk.clone(),
-                    };
-                    c.add_wg_key_full(&k)?;
-                    out.push(k);
-                }
-                Ok(out)
-            })
-            .map_err(change_err)?;
-        let cfg = self.0.config();
-        registered
-            .into_iter()
-            .zip(keys)
-            .map(|(k, (_, private, _))| {
-                let private = private.map(|p| defaults::b64(&p));
-                let config = client_config(&cfg, &k, private, all_traffic)?.render();
-                Ok(WgKeyAdded {
-                    key: k.key,
-                    hub: k.hub,
-                    user: k.user,
-                    address: k.address,
-                    config,
-                })
-            })
-            .collect()
-    }
-
-    pub(crate) fn wg_key_status(&self) -> AdminResult<Vec<WgKeyStatus>> {
-        let keys = self.0.config().wg_keys();
-        let dp = self.0.dataplane.lock();
-        Ok(keys
-            .into_iter()
-            .map(|k| {
-                let mut st = WgKeyStatus {
-                    own_psk: k.preshared_key.is_some(),
-                    address: k.address,
-                    ..WgKeyStatus::default()
-                };
-                let live = decode_key(&k.key).and_then(|key| dp.engine.wireguard_session(&key));
-                if let Some((hub, session, view)) = live {
-                    st.session = dp
-                        .engine
-                        .hub(&hub)
-                        .and_then(|h| h.session(session))
-                        .map(|s| s.name);
-                    st.spoofed_dropped = view.spoofed_dropped;
-                    st.address = st.address.or(view.address);
-                    if let Some(info) = dp.engine.wireguard().peer(view.tunnel) {
-                        st.last_handshake_ms = info.last_handshake.map(|t| self.ms(t)).unwrap_or(0);
-                        st.recv_bytes = info.rx_bytes;
-                        st.send_bytes = info.tx_bytes;
-                    }
-                }
-                WgKeyStatus {
-                    key: k.key,
-                    hub: k.hub,
-                    user: k.user,
-                    ..st
-                }
-            })
-            .collect())
-    }
-
-    pub(crate) fn wg_config_of(&self, key: &str, all_traffic: bool) -> AdminResult<WgKeyAdded> {
-        let cfg = self.0.config();
-        let k = cfg
-            .wg_keys()
-            .into_iter()
-            .find(|k| k.key == key.trim())
-            .ok_or_else(|| {
-                model_err(&etherhub_config::ModelError::WgKeyNotFound(key.to_string()))
-            })?;
-        let config = client_config(&cfg, &k, None, all_traffic)?.render();
-        Ok(WgKeyAdded {
-            key: k.key,
-            hub: k.hub,
-            user: k.user,
-            address: k.address,
-            config,
-        })
-    }
-
-    pub(crate) fn wg_public_host_or_default(&self) -> String {
-        self.0.config().wireguard_public_host().unwrap_or_default()
-    }
-
-    pub(crate) fn wg_set_public_host(&self, host: &str) -> AdminResult<()> {
-        self.0
-            .change_config(|c| Ok(c.set_wireguard_public_host(host)?))
-            .map_err(change_err)
-    }
 }
 
 #[cfg(test)]

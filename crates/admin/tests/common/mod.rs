@@ -5,21 +5,35 @@ use std::sync::Mutex;
 
 use etherhub_admin::*;
 
+/// A key of the fake's key list.
+#[derive(Clone)]
+pub struct Wgk {
+    pub key: String,
+    pub hub: String,
+    pub user: String,
+}
+
 #[derive(Default)]
 pub struct Fake {
-    pub hubs: Mutex<Vec<HubConfig>>,
-    pub users: Mutex<Vec<UserSpec>>,
-    pub wgks: Mutex<Vec<WgKey>>,
+    pub hubs: Mutex<Vec<Hub>>,
+    pub users: Mutex<Vec<User>>,
+    pub wgks: Mutex<Vec<Wgk>>,
     pub ports: Mutex<Vec<u16>>,
+}
+
+fn hub(name: &str, password: &str) -> Hub {
+    Hub {
+        name: name.into(),
+        admin_password: password.into(),
+        ..Hub::default()
+    }
 }
 
 impl Fake {
     pub fn new() -> Self {
         let f = Fake::default();
-        let mut h = HubConfig::new("DEFAULT");
-        h.admin_password = Some("hubpw".into());
-        f.hubs.lock().unwrap().push(h);
-        f.hubs.lock().unwrap().push(HubConfig::new("OTHER"));
+        f.hubs.lock().unwrap().push(hub("DEFAULT", "hubpw"));
+        f.hubs.lock().unwrap().push(hub("OTHER", ""));
         *f.ports.lock().unwrap() = vec![443, 992, 1194, 5555];
         f
     }
@@ -59,7 +73,7 @@ impl Backend for Fake {
                     .iter()
                     .find(|x| x.name.eq_ignore_ascii_case(h))
                     .ok_or_else(denied)?;
-                if hub.admin_password.as_deref() == Some(password) {
+                if !hub.admin_password.is_empty() && hub.admin_password == password {
                     Ok(AdminScope::Hub(hub.name.clone()))
                 } else {
                     Err(denied())
@@ -71,7 +85,7 @@ impl Backend for Fake {
         Ok(ServerInfo {
             product_name: "Etherhub".into(),
             host_name: "vm".into(),
-            build_date_ms: 1_700_000_000_000,
+            build_date: Dt(1_700_000_000_000),
             ..Default::default()
         })
     }
@@ -81,7 +95,7 @@ impl Backend for Fake {
             ..Default::default()
         })
     }
-    fn create_hub(&self, hub: &HubConfig) -> AdminResult<()> {
+    fn create_hub(&self, hub: &Hub) -> AdminResult<()> {
         if self.hub_exists(&hub.name).is_ok() {
             return Err(AdminError::from_code(code::ERR_HUB_ALREADY_EXISTS));
         }
@@ -96,30 +110,30 @@ impl Backend for Fake {
             .retain(|h| !h.name.eq_ignore_ascii_case(name));
         Ok(())
     }
-    fn enum_hubs(&self) -> AdminResult<Vec<HubSummary>> {
+    fn enum_hubs(&self) -> AdminResult<Vec<HubItem>> {
         Ok(self
             .hubs
             .lock()
             .unwrap()
             .iter()
-            .map(|h| HubSummary {
+            .map(|h| HubItem {
                 name: h.name.clone(),
                 online: h.online,
                 ..Default::default()
             })
             .collect())
     }
-    fn get_hub(&self, name: &str) -> AdminResult<HubConfig> {
+    fn get_hub(&self, name: &str) -> AdminResult<Hub> {
         let hubs = self.hubs.lock().unwrap();
         let mut h = hubs
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .cloned()
             .ok_or_else(|| AdminError::from_code(code::ERR_HUB_NOT_FOUND))?;
-        h.admin_password = None;
+        h.admin_password.clear();
         Ok(h)
     }
-    fn set_hub(&self, hub: &HubConfig) -> AdminResult<()> {
+    fn set_hub(&self, hub: &Hub) -> AdminResult<()> {
         let mut hubs = self.hubs.lock().unwrap();
         let h = hubs
             .iter_mut()
@@ -127,7 +141,7 @@ impl Backend for Fake {
             .ok_or_else(|| AdminError::from_code(code::ERR_HUB_NOT_FOUND))?;
         let pw = h.admin_password.clone();
         *h = hub.clone();
-        if h.admin_password.is_none() {
+        if h.admin_password.is_empty() {
             h.admin_password = pw;
         }
         Ok(())
@@ -137,7 +151,7 @@ impl Backend for Fake {
         h.online = online;
         self.set_hub(&h)
     }
-    fn create_user(&self, user: &UserSpec) -> AdminResult<()> {
+    fn create_user(&self, user: &User) -> AdminResult<()> {
         self.hub_exists(&user.hub)?;
         let mut users = self.users.lock().unwrap();
         if users.iter().any(|u| {
@@ -148,7 +162,7 @@ impl Backend for Fake {
         users.push(user.clone());
         Ok(())
     }
-    fn set_user(&self, user: &UserSpec) -> AdminResult<()> {
+    fn set_user(&self, user: &User) -> AdminResult<()> {
         let mut users = self.users.lock().unwrap();
         let u = users
             .iter_mut()
@@ -159,17 +173,17 @@ impl Backend for Fake {
         *u = user.clone();
         Ok(())
     }
-    fn get_user(&self, hub: &str, name: &str) -> AdminResult<UserInfo> {
+    fn get_user(&self, hub: &str, name: &str) -> AdminResult<User> {
         self.hub_exists(hub)?;
         let users = self.users.lock().unwrap();
         let u = users
             .iter()
             .find(|u| u.hub.eq_ignore_ascii_case(hub) && u.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| AdminError::from_code(code::ERR_OBJECT_NOT_FOUND))?;
-        Ok(UserInfo {
+        Ok(User {
             hub: u.hub.clone(),
             name: u.name.clone(),
-            auth_type: u.auth.auth_type(),
+            auth_type: u.auth_type,
             ..Default::default()
         })
     }
@@ -181,7 +195,7 @@ impl Backend for Fake {
             .retain(|u| !(u.hub.eq_ignore_ascii_case(hub) && u.name.eq_ignore_ascii_case(name)));
         Ok(())
     }
-    fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserSummary>> {
+    fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserItem>> {
         self.hub_exists(hub)?;
         Ok(self
             .users
@@ -189,29 +203,21 @@ impl Backend for Fake {
             .unwrap()
             .iter()
             .filter(|u| u.hub.eq_ignore_ascii_case(hub))
-            .map(|u| UserSummary {
+            .map(|u| UserItem {
                 name: u.name.clone(),
-                auth_type: u.auth.auth_type(),
+                auth_type: u.auth_type,
                 ..Default::default()
             })
             .collect())
     }
-    fn enum_sessions(&self, hub: &str) -> AdminResult<Vec<SessionSummary>> {
+    fn enum_sessions(&self, hub: &str) -> AdminResult<Vec<SessionItem>> {
         self.hub_exists(hub)?;
-        Ok(vec![SessionSummary {
+        Ok(vec![SessionItem {
             name: "SID-SECURENAT-1".into(),
             username: "SecureNAT".into(),
-            client_ip: "0.0.0.0".parse().unwrap(),
-            hostname: String::new(),
-            kind: SessionKind::SecureNat,
-            max_num_tcp: 0,
-            current_num_tcp: 0,
-            packet_size: 0,
-            packet_num: 0,
-            vlan_id: 0,
-            unique_id: vec![1, 2],
-            created_time_ms: 0,
-            last_comm_time_ms: 0,
+            securenat_mode: true,
+            unique_id: Bin(vec![1, 2]),
+            ..Default::default()
         }])
     }
     fn session_status(&self, _hub: &str, _name: &str) -> AdminResult<SessionStatus> {
@@ -220,26 +226,23 @@ impl Backend for Fake {
     fn delete_session(&self, _hub: &str, _name: &str) -> AdminResult<()> {
         Err(AdminError::from_code(code::ERR_OBJECT_NOT_FOUND))
     }
-    fn enum_ip_table(&self, hub: &str) -> AdminResult<Vec<IpEntry>> {
+    fn enum_ip_table(&self, hub: &str) -> AdminResult<Vec<IpItem>> {
         self.hub_exists(hub)?;
-        Ok(vec![IpEntry {
+        Ok(vec![IpItem {
             key: 1,
             session_name: "SID-META-[WIREGUARD]-4".into(),
-            ip: "192.168.30.10".parse().unwrap(),
+            ip: Ip("192.168.30.10".parse().unwrap()),
             dhcp_allocated: true,
-            created_time_ms: 0,
-            updated_time_ms: 0,
+            ..Default::default()
         }])
     }
-    fn enum_mac_table(&self, hub: &str) -> AdminResult<Vec<MacEntry>> {
+    fn enum_mac_table(&self, hub: &str) -> AdminResult<Vec<MacItem>> {
         self.hub_exists(hub)?;
-        Ok(vec![MacEntry {
+        Ok(vec![MacItem {
             key: 1,
             session_name: "SID-SECURENAT-1".into(),
-            mac: [0x5e, 0x78, 6, 0xb6, 0xf0, 0x65],
-            vlan_id: 0,
-            created_time_ms: 0,
-            updated_time_ms: 0,
+            mac: Bin(vec![0x5e, 0x78, 6, 0xb6, 0xf0, 0x65]),
+            ..Default::default()
         }])
     }
     fn enable_secure_nat(&self, hub: &str) -> AdminResult<()> {
@@ -259,13 +262,39 @@ impl Backend for Fake {
         self.hub_exists(hub)?;
         Ok(SecureNatStatus::default())
     }
-    fn add_wg_keys(&self, keys: &[WgKey]) -> AdminResult<()> {
+    fn enum_nat(&self, _hub: &str) -> AdminResult<Vec<NatItem>> {
+        Err(AdminError::from_code(code::ERR_SNAT_NOT_RUNNING))
+    }
+    fn enum_dhcp(&self, _hub: &str) -> AdminResult<Vec<DhcpItem>> {
+        Err(AdminError::from_code(code::ERR_SNAT_NOT_RUNNING))
+    }
+    /// A backend that cannot generate keys or assign addresses: plain keys only.
+    fn add_wg_keys(&self, keys: &[WgKeyRequest], _all: bool) -> AdminResult<Vec<WgKeyAdded>> {
+        if keys.iter().any(|k| k.key.is_empty() || k.address.is_some()) {
+            return Err(AdminError::new(
+                code::ERR_NOT_SUPPORTED,
+                "this server cannot generate keys or assign addresses",
+            ));
+        }
         let mut list = self.wgks.lock().unwrap();
         if keys.iter().any(|k| list.iter().any(|x| x.key == k.key)) {
             return Err(AdminError::from_code(code::ERR_OBJECT_EXISTS));
         }
-        list.extend_from_slice(keys);
-        Ok(())
+        list.extend(keys.iter().map(|k| Wgk {
+            key: k.key.clone(),
+            hub: k.hub.clone(),
+            user: k.user.clone(),
+        }));
+        Ok(keys
+            .iter()
+            .map(|k| WgKeyAdded {
+                key: k.key.clone(),
+                hub: k.hub.clone(),
+                user: k.user.clone(),
+                address: None,
+                config: String::new(),
+            })
+            .collect())
     }
     fn delete_wg_keys(&self, keys: &[String]) -> AdminResult<()> {
         let mut list = self.wgks.lock().unwrap();
@@ -275,20 +304,41 @@ impl Backend for Fake {
         list.retain(|x| !keys.contains(&x.key));
         Ok(())
     }
-    fn enum_wg_keys(&self) -> AdminResult<Vec<WgKey>> {
-        Ok(self.wgks.lock().unwrap().clone())
+    fn enum_wg_keys(&self) -> AdminResult<Vec<WgKeyStatus>> {
+        Ok(self
+            .wgks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|k| WgKeyStatus {
+                key: k.key.clone(),
+                hub: k.hub.clone(),
+                user: k.user.clone(),
+                ..Default::default()
+            })
+            .collect())
+    }
+    fn wg_client_config(&self, _key: &str, _all: bool) -> AdminResult<WgKeyAdded> {
+        unsupported()
     }
     fn wg_server_info(&self) -> AdminResult<WgServerInfo> {
         Ok(WgServerInfo {
             enabled: true,
             public_key: "PUB=".into(),
             preshared_key: "PSK=".into(),
-            udp_ports: self.ports.lock().unwrap().clone(),
-            counters: etherhub_admin::WgCounters {
-                cookie_replies_sent: 7,
-                ..Default::default()
-            },
+            udp_ports: self
+                .ports
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|&p| u32::from(p))
+                .collect(),
+            cookie_replies_sent: 7,
+            ..Default::default()
         })
+    }
+    fn set_wg_public_host(&self, host: &str) -> AdminResult<String> {
+        Ok(host.to_string())
     }
     fn get_udp_ports(&self) -> AdminResult<Vec<u16>> {
         Ok(self.ports.lock().unwrap().clone())
@@ -306,10 +356,10 @@ impl Backend for Fake {
     fn enable_listener(&self, _port: u16, _enable: bool) -> AdminResult<()> {
         unsupported()
     }
-    fn enum_listeners(&self) -> AdminResult<Vec<ListenerInfo>> {
-        Ok([443u16, 992, 1194, 5555]
+    fn enum_listeners(&self) -> AdminResult<Vec<ListenerItem>> {
+        Ok([443u32, 992, 1194, 5555]
             .iter()
-            .map(|p| ListenerInfo {
+            .map(|p| ListenerItem {
                 port: *p,
                 enabled: true,
                 error: false,
@@ -322,7 +372,7 @@ impl Backend for Fake {
     fn get_config(&self) -> AdminResult<ConfigFile> {
         Ok(ConfigFile {
             file_name: "vpn_server.config".into(),
-            data: b"declare root\r\n{\r\n}\r\n".to_vec(),
+            data: Bin(b"declare root\r\n{\r\n}\r\n".to_vec()),
         })
     }
     fn set_config(&self, _data: &[u8]) -> AdminResult<()> {

@@ -308,6 +308,26 @@ impl EtherhubServer {
         text
     }
 
+    /// A JSON-RPC call through curl from the server's own namespace; the raw answer.
+    pub fn rpc(&self, hub: &str, password: &str, method: &str, params: &str) -> String {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":"1","method":"{method}","params":{params}}}"#);
+        let out = run(self.ns.cmd("curl").args([
+            "-sk",
+            "--max-time",
+            "10",
+            "-X",
+            "POST",
+            "https://127.0.0.1:5555/api/",
+            "-H",
+            &format!("X-VPNADMIN-HUBNAME: {hub}"),
+            "-H",
+            &format!("X-VPNADMIN-PASSWORD: {password}"),
+            "--data-binary",
+            &body,
+        ]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn server_public_key(&self) -> String {
         let wg =
             etherhub_config::Config::parse(&std::fs::read_to_string(self.config_path()).unwrap())
