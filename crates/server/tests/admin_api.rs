@@ -237,39 +237,16 @@ fn interactive_prompt_through_a_pty() {
         panic!("script (util-linux) is required");
     }
     let input = "Hub DEFAULT\nSessionList\nexit\n";
-    let out = Command::new("script")
-        .args(["-qec"])
-        .arg(format!("{ETHERHUB} cmd 127.0.0.1:{} /SERVER", s.port))
-        .arg("/dev/null")
-        .stdin_piped_text(input);
+    let out = common::type_lines(
+        Command::new("script")
+            .args(["-qec"])
+            .arg(format!("{ETHERHUB} cmd 127.0.0.1:{} /SERVER", s.port))
+            .arg("/dev/null"),
+        input,
+    );
     assert!(out.contains("VPN Server>"), "{out}");
     assert!(out.contains("VPN Server/DEFAULT>"), "{out}");
     assert!(out.contains("SID-SECURENAT-1"), "{out}");
-}
-
-trait PipedText {
-    fn stdin_piped_text(&mut self, input: &str) -> String;
-}
-
-impl PipedText for Command {
-    fn stdin_piped_text(&mut self, input: &str) -> String {
-        use std::io::Write;
-        let mut child = self
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        for line in input.lines() {
-            stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-            stdin.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(700));
-        }
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        text(&out)
-    }
 }
 
 #[test]

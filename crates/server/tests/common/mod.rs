@@ -78,6 +78,26 @@ pub fn out_text(o: &Output) -> String {
     )
 }
 
+/// Runs `cmd` and types `input` into it a line at a time, as a person would (a pause after
+/// each line); everything it printed.
+pub fn type_lines(cmd: &mut Command, input: &str) -> String {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in input.lines() {
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    drop(stdin);
+    out_text(&child.wait_with_output().unwrap())
+}
+
 pub fn must(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
