@@ -750,17 +750,12 @@ impl Backend for AdminBackend {
             .into_iter()
             .zip(keys)
             .map(|(k, (_, private))| {
-                let private = private.map(|p| crate::defaults::b64(&p));
-                let config = client_config(&cfg, &k, private, all_traffic)
-                    .map_err(change_err)?
-                    .render();
-                Ok(WgKeyAdded {
-                    key: k.key,
-                    hub: k.hub,
-                    user: k.user,
-                    address: k.address,
-                    config,
-                })
+                with_config(
+                    &cfg,
+                    k,
+                    private.map(|p| crate::defaults::b64(&p)),
+                    all_traffic,
+                )
             })
             .collect()
     }
@@ -818,16 +813,7 @@ impl Backend for AdminBackend {
             .into_iter()
             .find(|k| k.key == key.trim())
             .ok_or_else(|| model_err(&ModelError::WgKeyNotFound(key.to_string())))?;
-        let config = client_config(&cfg, &k, None, all_traffic)
-            .map_err(change_err)?
-            .render();
-        Ok(WgKeyAdded {
-            key: k.key,
-            hub: k.hub,
-            user: k.user,
-            address: k.address,
-            config,
-        })
+        with_config(&cfg, k, None, all_traffic)
     }
 
     fn wg_server_info(&self) -> AdminResult<WgServerInfo> {
@@ -941,6 +927,25 @@ impl Backend for AdminBackend {
             Ok(())
         })
     }
+}
+
+/// A registered key with its client's wg-quick config.
+fn with_config(
+    cfg: &etherhub_config::Config,
+    k: etherhub_config::WgKey,
+    private_key: Option<String>,
+    all_traffic: bool,
+) -> AdminResult<WgKeyAdded> {
+    let config = client_config(cfg, &k, private_key, all_traffic)
+        .map_err(change_err)?
+        .render();
+    Ok(WgKeyAdded {
+        key: k.key,
+        hub: k.hub,
+        user: k.user,
+        address: k.address,
+        config,
+    })
 }
 
 /// SetStaticNetwork's gateway must sit inside its subnet mask's network, and the mask must be

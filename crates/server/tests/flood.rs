@@ -192,18 +192,7 @@ fn table_number(table: &str, item: &str) -> u64 {
 
 /// iperf3 from client A to client B through the hub for `secs`; bits per second received.
 fn iperf(a: &WgClient, b: &WgClient, b_ip: &str, secs: u32) -> f64 {
-    let mut server = Proc {
-        child: b
-            .ns
-            .cmd("iperf3")
-            .args(["-s", "-1", "-B", b_ip])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        what: "iperf3 -s".into(),
-    };
+    let mut server = iperf_server(&b.ns, b_ip, 5201, true);
     std::thread::sleep(Duration::from_millis(500));
     let out = run(a.ns.cmd("timeout").args([
         &(secs + 15).to_string(),

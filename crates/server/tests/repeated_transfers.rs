@@ -5,26 +5,10 @@
 mod common;
 
 use common::*;
-use std::process::Stdio;
 use std::time::Duration;
 
 const A_IP: &str = "192.168.30.230";
 const B_IP: &str = "192.168.30.231";
-
-/// An iperf3 server on `ip:port` in `ns`, for as many tests as come.
-fn iperf_server(ns: &Netns, ip: &str, port: u16) -> Proc {
-    Proc {
-        child: ns
-            .cmd("iperf3")
-            .args(["-s", "-B", ip, "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        what: "iperf3 -s".into(),
-    }
-}
 
 /// One iperf3 test of `secs` from `ns` to `ip:port` (`reverse`: the server sends); the bytes
 /// the receiving side got, or the output when there were none.
@@ -70,18 +54,12 @@ fn thirty_transfers_through_securenat_and_between_clients_never_stop_the_data_pl
     lab.server.register_client(&a, "meta");
     lab.server.register_client(&b, "meta");
     for c in [&a, &b] {
-        c.configure(
-            &lab.server.server_public_key(),
-            &lab.server.preshared_key(),
-            &format!("{}:443", c.underlay_gw),
-            &format!("192.168.30.0/24, {}", lan.subnet),
-        );
-        c.ns.ip(&["route", "add", &lan.subnet, "dev", &c.ifname]);
+        c.join(&lab.server, Some(&lan));
         assert!(c.ns.ping_until("192.168.30.1", Duration::from_secs(15)));
     }
-    let _up = iperf_server(&lan.ns, &lan.ip, 5201);
-    let _down = iperf_server(&lan.ns, &lan.ip, 5202);
-    let _peer = iperf_server(&b.ns, B_IP, 5203);
+    let _up = iperf_server(&lan.ns, &lan.ip, 5201, false);
+    let _down = iperf_server(&lan.ns, &lan.ip, 5202, false);
+    let _peer = iperf_server(&b.ns, B_IP, 5203, false);
     std::thread::sleep(Duration::from_millis(500));
 
     let mut moved = Vec::new();

@@ -59,13 +59,7 @@ fn client_reaches_the_lan_through_securenat() {
     lab.server.start();
     lab.server.create_user("meta");
     lab.server.register_client(&c, "meta");
-    c.configure(
-        &lab.server.server_public_key(),
-        &lab.server.preshared_key(),
-        &format!("{}:443", c.underlay_gw),
-        &format!("192.168.30.0/24, {}", lan.subnet),
-    );
-    c.ns.ip(&["route", "add", &lan.subnet, "dev", &c.ifname]);
+    c.join(&lab.server, Some(&lan));
     assert!(
         c.ns.ping_until("192.168.30.1", Duration::from_secs(15)),
         "no answer from the SecureNAT gateway"

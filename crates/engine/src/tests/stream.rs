@@ -198,6 +198,16 @@ fn arp_request(src_mac: [u8; 6], src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> 
     ethernet(src_mac, [0xff; 6], EthernetProtocol::Arp, &arp)
 }
 
+/// The hub's session names.
+fn names(e: &Engine) -> Vec<String> {
+    e.hub("DEFAULT")
+        .unwrap()
+        .sessions()
+        .into_iter()
+        .map(|s| s.name)
+        .collect()
+}
+
 /// What the engine wrote to and closed of each connection.
 fn drain(e: &mut Engine) -> (HashMap<ConnId, Vec<u8>>, Vec<ConnId>) {
     let (mut writes, mut closes) = (HashMap::<ConnId, Vec<u8>>::new(), Vec::new());
@@ -242,14 +252,10 @@ fn a_stream_protocol_logs_in_through_the_accounts_and_switches_frames() {
     assert_eq!(w[&alice], b"OK\n");
     assert_eq!(w[&ConnId(2)], b"ERR AccessDenied\n");
     assert_eq!(closed, vec![ConnId(2)]);
-    let names: Vec<String> = e
-        .hub("DEFAULT")
-        .unwrap()
-        .sessions()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, vec!["SID-SECURENAT-1", "SID-ALICE-2", "SID-BOB-3"]);
+    assert_eq!(
+        names(&e),
+        vec!["SID-SECURENAT-1", "SID-ALICE-2", "SID-BOB-3"]
+    );
 
     // alice asks for the gateway's MAC: SecureNAT answers through the engine
     let (amac, bmac) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
@@ -286,14 +292,7 @@ fn a_stream_protocol_logs_in_through_the_accounts_and_switches_frames() {
     e.handle_stream(t0, toy, bob, &framed(&boom));
     let (_, closed) = drain(&mut e);
     assert_eq!(closed, vec![alice]);
-    let names: Vec<String> = e
-        .hub("DEFAULT")
-        .unwrap()
-        .sessions()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, vec!["SID-SECURENAT-1", "SID-BOB-3"]);
+    assert_eq!(names(&e), vec!["SID-SECURENAT-1", "SID-BOB-3"]);
     let f = e.health().last_fault.unwrap();
     assert_eq!(f.session.as_deref(), Some("SID-ALICE-2"));
     assert!(f.message.contains("cannot take"));

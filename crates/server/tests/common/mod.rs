@@ -469,6 +469,25 @@ impl WgClient {
         must(self.ns.cmd("wg").args(["setconf", &self.ifname]).arg(&path));
     }
 
+    /// Points the tunnel at `server`'s port 443 with its keys, for the hub's network and, when
+    /// given, the LAN behind the server (routed into the tunnel too).
+    pub fn join(&self, server: &EtherhubServer, lan: Option<&Lan>) {
+        let allowed = match lan {
+            Some(l) => format!("192.168.30.0/24, {}", l.subnet),
+            None => "192.168.30.0/24".to_string(),
+        };
+        self.configure(
+            &server.server_public_key(),
+            &server.preshared_key(),
+            &format!("{}:443", self.underlay_gw),
+            &allowed,
+        );
+        if let Some(l) = lan {
+            self.ns
+                .ip(&["route", "add", &l.subnet, "dev", &self.ifname]);
+        }
+    }
+
     pub fn remove_peer(&self, server_public: &str) {
         must(
             self.ns
@@ -600,6 +619,24 @@ impl Lab {
             ip,
             subnet: format!("198.19.{third}.0/24"),
         }
+    }
+}
+
+/// An iperf3 server on `ip:port` in `ns` (`once`: for one test only), ended by its PID.
+pub fn iperf_server(ns: &Netns, ip: &str, port: u16, once: bool) -> Proc {
+    let mut c = ns.cmd("iperf3");
+    c.args(["-s", "-B", ip, "-p", &port.to_string()]);
+    if once {
+        c.arg("-1");
+    }
+    Proc {
+        child: c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        what: "iperf3 -s".into(),
     }
 }
 
