@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         .get("method")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| METHODS[usize::from(sel >> 1) % METHODS.len()].to_string());
+        .unwrap_or_else(|| METHODS[usize::from(sel >> 1) % METHODS.len()].name.to_string());
     let params = params.get("params").cloned().unwrap_or(params);
     let _ = dispatch(&backend, &scope, &method, &params);
 });

@@ -6,7 +6,7 @@
 #[path = "../../crates/admin/tests/common/mod.rs"]
 mod fake;
 
-use etherhub_admin::{serve_connection_with, Backend, Limits, LoginGuard};
+use etherhub_admin::{serve_connection_with, Backend, Ends, Limits, LoginGuard};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +32,10 @@ fuzz_target!(|data: &[u8]| {
             ..Limits::default()
         };
         let peer = "127.0.0.1:40000".parse().unwrap();
+        let ends = Ends { peer, local: peer };
         let serve =
             tokio::spawn(
-                async move { serve_connection_with(server, peer, backend, &limits).await },
+                async move { serve_connection_with(server, ends, backend, &limits).await },
             );
         let _ = client.write_all(data).await;
         let _ = client.shutdown().await;

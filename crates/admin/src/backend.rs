@@ -1,8 +1,51 @@
 //! The operations the server provides to the admin API, in the typed messages of
 //! [`crate::types`].
 
+use etherhub_config::hash::{digest_eq, hash_admin_password, sha0};
+
 use crate::error::AdminError;
 use crate::types::*;
+
+/// What an admin login shows of its password.
+#[derive(Clone, Copy)]
+pub enum Proof<'a> {
+    /// The password as typed (JSON-RPC's `X-VPNADMIN-PASSWORD`, `etherhub cmd`).
+    Password(&'a str),
+    /// SoftEther's challenge response (vpncmd): SHA-0(SHA-0(password) || `random`), where
+    /// `random` is what this server sent in its hello.
+    Challenge {
+        response: [u8; 20],
+        random: [u8; 20],
+    },
+}
+
+impl Proof<'_> {
+    /// Whether this proves the password whose SoftEther hash (SHA-0) is `stored`.
+    pub fn matches(&self, stored: &[u8]) -> bool {
+        match self {
+            Proof::Password(p) => digest_eq(stored, &hash_admin_password(p)),
+            Proof::Challenge { response, random } => {
+                let mut buf = stored.to_vec();
+                buf.extend_from_slice(random);
+                digest_eq(response, &sha0(&buf))
+            }
+        }
+    }
+
+    /// Whether this is the empty password.
+    pub fn is_empty(&self) -> bool {
+        self.matches(&hash_admin_password(""))
+    }
+}
+
+impl std::fmt::Debug for Proof<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proof::Password(_) => "Proof::Password(..)",
+            Proof::Challenge { .. } => "Proof::Challenge(..)",
+        })
+    }
+}
 
 /// Result of every backend operation.
 pub type AdminResult<T> = Result<T, AdminError>;
@@ -22,11 +65,13 @@ pub trait Backend: Send + Sync {
     fn authenticate(
         &self,
         hub: Option<&str>,
-        password: &str,
+        proof: Proof<'_>,
         peer_is_loopback: bool,
     ) -> AdminResult<AdminScope>;
 
     fn server_info(&self) -> AdminResult<ServerInfo>;
+    /// The TLS certificate the server presents (DER).
+    fn server_cert(&self) -> AdminResult<Vec<u8>>;
     fn server_status(&self) -> AdminResult<ServerStatus>;
 
     // Virtual Hubs.
@@ -34,13 +79,18 @@ pub trait Backend: Send + Sync {
     fn delete_hub(&self, name: &str) -> AdminResult<()>;
     fn enum_hubs(&self) -> AdminResult<Vec<HubItem>>;
     fn get_hub(&self, name: &str) -> AdminResult<Hub>;
-    /// Replace the hub's settings (an empty `admin_password` keeps the old one). This is also
+    /// Replace the hub's settings (an empty `admin_password` and no `hashed_password` keep the
+    /// old one). This is also
     /// how the hub's static network (vpncmd's `SetStaticNetwork`) changes, as in SoftEther.
     fn set_hub(&self, hub: &Hub) -> AdminResult<()>;
     fn set_hub_online(&self, name: &str, online: bool) -> AdminResult<()>;
+    /// A hub's state (vpncmd's `Hub` command reads back the name it selects).
+    fn hub_status(&self, name: &str) -> AdminResult<HubStatus>;
 
     // Users. On create, password authentication with an empty password means "no password
     // set yet": no login may succeed until one is (vpncmd's UserCreate then UserPasswordSet).
+    // A password comes as `password` (plain) or, from vpncmd, as `hashed_key` and `nt_hash`
+    // (used when `password` is empty and `hashed_key` is not all zero).
     fn create_user(&self, user: &User) -> AdminResult<()>;
     /// Replace a user's settings; an empty password keeps the current one.
     fn set_user(&self, user: &User) -> AdminResult<()>;
@@ -88,7 +138,9 @@ pub trait Backend: Send + Sync {
     fn enum_listeners(&self) -> AdminResult<Vec<ListenerItem>>;
 
     // Server-wide settings.
-    fn set_server_password(&self, password: &str) -> AdminResult<()>;
+    /// Sets the server admin password: `hashed` when it is 20 bytes not all zero (vpncmd),
+    /// else the hash of `password`.
+    fn set_server_password(&self, password: &ServerPassword) -> AdminResult<()>;
     fn get_config(&self) -> AdminResult<ConfigFile>;
     /// Replace the whole configuration with this text (SoftEther then restarts the server).
     fn set_config(&self, data: &[u8]) -> AdminResult<()>;

@@ -6,8 +6,12 @@ use std::net::Ipv4Addr;
 
 use serde_json::Value;
 
+use etherhub_pack::Pack;
+use etherhub_softether::error_pack;
+
 use crate::backend::{AdminResult, Backend};
 use crate::error::{code, AdminError, RpcError};
+use crate::packjson::{json_to_pack, pack_to_json};
 use crate::types::*;
 use crate::wire::{decode, encode, overlay};
 
@@ -56,7 +60,7 @@ pub static METHODS: &[Method] = &[
     },
     Method {
         name: "GetServerStatus",
-        access: Access::Server,
+        access: Access::Anyone,
         run: |b, _, p| call(p, |_: Empty| b.server_status()),
     },
     Method {
@@ -73,6 +77,28 @@ pub static METHODS: &[Method] = &[
                 b.delete_hub(&h.hub).map(|_| h)
             })
         },
+    },
+    Method {
+        name: "GetCaps",
+        access: Access::Anyone,
+        run: |_, _, p| call(p, |_: Empty| Ok(caps())),
+    },
+    Method {
+        name: "GetServerCert",
+        access: Access::Anyone,
+        run: |b, _, p| {
+            call(p, |_: Empty| {
+                Ok(ServerCert {
+                    cert: Bin(b.server_cert()?),
+                    flag1: 0,
+                })
+            })
+        },
+    },
+    Method {
+        name: "GetHubStatus",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| call(p, |h: HubName| b.hub_status(&h.hub)),
     },
     Method {
         name: "EnumHub",
@@ -177,8 +203,12 @@ pub static METHODS: &[Method] = &[
         access: Access::Hub("HubName_str"),
         run: |b, _, p| {
             call(p, |h: HubName| {
+                let mut entries = b.enum_ip_table(&h.hub)?;
+                for e in &mut entries {
+                    e.ip_shown = e.ip;
+                }
                 Ok(IpTable {
-                    entries: b.enum_ip_table(&h.hub)?,
+                    entries,
                     hub: h.hub,
                 })
             })
@@ -240,8 +270,10 @@ pub static METHODS: &[Method] = &[
         access: Access::Hub("HubName_str"),
         run: |b, _, p| {
             call(p, |h: HubName| {
+                let entries = b.enum_nat(&h.hub)?;
                 Ok(NatTable {
-                    entries: b.enum_nat(&h.hub)?,
+                    num_item: entries.len() as u32,
+                    entries,
                     hub: h.hub,
                 })
             })
@@ -252,8 +284,10 @@ pub static METHODS: &[Method] = &[
         access: Access::Hub("HubName_str"),
         run: |b, _, p| {
             call(p, |h: HubName| {
+                let entries = b.enum_dhcp(&h.hub)?;
                 Ok(DhcpTable {
-                    entries: b.enum_dhcp(&h.hub)?,
+                    num_item: entries.len() as u32,
+                    entries,
                     hub: h.hub,
                 })
             })
@@ -311,7 +345,7 @@ pub static METHODS: &[Method] = &[
     },
     Method {
         name: "GetPortsUDP",
-        access: Access::Server,
+        access: Access::Anyone,
         run: |b, _, p| {
             call(p, |_: Empty| {
                 Ok(PortsUdp {
@@ -367,7 +401,7 @@ pub static METHODS: &[Method] = &[
     },
     Method {
         name: "EnumListener",
-        access: Access::Server,
+        access: Access::Anyone,
         run: |b, _, p| {
             call(p, |_: Empty| {
                 Ok(ListenerList {
@@ -381,9 +415,9 @@ pub static METHODS: &[Method] = &[
         access: Access::Server,
         run: |b, _, p| {
             call(p, |r: ServerPassword| {
+                hash_len("HashedPassword_bin", &r.hashed, 20)?;
                 // SoftEther echoes the password back; Etherhub does not
-                b.set_server_password(&r.password)
-                    .map(|_| ServerPassword::default())
+                b.set_server_password(&r).map(|_| ServerPassword::default())
             })
         },
     },
@@ -406,9 +440,58 @@ pub static METHODS: &[Method] = &[
     },
 ];
 
-/// The method of this name.
+/// The method of this name (SoftEther's names compare without regard to case).
 pub fn method(name: &str) -> Option<&'static Method> {
-    METHODS.iter().find(|m| m.name == name)
+    METHODS.iter().find(|m| m.name.eq_ignore_ascii_case(name))
+}
+
+/// What Etherhub can do, in SoftEther's capability names (`GetCaps`). vpncmd reads these to
+/// decide what to offer; a capability left out counts as "no".
+pub fn caps() -> Caps {
+    Caps::new(&[
+        ("i_max_packet_size", 1600, "Maximum packet size"),
+        (
+            "i_max_hubs",
+            0,
+            "Maximum number of Virtual Hubs (0: no limit)",
+        ),
+        (
+            "i_max_sessions",
+            0,
+            "Maximum number of sessions (0: no limit)",
+        ),
+        (
+            "i_max_users_per_hub",
+            0,
+            "Maximum number of users per Virtual Hub (0: no limit)",
+        ),
+        ("b_standalone", 1, "Standalone server"),
+        ("b_support_securenat", 1, "SecureNAT"),
+        (
+            "b_suppport_push_route",
+            0,
+            "DHCP static routes (option 121)",
+        ),
+        (
+            "b_suppport_push_route_config",
+            0,
+            "DHCP static routes settable",
+        ),
+        (
+            "b_support_config_rw",
+            1,
+            "Configuration file read and write",
+        ),
+        (
+            "b_support_hide_hub",
+            1,
+            "Hide a Virtual Hub from enumeration",
+        ),
+        ("b_is_softether", 1, "Speaks SoftEther's admin protocol"),
+        ("b_support_wireguard", 1, "WireGuard"),
+        ("b_vpn3", 1, "VPN 3.0 protocol family"),
+        ("b_vpn4", 1, "VPN 4.0 protocol family"),
+    ])
 }
 
 fn deny() -> AdminError {
@@ -478,6 +561,24 @@ pub fn dispatch(
     (m.run)(backend, scope, params).map_err(RpcError::from)
 }
 
+/// Handle one call of SoftEther's binary RPC: the method named by `function_name`, its
+/// parameters read from the PACK as JSON-RPC's, the reply written back as a PACK, or
+/// `{"error": code}` (33, "not supported", for a method Etherhub does not have).
+pub fn dispatch_pack(backend: &dyn Backend, scope: &AdminScope, call: &Pack) -> Pack {
+    let name = call.str("function_name").unwrap_or("");
+    let Some(m) = method(name) else {
+        return error_pack(code::ERR_NOT_SUPPORTED);
+    };
+    let mut params = pack_to_json(call);
+    if let Value::Object(o) = &mut params {
+        o.retain(|k, _| !k.starts_with("function_name_"));
+    }
+    match dispatch(backend, scope, m.name, &params) {
+        Ok(reply) => json_to_pack(&reply),
+        Err(e) => error_pack(u32::try_from(e.code).unwrap_or(code::ERR_NOT_SUPPORTED)),
+    }
+}
+
 fn test(t: TestValues) -> TestValues {
     TestValues {
         str_value: if t.str_value.is_empty() {
@@ -491,6 +592,8 @@ fn test(t: TestValues) -> TestValues {
 
 fn create_hub(b: &dyn Backend, h: Hub) -> AdminResult<Hub> {
     need("HubName_str", &h.name)?;
+    hash_len("HashedPassword_bin", &h.hashed_password, 20)?;
+    hash_len("SecurePassword_bin", &h.secure_password, 20)?;
     if h.hub_type > 2 {
         return Err(AdminError::invalid_param(
             "HubType_u32",
@@ -507,6 +610,13 @@ fn create_hub(b: &dyn Backend, h: Hub) -> AdminResult<Hub> {
 fn set_hub(b: &dyn Backend, scope: &AdminScope, params: Value) -> Result<Value, AdminError> {
     let name = params["HubName_str"].as_str().unwrap_or("").to_string();
     let current = b.get_hub(&name)?;
+    for field in ["HashedPassword_bin", "SecurePassword_bin"] {
+        if let Some(v) = params.get(field).filter(|v| !v.is_null()) {
+            let bin: Bin = decode(serde_json::json!({ "b": v }))
+                .map(|w: std::collections::HashMap<String, Bin>| w["b"].clone())?;
+            hash_len(field, &bin, 20)?;
+        }
+    }
     let mut h: Hub = overlay(
         &Hub {
             admin_password: String::new(),
@@ -549,8 +659,21 @@ fn enum_hub(b: &dyn Backend, scope: &AdminScope) -> AdminResult<HubList> {
     })
 }
 
+/// A hash field is absent, or of its size.
+fn hash_len(field: &str, bin: &Bin, len: usize) -> Result<(), AdminError> {
+    if !bin.is_empty() && bin.0.len() != len {
+        return Err(AdminError::invalid_param(
+            field,
+            &format!("must be {len} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 fn set_user(b: &dyn Backend, mut u: User, create: bool) -> AdminResult<User> {
     need("Name_str", &u.name)?;
+    hash_len("HashedKey_bin", &u.hashed_key, 20)?;
+    hash_len("NtLmSecureHash_bin", &u.nt_hash, 16)?;
     if u.auth_type == 0 && !u.password.is_empty() {
         u.auth_type = 1;
     }

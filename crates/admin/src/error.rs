@@ -33,6 +33,8 @@ pub mod code {
     pub const ERR_INVALID_PARAMETER: u32 = 38;
     /// A value is invalid.
     pub const ERR_INVALID_VALUE: u32 = 45;
+    /// An empty password from another machine.
+    pub const ERR_NULL_PASSWORD_LOCAL_ONLY: u32 = 51;
     /// The caller's administrative scope is too narrow (hub admin calling a server method).
     pub const ERR_NOT_ENOUGH_RIGHT: u32 = 52;
     /// The TCP listener was not found.
@@ -58,8 +60,8 @@ pub fn error_text(code: u32) -> &'static str {
     match code {
         0 => "No error.",
         1 => "Connection to the server failed. Check network connection and make sure that address and port number of destination server are correct.",
-        3 => "The connection to the server was disconnected.",
-        4 => "A protocol error occurred.",
+        3 => "Connection has been disconnected.",
+        4 => "Protocol error occurred.",
         8 => "The specified Virtual Hub does not exist on the server.",
         9 => "User authentication failed.",
         12 => "Access has been denied.",
@@ -68,16 +70,17 @@ pub fn error_text(code: u32) -> &'static str {
         33 => "Unsupported.",
         38 => "Invalid parameter.",
         45 => "The specified value is invalid.",
+        51 => "The user's password used to connect was blank so the connection from remote is prohibited. Blank password can be allowed only to connections from the VPN Server's localhost (127.0.0.1).",
         52 => "Not enough privileges.",
         53 => "Specified listener not found.",
         54 => "The listener of the specified port number already exists.",
         57 => "The Virtual Hub with the specified name already exists on the server.",
-        58 => "Too many Virtual Hubs.",
+        58 => "There are too many registered Virtual Hubs. No more can be created. Delete the old Virtual Hubs.",
         66 => "The user with the specified name already exists on the Virtual Hub.",
         80 => "The SecureNAT is not operating.",
-        94 => "The name is invalid.",
+        94 => "The specified name is invalid. Check if the name contains characters that cannot be used.",
         112 => "The specified object already exists.",
-        _ => "Unknown error.",
+        _ => "An unknown error occurred.",
     }
 }
 

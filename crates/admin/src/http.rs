@@ -1,5 +1,7 @@
-//! JSON-RPC over HTTP/1.1 on an already decrypted stream: request framing, limits, timeouts,
-//! the `X-VPNADMIN-*` login, and the JSON-RPC envelope.
+//! The HTTP front door of a TLS connection, as SoftEther's: JSON-RPC on `POST /api/` (the
+//! `X-VPNADMIN-*` login and the JSON-RPC envelope), SoftEther's own pages for `GET /` and
+//! unknown paths, and the signature POST (`/vpnsvc/connect.cgi`) that turns the connection
+//! into SoftEther's native protocol ([`crate::native`]).
 //!
 //! One connection serves requests one after another (keep-alive). Every wait has a deadline so
 //! a slow or silent peer cannot hold a task forever, and every size is capped before memory is
@@ -13,7 +15,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::backend::Backend;
+use etherhub_softether::{is_signature, page, signature_size_ok, SIGNATURE_TARGET};
+
+use crate::backend::{Backend, Proof};
 use crate::dispatch::dispatch;
 use crate::error::{code, error_text, RpcError};
 use crate::guard::{Admission, LoginGuard};
@@ -40,6 +44,9 @@ pub struct Limits {
     pub auth_failure_delay: Duration,
     /// Per-address failure counts and lockouts; the default is one guard for the process.
     pub login_guard: Arc<LoginGuard>,
+    /// How long a logged-in SoftEther admin connection (vpncmd) may sit idle; vpncmd
+    /// reconnects by itself when it finds the connection closed.
+    pub rpc_idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -54,33 +61,51 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             auth_failure_delay: Duration::from_millis(500),
             login_guard: LoginGuard::global(),
+            rpc_idle_timeout: Duration::from_secs(600),
         }
     }
 }
 
-/// Serve admin requests on one connection until the peer closes it, a limit is hit or a
-/// timeout expires. Errors are logged, never returned: the caller just spawns this.
-pub async fn serve_connection<S>(stream: S, peer: SocketAddr, backend: Arc<dyn Backend>)
+/// The two ends of a connection: the peer's address, and ours (SoftEther's pages name it).
+#[derive(Debug, Clone, Copy)]
+pub struct Ends {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Serve requests on one connection until the peer closes it, a limit is hit or a timeout
+/// expires. Errors are logged, never returned: the caller just spawns this.
+pub async fn serve_connection<S>(stream: S, ends: Ends, backend: Arc<dyn Backend>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    serve_connection_with(stream, peer, backend, &Limits::default()).await
+    serve_connection_with(stream, ends, backend, &Limits::default()).await
 }
 
 /// [`serve_connection`] with explicit limits.
 pub async fn serve_connection_with<S>(
     mut stream: S,
-    peer: SocketAddr,
+    ends: Ends,
     backend: Arc<dyn Backend>,
     limits: &Limits,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let peer = ends.peer;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut pages = 0u32;
     loop {
-        match serve_one(&mut stream, &mut buf, peer, &backend, limits).await {
-            Ok(true) => continue,
-            Ok(false) => break,
+        match serve_one(&mut stream, &mut buf, ends, &backend, limits, &mut pages).await {
+            Ok(Next::Again) => continue,
+            Ok(Next::Close) => break,
+            Ok(Next::SoftEther) => {
+                if let Err(e) =
+                    crate::native::serve(&mut stream, &mut buf, peer, &backend, limits).await
+                {
+                    tracing::debug!(%peer, error = %e, "SoftEther connection closed");
+                }
+                break;
+            }
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "admin connection closed");
                 break;
@@ -90,8 +115,16 @@ pub async fn serve_connection_with<S>(
     let _ = stream.shutdown().await;
 }
 
+/// What a connection does after a request.
+pub(crate) enum Next {
+    Again,
+    Close,
+    /// The client sent SoftEther's signature: the native protocol follows.
+    SoftEther,
+}
+
 #[derive(Debug)]
-enum ConnError {
+pub(crate) enum ConnError {
     Io(std::io::Error),
     Timeout,
 }
@@ -112,24 +145,24 @@ impl From<std::io::Error> for ConnError {
 }
 
 /// The parts of a request head we use.
-struct Head {
-    method: String,
-    path: String,
-    keep_alive: bool,
-    content_length: Option<usize>,
-    chunked: bool,
-    hub: Option<String>,
-    password: Option<String>,
-    head_len: usize,
+pub(crate) struct Head {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) keep_alive: bool,
+    pub(crate) content_length: Option<usize>,
+    pub(crate) chunked: bool,
+    pub(crate) hub: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) head_len: usize,
 }
 
-enum HeadParse {
+pub(crate) enum HeadParse {
     Complete(Head),
     Partial,
     Invalid,
 }
 
-fn parse_head(buf: &[u8]) -> HeadParse {
+pub(crate) fn parse_head(buf: &[u8]) -> HeadParse {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
@@ -176,7 +209,7 @@ fn parse_head(buf: &[u8]) -> HeadParse {
     HeadParse::Complete(h)
 }
 
-async fn read_more<S: AsyncRead + Unpin>(
+pub(crate) async fn read_more<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     deadline: Instant,
@@ -215,7 +248,7 @@ async fn write_response<S: AsyncWrite + Unpin>(
 async fn plain_error<S: AsyncWrite + Unpin>(
     stream: &mut S,
     status: &str,
-) -> Result<bool, ConnError> {
+) -> Result<Next, ConnError> {
     let body = format!("{status}\r\n");
     write_response(
         stream,
@@ -225,7 +258,7 @@ async fn plain_error<S: AsyncWrite + Unpin>(
         false,
     )
     .await?;
-    Ok(false)
+    Ok(Next::Close)
 }
 
 fn envelope(id: &Value, outcome: Result<Value, RpcError>) -> Vec<u8> {
@@ -237,7 +270,7 @@ fn envelope(id: &Value, outcome: Result<Value, RpcError>) -> Vec<u8> {
 }
 
 /// Read `len` body bytes (some may already be in `buf` after the head).
-async fn read_body<S: AsyncRead + Unpin>(
+pub(crate) async fn read_body<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     len: usize,
@@ -252,23 +285,23 @@ async fn read_body<S: AsyncRead + Unpin>(
     Ok(std::mem::replace(buf, rest))
 }
 
-/// Serve one request. `Ok(true)` means the connection may carry another one.
-async fn serve_one<S>(
+/// Reads the next request head: `Ok(None)` when the peer closed the connection, stayed idle
+/// past `idle`, or sent a head that is not HTTP or too large (answered, then to be closed).
+pub(crate) async fn read_head<S>(
     stream: &mut S,
     buf: &mut Vec<u8>,
-    peer: SocketAddr,
-    backend: &Arc<dyn Backend>,
     limits: &Limits,
-) -> Result<bool, ConnError>
+    idle: std::time::Duration,
+) -> Result<Option<Head>, ConnError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Wait for the first byte of the next request (idle), then for the whole head.
     if buf.is_empty() {
-        match read_more(stream, buf, Instant::now() + limits.idle_timeout).await {
-            Ok(0) => return Ok(false),
+        match read_more(stream, buf, Instant::now() + idle).await {
+            Ok(0) => return Ok(None),
             Ok(_) => {}
-            Err(ConnError::Timeout) => return Ok(false),
+            Err(ConnError::Timeout) => return Ok(None),
             Err(e) => return Err(e),
         }
     }
@@ -276,26 +309,146 @@ where
     let head = loop {
         match parse_head(buf) {
             HeadParse::Complete(h) => break h,
-            HeadParse::Invalid => return plain_error(stream, "400 Bad Request").await,
+            HeadParse::Invalid => {
+                plain_error(stream, "400 Bad Request").await?;
+                return Ok(None);
+            }
             HeadParse::Partial => {
                 if buf.len() > limits.max_head {
-                    return plain_error(stream, "431 Request Header Fields Too Large").await;
+                    plain_error(stream, "431 Request Header Fields Too Large").await?;
+                    return Ok(None);
                 }
                 if read_more(stream, buf, head_deadline).await? == 0 {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
         }
     };
     if head.head_len > limits.max_head {
-        return plain_error(stream, "431 Request Header Fields Too Large").await;
+        plain_error(stream, "431 Request Header Fields Too Large").await?;
+        return Ok(None);
     }
     buf.drain(..head.head_len);
+    Ok(Some(head))
+}
 
+/// Unix seconds now (for the `Date` header).
+pub(crate) fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Serve one request.
+async fn serve_one<S>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    ends: Ends,
+    backend: &Arc<dyn Backend>,
+    limits: &Limits,
+    pages: &mut u32,
+) -> Result<Next, ConnError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(head) = read_head(stream, buf, limits, limits.idle_timeout).await? else {
+        return Ok(Next::Close);
+    };
     let path = head.path.split('?').next().unwrap_or("");
-    if path != "/api" && path != "/api/" {
-        return plain_error(stream, "404 Not Found").await;
+    if !path.eq_ignore_ascii_case("/api") && !path.eq_ignore_ascii_case("/api/") {
+        return front_page(stream, buf, ends, &head, limits, pages).await;
     }
+    *pages = 0;
+    json_rpc(stream, buf, ends.peer, head, backend, limits).await
+}
+
+/// Everything but the API, as SoftEther's server answers it: the signature POST hands the
+/// connection to the native protocol; `GET /` gets the 403 page SoftEther clients look for;
+/// other paths 404; other methods 501. SoftEther serves 19 such requests on a connection.
+async fn front_page<S>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    ends: Ends,
+    head: &Head,
+    limits: &Limits,
+    pages: &mut u32,
+) -> Result<Next, ConnError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let peer = ends.peer;
+    *pages += 1;
+    if *pages > page::MAX_REQUESTS {
+        tracing::debug!(%peer, "too many requests before a signature; closing");
+        return Ok(Next::Close);
+    }
+    let (host, port) = (ends.local.ip().to_string(), ends.local.port());
+    let target = head.path.as_str();
+    let path = target.split('?').next().unwrap_or("");
+    let len = head.content_length.unwrap_or(0);
+    let deadline = Instant::now() + limits.body_timeout;
+    let (reply, next) = match head.method.as_str() {
+        "POST" => {
+            if head.chunked || !signature_size_ok(len) {
+                // SoftEther answers 403 and closes without reading such a body
+                tracing::debug!(%peer, %target, len, "POST of a size no SoftEther client sends");
+                (
+                    page::forbidden(target, &host, port, unix_secs()),
+                    Next::Close,
+                )
+            } else {
+                let body = read_body(stream, buf, len, deadline).await?;
+                if !path.eq_ignore_ascii_case(SIGNATURE_TARGET) {
+                    (
+                        page::not_found(target, &host, port, unix_secs()),
+                        Next::Again,
+                    )
+                } else if is_signature(&body) {
+                    return Ok(Next::SoftEther);
+                } else {
+                    tracing::warn!(%peer, len, "security: a POST to the SoftEther signature path without SoftEther's watermark");
+                    (
+                        page::forbidden(target, &host, port, unix_secs()),
+                        Next::Again,
+                    )
+                }
+            }
+        }
+        "GET" | "HEAD" => {
+            if head.chunked || len > limits.max_body_unauthenticated {
+                return Ok(Next::Close);
+            }
+            read_body(stream, buf, len, deadline).await?;
+            let p = if path == "/" {
+                page::forbidden(target, &host, port, unix_secs())
+            } else {
+                page::not_found(target, &host, port, unix_secs())
+            };
+            (p, Next::Again)
+        }
+        other => (
+            page::not_implemented(other, &host, port, unix_secs()),
+            Next::Close,
+        ),
+    };
+    stream.write_all(&reply).await?;
+    stream.flush().await?;
+    Ok(if head.keep_alive { next } else { Next::Close })
+}
+
+/// One JSON-RPC request on `/api/`.
+async fn json_rpc<S>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    peer: SocketAddr,
+    head: Head,
+    backend: &Arc<dyn Backend>,
+    limits: &Limits,
+) -> Result<Next, ConnError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if head.method != "POST" {
         return plain_error(stream, "405 Method Not Allowed").await;
     }
@@ -328,7 +481,7 @@ where
             let hub2 = hub.clone();
             let loopback = peer.ip().is_loopback();
             tokio::task::spawn_blocking(move || {
-                b.authenticate(hub2.as_deref(), &password, loopback)
+                b.authenticate(hub2.as_deref(), Proof::Password(&password), loopback)
             })
             .await
             .ok()
@@ -382,7 +535,7 @@ where
             keep,
         )
         .await?;
-        return Ok(keep);
+        return Ok(if keep { Next::Again } else { Next::Close });
     };
 
     limits.login_guard.success(peer.ip());
@@ -446,7 +599,11 @@ where
         head.keep_alive,
     )
     .await?;
-    Ok(head.keep_alive)
+    Ok(if head.keep_alive {
+        Next::Again
+    } else {
+        Next::Close
+    })
 }
 
 fn invalid(msg: &str) -> RpcError {

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::one_or_many;
 pub use crate::wire::{Bin, Dt, Ip, IpU32, Traffic, TrafficFields};
 
 /// Who an authenticated admin connection acts as.
@@ -163,6 +164,13 @@ pub struct Hub {
     /// create). Never sent back.
     #[serde(rename = "AdminPasswordPlainText_str")]
     pub admin_password: String,
+    /// The new hub admin password as vpncmd sends it, SHA-0 of the password (used when
+    /// `admin_password` is empty and this is not all zero). Never sent back.
+    #[serde(rename = "HashedPassword_bin", skip_serializing_if = "Bin::is_empty")]
+    pub hashed_password: Bin,
+    /// SHA-0 of the password and `ADMINISTRATOR`, beside `hashed_password`.
+    #[serde(rename = "SecurePassword_bin", skip_serializing_if = "Bin::is_empty")]
+    pub secure_password: Bin,
     #[serde(rename = "Online_bool")]
     pub online: bool,
     /// 0 = unlimited.
@@ -187,6 +195,8 @@ impl Default for Hub {
         Hub {
             name: String::new(),
             admin_password: String::new(),
+            hashed_password: Bin::default(),
+            secure_password: Bin::default(),
             online: true,
             max_session: 0,
             no_enum: false,
@@ -203,6 +213,104 @@ impl Default for Hub {
 pub struct HubName {
     #[serde(rename = "HubName_str")]
     pub hub: String,
+}
+
+/// `GetHubStatus`: what vpncmd's `Hub` command and `/ADMINHUB` ask (they keep `HubName`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HubStatus {
+    #[serde(rename = "HubName_str")]
+    pub name: String,
+    #[serde(rename = "Online_bool")]
+    pub online: bool,
+    #[serde(rename = "HubType_u32")]
+    pub hub_type: u32,
+    #[serde(rename = "NumSessions_u32")]
+    pub num_sessions: u32,
+    #[serde(rename = "NumSessionsClient_u32")]
+    pub num_sessions_client: u32,
+    #[serde(rename = "NumSessionsBridge_u32")]
+    pub num_sessions_bridge: u32,
+    #[serde(rename = "NumAccessLists_u32")]
+    pub num_access_lists: u32,
+    #[serde(rename = "NumUsers_u32")]
+    pub num_users: u32,
+    #[serde(rename = "NumGroups_u32")]
+    pub num_groups: u32,
+    #[serde(rename = "NumMacTables_u32")]
+    pub num_mac_tables: u32,
+    #[serde(rename = "NumIpTables_u32")]
+    pub num_ip_tables: u32,
+    #[serde(rename = "SecureNATEnabled_bool")]
+    pub securenat_enabled: bool,
+    #[serde(rename = "LastCommTime_dt")]
+    pub last_comm_time: Dt,
+    #[serde(rename = "LastLoginTime_dt")]
+    pub last_login_time: Dt,
+    #[serde(rename = "CreatedTime_dt")]
+    pub created_time: Dt,
+    #[serde(rename = "NumLogin_u32")]
+    pub num_login: u32,
+    #[serde(flatten)]
+    pub traffic: TrafficFields<false>,
+}
+
+/// One capability of `GetCaps`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CapItem {
+    #[serde(rename = "CapsName_str")]
+    pub name: String,
+    #[serde(rename = "CapsValue_u32")]
+    pub value: u32,
+    /// SoftEther's spelling.
+    #[serde(rename = "CapsDescrption_utf")]
+    pub description: String,
+}
+
+/// `GetCaps`: what the server can do. vpncmd reads the `caps_<name>` ints, JSON clients the
+/// list; both are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Caps {
+    #[serde(rename = "CapsList")]
+    pub list: Vec<CapItem>,
+    /// `caps_<name>_u32` for each item.
+    #[serde(flatten)]
+    pub ints: std::collections::BTreeMap<String, u32>,
+}
+
+impl Caps {
+    pub fn new(items: &[(&str, u32, &str)]) -> Caps {
+        let mut c = Caps::default();
+        for (name, value, description) in items {
+            c.ints.insert(format!("caps_{name}_u32"), *value);
+            c.list.push(CapItem {
+                name: name.to_string(),
+                value: *value,
+                description: description.to_string(),
+            });
+        }
+        c
+    }
+
+    /// The value of a capability (0 if absent).
+    pub fn get(&self, name: &str) -> u32 {
+        self.list
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| c.value)
+    }
+}
+
+/// `GetServerCert`: the server's certificate (DER). Etherhub never sends its private key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerCert {
+    #[serde(rename = "Cert_bin")]
+    pub cert: Bin,
+    #[serde(rename = "Flag1_u32")]
+    pub flag1: u32,
 }
 
 /// `SetHubOnline`.
@@ -286,6 +394,13 @@ pub struct User {
     /// The plain password, on the way in only; empty keeps the current one.
     #[serde(rename = "Auth_Password_str")]
     pub password: String,
+    /// The password as vpncmd sends it: SHA-0 of the password and the upper-case user name
+    /// (used when `password` is empty and this is not all zero). Never sent back.
+    #[serde(rename = "HashedKey_bin", skip_serializing_if = "Bin::is_empty")]
+    pub hashed_key: Bin,
+    /// The NT hash (MD4 of the password) beside `hashed_key`.
+    #[serde(rename = "NtLmSecureHash_bin", skip_serializing_if = "Bin::is_empty")]
+    pub nt_hash: Bin,
     #[serde(rename = "NumLogin_u32")]
     pub num_login: u32,
     #[serde(rename = "UsePolicy_bool")]
@@ -358,6 +473,9 @@ pub struct SessionItem {
     pub username: String,
     #[serde(rename = "ClientIP_ip")]
     pub client_ip: Ip,
+    /// The client's address again (SoftEther's 32-bit `Ip`).
+    #[serde(rename = "Ip_ip")]
+    pub ip: Ip,
     #[serde(rename = "Hostname_str")]
     pub hostname: String,
     #[serde(rename = "MaxNumTcp_u32")]
@@ -388,6 +506,13 @@ pub struct SessionItem {
     pub created_time: Dt,
     #[serde(rename = "LastCommTime_dt")]
     pub last_comm_time: Dt,
+    /// SoftEther's dormant sessions (cluster keep-alive); Etherhub's are never dormant.
+    #[serde(rename = "IsDormantEnabled_bool")]
+    pub is_dormant_enabled: bool,
+    #[serde(rename = "IsDormant_bool")]
+    pub is_dormant: bool,
+    #[serde(rename = "LastCommDormant_dt")]
+    pub last_comm_dormant: Dt,
 }
 
 /// `EnumSession`.
@@ -418,13 +543,16 @@ pub struct SessionStatus {
     pub link_mode: bool,
     #[serde(rename = "Client_Ip_Address_ip")]
     pub client_ip: Ip,
+    /// The client's address again, where vpncmd's SessionGet reads it.
+    #[serde(rename = "SessionStatus_ClientIp_ip")]
+    pub status_client_ip: Ip,
     #[serde(rename = "SessionStatus_ClientHostName_str")]
     pub client_host_name: String,
     #[serde(rename = "Active_bool")]
     pub active: bool,
     #[serde(rename = "Connected_bool")]
     pub connected: bool,
-    /// 4: established.
+    /// SoftEther's client status; 3 is "established".
     #[serde(rename = "SessionStatus_u32")]
     pub session_status: u32,
     #[serde(rename = "ServerName_str")]
@@ -443,7 +571,7 @@ pub struct SessionStatus {
     pub first_connection_time: Dt,
     #[serde(rename = "CurrentConnectionEstablishTime_dt")]
     pub current_connection_time: Dt,
-    #[serde(rename = "NumConnectionsEatablished_u32")]
+    #[serde(rename = "NumConnectionsEstablished_u32")]
     pub num_connections_established: u32,
     #[serde(rename = "HalfConnection_bool")]
     pub half_connection: bool,
@@ -506,10 +634,25 @@ pub struct SessionStatus {
     pub client_os_product_id: String,
     #[serde(rename = "ClientHostname_str")]
     pub client_hostname: String,
+    /// The client's address and port as its node information reports them. SoftEther sends
+    /// `ClientProductVer`, `ClientProductBuild`, `ClientPort` and `ServerPort2` with their
+    /// bytes swapped (its `NODE_INFO` keeps them in network order); these fields hold the
+    /// values as sent, see [`crate::wire::node_u32`].
+    #[serde(rename = "ClientIpAddress_ip")]
+    pub node_client_ip: Ip,
+    #[serde(rename = "ClientPort_u32")]
+    pub node_client_port: u32,
+    #[serde(rename = "ServerHostname_str")]
+    pub server_hostname: String,
+    #[serde(rename = "ServerIpAddress_ip")]
+    pub node_server_ip: Ip,
+    #[serde(rename = "ServerPort2_u32")]
+    pub node_server_port: u32,
     #[serde(rename = "UniqueId_bin")]
     pub unique_id: Bin,
+    /// `Recv.*` and `Send.*` (not the `Ex.` names of the listings), as vpncmd reads them.
     #[serde(flatten)]
-    pub traffic: TrafficFields<true>,
+    pub traffic: TrafficFields<false>,
 }
 
 /// One IP address table entry.
@@ -522,6 +665,9 @@ pub struct IpItem {
     pub session_name: String,
     #[serde(rename = "IpAddress_ip")]
     pub ip: Ip,
+    /// The same address where vpncmd's IpTable reads it.
+    #[serde(rename = "IpV6_ip")]
+    pub ip_shown: Ip,
     #[serde(rename = "DhcpAllocated_bool")]
     pub dhcp_allocated: bool,
     #[serde(rename = "CreatedTime_dt")]
@@ -721,6 +867,9 @@ pub struct NatItem {
 pub struct NatTable {
     #[serde(rename = "HubName_str")]
     pub hub: String,
+    /// The row count vpncmd reads.
+    #[serde(rename = "NumItem_u32")]
+    pub num_item: u32,
     #[serde(rename = "NatTable")]
     pub entries: Vec<NatItem>,
 }
@@ -751,6 +900,9 @@ pub struct DhcpItem {
 pub struct DhcpTable {
     #[serde(rename = "HubName_str")]
     pub hub: String,
+    /// The row count vpncmd reads.
+    #[serde(rename = "NumItem_u32")]
+    pub num_item: u32,
     #[serde(rename = "DhcpTable")]
     pub entries: Vec<DhcpItem>,
 }
@@ -760,13 +912,13 @@ pub struct DhcpTable {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WgkAdd {
-    #[serde(rename = "Key_str")]
+    #[serde(rename = "Key_str", deserialize_with = "one_or_many")]
     pub keys: Vec<String>,
-    #[serde(rename = "Hub_str")]
+    #[serde(rename = "Hub_str", deserialize_with = "one_or_many")]
     pub hubs: Vec<String>,
-    #[serde(rename = "User_str")]
+    #[serde(rename = "User_str", deserialize_with = "one_or_many")]
     pub users: Vec<String>,
-    #[serde(rename = "Address_str")]
+    #[serde(rename = "Address_str", deserialize_with = "one_or_many")]
     pub addresses: Vec<String>,
     /// The returned configs route everything into the tunnel.
     #[serde(rename = "AllTraffic_bool")]
@@ -793,7 +945,7 @@ pub struct WgkConfigs {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WgkKeys {
-    #[serde(rename = "Key_str")]
+    #[serde(rename = "Key_str", deserialize_with = "one_or_many")]
     pub keys: Vec<String>,
 }
 
@@ -888,7 +1040,7 @@ pub struct WgServerInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PortsUdp {
-    #[serde(rename = "Ports_u32")]
+    #[serde(rename = "Ports_u32", deserialize_with = "one_or_many")]
     pub ports: Vec<u32>,
 }
 
@@ -929,6 +1081,10 @@ pub struct ListenerList {
 pub struct ServerPassword {
     #[serde(rename = "PlainTextPassword_str")]
     pub password: String,
+    /// SHA-0 of the password, as vpncmd sends it; when not all zero it wins over the plain
+    /// text (which vpncmd sends empty).
+    #[serde(rename = "HashedPassword_bin", skip_serializing_if = "Bin::is_empty")]
+    pub hashed: Bin,
 }
 
 /// The whole configuration file: `GetConfig`, `SetConfig`.

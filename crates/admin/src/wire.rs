@@ -11,79 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::AdminError;
 
-/// Days since 1970-01-01 for a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month, day) for a count of days since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// A broken-down UTC time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateTime {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-    pub millis: u32,
-    /// 0 = Sunday.
-    pub weekday: u32,
-}
-
-impl DateTime {
-    /// Break down milliseconds since the Unix epoch.
-    pub fn from_unix_ms(ms: u64) -> Self {
-        let secs = ms / 1000;
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
-        let (year, month, day) = civil_from_days(days);
-        Self {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            minute: ((rem % 3600) / 60) as u32,
-            second: (rem % 60) as u32,
-            millis: (ms % 1000) as u32,
-            weekday: ((days + 4).rem_euclid(7)) as u32,
-        }
-    }
-
-    /// Milliseconds since the Unix epoch (0 for dates before it).
-    pub fn to_unix_ms(&self) -> u64 {
-        let days = days_from_civil(self.year, self.month, self.day);
-        let secs = days * 86_400 + i64::from(self.hour * 3600 + self.minute * 60 + self.second);
-        if secs < 0 {
-            return 0;
-        }
-        secs as u64 * 1000 + u64::from(self.millis)
-    }
-
-    /// English three-letter weekday name, as vpncmd prints it.
-    pub fn weekday_name(&self) -> &'static str {
-        ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][self.weekday as usize % 7]
-    }
-}
+pub use etherhub_pack::time::DateTime;
 
 /// SoftEther's JSON `_dt` form: `2024-08-01T12:24:36.123`.
 pub fn format_dt(ms: u64) -> String {
@@ -246,6 +174,43 @@ impl<'de> Deserialize<'de> for Bin {
             .map(Bin)
             .map_err(|_| de::Error::custom("expected base64"))
     }
+}
+
+impl Bin {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes as an array of `N` that is not all zero (SoftEther's "no value" for a hash).
+    pub fn nonzero<const N: usize>(&self) -> Option<[u8; N]> {
+        let a: [u8; N] = self.0.as_slice().try_into().ok()?;
+        a.iter().any(|&b| b != 0).then_some(a)
+    }
+}
+
+/// A list that also reads a single value as a list of one: a PACK cannot tell one value from
+/// an array of one, so a request read from one carries a scalar.
+pub fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(de::Error::custom))
+            .collect(),
+        one => serde_json::from_value(one)
+            .map(|v| vec![v])
+            .map_err(de::Error::custom),
+    }
+}
+
+/// A number as SoftEther's session node information carries it (version, build, ports):
+/// with its bytes swapped, both ways.
+pub fn node_u32(v: u32) -> u32 {
+    v.swap_bytes()
 }
 
 /// An IPv4 address in a `_u32` field, as SoftEther packs it ([`ipv4_to_u32`]).

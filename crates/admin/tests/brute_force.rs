@@ -32,8 +32,9 @@ async fn call(guard: &Arc<LoginGuard>, peer: &str, pw: &str) -> u16 {
         login_guard: guard.clone(),
         ..Limits::default()
     };
-    let task =
-        tokio::spawn(async move { serve_connection_with(server, peer, backend, &limits).await });
+    let task = tokio::spawn(async move {
+        serve_connection_with(server, Ends { peer, local: peer }, backend, &limits).await
+    });
     let mut req = request(pw);
     // ask for the connection to close so read_to_end ends
     let at = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

@@ -56,7 +56,9 @@ fn spawn_server() -> tokio::io::DuplexStream {
     let (client, server) = tokio::io::duplex(1 << 16);
     let backend: Arc<dyn Backend> = Arc::new(common::Fake::new());
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    tokio::spawn(async move { serve_connection_with(server, peer, backend, &limits()).await });
+    tokio::spawn(async move {
+        serve_connection_with(server, Ends { peer, local: peer }, backend, &limits()).await
+    });
     client
 }
 
@@ -176,7 +178,7 @@ async fn loopback_tls_round_trip() {
         let (tcp, peer) = listener.accept().await.unwrap();
         let tls = acceptor.accept(tcp).await.unwrap();
         let backend: Arc<dyn Backend> = Arc::new(common::Fake::new());
-        serve_connection_with(tls, peer, backend, &limits()).await;
+        serve_connection_with(tls, Ends { peer, local: peer }, backend, &limits()).await;
     });
 
     let mut roots = rustls::RootCertStore::empty();

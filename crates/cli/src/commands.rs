@@ -74,7 +74,7 @@ pub fn call_error(e: CallError) -> CmdError {
         },
         CallError::Protocol(m) => CmdError {
             code: 4,
-            message: format!("Error occurred. (Error code: 4)\nA protocol error occurred. ({m})"),
+            message: format!("Error occurred. (Error code: 4)\nProtocol error occurred. ({m})"),
         },
     }
 }
@@ -398,7 +398,7 @@ impl Ctx<'_> {
         decode(v).map_err(|e| CmdError {
             code: 4,
             message: format!(
-                "Error occurred. (Error code: 4)\nA protocol error occurred. (the reply to {method}: {})",
+                "Error occurred. (Error code: 4)\nProtocol error occurred. (the reply to {method}: {})",
                 e.message
             ),
         })
@@ -1333,6 +1333,7 @@ fn listener_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
 fn server_password_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     let req = ServerPassword {
         password: p.get("").unwrap_or_default().to_string(),
+        ..ServerPassword::default()
     };
     let _: ServerPassword = ctx.rpc("SetServerPassword", &req)?;
     Ok(())

@@ -70,6 +70,12 @@ pub fn hash_user_password(user: &str, password: &str) -> [u8; 20] {
     sha0(&buf)
 }
 
+/// A hub's `SecurePassword`: SHA-0 of the password followed by `ADMINISTRATOR` (the hash of
+/// the hub administrator as a user named "administrator").
+pub fn hash_hub_secure_password(password: &str) -> [u8; 20] {
+    hash_user_password("administrator", password)
+}
+
 /// Compares two digests without an early exit on the first differing byte.
 pub fn digest_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

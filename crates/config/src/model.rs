@@ -231,8 +231,12 @@ impl Config {
     }
 
     pub fn set_admin_password(&mut self, password: &str) {
-        let h = hash::hash_admin_password(password);
-        self.server_mut().set_bytes("HashedPassword", &h);
+        self.set_admin_password_hash(&hash::hash_admin_password(password));
+    }
+
+    /// Sets the server admin password from its hash (SHA-0 of the password), as vpncmd sends it.
+    pub fn set_admin_password_hash(&mut self, hashed: &[u8; 20]) {
+        self.server_mut().set_bytes("HashedPassword", hashed);
     }
 
     /// The TLS certificate and private key (DER), when set.
@@ -556,6 +560,7 @@ impl Config {
             .folder_or_create(name);
         hub.set_u64("CreatedTime", now_ms);
         hub.set_bytes("HashedPassword", &hash::hash_admin_password(password));
+        hub.set_bytes("SecurePassword", &hash::hash_hub_secure_password(password));
         hub.set_u64("LastCommTime", now_ms);
         hub.set_u64("LastLoginTime", now_ms);
         hub.set_u32("NumLogin", 0);
@@ -601,8 +606,24 @@ impl Config {
     }
 
     pub fn set_hub_password(&mut self, name: &str, password: &str) -> Result<(), ModelError> {
-        self.hub_folder_mut(name)?
-            .set_bytes("HashedPassword", &hash::hash_admin_password(password));
+        self.set_hub_password_hashes(
+            name,
+            &hash::hash_admin_password(password),
+            &hash::hash_hub_secure_password(password),
+        )
+    }
+
+    /// Sets a hub's admin password from its two hashes (`HashedPassword`, `SecurePassword`),
+    /// as vpncmd sends them.
+    pub fn set_hub_password_hashes(
+        &mut self,
+        name: &str,
+        hashed: &[u8; 20],
+        secure: &[u8; 20],
+    ) -> Result<(), ModelError> {
+        let h = self.hub_folder_mut(name)?;
+        h.set_bytes("HashedPassword", hashed);
+        h.set_bytes("SecurePassword", secure);
         Ok(())
     }
 
@@ -730,12 +751,30 @@ impl Config {
         password: &str,
         now_ms: u64,
     ) -> Result<(), ModelError> {
+        let real_name = self.user_folder_mut(hub, name)?.name.clone();
+        let hashed = hash::hash_user_password(&real_name, password);
+        self.set_user_password_hashes(hub, name, &hashed, None, now_ms)
+    }
+
+    /// Sets password authentication from the hashes SoftEther's tools send: `AuthPassword`
+    /// (SHA-0 of the password and the upper-case user name) and, when given, the NT hash
+    /// MS-CHAPv2 needs (`AuthNtLmSecureHash`); without one, a stale NT hash is removed.
+    pub fn set_user_password_hashes(
+        &mut self,
+        hub: &str,
+        name: &str,
+        auth_password: &[u8; 20],
+        nt_hash: Option<&[u8; 16]>,
+        now_ms: u64,
+    ) -> Result<(), ModelError> {
         let u = self.user_folder_mut(hub, name)?;
-        let real_name = u.name.clone();
-        u.set_bytes(
-            "AuthPassword",
-            &hash::hash_user_password(&real_name, password),
-        );
+        u.set_bytes("AuthPassword", auth_password);
+        match nt_hash {
+            Some(h) => u.set_bytes("AuthNtLmSecureHash", h),
+            None => {
+                u.remove("AuthNtLmSecureHash");
+            }
+        }
         u.set_u32("AuthType", 1);
         u.set_u64("UpdatedTime", now_ms);
         Ok(())

@@ -89,6 +89,18 @@ fn typed_model_reads_softether_values() {
     assert!(!cfg.hub("DEFAULT").unwrap().securenat.enabled);
     assert!(cfg.check_hub_password("SECURENAT", "hubpass").unwrap());
     assert!(!cfg.check_hub_password("SECURENAT", "hubpas").unwrap());
+    // SecurePassword is SHA-0 of the password and "ADMINISTRATOR"
+    let secure = |hub: &str| {
+        cfg.root
+            .path(&["VirtualHUB", hub])
+            .and_then(|f| f.get_bytes("SecurePassword"))
+            .unwrap()
+    };
+    assert_eq!(
+        secure("SECURENAT"),
+        hash::hash_hub_secure_password("hubpass")
+    );
+    assert_eq!(secure("DEFAULT"), hash::hash_hub_secure_password(""));
     let users = cfg.users("SECURENAT").unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].name, "meta");

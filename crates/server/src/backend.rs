@@ -7,6 +7,7 @@ use crate::defaults::now_ms;
 use crate::server::{decode_key, Server};
 use crate::wgclient::{client_config, generated_psk};
 use etherhub_admin::code::*;
+use etherhub_admin::wire::node_u32;
 use etherhub_admin::*;
 use etherhub_config::ModelError;
 use std::net::{IpAddr, Ipv4Addr};
@@ -158,16 +159,16 @@ impl Backend for AdminBackend {
     fn authenticate(
         &self,
         hub: Option<&str>,
-        password: &str,
+        proof: Proof<'_>,
         peer_is_loopback: bool,
     ) -> AdminResult<AdminScope> {
         let cfg = self.server().config();
         // an empty server admin password is good from this machine only (stricter than
         // SoftEther 5, which takes it from anywhere)
         let server_ok = if cfg.admin_password_is_empty() {
-            peer_is_loopback && password.is_empty()
+            peer_is_loopback && proof.is_empty()
         } else {
-            cfg.check_admin_password(password)
+            proof.matches(&cfg.admin_password_hash())
         };
         if server_ok {
             return Ok(AdminScope::Server);
@@ -176,9 +177,7 @@ impl Backend for AdminBackend {
             if let Ok(settings) = cfg.hub(h) {
                 let empty = etherhub_config::hash::hash_admin_password("");
                 // a hub with no password cannot be administered as that hub
-                if settings.hashed_password != empty
-                    && cfg.check_hub_password(h, password).unwrap_or(false)
-                {
+                if settings.hashed_password != empty && proof.matches(&settings.hashed_password) {
                     return Ok(AdminScope::Hub(settings.name));
                 }
             }
@@ -257,9 +256,50 @@ impl Backend for AdminBackend {
         Ok(st)
     }
 
+    fn server_cert(&self) -> AdminResult<Vec<u8>> {
+        self.server()
+            .config()
+            .server_cert()
+            .map(|(cert, _key)| cert)
+            .ok_or_else(|| AdminError::new(ERR_INTERNAL_ERROR, "the server has no certificate"))
+    }
+
+    fn hub_status(&self, name: &str) -> AdminResult<HubStatus> {
+        let cfg = self.server().config().clone();
+        let h = cfg.hub(name).map_err(|e| model_err(&e))?;
+        let item = self
+            .enum_hubs()?
+            .into_iter()
+            .find(|i| i.name == h.name)
+            .unwrap_or_default();
+        Ok(HubStatus {
+            name: h.name,
+            online: h.online,
+            hub_type: item.hub_type,
+            num_sessions: item.num_sessions,
+            num_sessions_client: item.num_sessions,
+            num_users: item.num_users,
+            num_mac_tables: item.num_mac_tables,
+            num_ip_tables: item.num_ip_tables,
+            securenat_enabled: h.securenat.enabled,
+            last_comm_time: item.last_comm_time,
+            last_login_time: item.last_login_time,
+            created_time: item.created_time,
+            num_login: item.num_login,
+            traffic: TrafficFields(item.traffic.0),
+            ..HubStatus::default()
+        })
+    }
+
     fn create_hub(&self, hub: &Hub) -> AdminResult<()> {
         self.change(|c| {
             c.create_hub(&hub.name, &hub.admin_password, now_ms())?;
+            if hub.admin_password.is_empty() {
+                if let Some(hashed) = hub.hashed_password.nonzero::<20>() {
+                    let secure = hub.secure_password.nonzero::<20>().unwrap_or([0; 20]);
+                    c.set_hub_password_hashes(&hub.name, &hashed, &secure)?;
+                }
+            }
             c.set_hub_online(&hub.name, hub.online)?;
             if !hub.default_gateway.0.is_unspecified() {
                 c.set_static_network(&hub.name, hub.default_gateway.0, hub.default_subnet.0)?;
@@ -328,6 +368,9 @@ impl Backend for AdminBackend {
             c.set_hub_online(&hub.name, hub.online)?;
             if !hub.admin_password.is_empty() {
                 c.set_hub_password(&hub.name, &hub.admin_password)?;
+            } else if let Some(hashed) = hub.hashed_password.nonzero::<20>() {
+                let secure = hub.secure_password.nonzero::<20>().unwrap_or([0; 20]);
+                c.set_hub_password_hashes(&hub.name, &hashed, &secure)?;
             }
             if !hub.default_gateway.0.is_unspecified() {
                 c.set_static_network(&hub.name, hub.default_gateway.0, hub.default_subnet.0)?;
@@ -344,18 +387,15 @@ impl Backend for AdminBackend {
         self.change(|c| {
             let now = now_ms();
             c.create_user(&user.hub, &user.name, &user.real_name, &user.note, now)?;
-            if !user.password.is_empty() {
-                c.set_user_password(&user.hub, &user.name, &user.password, now)?;
-            }
-            Ok(())
+            set_password(c, user, now)
         })
     }
 
     fn set_user(&self, user: &User) -> AdminResult<()> {
         self.change(|c| {
             c.set_user_info(&user.hub, &user.name, &user.real_name, &user.note)?;
-            if user.auth_type == 1 && !user.password.is_empty() {
-                c.set_user_password(&user.hub, &user.name, &user.password, now_ms())?;
+            if user.auth_type == 1 {
+                set_password(c, user, now_ms())?;
             }
             Ok(())
         })
@@ -424,6 +464,7 @@ impl Backend for AdminBackend {
                         s.user
                     },
                     client_ip: Ip(client_ip),
+                    ip: Ip(client_ip),
                     hostname: if securenat {
                         "Virtual Host".into()
                     } else {
@@ -455,6 +496,7 @@ impl Backend for AdminBackend {
             })?;
         let t = traffic(&s.send, &s.recv);
         let details = tunnel.map(|t| t.details).unwrap_or_default();
+        let product = self.server_info()?;
         let client_ip = s
             .client_addr
             .map(|a| a.ip())
@@ -470,9 +512,16 @@ impl Backend for AdminBackend {
             client_ip: Ip(client_ip),
             client_host_name: client_ip.to_string(),
             client_hostname: client_ip.to_string(),
+            server_product_name: product.product_name,
+            server_product_ver: product.version_int,
+            server_product_build: product.build_int,
+            status_client_ip: Ip(client_ip),
+            node_client_ip: Ip(client_ip),
+            node_client_port: node_u32(s.client_addr.map_or(0, |a| u32::from(a.port()))),
+            server_hostname: read_hostname(),
             active: true,
             connected: true,
-            session_status: 4,
+            session_status: 3,
             start_time: self.dt(s.created),
             first_connection_time: self.dt(s.created),
             current_connection_time: self.dt(s.created),
@@ -892,9 +941,12 @@ impl Backend for AdminBackend {
             .collect())
     }
 
-    fn set_server_password(&self, password: &str) -> AdminResult<()> {
+    fn set_server_password(&self, p: &ServerPassword) -> AdminResult<()> {
         self.change(|c| {
-            c.set_admin_password(password);
+            match p.hashed.nonzero::<20>() {
+                Some(h) => c.set_admin_password_hash(&h),
+                None => c.set_admin_password(&p.password),
+            }
             Ok(())
         })
     }
@@ -950,6 +1002,25 @@ fn with_config(
 
 /// SetStaticNetwork's gateway must sit inside its subnet mask's network, and the mask must be
 /// contiguous.
+/// A user's password from a CreateUser or SetUser: the plain text if given, else the hashes
+/// vpncmd sends (all-zero hashes keep the current password, as in SoftEther).
+fn set_password(c: &mut etherhub_config::Config, u: &User, now: u64) -> anyhow::Result<()> {
+    if !u.password.is_empty() {
+        c.set_user_password(&u.hub, &u.name, &u.password, now)?;
+    } else if let Some(h) = u.hashed_key.nonzero::<20>() {
+        let nt = u.nt_hash.nonzero::<16>();
+        c.set_user_password_hashes(&u.hub, &u.name, &h, nt.as_ref(), now)?;
+    }
+    Ok(())
+}
+
+/// This machine's host name (what SoftEther reports as the server's).
+fn read_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn check_static_network(gw: Ipv4Addr, mask: Ipv4Addr) -> AdminResult<()> {
     let m = u32::from(mask);
     if m == 0 || m.leading_ones() + m.trailing_zeros() != 32 {

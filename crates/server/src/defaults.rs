@@ -27,6 +27,9 @@ pub fn self_signed_cert(common_name: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>)>
         .push(rcgen::DnType::CommonName, common_name);
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2037, 12, 31);
+    // an explicit "not a CA" (basicConstraints): vpncmd calls a self-signed certificate
+    // without basicConstraints "the old format" and warns at every connect
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
     let cert = params.self_signed(&key)?;
     Ok((cert.der().to_vec(), key.serialize_der()))
 }

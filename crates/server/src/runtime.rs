@@ -168,9 +168,11 @@ async fn load_log_loop(server: Arc<Server>) {
 }
 
 /// One accepted TCP connection: its first bytes decide. A TLS ClientHello goes to TLS and then
-/// to the HTTP admin API; other protocols come later.
+/// to the HTTP front door (JSON-RPC, SoftEther's native protocol for vpncmd, SoftEther's
+/// pages); other protocols come later.
 async fn serve_tcp(server: Arc<Server>, stream: TcpStream, peer: SocketAddr, mut slot: ConnSlot) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(peer);
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let mut first = [0u8; 1];
     let n = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
@@ -193,6 +195,7 @@ async fn serve_tcp(server: Arc<Server>, stream: TcpStream, peer: SocketAddr, mut
     };
     slot.established();
     let backend: Arc<dyn etherhub_admin::Backend> = Arc::new(crate::backend::AdminBackend(server));
-    etherhub_admin::serve_connection(tls, peer, backend).await;
+    let ends = etherhub_admin::Ends { peer, local };
+    etherhub_admin::serve_connection(tls, ends, backend).await;
     drop(slot);
 }

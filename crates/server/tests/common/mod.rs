@@ -456,6 +456,12 @@ impl WgClient {
         c
     }
 
+    /// The client's own underlay address (the server's side of the veth is `.1`, its `.2`).
+    pub fn underlay_ip(&self) -> String {
+        let (net, _) = self.underlay_gw.rsplit_once('.').unwrap();
+        format!("{net}.2")
+    }
+
     /// Writes the seed's client config (minus Address, which `new` set) and applies it with
     /// `wg setconf`: PrivateKey; PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive.
     pub fn configure(&self, server_public: &str, psk: &str, endpoint: &str, allowed: &str) {
