@@ -1,5 +1,5 @@
 //! SoftEther's native protocol on the admin front door, served by `serve_connection_with`
-//! over an in-memory stream against the in-memory backend. The first byte picks how far a
+//! over an in-memory stream against the in-memory backend (see front.rs). The first byte picks how far a
 //! well-behaved client goes before the fuzzer's bytes take over:
 //! 0: nothing (the bytes are the whole conversation after TLS);
 //! 1: the signature (the bytes are the login request and whatever follows);
@@ -9,14 +9,12 @@
 
 #[path = "../../crates/admin/tests/common/mod.rs"]
 mod fake;
+mod front;
 
-use etherhub_admin::{serve_connection_with, Backend, Ends, Limits, LoginGuard};
 use etherhub_config::hash::sha0;
 use etherhub_pack::Pack;
-use etherhub_softether::WATERMARK;
+use etherhub_softether::{Login, WATERMARK};
 use libfuzzer_sys::fuzz_target;
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 fn post(path: &str, body: &[u8]) -> Vec<u8> {
@@ -64,25 +62,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        let backend: Arc<dyn Backend> = Arc::new(fake::Fake::new());
-        let limits = Limits {
-            max_body_hub_admin: 64 * 1024,
-            max_body_server_admin: 64 * 1024,
-            auth_failure_delay: Duration::ZERO,
-            login_guard: Arc::new(LoginGuard::default()),
-            ..Limits::default()
-        };
-        let peer = "198.18.0.2:40000".parse().unwrap();
-        let ends = Ends { peer, local: peer };
-        let serve =
-            tokio::spawn(async move { serve_connection_with(server, ends, backend, &limits).await });
+    front::serve(|mut client| async move {
         let mut ok = true;
         if mode % 4 >= 1 {
             let _ = client.write_all(&post("/vpnsvc/connect.cgi", WATERMARK)).await;
@@ -96,12 +76,7 @@ fuzz_target!(|data: &[u8]| {
                     };
                     let mut buf = sha0(pw.as_bytes()).to_vec();
                     buf.extend_from_slice(&random);
-                    let mut l = Pack::new();
-                    l.set_str("method", "admin");
-                    l.set_data("secure_password", &sha0(&buf));
-                    if let Some(h) = hub {
-                        l.set_str("hubname", h);
-                    }
+                    let l = Login::vpncmd(hub, sha0(&buf)).to_pack();
                     let _ = client.write_all(&post("/vpnsvc/vpn.cgi", &l.to_bytes())).await;
                     ok = body(&mut client).await.is_some();
                 }
@@ -109,12 +84,6 @@ fuzz_target!(|data: &[u8]| {
                 None => ok = false,
             }
         }
-        if ok {
-            let _ = client.write_all(rest).await;
-        }
-        let _ = client.shutdown().await;
-        let mut sink = Vec::new();
-        let _ = client.read_to_end(&mut sink).await;
-        let _ = serve.await;
+        front::finish(client, if ok { rest } else { &[] }).await;
     });
 });

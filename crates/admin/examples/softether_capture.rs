@@ -15,50 +15,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use etherhub_pack::Pack;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// Takes any certificate: the relay records, it does not trust.
-#[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// Splits a recorded direction into HTTP messages (head, body) and then length-prefixed
 /// frames; returns (bodies of the HTTP messages, frames).
@@ -136,6 +97,27 @@ fn save(dir: &Path, conn: usize, c2s: &[u8], s2c: &[u8]) {
     );
 }
 
+/// Copies `from` to `to` until `from` ends; everything copied.
+async fn pump<R, W>(mut from: R, mut to: W) -> Vec<u8>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut log = Vec::new();
+    let mut b = vec![0u8; 65536];
+    loop {
+        let n = from.read(&mut b).await.unwrap_or(0);
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return log;
+        }
+        log.extend_from_slice(&b[..n]);
+        if to.write_all(&b[..n]).await.is_err() {
+            return log;
+        }
+    }
+}
+
 async fn relay(
     client: TcpStream,
     upstream: SocketAddr,
@@ -146,39 +128,9 @@ async fn relay(
     let s = TcpStream::connect(upstream).await?;
     let name = ServerName::IpAddress(upstream.ip().into());
     let s = connector.connect(name, s).await?;
-    let (mut cr, mut cw) = tokio::io::split(c);
-    let (mut sr, mut sw) = tokio::io::split(s);
-    let up = async move {
-        let mut log = Vec::new();
-        let mut b = vec![0u8; 65536];
-        loop {
-            let n = cr.read(&mut b).await.unwrap_or(0);
-            if n == 0 {
-                let _ = sw.shutdown().await;
-                return log;
-            }
-            log.extend_from_slice(&b[..n]);
-            if sw.write_all(&b[..n]).await.is_err() {
-                return log;
-            }
-        }
-    };
-    let down = async move {
-        let mut log = Vec::new();
-        let mut b = vec![0u8; 65536];
-        loop {
-            let n = sr.read(&mut b).await.unwrap_or(0);
-            if n == 0 {
-                let _ = cw.shutdown().await;
-                return log;
-            }
-            log.extend_from_slice(&b[..n]);
-            if cw.write_all(&b[..n]).await.is_err() {
-                return log;
-            }
-        }
-    };
-    Ok(tokio::join!(up, down))
+    let (cr, cw) = tokio::io::split(c);
+    let (sr, sw) = tokio::io::split(s);
+    Ok(tokio::join!(pump(cr, sw), pump(sr, cw)))
 }
 
 #[tokio::main]
@@ -198,15 +150,10 @@ async fn main() {
     let server =
         etherhub_admin::tls_server_config(cert.cert.der().to_vec(), cert.key_pair.serialize_der())
             .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
+    // SoftEther's tools take any certificate; the relay records, it does not trust
+    let client = etherhub_admin::tls_client_config_any_cert().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let connector = tokio_rustls::TlsConnector::from(client);
     let listener = TcpListener::bind(listen).await.unwrap();
     for conn in 0..count {
         let (s, _) = listener.accept().await.unwrap();

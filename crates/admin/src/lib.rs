@@ -30,5 +30,5 @@ pub use error::{code, error_text, AdminError, RpcError, JSONRPC_METHOD_NOT_FOUND
 pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 pub use http::{serve_connection, serve_connection_with, Ends, Limits};
 pub use native::{SERVER_STR, SOFTETHER_BUILD, SOFTETHER_VERSION};
-pub use tls::{tls_server_config, TlsConfigError};
+pub use tls::{tls_client_config_any_cert, tls_server_config, TlsConfigError};
 pub use types::*;

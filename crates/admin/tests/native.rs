@@ -13,7 +13,7 @@ use etherhub_admin::*;
 use etherhub_config::hash::sha0;
 use etherhub_pack::Pack;
 use etherhub_softether::page::FORBIDDEN_PREFIX;
-use etherhub_softether::{frame, WATERMARK};
+use etherhub_softether::{frame, Login, WATERMARK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 fn limits(guard: Arc<LoginGuard>) -> Limits {
@@ -131,18 +131,9 @@ impl Client {
     /// vpncmd's admin login; the answer.
     async fn login(&mut self, hub: Option<&str>, password: &str) -> Pack {
         let random = self.signature().await;
-        let mut l = Pack::new();
-        l.set_str("client_str", "SoftEther VPN Command-Line Admin Tool");
-        l.set_int("client_ver", 501);
-        l.set_int("client_build", 9674);
-        l.set_str("method", "admin");
-        l.set_bool("accept_empty_password", true);
         let mut buf = sha0(password.as_bytes()).to_vec();
         buf.extend_from_slice(&random);
-        l.set_data("secure_password", &sha0(&buf));
-        if let Some(h) = hub {
-            l.set_str("hubname", h);
-        }
+        let l = Login::vpncmd(hub, sha0(&buf)).to_pack();
         self.post("/vpnsvc/vpn.cgi", "application/octet-stream", &l.to_bytes())
             .await;
         let (code, _, body) = self.response().await;

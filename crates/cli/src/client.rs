@@ -1,11 +1,9 @@
 //! A minimal JSON-RPC over HTTPS client for the admin API: one TLS connection per session.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,57 +18,6 @@ pub enum CallError {
     Connect(String),
     /// The answer was not what the protocol says.
     Protocol(String),
-}
-
-/// Accepts any server certificate, as vpncmd does by default: VPN servers ship a self-signed
-/// certificate generated at first start, so there is no CA to check it against. The TLS
-/// signature over the handshake is still verified, so the session is bound to that key.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// The admin client: one TLS connection, kept open for a whole command or interactive session
@@ -97,13 +44,8 @@ fn io(e: std::io::Error) -> CallError {
 
 impl Client {
     pub fn new(host: &str, port: u16, admin_hub: &str, password: &str) -> Result<Self, CallError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| CallError::Connect(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth();
+        let cfg = etherhub_admin::tls_client_config_any_cert()
+            .map_err(|e| CallError::Connect(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -114,7 +56,7 @@ impl Client {
             admin_hub: admin_hub.to_string(),
             password: Mutex::new(password.to_string()),
             runtime,
-            connector: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            connector: tokio_rustls::TlsConnector::from(cfg),
             conn: Mutex::new(None),
         })
     }

@@ -11,16 +11,6 @@ use std::time::Duration;
 
 const PASSWORD: &str = "s3cret-Pw";
 
-/// The value of the row `label` in a vpncmd table.
-fn row<'a>(table: &'a str, label: &str) -> &'a str {
-    table
-        .lines()
-        .find(|l| l.starts_with(label))
-        .and_then(|l| l.split('|').nth(1))
-        .unwrap_or("")
-        .trim()
-}
-
 /// Stock vpncmd in `ns`, talking to `target`; stdin closed (a password prompt ends at EOF).
 struct Vpncmd<'a> {
     ns: &'a Netns,

@@ -12,16 +12,6 @@ use std::time::{Duration, Instant};
 
 const PICKED: &str = "192.168.30.233";
 
-/// The value of the row `label` in a vpncmd table.
-fn row<'a>(table: &'a str, label: &str) -> &'a str {
-    table
-        .lines()
-        .find(|l| l.starts_with(label))
-        .and_then(|l| l.split('|').nth(1))
-        .unwrap_or("")
-        .trim()
-}
-
 #[test]
 fn the_softether_walkthrough_typed_as_written() {
     if !can_run_netns() {

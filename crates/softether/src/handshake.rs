@@ -89,6 +89,36 @@ impl Login {
     pub fn is_admin(&self) -> bool {
         self.method.eq_ignore_ascii_case("admin")
     }
+
+    /// The login PACK a client sends (the client's side, for tools and tests).
+    pub fn to_pack(&self) -> Pack {
+        let mut p = Pack::new();
+        p.set_str("client_str", &self.client_str);
+        p.set_int("client_ver", self.client_ver);
+        p.set_int("client_build", self.client_build);
+        p.set_str("method", &self.method);
+        p.set_bool("accept_empty_password", self.accept_empty_password);
+        if let Some(s) = &self.secure_password {
+            p.set_data("secure_password", s);
+        }
+        if let Some(h) = &self.hub {
+            p.set_str("hubname", h);
+        }
+        p
+    }
+
+    /// vpncmd's admin login: `hub` for a hub admin, the password proved against `random`.
+    pub fn vpncmd(hub: Option<&str>, secure_password: [u8; 20]) -> Login {
+        Login {
+            method: "admin".into(),
+            hub: hub.map(str::to_string),
+            secure_password: Some(secure_password),
+            accept_empty_password: true,
+            client_str: "SoftEther VPN Command-Line Admin Tool".into(),
+            client_ver: 501,
+            client_build: 9674,
+        }
+    }
 }
 
 /// The answer to a successful admin login: empty, or `empty_password` when the client logged
@@ -106,16 +136,8 @@ mod tests {
     use super::*;
 
     fn vpncmd_login(hub: Option<&str>, secure: &[u8]) -> Pack {
-        let mut p = Pack::new();
-        p.set_str("client_str", "SoftEther VPN Command-Line Admin Tool");
-        p.set_int("client_ver", 501);
-        p.set_int("client_build", 9674);
-        p.set_str("method", "admin");
-        p.set_bool("accept_empty_password", true);
+        let mut p = Login::vpncmd(hub, [0; 20]).to_pack();
         p.set_data("secure_password", secure);
-        if let Some(h) = hub {
-            p.set_str("hubname", h);
-        }
         p
     }
 

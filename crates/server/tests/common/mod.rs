@@ -98,6 +98,16 @@ pub fn type_lines(cmd: &mut Command, input: &str) -> String {
     out_text(&child.wait_with_output().unwrap())
 }
 
+/// The value of the row `label` in a vpncmd table (vpncmd's or `etherhub cmd`'s).
+pub fn row<'a>(table: &'a str, label: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(label))
+        .and_then(|l| l.split('|').nth(1))
+        .unwrap_or("")
+        .trim()
+}
+
 pub fn must(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
@@ -553,9 +563,10 @@ impl Lab {
         let mut server_addrs = Vec::new();
         for i in 0..clients {
             let ns = Netns::new(format!("ehc{id}x{i}"));
-            // 198.18.0.0/15: client i on 198.(18 + i % 2).<octet + i / 2>.0/24
+            // 198.18.0.0/15: client i on 198.(18 + i % 2).<(octet + i / 2) mod 128>.0/24
             let second = 18 + (i % 2) as u8;
-            let third = octet.wrapping_add((i / 2) as u8);
+            // below 128: 198.19.128.0/17 is the LAN's (see `lan`)
+            let third = octet.wrapping_add((i / 2) as u8) & 0x7f;
             let s_ip = format!("198.{second}.{third}.1");
             let c_ip = format!("198.{second}.{third}.2");
             veth(
