@@ -21,6 +21,7 @@ use crate::backend::{Backend, Proof};
 use crate::dispatch::dispatch;
 use crate::error::{code, error_text, RpcError};
 use crate::guard::{Admission, LoginGuard};
+use crate::native::SessionRequest;
 use crate::types::AdminScope;
 
 /// Limits and timeouts of one admin connection.
@@ -73,9 +74,22 @@ pub struct Ends {
     pub local: SocketAddr,
 }
 
+/// How a connection left the front door.
+pub enum Outcome<S> {
+    /// Served and closed.
+    Closed,
+    /// A SoftEther VPN session's request: the connection goes on to the session core, with
+    /// the bytes already read past the request.
+    Session {
+        stream: S,
+        request: SessionRequest,
+        rest: Vec<u8>,
+    },
+}
+
 /// Serve requests on one connection until the peer closes it, a limit is hit or a timeout
-/// expires. Errors are logged, never returned: the caller just spawns this.
-pub async fn serve_connection<S>(stream: S, ends: Ends, backend: Arc<dyn Backend>)
+/// expires, or a VPN session takes it over. Errors are logged, never returned.
+pub async fn serve_connection<S>(stream: S, ends: Ends, backend: Arc<dyn Backend>) -> Outcome<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -88,7 +102,8 @@ pub async fn serve_connection_with<S>(
     ends: Ends,
     backend: Arc<dyn Backend>,
     limits: &Limits,
-) where
+) -> Outcome<S>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let peer = ends.peer;
@@ -99,10 +114,16 @@ pub async fn serve_connection_with<S>(
             Ok(Next::Again) => continue,
             Ok(Next::Close) => break,
             Ok(Next::SoftEther) => {
-                if let Err(e) =
-                    crate::native::serve(&mut stream, &mut buf, peer, &backend, limits).await
-                {
-                    tracing::debug!(%peer, error = %e, "SoftEther connection closed");
+                match crate::native::serve(&mut stream, &mut buf, peer, &backend, limits).await {
+                    Ok(Some(request)) => {
+                        return Outcome::Session {
+                            stream,
+                            request,
+                            rest: buf,
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(%peer, error = %e, "SoftEther connection closed"),
                 }
                 break;
             }
@@ -113,6 +134,7 @@ pub async fn serve_connection_with<S>(
         }
     }
     let _ = stream.shutdown().await;
+    Outcome::Closed
 }
 
 /// What a connection does after a request.

@@ -43,14 +43,24 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, code: u32) -> Result<(), 
     send(stream, &page::pack_response(&error_pack(code), unix_secs())).await
 }
 
-/// Serves a connection whose signature was just accepted.
+/// A request for a VPN session (`login`, `additional_connect`) the admin side does not serve:
+/// the connection goes on to the session core with it.
+pub struct SessionRequest {
+    /// The 20 bytes the hello sent (a login's password proof is made with them).
+    pub random: [u8; 20],
+    /// The request PACK.
+    pub request: Pack,
+}
+
+/// Serves a connection whose signature was just accepted; a VPN session's request comes back
+/// for the runtime to hand on.
 pub(crate) async fn serve<S>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     peer: SocketAddr,
     backend: &Arc<dyn Backend>,
     limits: &Limits,
-) -> Result<(), ConnError>
+) -> Result<Option<SessionRequest>, ConnError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -69,7 +79,7 @@ where
 
     // The login: one POST of a PACK to /vpnsvc/vpn.cgi.
     let Some(head) = read_head(stream, buf, limits, limits.head_timeout).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let len = head.content_length.unwrap_or(0);
     if head.method != "POST"
@@ -79,27 +89,53 @@ where
         || len > MAX_LOGIN_PACK
     {
         tracing::warn!(%peer, method = %head.method, path = %head.path, len, "SoftEther client: the request after the hello is not a login; closing");
-        return Ok(());
+        return Ok(None);
     }
     let body = read_body(stream, buf, len, Instant::now() + limits.body_timeout).await?;
-    let login = match Pack::parse_with(&body, &PackLimits::default())
-        .map_err(|e| e.to_string())
-        .and_then(|p| Login::from_pack(&p).map_err(|e| e.to_string()))
-    {
-        Ok(l) => l,
+    let pack = match Pack::parse_with(&body, &PackLimits::default()) {
+        Ok(p) => p,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "SoftEther client: malformed login; refused");
-            return refuse(stream, code::ERR_PROTOCOL_ERROR).await;
+            refuse(stream, code::ERR_PROTOCOL_ERROR).await?;
+            return Ok(None);
         }
     };
-    if !login.is_admin() {
-        tracing::warn!(%peer, method = %login.method, client = %login.client_str, "SoftEther client: only the admin method (vpncmd) is served yet; native VPN sessions are not implemented");
-        return refuse(stream, code::ERR_NOT_SUPPORTED).await;
+    let method = pack.str("method").unwrap_or("");
+    if method.eq_ignore_ascii_case("login") || method.eq_ignore_ascii_case("additional_connect") {
+        let login = method.eq_ignore_ascii_case("login");
+        if let Admission::LockedOut(left) = limits
+            .login_guard
+            .check(peer.ip(), std::time::Instant::now())
+        {
+            if login {
+                tracing::warn!(%peer, locked_for_secs = left.as_secs(), "security: VPN login refused, address locked out");
+                refuse(stream, code::ERR_AUTH_FAILED).await?;
+                return Ok(None);
+            }
+        }
+        return Ok(Some(SessionRequest {
+            random,
+            request: pack,
+        }));
     }
-    let Some(scope) = admin_login(stream, peer, &login, random, backend, limits).await? else {
-        return Ok(());
+    let login = match Login::from_pack(&pack) {
+        Ok(l) if l.is_admin() => l,
+        Ok(l) => {
+            tracing::warn!(%peer, method = %l.method, client = %l.client_str, "SoftEther client: a method Etherhub does not serve");
+            refuse(stream, code::ERR_PROTOCOL_ERROR).await?;
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "SoftEther client: malformed login; refused");
+            refuse(stream, code::ERR_PROTOCOL_ERROR).await?;
+            return Ok(None);
+        }
     };
-    rpc_loop(stream, buf, peer, scope, backend, limits).await
+    let Some(scope) = admin_login(stream, peer, &login, random, backend, limits).await? else {
+        return Ok(None);
+    };
+    rpc_loop(stream, buf, peer, scope, backend, limits).await?;
+    Ok(None)
 }
 
 /// Checks an admin login and answers it; `None` when refused (already answered).

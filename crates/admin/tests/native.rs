@@ -299,21 +299,58 @@ async fn bad_signatures_and_logins_are_refused() {
     .await;
     let (_, _, body) = c.response().await;
     assert_eq!(Pack::parse(&body).unwrap().int("error"), Some(4));
-    // a VPN session login (vpnclient): not served yet, said so
+    // an unknown method
     let mut c = connect("198.18.0.5:40004", &g);
     c.signature().await;
     let mut l = Pack::new();
-    l.set_str("method", "login");
-    l.set_str("hubname", "DEFAULT");
+    l.set_str("method", "farm_connect");
     c.post("/vpnsvc/vpn.cgi", "application/octet-stream", &l.to_bytes())
         .await;
     let (_, _, body) = c.response().await;
-    assert_eq!(Pack::parse(&body).unwrap().int("error"), Some(33));
+    assert_eq!(Pack::parse(&body).unwrap().int("error"), Some(4));
     assert_eq!(
         g.failures("198.18.0.5".parse().unwrap()),
         0,
         "none of these was a guess"
     );
+}
+
+#[tokio::test]
+async fn a_vpn_session_request_goes_on_with_the_connection() {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let backend: Arc<dyn Backend> = Arc::new(common::Fake::new());
+    let peer: SocketAddr = "198.18.0.7:40000".parse().unwrap();
+    let l = limits(guard());
+    let task = tokio::spawn(async move {
+        serve_connection_with(server, Ends { peer, local: peer }, backend, &l).await
+    });
+    let mut c = Client {
+        s: client,
+        buf: Vec::new(),
+    };
+    let random = c.signature().await;
+    let mut l = Pack::new();
+    l.set_str("method", "login");
+    l.set_str("hubname", "DEFAULT");
+    l.set_str("username", "alice");
+    let body = l.to_bytes();
+    let mut bytes = format!(
+        "POST /vpnsvc/vpn.cgi HTTP/1.1\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&body);
+    // the first record of the data channel, sent early, stays with the connection
+    bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    c.send(&bytes).await;
+    match task.await.unwrap() {
+        Outcome::Session { request, rest, .. } => {
+            assert_eq!(request.random, random);
+            assert_eq!(request.request.str("username"), Some("alice"));
+            assert_eq!(rest, vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        }
+        Outcome::Closed => panic!("the session request was not handed on"),
+    }
 }
 
 #[tokio::test]

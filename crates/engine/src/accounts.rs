@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use etherhub_config::hash::{digest_eq, hash_user_password};
+use etherhub_config::hash::{digest_eq, hash_user_password, sha0};
 use etherhub_wireguard::Key;
 
 use crate::change::{UserAuth, UserSpec, WgKeySpec};
@@ -82,33 +82,43 @@ impl Accounts {
         }
     }
 
+    /// Checks a login. An anonymous user logs in whatever it presents (as in SoftEther); a
+    /// password user with the proof of its password; a user without a password, or of a
+    /// method Etherhub does not serve, never.
     pub fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError> {
-        match request {
-            AuthRequest::Password {
-                hub,
-                user,
-                password,
-            } => {
-                let hub_name = self.hub(hub)?;
-                let u = self.user(hub, user).ok_or(AuthError::AccessDenied)?;
-                match &u.auth {
-                    UserAuth::Password(hash) => {
-                        // SoftEther hashes with the user name as stored (upper case anyway)
-                        let tried = hash_user_password(&u.name, password);
-                        if !digest_eq(&tried, hash) {
-                            return Err(AuthError::AccessDenied);
-                        }
-                    }
-                    UserAuth::Anonymous => {}
-                    UserAuth::NoPassword => return Err(AuthError::AccessDenied),
-                    UserAuth::Other => return Err(AuthError::WrongMethod),
-                }
-                Ok(Grant {
-                    hub: hub_name.to_string(),
-                    user: u.name.clone(),
-                })
+        let (hub, user) = match &request {
+            AuthRequest::Password { hub, user, .. }
+            | AuthRequest::Challenge { hub, user, .. }
+            | AuthRequest::Anonymous { hub, user } => (*hub, *user),
+        };
+        let hub_name = self.hub(hub)?;
+        let u = self.user(hub, user).ok_or(AuthError::AccessDenied)?;
+        let proven = match (&u.auth, &request) {
+            (UserAuth::Anonymous, _) => true,
+            // SoftEther hashes with the user name in upper case, so its case does not matter
+            (UserAuth::Password(hash), AuthRequest::Password { password, .. }) => {
+                digest_eq(&hash_user_password(&u.name, password), hash)
             }
+            (
+                UserAuth::Password(hash),
+                AuthRequest::Challenge {
+                    response, random, ..
+                },
+            ) => {
+                let mut buf = hash.to_vec();
+                buf.extend_from_slice(*random);
+                digest_eq(&sha0(&buf), *response)
+            }
+            (UserAuth::Password(_) | UserAuth::NoPassword, _) => false,
+            (UserAuth::Other, _) => return Err(AuthError::WrongMethod),
+        };
+        if !proven {
+            return Err(AuthError::AccessDenied);
         }
+        Ok(Grant {
+            hub: hub_name.to_string(),
+            user: u.name.clone(),
+        })
     }
 
     /// WireGuard's handshake question: the key is registered, and its hub is online and has
@@ -171,6 +181,69 @@ mod tests {
             a.authenticate(login("OTHER", "meta", "secret123")),
             Err(AuthError::NoSuchHub)
         );
+    }
+
+    #[test]
+    fn softethers_challenge_and_anonymous_users() {
+        let mut a = accounts();
+        let random = [9u8; 20];
+        // what vpnclient sends: SHA-0(SHA-0(password || UPPER(user)) || random)
+        let proof = |user: &str, pw: &str| {
+            let mut buf = hash_user_password(user, pw).to_vec();
+            buf.extend_from_slice(&random);
+            sha0(&buf)
+        };
+        let good = proof("META", "secret123");
+        let g = a
+            .authenticate(AuthRequest::Challenge {
+                hub: "DEFAULT",
+                user: "Meta",
+                response: &good,
+                random: &random,
+            })
+            .unwrap();
+        assert_eq!(g.user, "meta");
+        let bad = proof("meta", "secret124");
+        let wrong = AuthRequest::Challenge {
+            hub: "DEFAULT",
+            user: "meta",
+            response: &bad,
+            random: &random,
+        };
+        assert_eq!(a.authenticate(wrong), Err(AuthError::AccessDenied));
+        let other_random = [8u8; 20];
+        let replayed = AuthRequest::Challenge {
+            hub: "DEFAULT",
+            user: "meta",
+            response: &good,
+            random: &other_random,
+        };
+        assert_eq!(a.authenticate(replayed), Err(AuthError::AccessDenied));
+        // no credential: only for a user the hub keeps as anonymous
+        let anon = AuthRequest::Anonymous {
+            hub: "DEFAULT",
+            user: "meta",
+        };
+        assert_eq!(a.authenticate(anon.clone()), Err(AuthError::AccessDenied));
+        a.set_user(UserSpec {
+            hub: "DEFAULT".into(),
+            name: "guest".into(),
+            auth: UserAuth::Anonymous,
+        });
+        let guest = AuthRequest::Anonymous {
+            hub: "DEFAULT",
+            user: "guest",
+        };
+        assert_eq!(a.authenticate(guest).unwrap().user, "guest");
+        assert!(!format!(
+            "{wrong:?}",
+            wrong = AuthRequest::Password {
+                hub: "h",
+                user: "u",
+                password: "hunter2"
+            }
+        )
+        .contains("hunter2"));
     }
 
     #[test]

@@ -82,6 +82,12 @@ pub enum EngineEvent {
     },
     /// A panic on the packet path was contained.
     Fault(Fault),
+    /// A login's password check failed (count it against the client's address).
+    LoginFailed {
+        client: SocketAddr,
+        hub: String,
+        user: String,
+    },
 }
 
 /// Counters of the engine's own decisions.
@@ -521,7 +527,7 @@ impl Io for Core {
         self.streams.push_back(StreamOutput::Close { conn });
     }
 
-    fn opened(&mut self, o: Opened) {
+    fn opened(&mut self, o: Opened) -> Option<String> {
         let id = self.hub_id(&o.hub);
         let refusal = match id.and_then(|id| self.hubs.get(&id)) {
             None => Some("no such Virtual Hub"),
@@ -537,7 +543,7 @@ impl Io for Core {
                 reason: reason.to_string(),
             });
             self.to_close.push(o.tunnel);
-            return;
+            return None;
         }
         // a tunnel opened again (a core reusing an index) replaces its old session
         self.remove_link(o.tunnel, CloseReason::Ended);
@@ -562,7 +568,7 @@ impl Io for Core {
             .unwrap_or_default();
         self.events.push_back(EngineEvent::SessionOpened {
             hub: slot.spec.name.clone(),
-            session: name,
+            session: name.clone(),
             user: o.user.clone(),
             client: o.client,
             label: o.label.clone(),
@@ -583,6 +589,14 @@ impl Io for Core {
                 last_report: None,
             },
         );
+        // a tunnel held to one address answers for it from the start (a client that has not
+        // sent a packet yet is still reachable)
+        if let (Medium::Ip, AddressRule::Fixed(address)) = (o.medium, o.address) {
+            self.with_hub(id, |slot, now, out| {
+                slot.hub.assign_address(session, address, now, out)
+            });
+        }
+        Some(name)
     }
 
     fn packet(&mut self, tunnel: TunnelId, bytes: &[u8]) {
@@ -626,6 +640,14 @@ impl Io for Core {
 
     fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError> {
         self.accounts.authenticate(request)
+    }
+
+    fn login_failed(&mut self, client: SocketAddr, hub: &str, user: &str) {
+        self.events.push_back(EngineEvent::LoginFailed {
+            client,
+            hub: hub.to_string(),
+            user: user.to_string(),
+        });
     }
 
     fn wireguard_key(&self, key: &Key) -> Option<KeyGrant> {

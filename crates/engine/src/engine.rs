@@ -15,8 +15,8 @@ use crate::core::{
 };
 use crate::fault::{self, Component, Containment, Fault};
 use crate::seam::{
-    AddressRule, CloseReason, ConnId, Credential, Medium, Protocol, ProtocolId, SessionDetails,
-    StreamOutput, Transmit, TunnelId,
+    AddressRule, CloseReason, ConnId, Credential, Live, Medium, Protocol, ProtocolId,
+    SessionDetails, StreamOutput, Transmit, TunnelId,
 };
 use crate::wireguard::WireGuard;
 
@@ -31,6 +31,8 @@ pub struct TunnelView {
     pub address: Option<Ipv4Addr>,
     /// Packets dropped for their source address.
     pub spoofed_dropped: u64,
+    /// A stream tunnel's connections now (see [`Protocol::live`]).
+    pub live: Option<Live>,
 }
 
 /// The data plane's health, for ServerStatusGet.
@@ -67,6 +69,13 @@ impl Protocols {
         }
     }
 
+    fn get_ref(&self, id: ProtocolId) -> Option<&(dyn Protocol + 'static)> {
+        match id.0 {
+            0 => Some(&self.wireguard),
+            n => self.others.get(usize::from(n) - 1).map(|b| b.as_ref()),
+        }
+    }
+
     fn count(&self) -> u8 {
         1 + self.others.len() as u8
     }
@@ -78,7 +87,8 @@ impl Protocols {
 /// Inputs: [`Engine::handle_datagram`] for each datagram on a UDP listener, then
 /// [`Engine::end_of_batch`] after each batch of them; [`Engine::handle_outside`] for what
 /// SecureNAT's sockets did, then `end_of_batch`; stream connections through
-/// [`Engine::open_stream`], [`Engine::handle_stream`] and [`Engine::stream_closed`];
+/// [`Engine::open_stream`], [`Engine::handle_stream`] (then `end_of_batch` too) and
+/// [`Engine::stream_closed`];
 /// [`Engine::handle_timeout`] at [`Engine::poll_timeout`]; admin changes with
 /// [`Engine::apply`].
 ///
@@ -371,6 +381,10 @@ impl Engine {
                 _ => None,
             },
             spoofed_dropped: link.spoofed,
+            live: self
+                .protocols
+                .get_ref(tunnel.protocol)
+                .and_then(|p| p.live(tunnel)),
         })
     }
 

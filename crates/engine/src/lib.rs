@@ -1,8 +1,8 @@
 //! Etherhub's engine: the sans-IO data plane every VPN protocol plugs into.
 //!
 //! What it is for: [`Engine`] owns the virtual hubs, their SecureNAT hosts, the protocol cores
-//! (WireGuard first; each further protocol is a [`Protocol`] core and a
-//! [`Engine::register`]) and the links between a protocol's tunnels and hub sessions. It
+//! (WireGuard first; SoftEther's own sessions in [`softether`]; each further protocol is a
+//! [`Protocol`] core and a [`Engine::register`]) and the links between a protocol's tunnels and hub sessions. It
 //! answers the cores' login questions from its accounts, checks the inner source address of IP
 //! tunnels, takes admin changes as [`Change`] values at one point, and contains a panic on the
 //! packet path to the tunnel or SecureNAT host it happened in.
@@ -21,6 +21,7 @@ mod core;
 mod engine;
 pub mod fault;
 mod seam;
+pub mod softether;
 pub mod transmit;
 pub mod wireguard;
 
@@ -32,7 +33,7 @@ pub use core::{EngineEvent, EngineStats, HubId, NatRef, Outside, HUB_TICK, NAT_T
 pub use engine::{DisconnectError, Engine, Health, TunnelView};
 pub use fault::{in_containment, Fault};
 pub use seam::{
-    AddressRule, AuthError, AuthRequest, CloseReason, ConnId, Credential, Grant, Io, KeyGrant,
-    Medium, Opened, Protocol, ProtocolId, SessionDetails, StreamOutput, Transmit, TunnelId,
-    WriteDatagram,
+    AddressRule, AuthError, AuthRequest, ClientReport, CloseReason, ConnId, Credential, Grant, Io,
+    KeyGrant, Live, Medium, Opened, Protocol, ProtocolId, SessionDetails, StreamOutput, Transmit,
+    TunnelId, WriteDatagram,
 };

@@ -77,6 +77,30 @@ pub struct SessionDetails {
     pub cipher: String,
     /// SessionGet's "Client Product Name (Reported)".
     pub client_product: String,
+    /// What the client reports of itself (SoftEther's NodeInfo), for SessionGet.
+    pub client: ClientReport,
+}
+
+/// What a client reports of itself (SessionGet's "(Reported)" rows).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientReport {
+    pub version: u32,
+    pub build: u32,
+    pub os_name: String,
+    pub os_version: String,
+    pub os_product_id: String,
+    pub hostname: String,
+    /// The client's own view of its address and port.
+    pub local: Option<SocketAddr>,
+}
+
+/// A stream tunnel's state now (SessionList's "TCP Connections", SessionGet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub connections: u32,
+    pub max_connections: u32,
+    pub compressed: bool,
+    pub half_duplex: bool,
 }
 
 /// A tunnel is up and wants a session on a hub.
@@ -110,7 +134,7 @@ pub enum CloseReason {
 }
 
 /// A login to check against the accounts.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum AuthRequest<'a> {
     /// A plain-text password (OpenVPN's auth-user-pass, PAP, SoftEther's plain password).
     Password {
@@ -118,6 +142,27 @@ pub enum AuthRequest<'a> {
         user: &'a str,
         password: &'a str,
     },
+    /// SoftEther's challenge response: SHA-0(SHA-0(password || UPPER(user)) || `random`), the
+    /// random being what the server sent in its hello.
+    Challenge {
+        hub: &'a str,
+        user: &'a str,
+        response: &'a [u8; 20],
+        random: &'a [u8; 20],
+    },
+    /// No credential: the hub must hold `user` as an anonymous user.
+    Anonymous { hub: &'a str, user: &'a str },
+}
+
+impl std::fmt::Debug for AuthRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, hub, user) = match self {
+            AuthRequest::Password { hub, user, .. } => ("Password", hub, user),
+            AuthRequest::Challenge { hub, user, .. } => ("Challenge", hub, user),
+            AuthRequest::Anonymous { hub, user } => ("Anonymous", hub, user),
+        };
+        write!(f, "{kind} {{ hub: {hub:?}, user: {user:?}, .. }}")
+    }
 }
 
 /// Who an accepted login is.
@@ -224,6 +269,11 @@ pub trait Protocol: Send {
     /// The engine ends a tunnel (admin action, refusal, fault). The core forgets it and reports
     /// nothing more about it; it must not call [`Io::closed`] for it.
     fn close(&mut self, now: Instant, tunnel: TunnelId, io: &mut dyn Io);
+
+    /// What changes during a tunnel's life, for the admin (stream protocols).
+    fn live(&self, _tunnel: TunnelId) -> Option<Live> {
+        None
+    }
 }
 
 /// Fills a datagram's buffer and says where it goes and how long it is (`None`: nothing to
@@ -245,9 +295,9 @@ pub trait Io {
     /// Asks the runtime to close a stream connection.
     fn close_stream(&mut self, conn: ConnId);
 
-    /// A tunnel is up. The engine links it to a new hub session, or refuses it and calls
-    /// [`Protocol::close`] right after the current call.
-    fn opened(&mut self, opened: Opened);
+    /// A tunnel is up. The engine links it to a new hub session and returns the session's
+    /// name, or refuses it (`None`) and calls [`Protocol::close`] right after the current call.
+    fn opened(&mut self, opened: Opened) -> Option<String>;
 
     /// A packet or frame from an open tunnel.
     fn packet(&mut self, tunnel: TunnelId, bytes: &[u8]);
@@ -260,6 +310,10 @@ pub trait Io {
 
     /// Checks a login against the accounts.
     fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError>;
+
+    /// A login from `client` failed its password check (the runtime counts these per address,
+    /// with the admin logins, and locks an address out).
+    fn login_failed(&mut self, client: SocketAddr, hub: &str, user: &str);
 
     /// WireGuard's question during a handshake: may this static key connect, as whom, with
     /// which preshared key and address?

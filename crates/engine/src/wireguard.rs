@@ -31,6 +31,7 @@ pub fn session_details() -> SessionDetails {
         underlay: "Legacy VPN - WIREGUARD".into(),
         cipher: "ChaCha20-Poly1305".into(),
         client_product: "WireGuard".into(),
+        ..SessionDetails::default()
     }
 }
 
@@ -158,7 +159,8 @@ impl WireGuard {
                             endpoint,
                         },
                     );
-                    io.opened(Opened {
+                    // a refusal comes back as a close of the tunnel
+                    let _ = io.opened(Opened {
                         tunnel: tunnel(io, peer),
                         hub: grant.grant.hub,
                         user: grant.grant.user,

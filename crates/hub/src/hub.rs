@@ -508,6 +508,27 @@ impl<H: VirtualHost> Hub<H> {
         self.run(now, out);
     }
 
+    /// Gives an IP session its address before its first packet (see [`L3Adapter::assign`]).
+    pub fn assign_address(
+        &mut self,
+        session: SessionId,
+        ip: Ipv4Addr,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) {
+        let Some(Session {
+            port: Port::L3(adapter),
+            ..
+        }) = self.sessions.get_mut(&session)
+        else {
+            return;
+        };
+        let mut frames = Vec::new();
+        adapter.assign(ip, &mut frames);
+        self.queue.extend(frames.into_iter().map(|f| (session, f)));
+        self.run(now, out);
+    }
+
     /// an Ethernet frame from an L2 session (for later bridges/native clients); same output
     pub fn input_frame(
         &mut self,

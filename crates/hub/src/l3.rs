@@ -192,6 +192,21 @@ impl L3Adapter {
         Ok(0)
     }
 
+    /// The session's address, known before its first packet (a WireGuard key registered with
+    /// one): stations asking for it get answers at once, and a gratuitous ARP tells the
+    /// segment (and the hub's tables) where it is.
+    pub fn assign(&mut self, ip: Ipv4Addr, frames: &mut Vec<Vec<u8>>) {
+        self.ip = Some(ip);
+        frames.push(arp_frame(
+            ArpOperation::Request,
+            self.mac,
+            ip,
+            BROADCAST_MAC,
+            [0; 6],
+            ip,
+        ));
+    }
+
     fn arp_request(&self, target: Ipv4Addr) -> Vec<u8> {
         arp_frame(
             ArpOperation::Request,

@@ -456,6 +456,12 @@ impl Backend for AdminBackend {
                     .map(|a| a.ip())
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 let securenat = tunnel.is_none() && s.protocol == "SECURENAT";
+                // a stream tunnel's TCP connections; one for a datagram tunnel, as SoftEther
+                // counts its WireGuard sessions
+                let (tcp, max_tcp) = match tunnel.as_ref().and_then(|t| t.live) {
+                    Some(l) => (l.connections, l.max_connections),
+                    None => (u32::from(!securenat), u32::from(!securenat)),
+                };
                 SessionItem {
                     name: s.name,
                     username: if securenat {
@@ -471,8 +477,8 @@ impl Backend for AdminBackend {
                         client_ip.to_string()
                     },
                     securenat_mode: securenat,
-                    max_num_tcp: u32::from(!securenat),
-                    current_num_tcp: u32::from(!securenat),
+                    max_num_tcp: max_tcp,
+                    current_num_tcp: tcp,
                     packet_size: t.total_bytes(),
                     packet_num: t.total_packets(),
                     created_time: self.dt(s.created),
@@ -495,8 +501,10 @@ impl Backend for AdminBackend {
                 )
             })?;
         let t = traffic(&s.send, &s.recv);
+        let live = tunnel.as_ref().and_then(|t| t.live);
         let details = tunnel.map(|t| t.details).unwrap_or_default();
         let product = self.server_info()?;
+        let reported = &details.client;
         let client_ip = s
             .client_addr
             .map(|a| a.ip())
@@ -511,13 +519,28 @@ impl Backend for AdminBackend {
             real_username: s.user,
             client_ip: Ip(client_ip),
             client_host_name: client_ip.to_string(),
-            client_hostname: client_ip.to_string(),
+            client_hostname: if details.client.hostname.is_empty() {
+                client_ip.to_string()
+            } else {
+                details.client.hostname.clone()
+            },
             server_product_name: product.product_name,
             server_product_ver: product.version_int,
             server_product_build: product.build_int,
             status_client_ip: Ip(client_ip),
-            node_client_ip: Ip(client_ip),
-            node_client_port: node_u32(s.client_addr.map_or(0, |a| u32::from(a.port()))),
+            // the client's own view when it reports one (SoftEther's NodeInfo), else ours
+            node_client_ip: Ip(reported.local.map_or(client_ip, |a| a.ip())),
+            node_client_port: node_u32(
+                reported
+                    .local
+                    .or(s.client_addr)
+                    .map_or(0, |a| u32::from(a.port())),
+            ),
+            client_product_ver: node_u32(reported.version),
+            client_product_build: node_u32(reported.build),
+            client_os_name: reported.os_name.clone(),
+            client_os_ver: reported.os_version.clone(),
+            client_os_product_id: reported.os_product_id.clone(),
             server_hostname: read_hostname(),
             active: true,
             connected: true,
@@ -526,8 +549,10 @@ impl Backend for AdminBackend {
             first_connection_time: self.dt(s.created),
             current_connection_time: self.dt(s.created),
             num_connections_established: 1,
-            max_tcp_connections: 1,
-            num_tcp_connections: u32::from(encrypted),
+            max_tcp_connections: live.map_or(1, |l| l.max_connections),
+            num_tcp_connections: live.map_or(u32::from(encrypted), |l| l.connections),
+            half_connection: live.is_some_and(|l| l.half_duplex),
+            use_compress: live.is_some_and(|l| l.compressed),
             use_encrypt: encrypted,
             cipher_name: details.cipher,
             underlay_protocol: if details.underlay.is_empty() {
@@ -573,9 +598,18 @@ impl Backend for AdminBackend {
     fn enum_ip_table(&self, hub: &str) -> AdminResult<Vec<IpItem>> {
         self.require_hub(hub)?;
         let dp = self.server().dataplane.lock();
-        Ok(dp
-            .engine
-            .hub(hub)
+        let live = dp.engine.hub(hub);
+        // addresses SecureNAT's DHCP server leased show as "(DHCP)", as in SoftEther
+        let leased: Vec<IpAddr> = live
+            .and_then(|h| h.securenat_host())
+            .map(|host| {
+                host.leases()
+                    .into_iter()
+                    .map(|l| IpAddr::V4(l.ip))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(live
             .map(|h| h.ip_table())
             .unwrap_or_default()
             .into_iter()
@@ -583,6 +617,7 @@ impl Backend for AdminBackend {
             .map(|(i, e)| IpItem {
                 key: i as u32 + 1,
                 session_name: e.session_name,
+                dhcp_allocated: leased.contains(&e.ip),
                 ip: Ip(e.ip),
                 created_time: self.dt(e.created),
                 updated_time: self.dt(e.updated),

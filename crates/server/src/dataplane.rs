@@ -8,7 +8,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use etherhub_engine::{Change, Engine, EngineEvent, NatRef};
+use etherhub_engine::softether::SoftEtherSessions;
+use etherhub_engine::{Change, ConnId, Engine, EngineEvent, NatRef, ProtocolId, StreamOutput};
 use etherhub_securenat::IoEvent;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
@@ -24,7 +25,19 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 pub struct RuntimeStats {
     /// Datagrams the kernel did not take (socket buffer full, no socket).
     pub send_failures: u64,
+    /// Writes to a stream connection dropped because its queue was full (a client that does
+    /// not read as fast as the hub sends: frames are dropped, as a full switch port would).
+    pub stream_drops: u64,
 }
+
+/// What a stream connection's task is told to do.
+pub enum StreamMsg {
+    Write(Vec<u8>),
+    Close,
+}
+
+/// Writes a stream connection may have queued before further ones are dropped.
+pub const STREAM_QUEUE: usize = 4096;
 
 /// A UDP listener's send side.
 struct Listener {
@@ -42,6 +55,11 @@ pub struct Inner {
     armed: Option<Instant>,
     /// Events the runtime acts on outside the lock (saving a learnt address).
     persist: mpsc::UnboundedSender<EngineEvent>,
+    /// The stream connections the engine writes to, by connection.
+    streams: HashMap<ConnId, mpsc::Sender<StreamMsg>>,
+    next_conn: u64,
+    /// SoftEther's VPN sessions in the engine.
+    pub softether: ProtocolId,
 }
 
 /// The engine and its sockets. See the module docs.
@@ -68,14 +86,19 @@ impl Dataplane {
     ) {
         let (nat_tx, nat_rx) = mpsc::unbounded_channel();
         let (persist, persist_rx) = mpsc::unbounded_channel();
+        let mut engine = Engine::new(now);
+        let softether = engine.register(Box::new(SoftEtherSessions::new()));
         let dp = Arc::new(Dataplane {
             inner: Mutex::new(Inner {
-                engine: Engine::new(now),
+                engine,
                 listeners: HashMap::new(),
                 nat: NatIo::new(nat_tx),
                 stats: RuntimeStats::default(),
                 armed: None,
                 persist,
+                streams: HashMap::new(),
+                next_conn: 0,
+                softether,
             }),
             timer: Notify::new(),
         });
@@ -147,6 +170,44 @@ impl Dataplane {
         });
     }
 
+    /// A new stream connection of `protocol`: its id, and the queue of what the engine writes
+    /// to it. The engine hears of it through [`Dataplane::open_stream`].
+    pub fn new_stream(&self) -> (ConnId, mpsc::Receiver<StreamMsg>) {
+        let mut inner = self.lock();
+        inner.next_conn += 1;
+        let conn = ConnId(inner.next_conn);
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        inner.streams.insert(conn, tx);
+        (conn, rx)
+    }
+
+    /// A stream connection's first bytes.
+    pub fn open_stream(
+        &self,
+        now: Instant,
+        protocol: ProtocolId,
+        conn: ConnId,
+        peer: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.with_engine(now, |e| e.open_stream(now, protocol, conn, peer, bytes));
+    }
+
+    /// Bytes a stream connection received.
+    pub fn on_stream(&self, now: Instant, protocol: ProtocolId, conn: ConnId, bytes: &[u8]) {
+        self.with_engine(now, |e| {
+            e.handle_stream(now, protocol, conn, bytes);
+            // what the bytes carried for SecureNAT is taken in one pass, as for datagrams
+            e.end_of_batch(now);
+        });
+    }
+
+    /// A stream connection is gone (the peer closed it, or the engine asked).
+    pub fn stream_gone(&self, now: Instant, protocol: ProtocolId, conn: ConnId) {
+        self.with_engine(now, |e| e.stream_closed(now, protocol, conn));
+        self.lock().streams.remove(&conn);
+    }
+
     /// Sends what the engine queued, carries out SecureNAT's socket work, hands on events, and
     /// wakes the timer if the engine now wants it sooner.
     fn finish(&self, inner: &mut Inner, now: Instant) {
@@ -157,7 +218,26 @@ impl Dataplane {
             stats,
             armed,
             persist,
+            streams,
+            ..
         } = inner;
+        while let Some(out) = engine.poll_stream() {
+            match out {
+                StreamOutput::Write { conn, bytes } => {
+                    if let Some(tx) = streams.get(&conn) {
+                        if tx.try_send(StreamMsg::Write(bytes)).is_err() {
+                            stats.stream_drops += 1;
+                        }
+                    }
+                }
+                StreamOutput::Close { conn } => {
+                    if let Some(tx) = streams.remove(&conn) {
+                        // a full queue still ends: the task sees its sender gone
+                        let _ = tx.try_send(StreamMsg::Close);
+                    }
+                }
+            }
+        }
         while let Some(t) = engine.poll_transmit() {
             match listeners.get_mut(&t.local) {
                 Some(l) => l.batch.push(t.to, t.contents, t.segment_size),
@@ -180,6 +260,9 @@ impl Dataplane {
         }
         while let Some(ev) = engine.poll_event() {
             crate::events::log(&ev);
+            if let EngineEvent::LoginFailed { client, .. } = &ev {
+                etherhub_admin::LoginGuard::global().failure(client.ip(), now);
+            }
             if matches!(ev, EngineEvent::AddressLearned { .. }) {
                 let _ = persist.send(ev);
             }

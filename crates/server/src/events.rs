@@ -70,6 +70,12 @@ pub fn log(ev: &EngineEvent) {
                  (another key owns it, or it is the gateway, SecureNAT's or outside the network)"
             ),
         },
+        EngineEvent::LoginFailed { client, hub, user } => tracing::warn!(
+            %client,
+            hub,
+            user,
+            "security: VPN login failed (counted for the address's lockout)"
+        ),
         EngineEvent::Fault(f) => tracing::error!(
             input = f.input,
             hub = f.hub.as_deref().unwrap_or("-"),

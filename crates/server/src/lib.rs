@@ -2,7 +2,8 @@
 //!
 //! It loads (or creates) the config, builds the engine from it, binds the TCP and UDP
 //! listeners, and moves bytes between sockets and the engine ([`dataplane`], [`udp`], [`nat`]);
-//! TCP connections go through TLS to the admin API ([`tcp`], [`backend`]). Admin changes are
+//! TCP connections go through TLS to the HTTPS front door ([`tcp`], [`backend`]), SoftEther
+//! VPN sessions on to the engine (`streams`). Admin changes are
 //! saved, then reach the engine as values ([`changes`], [`server::Server::change_config`]).
 //! Protocol logic lives in the sans-IO crates beside it.
 
@@ -14,6 +15,7 @@ mod events;
 pub mod nat;
 pub mod runtime;
 pub mod server;
+mod streams;
 mod sys;
 pub mod tcp;
 pub mod udp;

@@ -168,8 +168,8 @@ async fn load_log_loop(server: Arc<Server>) {
 }
 
 /// One accepted TCP connection: its first bytes decide. A TLS ClientHello goes to TLS and then
-/// to the HTTP front door (JSON-RPC, SoftEther's native protocol for vpncmd, SoftEther's
-/// pages); other protocols come later.
+/// to the HTTP front door (JSON-RPC, SoftEther's native protocol: vpncmd's admin RPC here,
+/// VPN sessions handed on to the engine; SoftEther's pages); other protocols come later.
 async fn serve_tcp(server: Arc<Server>, stream: TcpStream, peer: SocketAddr, mut slot: ConnSlot) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
@@ -194,8 +194,22 @@ async fn serve_tcp(server: Arc<Server>, stream: TcpStream, peer: SocketAddr, mut
         _ => return,
     };
     slot.established();
+    let cipher = tls
+        .get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()))
+        .unwrap_or_default();
+    let dataplane = server.dataplane.clone();
     let backend: Arc<dyn etherhub_admin::Backend> = Arc::new(crate::backend::AdminBackend(server));
     let ends = etherhub_admin::Ends { peer, local };
-    etherhub_admin::serve_connection(tls, ends, backend).await;
+    if let etherhub_admin::Outcome::Session {
+        stream,
+        request,
+        rest,
+    } = etherhub_admin::serve_connection(tls, ends, backend).await
+    {
+        crate::streams::run_softether(dataplane, stream, peer, request, rest, cipher).await;
+    }
     drop(slot);
 }

@@ -5,14 +5,17 @@
 
 mod common;
 
+use common::softether::Holder;
 use common::*;
 use std::process::Stdio;
 use std::time::Duration;
 
 const PASSWORD: &str = "s3cret-Pw";
 
-/// Stock vpncmd in `ns`, talking to `target`; stdin closed (a password prompt ends at EOF).
+/// Stock vpncmd in `ns`, talking to `target`, inside a holder (vpncmd writes its language
+/// setting to /var/lib/softether); stdin closed.
 struct Vpncmd<'a> {
+    holder: &'a Holder,
     ns: &'a Netns,
     target: String,
 }
@@ -21,8 +24,8 @@ impl Vpncmd<'_> {
     /// Exit status (SoftEther's error code) and what vpncmd printed.
     fn run(&self, args: &[&str]) -> (i32, String) {
         let out = run(self
-            .ns
-            .cmd("timeout")
+            .holder
+            .cmd(self.ns, "timeout")
             .args(["60", "vpncmd", &self.target, "/SERVER"])
             .args(args)
             .stdin(Stdio::null()));
@@ -87,13 +90,16 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
 
     // The first password is set with vpncmd from the server itself (an empty password is
     // good from loopback only).
+    let holder = Holder::new();
     let local = Vpncmd {
+        holder: &holder,
         ns: &lab.server.ns,
         target: "127.0.0.1:443".into(),
     };
     let (code, text) = local.run(&["/CMD", "ServerPasswordSet", PASSWORD]);
     assert_eq!(code, 0, "{text}");
     let v = Vpncmd {
+        holder: &holder,
         ns: &admin_ns,
         target: format!("{server_ip}:443"),
     };
@@ -398,7 +404,9 @@ fn bad_input_is_refused_logged_and_disturbs_nothing() {
     let outsider = lab.client_ns[0].take().unwrap();
     let server_ip = lab.server_addrs[0].clone();
     lab.server.start();
+    let holder = Holder::new();
     let local = Vpncmd {
+        holder: &holder,
         ns: &lab.server.ns,
         target: "127.0.0.1:443".into(),
     };
@@ -428,6 +436,7 @@ fn bad_input_is_refused_logged_and_disturbs_nothing() {
 
     // A login flood from one address: refused each time, then locked out.
     let v = Vpncmd {
+        holder: &holder,
         ns: &outsider,
         target: format!("{server_ip}:443"),
     };

@@ -46,10 +46,14 @@ pub struct Login {
 pub enum LoginError {
     #[error("the login PACK has no method")]
     NoMethod,
-    #[error("the admin login's secure_password is not 20 bytes")]
+    #[error("the login's secure_password is not 20 bytes")]
     BadSecurePassword,
     #[error("the login PACK carries error {0}")]
     ClientError(u32),
+    #[error("the login names no hub or no user")]
+    NoHubOrUser,
+    #[error("the session key is not 20 bytes")]
+    BadSessionKey,
 }
 
 impl Login {

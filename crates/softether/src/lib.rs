@@ -18,9 +18,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blocks;
 pub mod handshake;
 pub mod page;
 pub mod rpc;
+pub mod session;
 pub mod signature;
 
 pub use handshake::{admin_welcome, error_pack, hello, Login, LoginError};

@@ -2,6 +2,7 @@
 //! a fake outside, on a fake clock.
 
 mod kit;
+mod softether;
 mod stream;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

@@ -71,7 +71,7 @@ impl Toy {
                     };
                     c.tunnel = Some(t);
                     io.write_stream(id, b"OK\n");
-                    io.opened(Opened {
+                    let _ = io.opened(Opened {
                         tunnel: t,
                         hub: g.hub,
                         user: g.user,
@@ -172,7 +172,12 @@ fn framed(frame: &[u8]) -> Vec<u8> {
     v
 }
 
-fn ethernet(src: [u8; 6], dst: [u8; 6], ethertype: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
+pub(super) fn ethernet(
+    src: [u8; 6],
+    dst: [u8; 6],
+    ethertype: EthernetProtocol,
+    payload: &[u8],
+) -> Vec<u8> {
     let repr = EthernetRepr {
         src_addr: EthernetAddress(src),
         dst_addr: EthernetAddress(dst),
@@ -185,7 +190,7 @@ fn ethernet(src: [u8; 6], dst: [u8; 6], ethertype: EthernetProtocol, payload: &[
     buf
 }
 
-fn arp_request(src_mac: [u8; 6], src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+pub(super) fn arp_request(src_mac: [u8; 6], src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     let repr = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: EthernetAddress(src_mac),
@@ -199,7 +204,7 @@ fn arp_request(src_mac: [u8; 6], src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> 
 }
 
 /// The hub's session names.
-fn names(e: &Engine) -> Vec<String> {
+pub(super) fn names(e: &Engine) -> Vec<String> {
     e.hub("DEFAULT")
         .unwrap()
         .sessions()
@@ -209,7 +214,7 @@ fn names(e: &Engine) -> Vec<String> {
 }
 
 /// What the engine wrote to and closed of each connection.
-fn drain(e: &mut Engine) -> (HashMap<ConnId, Vec<u8>>, Vec<ConnId>) {
+pub(super) fn drain(e: &mut Engine) -> (HashMap<ConnId, Vec<u8>>, Vec<ConnId>) {
     let (mut writes, mut closes) = (HashMap::<ConnId, Vec<u8>>::new(), Vec::new());
     while let Some(o) = e.poll_stream() {
         match o {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod loopback;
+pub mod softether;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
