@@ -152,6 +152,23 @@ pub struct ServerStatus {
     /// Etherhub: the last contained fault (session, hub, what it was doing, message).
     #[serde(rename = "DataPlaneLastFault_str")]
     pub data_plane_last_fault: String,
+    /// Etherhub: SoftEther VPN sessions logged in, and logins refused.
+    #[serde(rename = "SoftEtherLogins_u64")]
+    pub softether_logins: u64,
+    #[serde(rename = "SoftEtherLoginsRefused_u64")]
+    pub softether_logins_refused: u64,
+    /// Etherhub: blocks dropped (a frame over 1600 bytes, a block that did not inflate).
+    #[serde(rename = "SoftEtherBlocksDropped_u64")]
+    pub softether_blocks_dropped: u64,
+    /// Etherhub: connections ended for breaking SoftEther's framing.
+    #[serde(rename = "SoftEtherStreamsBroken_u64")]
+    pub softether_streams_broken: u64,
+    /// Etherhub: session keys presented from another address than their session's login.
+    #[serde(rename = "SoftEtherForeignJoins_u64")]
+    pub softether_foreign_joins: u64,
+    /// Etherhub: writes to a stream connection dropped because its client read too slowly.
+    #[serde(rename = "StreamWritesDropped_u64")]
+    pub stream_writes_dropped: u64,
 }
 
 /// A Virtual Hub's settings: `CreateHub`, `SetHub`, `GetHub`.

@@ -693,6 +693,26 @@ fn server_status(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
     if !v.data_plane_last_fault.is_empty() {
         t.row(&["Last Contained Fault", &v.data_plane_last_fault]);
     }
+    // Etherhub's counters of SoftEther's own sessions and of stream connections
+    for (label, n) in [
+        ("SoftEther VPN Logins", v.softether_logins),
+        ("SoftEther VPN Logins Refused", v.softether_logins_refused),
+        ("SoftEther Blocks Dropped", v.softether_blocks_dropped),
+        (
+            "SoftEther Connections Ended for Bad Framing",
+            v.softether_streams_broken,
+        ),
+        (
+            "SoftEther Session Keys From Other Addresses",
+            v.softether_foreign_joins,
+        ),
+        (
+            "Stream Writes Dropped (Slow Clients)",
+            v.stream_writes_dropped,
+        ),
+    ] {
+        t.row(&[label.into(), num(n)]);
+    }
     ctx.table(&t, false);
     Ok(())
 }

@@ -401,6 +401,17 @@ impl Engine {
         Some((hub, link.session, view))
     }
 
+    /// Every registered core's counters: (protocol, counter, value).
+    pub fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        (0..self.protocols.count())
+            .filter_map(|i| self.protocols.get_ref(ProtocolId(i)))
+            .flat_map(|p| {
+                let name = p.name();
+                p.counters().into_iter().map(move |(c, v)| (name, c, v))
+            })
+            .collect()
+    }
+
     /// The WireGuard core (peers, counters).
     pub fn wireguard(&self) -> &WireGuard {
         &self.protocols.wireguard

@@ -274,6 +274,11 @@ pub trait Protocol: Send {
     fn live(&self, _tunnel: TunnelId) -> Option<Live> {
         None
     }
+
+    /// The core's own counters (logins, refusals, dropped input), by name.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Fills a datagram's buffer and says where it goes and how long it is (`None`: nothing to

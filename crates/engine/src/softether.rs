@@ -528,6 +528,19 @@ impl Protocol for SoftEtherSessions {
         self.end_session(tunnel.index, io);
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats;
+        vec![
+            ("logins", s.logins),
+            ("refused_logins", s.refused_logins),
+            ("dropped_blocks", s.dropped_blocks),
+            ("broken_streams", s.broken_streams),
+            ("foreign_joins", s.foreign_joins),
+            ("frames_in", s.frames_in),
+            ("frames_out", s.frames_out),
+        ]
+    }
+
     fn live(&self, tunnel: TunnelId) -> Option<Live> {
         let s = self.sessions.get(&tunnel.index)?;
         Some(Live {

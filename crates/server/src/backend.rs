@@ -240,8 +240,20 @@ impl Backend for AdminBackend {
                     )
                 })
                 .unwrap_or_default(),
+            stream_writes_dropped: dp.stats.stream_drops,
             ..Default::default()
         };
+        for (protocol, counter, value) in dp.engine.counters() {
+            let field = match (protocol, counter) {
+                ("SoftEther", "logins") => &mut st.softether_logins,
+                ("SoftEther", "refused_logins") => &mut st.softether_logins_refused,
+                ("SoftEther", "dropped_blocks") => &mut st.softether_blocks_dropped,
+                ("SoftEther", "broken_streams") => &mut st.softether_streams_broken,
+                ("SoftEther", "foreign_joins") => &mut st.softether_foreign_joins,
+                _ => continue,
+            };
+            *field = value;
+        }
         for name in cfg.hub_names() {
             st.num_users += cfg.users(&name).map(|u| u.len()).unwrap_or(0) as u32;
             if let Some(h) = dp.engine.hub(&name) {
