@@ -14,8 +14,11 @@ Paths measured, each for several rounds (median, min, max reported):
              relaying client to client through its kernel: what a WireGuard manager does)
   hub        wireguard-go A -> Etherhub -> wireguard-go B      (client to client on one hub)
   securenat  wireguard-go A -> Etherhub SecureNAT -> LAN host  (only when --securenat)
+  se-softether  SoftEther's vpnclient A -> Debian's SoftEther VPN Server SecureNAT -> LAN host
+             (the anchor of SoftEther's own protocol)
+  se-etherhub   SoftEther's vpnclient A -> Etherhub SecureNAT -> LAN host
 
-Tests per path: TCP single stream A->far and far->A (-R), TCP 4 streams, UDP at full rate
+Tests per path: TCP single stream A->far and far->A (-R), TCP 4 streams both ways, UDP at full rate
 (received Mbit/s and loss), ping RTT, the server process's CPU seconds per GB moved, and the CPU
 seconds per GB of every tunnel process on the path together (server and wireguard-go clients), so
 the cost of the clients themselves is on record: on a 2-core machine it bounds what any server in
@@ -131,6 +134,96 @@ def wg_iface(ns, ifname, addr, priv, peer_pub, psk, endpoint, allowed, listen_po
     return p
 
 
+def holder():
+    """A private mount+PID namespace with its own SoftEther state dirs (Debian's vpnclient and
+    vpnserver keep theirs in /var/lib, /run and /var/log/softether): the unshare process (ended
+    by stop(), which ends everything inside) and the host PID of its first process, for
+    nsenter."""
+    for d in ("/var/lib/softether", "/run/softether", "/var/log/softether"):
+        os.makedirs(d, exist_ok=True)
+    state = tempfile.mkdtemp(prefix="etherhub-bench-se-")
+    script = (f"set -e; for d in lib run log; do mkdir -p {state}/$d; done; "
+              f"mount --bind {state}/lib /var/lib/softether; mount --bind {state}/run /run/softether; "
+              f"mount --bind {state}/log /var/log/softether; touch {state}/ready; "
+              "trap 'exit 0' TERM; while :; do sleep 1 & wait $! || true; done")
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+                          "--mount-proc", "bash", "-c", script], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(p)
+    for _ in range(200):
+        if os.path.exists(os.path.join(state, "ready")):
+            break
+        time.sleep(0.05)
+    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+        first = int(f.read().split()[0])
+    return p, first, state
+
+
+def nse(h, ns, *args, **kw):
+    return sh("nsenter", "-t", str(h), "-m", "-p", f"--net=/run/netns/{ns}", *args, **kw)
+
+
+def descendants(pid, name):
+    """Host PIDs of the processes called `name` below `pid`."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+                comm = st[st.index("(") + 1:st.rindex(")")]
+                ppid = int(st.rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append((int(d), comm))
+            except (OSError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        for child, comm in kids.get(todo.pop(), []):
+            todo.append(child)
+            if comm == name:
+                out.append(child)
+    return out
+
+
+def vpnclient_connect(h, ns, server, maxtcp, tmp):
+    """Debian's vpnclient in `ns` (inside holder `h`) connected to `server` as bench@DEFAULT,
+    with an address from SecureNAT's DHCP and the LAN routed through the tunnel."""
+    nse(h, ns, "vpnclient", "start")
+    vc = lambda *a: nse(h, ns, "timeout", "30", "vpncmd", "localhost", "/CLIENT", "/CMD", *a)
+    for _ in range(100):
+        if subprocess.run(["nsenter", "-t", str(h), "-m", "-p", f"--net=/run/netns/{ns}", "vpncmd", "localhost",
+                           "/CLIENT", "/CMD", "VersionGet"], capture_output=True, stdin=subprocess.DEVNULL
+                          ).returncode == 0:
+            break
+        time.sleep(0.1)
+    vc("NicCreate", "eb1")
+    vc("AccountCreate", "bench", f"/SERVER:{server}", "/HUB:DEFAULT", "/USERNAME:bench", "/NICNAME:eb1")
+    vc("AccountPasswordSet", "bench", "/PASSWORD:benchpw", "/TYPE:standard")
+    vc("AccountDetailSet", "bench", f"/MAXTCP:{maxtcp}", "/INTERVAL:1", "/TTL:0", "/HALF:no", "/BRIDGE:no",
+       "/MONITOR:no", "/NOTRACK:no", "/NOQOS:no", "/DISABLEUDP:no")
+    vc("AccountConnect", "bench")
+    for _ in range(150):
+        if "Session Established" in vc("AccountStatusGet", "bench"):
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("vpnclient did not connect")
+    script = os.path.join(tmp, "udhcpc.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\ncase "$1" in\n  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;\n'
+                '  bound|renew) ip -4 addr flush dev "$interface"; ip addr add "$ip/${mask:-24}" dev "$interface" ;;\n'
+                'esac\nexit 0\n')
+    os.chmod(script, 0o755)
+    nsx(ns, "timeout", "30", "busybox", "udhcpc", "-f", "-q", "-n", "-i", "vpn_eb1", "-s", script, "-t", "5",
+        "-T", "2")
+    sh("ip", "-n", ns, "route", "replace", "198.19.200.0/24", "via", "192.168.30.1", "dev", "vpn_eb1")
+    nsx(ns, "ping", "-c", "3", "-W", "2", "198.19.200.2", check=False)
+
+
+def vpnclient_stop(h, ns):
+    nse(h, ns, "timeout", "20", "vpnclient", "stop", check=False)
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -140,15 +233,17 @@ def cpu_seconds(pid):
 
 
 def iperf(client_ns, server_ns, server_ip, secs, extra, cpu_pid, all_pids=()):
+    # cpu_pid: one PID, or several whose CPU adds up (a server of more than one process)
+    cpu_pids = cpu_pid if isinstance(cpu_pid, tuple) else (cpu_pid,) if cpu_pid else ()
     srv = spawn(server_ns, "iperf3", "-s", "-1", "-B", server_ip)
     time.sleep(0.3)
-    c0 = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    c0 = sum(cpu_seconds(p) for p in cpu_pids)
     a0 = sum(cpu_seconds(p) for p in all_pids)
     try:
         out = nsx(client_ns, "iperf3", "-J", "-c", server_ip, "-t", str(secs), *extra, timeout=secs + 30)
     finally:
         stop(srv)
-    c1 = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    c1 = sum(cpu_seconds(p) for p in cpu_pids)
     a1 = sum(cpu_seconds(p) for p in all_pids)
     j = json.loads(out)
     end = j["end"]
@@ -175,7 +270,8 @@ def ping_rtt(ns, ip):
 
 
 def measure(name, client_ns, server_ns, server_ip, secs, rounds, cpu_pid, all_pids=()):
-    res = {"tcp": [], "tcp_rev": [], "tcp4": [], "udp": [], "udp_loss": [], "rtt_ms": [], "cpu_s_per_gb": [],
+    res = {"tcp": [], "tcp_rev": [], "tcp4": [], "tcp4_rev": [], "udp": [], "udp_loss": [], "rtt_ms": [],
+           "cpu_s_per_gb": [], "cpu_rev_s_per_gb": [], "cpu4_s_per_gb": [], "cpu4_rev_s_per_gb": [],
            "cpu_all_s_per_gb": []}
     for r in range(rounds):
         t = iperf(client_ns, server_ns, server_ip, secs, [], cpu_pid, all_pids)
@@ -184,8 +280,15 @@ def measure(name, client_ns, server_ns, server_ip, secs, rounds, cpu_pid, all_pi
             res["cpu_s_per_gb"].append(t["cpu_s_per_gb"])
         if t["cpu_all_s_per_gb"] is not None:
             res["cpu_all_s_per_gb"].append(t["cpu_all_s_per_gb"])
-        res["tcp_rev"].append(iperf(client_ns, server_ns, server_ip, secs, ["-R"], None)["mbps"])
-        res["tcp4"].append(iperf(client_ns, server_ns, server_ip, secs, ["-P", "4"], None)["mbps"])
+        rev = iperf(client_ns, server_ns, server_ip, secs, ["-R"], cpu_pid)
+        res["tcp_rev"].append(rev["mbps"])
+        if rev["cpu_s_per_gb"] is not None:
+            res["cpu_rev_s_per_gb"].append(rev["cpu_s_per_gb"])
+        for key, args in (("tcp4", ["-P", "4"]), ("tcp4_rev", ["-P", "4", "-R"])):
+            m = iperf(client_ns, server_ns, server_ip, secs, args, cpu_pid)
+            res[key].append(m["mbps"])
+            if m["cpu_s_per_gb"] is not None:
+                res[key.replace("tcp", "cpu") + "_s_per_gb"].append(m["cpu_s_per_gb"])
         u = iperf(client_ns, server_ns, server_ip, secs, ["-u", "-b", "0", "-l", "1300"], None)
         res["udp"].append(u["mbps"])
         res["udp_loss"].append(u["loss"])
@@ -218,11 +321,12 @@ def main():
     ap.add_argument("--paths", default="baseline,anchor,relay,hub",
                     help="comma-separated subset of baseline,anchor,relay,hub,securenat")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--se-maxtcp", type=int, default=1, help="vpnclient's TCP connections per session")
     a = ap.parse_args()
     paths = set(a.paths.split(","))
     if a.securenat:
         paths.add("securenat")
-    unknown = paths - {"baseline", "anchor", "relay", "hub", "securenat"}
+    unknown = paths - {"baseline", "anchor", "relay", "hub", "securenat", "se-softether", "se-etherhub"}
     if unknown:
         sys.exit(f"unknown path(s): {', '.join(sorted(unknown))}")
     if os.geteuid() != 0:
@@ -326,6 +430,61 @@ def main():
                     # keep the other paths' figures; say what failed
                     print(f"securenat path failed: {e}", file=sys.stderr)
                     errors["securenat"] = str(e)
+            stop_tunnels(("ebA", "ebwga"), ("ebB", "ebwgb"))
+            stop(srv)
+
+        if "se-softether" in paths:
+            print("softether: vpnclient -> Debian's SoftEther VPN Server SecureNAT -> LAN", file=sys.stderr)
+            try:
+                hs, hpid, _ = holder()
+                nse(hpid, "ebS", "vpnserver", "start")
+                for _ in range(100):
+                    if "LISTEN" in sh("ip", "netns", "exec", "ebS", "ss", "-Hltn", "sport = :443", check=False):
+                        break
+                    time.sleep(0.1)
+                vs = lambda *a: nse(hpid, "ebS", "timeout", "30", "vpncmd", "127.0.0.1:5555", "/SERVER", *a)
+                vs("/CMD", "KeepDisable")
+                vs("/HUB:DEFAULT", "/CMD", "UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none")
+                vs("/HUB:DEFAULT", "/CMD", "UserPasswordSet", "bench", "/PASSWORD:benchpw")
+                vs("/HUB:DEFAULT", "/CMD", "SecureNatEnable")
+                hc, cpid, _ = holder()
+                vpnclient_connect(cpid, "ebA", "198.18.200.1:443", a.se_maxtcp, tmp)
+                server_pids = tuple(descendants(hpid, "vpnserver"))
+                client_pids = tuple(descendants(cpid, "vpnclient"))
+                results["se-softether"] = measure("se-softether", "ebA", "ebL", "198.19.200.2", a.secs,
+                                                  a.rounds, server_pids, server_pids + client_pids)
+                vpnclient_stop(cpid, "ebA")
+                nse(hpid, "ebS", "timeout", "30", "vpnserver", "stop", check=False)
+                stop(hc)
+                stop(hs)
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as e:
+                print(f"se-softether path failed: {e}", file=sys.stderr)
+                errors["se-softether"] = str(e)
+
+        if "se-etherhub" in paths:
+            print("etherhub: vpnclient -> Etherhub SecureNAT -> LAN", file=sys.stderr)
+            try:
+                cfg = os.path.join(tmp, "vpn_server_se.config")
+                log = open(os.path.join(tmp, "etherhub-se.log"), "w")
+                srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
+                for _ in range(100):
+                    if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c",
+                                       "exec 3<>/dev/tcp/127.0.0.1/5555"], capture_output=True).returncode == 0:
+                        break
+                    time.sleep(0.1)
+                etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
+                etherhub_cmd("UserPasswordSet", "bench", "/PASSWORD:benchpw", hub="DEFAULT")
+                hc, cpid, _ = holder()
+                vpnclient_connect(cpid, "ebA", "198.18.200.1:443", a.se_maxtcp, tmp)
+                client_pids = tuple(descendants(cpid, "vpnclient"))
+                results["se-etherhub"] = measure("se-etherhub", "ebA", "ebL", "198.19.200.2", a.secs, a.rounds,
+                                                 srv.pid, (srv.pid,) + client_pids)
+                vpnclient_stop(cpid, "ebA")
+                stop(hc)
+                stop(srv)
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as e:
+                print(f"se-etherhub path failed: {e}", file=sys.stderr)
+                errors["se-etherhub"] = str(e)
     finally:
         cleanup()
 
@@ -334,19 +493,23 @@ def main():
         table[path] = {k: summary(v) for k, v in res.items()}
     ratios = {}
     # every path against the plain tunnel; client-to-client also against the relaying server
-    for path, against in (("hub", "anchor"), ("securenat", "anchor"), ("relay", "anchor"), ("hub", "relay")):
+    for path, against in (("hub", "anchor"), ("securenat", "anchor"), ("relay", "anchor"), ("hub", "relay"),
+                          ("se-etherhub", "se-softether")):
         ref = table.get(against, {})
         if path in table and ref:
             r = ratios.setdefault(f"{path}/{against}", {})
-            for k in ("tcp", "tcp_rev", "tcp4", "udp"):
+            for k in ("tcp", "tcp_rev", "tcp4", "tcp4_rev", "udp", "cpu_s_per_gb", "cpu_rev_s_per_gb",
+                      "cpu4_s_per_gb", "cpu4_rev_s_per_gb"):
                 if table[path].get(k) and ref.get(k):
                     r[k] = table[path][k]["median"] / ref[k]["median"]
     out = {"rounds": a.rounds, "secs": a.secs, "results": table, "ratios": ratios, "errors": errors,
            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with open(a.out, "w") as f:
         json.dump(out, f, indent=2)
-    cols = [("tcp", "TCP 1 Mbit/s"), ("tcp_rev", "TCP 1 rev"), ("tcp4", "TCP x4"), ("udp", "UDP rcvd Mbit/s"),
-            ("udp_loss", "UDP loss %"), ("rtt_ms", "RTT ms"), ("cpu_s_per_gb", "CPU s/GB"),
+    cols = [("tcp", "TCP 1 Mbit/s"), ("tcp_rev", "TCP 1 rev"), ("tcp4", "TCP x4"), ("tcp4_rev", "TCP x4 rev"),
+            ("udp", "UDP rcvd Mbit/s"), ("udp_loss", "UDP loss %"), ("rtt_ms", "RTT ms"),
+            ("cpu_s_per_gb", "CPU s/GB"), ("cpu_rev_s_per_gb", "CPU s/GB rev"),
+            ("cpu4_s_per_gb", "CPU s/GB x4"), ("cpu4_rev_s_per_gb", "CPU s/GB x4 rev"),
             ("cpu_all_s_per_gb", "all tunnel CPU s/GB")]
     print(f"{'path':<10} " + " ".join(f"{c[1]:>22}" for c in cols))
     for path, row in table.items():
