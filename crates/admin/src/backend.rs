@@ -92,11 +92,20 @@ pub trait Backend: Send + Sync {
     // A password comes as `password` (plain) or, from vpncmd, as `hashed_key` and `nt_hash`
     // (used when `password` is empty and `hashed_key` is not all zero).
     fn create_user(&self, user: &User) -> AdminResult<()>;
-    /// Replace a user's settings; an empty password keeps the current one.
+    /// Replace a user's settings: names, group (empty: none), expiry, authentication (0
+    /// anonymous), policy (a request without `UsePolicy` removes the user's own, as
+    /// SoftEther's does); an empty password keeps the current one.
     fn set_user(&self, user: &User) -> AdminResult<()>;
     fn get_user(&self, hub: &str, name: &str) -> AdminResult<User>;
     fn delete_user(&self, hub: &str, name: &str) -> AdminResult<()>;
     fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserItem>>;
+    /// Creates (`create`) or changes a group; a request without `UsePolicy` removes its
+    /// policy, as SoftEther's does.
+    fn put_group(&self, group: &Group, create: bool) -> AdminResult<()>;
+    fn get_group(&self, hub: &str, name: &str) -> AdminResult<Group>;
+    /// Its members leave it.
+    fn delete_group(&self, hub: &str, name: &str) -> AdminResult<()>;
+    fn enum_groups(&self, hub: &str) -> AdminResult<Vec<GroupItem>>;
 
     // Sessions and tables.
     fn enum_sessions(&self, hub: &str) -> AdminResult<Vec<SessionItem>>;

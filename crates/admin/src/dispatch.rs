@@ -127,12 +127,18 @@ pub static METHODS: &[Method] = &[
     Method {
         name: "CreateUser",
         access: Access::Hub("HubName_str"),
-        run: |b, _, p| call(p, |u: User| set_user(b, u, true)),
+        run: |b, _, p| {
+            let said_auth = p.get("AuthType_u32").is_some();
+            call(p, |u: User| set_user(b, u, true, said_auth))
+        },
     },
     Method {
         name: "SetUser",
         access: Access::Hub("HubName_str"),
-        run: |b, _, p| call(p, |u: User| set_user(b, u, false)),
+        run: |b, _, p| {
+            let said_auth = p.get("AuthType_u32").is_some();
+            call(p, |u: User| set_user(b, u, false, said_auth))
+        },
     },
     Method {
         name: "GetUser",
@@ -151,6 +157,48 @@ pub static METHODS: &[Method] = &[
             call(p, |o: HubObject| {
                 need("Name_str", &o.name)?;
                 b.delete_user(&o.hub, &o.name).map(|_| o)
+            })
+        },
+    },
+    Method {
+        name: "CreateGroup",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| call(p, |g: Group| put_group(b, g, true)),
+    },
+    Method {
+        name: "SetGroup",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| call(p, |g: Group| put_group(b, g, false)),
+    },
+    Method {
+        name: "GetGroup",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| {
+            call(p, |o: HubObject| {
+                need("Name_str", &o.name)?;
+                b.get_group(&o.hub, &o.name)
+            })
+        },
+    },
+    Method {
+        name: "DeleteGroup",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| {
+            call(p, |o: HubObject| {
+                need("Name_str", &o.name)?;
+                b.delete_group(&o.hub, &o.name).map(|_| o)
+            })
+        },
+    },
+    Method {
+        name: "EnumGroup",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| {
+            call(p, |h: HubName| {
+                Ok(GroupList {
+                    groups: b.enum_groups(&h.hub)?,
+                    hub: h.hub,
+                })
             })
         },
     },
@@ -670,12 +718,18 @@ fn hash_len(field: &str, bin: &Bin, len: usize) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn set_user(b: &dyn Backend, mut u: User, create: bool) -> AdminResult<User> {
+/// CreateUser and SetUser. Anonymous authentication (`AuthType_u32` 0) only when the request
+/// says so: a JSON client that leaves the field out keeps the user's (a new user gets
+/// password authentication), rather than opening the account to anyone.
+fn set_user(b: &dyn Backend, mut u: User, create: bool, said_auth: bool) -> AdminResult<User> {
     need("Name_str", &u.name)?;
     hash_len("HashedKey_bin", &u.hashed_key, 20)?;
     hash_len("NtLmSecureHash_bin", &u.nt_hash, 16)?;
-    if u.auth_type == 0 && !u.password.is_empty() {
-        u.auth_type = 1;
+    if !said_auth || (u.auth_type == 0 && !u.password.is_empty()) {
+        u.auth_type = match create || !u.password.is_empty() {
+            true => 1,
+            false => b.get_user(&u.hub, &u.name)?.auth_type,
+        };
     }
     if u.auth_type > 1 {
         return Err(AdminError::new(
@@ -683,6 +737,7 @@ fn set_user(b: &dyn Backend, mut u: User, create: bool) -> AdminResult<User> {
             format!("AuthType_u32 {} is not supported by Etherhub", u.auth_type),
         ));
     }
+    check_policy(&u.policy)?;
     if create {
         b.create_user(&u)?;
     } else {
@@ -691,6 +746,28 @@ fn set_user(b: &dyn Backend, mut u: User, create: bool) -> AdminResult<User> {
     let mut now = b.get_user(&u.hub, &u.name)?;
     now.password.clear();
     Ok(now)
+}
+
+/// Policy numbers within SoftEther's ranges (its server takes any; a bad one would only
+/// surprise later).
+fn check_policy(p: &PolicyFields) -> Result<(), AdminError> {
+    let Some(p) = &p.policy else { return Ok(()) };
+    for (id, item) in etherhub_config::policy::ITEMS.iter().enumerate() {
+        if let Err(e) = etherhub_config::Policy::check(id, p.0[id]) {
+            return Err(AdminError::invalid_param(
+                &format!("policy:{}_u32", item.name),
+                &e.to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn put_group(b: &dyn Backend, g: Group, create: bool) -> AdminResult<Group> {
+    need("Name_str", &g.name)?;
+    check_policy(&g.policy)?;
+    b.put_group(&g, create)?;
+    b.get_group(&g.hub, &g.name)
 }
 
 /// SetSecureNATOption: what the request leaves out keeps its value (vpncmd's NatSet and

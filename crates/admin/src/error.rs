@@ -45,8 +45,14 @@ pub mod code {
     pub const ERR_HUB_ALREADY_EXISTS: u32 = 57;
     /// Too many Virtual Hubs.
     pub const ERR_TOO_MANY_HUBS: u32 = 58;
+    /// Too many sessions of one user (the MultiLogins policy).
+    pub const ERR_TOO_MANY_USER_SESSION: u32 = 20;
+    /// The group does not exist.
+    pub const ERR_GROUP_NOT_FOUND: u32 = 65;
     /// A user with that name already exists.
     pub const ERR_USER_ALREADY_EXISTS: u32 = 66;
+    /// A group with that name already exists.
+    pub const ERR_GROUP_ALREADY_EXISTS: u32 = 67;
     /// SecureNAT is not running.
     pub const ERR_SNAT_NOT_RUNNING: u32 = 80;
     /// The name is invalid.
@@ -76,7 +82,10 @@ pub fn error_text(code: u32) -> &'static str {
         54 => "The listener of the specified port number already exists.",
         57 => "The Virtual Hub with the specified name already exists on the server.",
         58 => "There are too many registered Virtual Hubs. No more can be created. Delete the old Virtual Hubs.",
+        20 => "There are too many sessions by the same user. Other person might be connected to the Virtual Hub as the same user.",
+        65 => "The specified group does not exist.",
         66 => "The user with the specified name already exists on the Virtual Hub.",
+        67 => "The group with the specified name already exists on the Virtual Hub.",
         80 => "The SecureNAT is not operating.",
         94 => "The specified name is invalid. Check if the name contains characters that cannot be used.",
         112 => "The specified object already exists.",

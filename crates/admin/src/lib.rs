@@ -27,6 +27,8 @@ pub mod wire;
 pub use backend::{AdminResult, Backend, Proof};
 pub use dispatch::{caps, dispatch, dispatch_pack, method, Access, Method, METHODS};
 pub use error::{code, error_text, AdminError, RpcError, JSONRPC_METHOD_NOT_FOUND};
+/// SoftEther's security policy items (for tools that show or edit policies).
+pub use etherhub_config::policy;
 pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 pub use http::{serve_connection, serve_connection_with, Ends, Limits, Outcome};
 pub use native::{SessionRequest, SERVER_STR, SOFTETHER_BUILD, SOFTETHER_VERSION};

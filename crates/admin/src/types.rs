@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::one_or_many;
-pub use crate::wire::{Bin, Dt, Ip, IpU32, Traffic, TrafficFields};
+pub use crate::wire::{Bin, Dt, Ip, IpU32, PolicyFields, Traffic, TrafficFields};
 
 /// Who an authenticated admin connection acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,7 +423,56 @@ pub struct User {
     #[serde(rename = "UsePolicy_bool")]
     pub use_policy: bool,
     #[serde(flatten)]
+    pub policy: PolicyFields,
+    #[serde(flatten)]
     pub traffic: TrafficFields<false>,
+}
+
+/// A user group: `CreateGroup`, `SetGroup`, `GetGroup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Group {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "Name_str")]
+    pub name: String,
+    #[serde(rename = "Realname_utf")]
+    pub real_name: String,
+    #[serde(rename = "Note_utf")]
+    pub note: String,
+    #[serde(rename = "UsePolicy_bool")]
+    pub use_policy: bool,
+    #[serde(flatten)]
+    pub policy: PolicyFields,
+    #[serde(flatten)]
+    pub traffic: TrafficFields<false>,
+}
+
+/// One row of `EnumGroup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupItem {
+    #[serde(rename = "Name_str")]
+    pub name: String,
+    #[serde(rename = "Realname_utf")]
+    pub real_name: String,
+    #[serde(rename = "Note_utf")]
+    pub note: String,
+    #[serde(rename = "NumUsers_u32")]
+    pub num_users: u32,
+    /// The group's policy denies access.
+    #[serde(rename = "DenyAccess_bool")]
+    pub deny_access: bool,
+}
+
+/// `EnumGroup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupList {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "GroupList")]
+    pub groups: Vec<GroupItem>,
 }
 
 /// An object of a hub, by name: `GetUser`, `DeleteUser`, `GetSessionStatus`, `DeleteSession`.

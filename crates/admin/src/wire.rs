@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::AdminError;
+use etherhub_config::policy::{self, Policy};
 
 pub use etherhub_pack::time::DateTime;
 
@@ -325,6 +326,106 @@ impl<'de, const EX: bool> Deserialize<'de> for TrafficFields<EX> {
             }
         }
         d.deserialize_map(V::<EX>)
+    }
+}
+
+/// A security policy flattened into its message as SoftEther writes it: `policy:Access_bool`,
+/// `policy:MaxUpload_u32`, ... and `policy:Ver3_bool`. `None` when the message carries none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyFields {
+    pub policy: Option<Policy>,
+    /// The message said `policy:Ver3`: its version 3 items count (SoftEther keeps a stored
+    /// policy's version 3 items when a client sends only version 2's).
+    pub ver3: bool,
+}
+
+impl PolicyFields {
+    pub fn of(policy: Option<Policy>) -> Self {
+        PolicyFields {
+            policy,
+            ver3: policy.is_some(),
+        }
+    }
+
+    /// The policy a set request leaves: none without `use_policy`, else the request's items
+    /// (missing ones 0, as SoftEther reads them) over `old`'s version 3 items when the
+    /// request has no `policy:Ver3`.
+    pub fn applied(&self, use_policy: bool, old: Option<Policy>) -> Option<Policy> {
+        if !use_policy {
+            return None;
+        }
+        let mut p = self.policy.unwrap_or(Policy([0; 38]));
+        if let (false, Some(old)) = (self.ver3, old) {
+            p.0[policy::VER2_ITEMS..].copy_from_slice(&old.0[policy::VER2_ITEMS..]);
+        }
+        Some(p)
+    }
+}
+
+impl Serialize for PolicyFields {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Some(p) = &self.policy {
+            for (id, item) in policy::ITEMS.iter().enumerate() {
+                match item.kind {
+                    policy::Kind::Flag => {
+                        m.serialize_entry(&format!("policy:{}_bool", item.name), &p.flag(id))?
+                    }
+                    policy::Kind::Number { .. } => {
+                        m.serialize_entry(&format!("policy:{}_u32", item.name), &p.0[id])?
+                    }
+                }
+            }
+            m.serialize_entry("policy:Ver3_bool", &true)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for PolicyFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = PolicyFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("policy items")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = PolicyFields::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let name = key
+                        .strip_prefix("policy:")
+                        .and_then(|k| k.rsplit_once('_'))
+                        .map(|(n, _)| n);
+                    let Some(name) = name else {
+                        map.next_value::<de::IgnoredAny>()?;
+                        continue;
+                    };
+                    // a boolean or a number, whichever the client wrote
+                    let v = match map.next_value::<Value>()? {
+                        Value::Bool(b) => u64::from(b),
+                        Value::Number(n) => n.as_u64().unwrap_or(0),
+                        Value::String(t) => t.trim().parse().unwrap_or(0),
+                        _ => 0,
+                    };
+                    let v = v.min(u64::from(u32::MAX)) as u32;
+                    if name == "Ver3" {
+                        out.ver3 = v != 0;
+                        continue;
+                    }
+                    if let Some(id) = policy::ITEMS.iter().position(|i| i.name == name) {
+                        let p = out.policy.get_or_insert(Policy([0; 38]));
+                        p.0[id] = match policy::ITEMS[id].kind {
+                            policy::Kind::Flag => u32::from(v != 0),
+                            policy::Kind::Number { .. } => v,
+                        };
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 

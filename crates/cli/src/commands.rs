@@ -151,6 +151,30 @@ pub const COMMANDS: &[Command] = &[
         opt("PUSHROUTE"),
     ], run: dhcp_set },
     Command { name: "DhcpTable", title: "Get Virtual DHCP Server Function Lease Table of SecureNAT Function", params: &[], run: dhcp_table },
+    Command { name: "GroupCreate", title: "Create Group", params: &[
+        p("[name]", Ask::Line("Group Name: "), NOT_EMPTY),
+        p("REALNAME", Ask::Line("Group Full Name: "), Check::Any),
+        p("NOTE", Ask::Line("Group Description: "), Check::Any),
+    ], run: group_create },
+    Command { name: "GroupDelete", title: "Delete Group", params: &[p("[name]", Ask::Line("Group Name: "), NOT_EMPTY)], run: group_delete },
+    Command { name: "GroupGet", title: "Get Group Information and List of Assigned Users", params: &[p("[name]", Ask::Line("Group Name: "), NOT_EMPTY)], run: group_get },
+    Command { name: "GroupJoin", title: "Add User to Group", params: &[
+        p("[name]", Ask::Line("Group Name: "), NOT_EMPTY),
+        p("USERNAME", Ask::Line("Name of User to Join Group: "), NOT_EMPTY),
+    ], run: group_join },
+    Command { name: "GroupList", title: "Get List of Groups", params: &[], run: group_list },
+    Command { name: "GroupPolicyRemove", title: "Delete Security Policy of Group", params: &[p("[name]", Ask::Line("Group Name: "), NOT_EMPTY)], run: group_policy_remove },
+    Command { name: "GroupPolicySet", title: "Set Security Policy of Group", params: &[
+        p("[name]", Ask::Line("Group Name: "), NOT_EMPTY),
+        p("NAME", Ask::Line("Name of Policy Whose Value you want to Change: "), NOT_EMPTY),
+        p("VALUE", Ask::Line("Value to newly set: "), Check::Any),
+    ], run: group_policy_set },
+    Command { name: "GroupSet", title: "Set Group Information", params: &[
+        p("[name]", Ask::Line("Group Name: "), NOT_EMPTY),
+        p("REALNAME", Ask::Line("Group Full Name: "), Check::Any),
+        p("NOTE", Ask::Line("Group Description: "), Check::Any),
+    ], run: group_set },
+    Command { name: "GroupUnjoin", title: "Delete User from Group", params: &[p("[name]", Ask::Line("Name of User to Delete from Group: "), NOT_EMPTY)], run: group_unjoin },
     Command { name: "Hub", title: "Select Virtual Hub to Manage", params: &[opt("[name]")], run: hub_select },
     Command { name: "HubCreate", title: "Create New Virtual Hub", params: &[
         p("[name]", Ask::Line("Name of Virtual Hub to be created: "), NOT_EMPTY),
@@ -170,6 +194,7 @@ pub const COMMANDS: &[Command] = &[
         p("UDPTIMEOUT", Ask::Line("UDP Session Timeout (Seconds): "), Check::MinMax(10, 2_000_000_000, "Specify the number of seconds in the range {} to {} for the UDP session timeout.")),
         SAVE_LOG,
     ], run: nat_set },
+    Command { name: "PolicyList", title: "Display List of Security Policy Types and Settable Values", params: &[opt("[name]")], run: policy_list },
     Command { name: "NatTable", title: "Get Virtual NAT Function Session Table of SecureNAT Function", params: &[], run: nat_table },
     Command { name: "OptionsGet", title: "Get Options Setting of Virtual Hubs", params: &[], run: options_get },
     Command { name: "PortsUDPGet", title: "Lists the UDP ports that the server is listening on", params: &[], run: ports_udp_get },
@@ -199,9 +224,20 @@ pub const COMMANDS: &[Command] = &[
         p("REALNAME", Ask::Line("User Full Name: "), Check::Any),
         p("NOTE", Ask::Line("User Description: "), Check::Any),
     ], run: user_create },
+    Command { name: "UserAnonymousSet", title: "Set Anonymous Authentication for User Auth Type", params: &[p("[name]", Ask::Line("User Name: "), NOT_EMPTY)], run: user_anonymous_set },
     Command { name: "UserDelete", title: "Delete User", params: &[p("[name]", Ask::Line("User Name: "), NOT_EMPTY)], run: user_delete },
+    Command { name: "UserExpiresSet", title: "Set User's Expiration Date", params: &[
+        p("[name]", Ask::Line("User Name: "), NOT_EMPTY),
+        p("EXPIRES", Ask::Line("User Expiration Date (no expiration if nothing specified): "), Check::Any),
+    ], run: user_expires_set },
     Command { name: "UserGet", title: "Get User Information", params: &[p("[name]", Ask::Line("User Name: "), NOT_EMPTY)], run: user_get },
     Command { name: "UserList", title: "Get List of Users", params: &[], run: user_list },
+    Command { name: "UserPolicyRemove", title: "Delete User Security Policy", params: &[p("[name]", Ask::Line("User Name: "), NOT_EMPTY)], run: user_policy_remove },
+    Command { name: "UserPolicySet", title: "Set User Security Policy", params: &[
+        p("[name]", Ask::Line("User Name: "), NOT_EMPTY),
+        p("NAME", Ask::Line("Name of Policy Whose Value you want to Change: "), NOT_EMPTY),
+        p("VALUE", Ask::Line("Value to newly set: "), Check::Any),
+    ], run: user_policy_set },
     Command { name: "UserPasswordSet", title: "Set Password Authentication for User Auth Type and Set Password", params: &[
         p("[name]", Ask::Line("User Name: "), NOT_EMPTY),
         p("PASSWORD", Ask::Password, Check::Any),
@@ -413,6 +449,24 @@ impl Ctx<'_> {
 
     fn hub_name(&self) -> Result<HubName, CmdError> {
         Ok(HubName { hub: self.hub()? })
+    }
+
+    /// The user the command's unnamed parameter names.
+    fn get_user(&self, p: &CmdParams) -> Result<User, CmdError> {
+        let req = HubObject {
+            hub: self.hub()?,
+            name: p.get("").unwrap_or_default().to_string(),
+        };
+        self.rpc("GetUser", &req)
+    }
+
+    /// The group the command's unnamed parameter names.
+    fn get_group(&self, p: &CmdParams) -> Result<Group, CmdError> {
+        let req = HubObject {
+            hub: self.hub()?,
+            name: p.get("").unwrap_or_default().to_string(),
+        };
+        self.rpc("GetGroup", &req)
     }
 
     fn table(&mut self, t: &Table, vertical: bool) {
@@ -927,6 +981,282 @@ fn user_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     traffic_rows(&mut t, &v.traffic.0);
     t.row(&["Number of Logins".into(), num(u64::from(v.num_login))]);
     ctx.table(&t, false);
+    if v.use_policy {
+        ctx.out.push_str("\nSecurity Policy Set for this User\n");
+        policy_table(ctx, &v.policy);
+    }
+    Ok(())
+}
+
+fn user_anonymous_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut u = ctx.get_user(p)?;
+    u.auth_type = 0;
+    u.password.clear();
+    let _: User = ctx.rpc("SetUser", &u)?;
+    Ok(())
+}
+
+/// vpncmd's date: six numbers (year month day hour minute second) apart by any of `:/,. `
+/// (read as UTC, the zone Etherhub's tools print in), or nothing / `none` for no expiry.
+fn parse_expiry(v: &str) -> Result<u64, CmdError> {
+    let v = v.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("none") {
+        return Ok(0);
+    }
+    let bad = || {
+        CmdError::usage(format!(
+            "The date and time {v:?} is not valid: specify it as \"2026/12/31 23:59:59\"."
+        ))
+    };
+    let n: Vec<u32> = v
+        .split(|c: char| ":/,. -".contains(c))
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [year, month, day, hour, minute, second] = n[..] else {
+        return Err(bad());
+    };
+    if !(1000..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return Err(bad());
+    }
+    Ok(DateTime {
+        year: i64::from(year),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        millis: 0,
+        weekday: 0,
+    }
+    .to_unix_ms())
+}
+
+fn user_expires_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let expires = parse_expiry(p.get("EXPIRES").unwrap_or_default())?;
+    let mut u = ctx.get_user(p)?;
+    u.expire_time = Dt(expires);
+    let _: User = ctx.rpc("SetUser", &u)?;
+    Ok(())
+}
+
+/// UserPolicySet and GroupPolicySet: the object's policy (or the default one, when it has
+/// none) with one item changed.
+fn edit_policy(fields: &PolicyFields, p: &CmdParams) -> Result<PolicyFields, CmdError> {
+    let mut policy = fields.policy.unwrap_or_default();
+    let name = p.get("NAME").unwrap_or_default();
+    policy
+        .set_named(name, p.get("VALUE").unwrap_or_default())
+        .map_err(|e| CmdError::usage(capitalized(&e.to_string())))?;
+    Ok(PolicyFields::of(Some(policy)))
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// Says which of a policy's settings Etherhub keeps without enforcing them.
+fn note_unenforced(ctx: &mut Ctx<'_>, fields: &PolicyFields) {
+    let unenforced = fields.policy.map(|p| p.unenforced()).unwrap_or_default();
+    if !unenforced.is_empty() {
+        ctx.out.push_str(&format!(
+            "Note: {}: {}.\n",
+            unenforced.join(", "),
+            etherhub_admin::policy::UNENFORCED_NOTE
+        ));
+    }
+}
+
+fn user_policy_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut u = ctx.get_user(p)?;
+    u.policy = edit_policy(&u.policy, p)?;
+    u.use_policy = true;
+    let v: User = ctx.rpc("SetUser", &u)?;
+    note_unenforced(ctx, &v.policy);
+    Ok(())
+}
+
+fn user_policy_remove(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut u = ctx.get_user(p)?;
+    u.use_policy = false;
+    u.policy = PolicyFields::default();
+    let _: User = ctx.rpc("SetUser", &u)?;
+    Ok(())
+}
+
+fn group_create(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let g = Group {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+        real_name: none_empty(p.get("REALNAME")),
+        note: none_empty(p.get("NOTE")),
+        ..Group::default()
+    };
+    let _: Group = ctx.rpc("CreateGroup", &g)?;
+    Ok(())
+}
+
+fn group_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut g = ctx.get_group(p)?;
+    g.real_name = none_empty(p.get("REALNAME"));
+    g.note = none_empty(p.get("NOTE"));
+    let _: Group = ctx.rpc("SetGroup", &g)?;
+    Ok(())
+}
+
+fn group_delete(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let req = HubObject {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+    };
+    let _: HubObject = ctx.rpc("DeleteGroup", &req)?;
+    Ok(())
+}
+
+fn group_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
+    let v: GroupList = ctx.rpc("EnumGroup", &ctx.hub_name()?)?;
+    let mut t = Table::standard();
+    for (i, g) in v.groups.iter().enumerate() {
+        if i > 0 {
+            t.row(&["---", "---"]);
+        }
+        t.row(&["Group Name", &g.name]);
+        t.row(&["Full Name", &g.real_name]);
+        t.row(&["Description", &g.note]);
+        t.row(&["Num Users".into(), num(u64::from(g.num_users))]);
+    }
+    ctx.table(&t, false);
+    Ok(())
+}
+
+/// vpncmd's policy table: every item, its title and its value.
+fn policy_table(ctx: &mut Ctx<'_>, fields: &PolicyFields) {
+    let Some(policy) = fields.policy else { return };
+    let mut t = Table::new(&[
+        "Policy name",
+        "Simple description of policy",
+        "Setting value",
+    ]);
+    for (id, item) in etherhub_admin::policy::ITEMS.iter().enumerate() {
+        t.row(&[
+            item.name.to_string(),
+            item.title.to_string(),
+            policy.format(id),
+        ]);
+    }
+    ctx.table(&t, false);
+    note_unenforced(ctx, fields);
+}
+
+fn group_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let g = ctx.get_group(p)?;
+    let mut t = Table::standard();
+    t.row(&["Group Name", &g.name]);
+    t.row(&["Full Name", &g.real_name]);
+    t.row(&["Description", &g.note]);
+    ctx.table(&t, false);
+    if g.use_policy {
+        ctx.out
+            .push_str("\nThis is the security policy that is set for this group.\n");
+        policy_table(ctx, &g.policy);
+    }
+    let users: UserList = ctx.rpc("EnumUser", &ctx.hub_name()?)?;
+    let members: Vec<&UserItem> = users
+        .users
+        .iter()
+        .filter(|u| u.group_name.eq_ignore_ascii_case(&g.name))
+        .collect();
+    if !members.is_empty() {
+        ctx.out
+            .push_str("\nThis is a list of user names of users who are assigned to this group.\n");
+        for u in members {
+            ctx.out.push_str(&format!(" {}\n", u.name));
+        }
+        ctx.out.push('\n');
+    }
+    Ok(())
+}
+
+fn group_join(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let req = HubObject {
+        hub: ctx.hub()?,
+        name: p.get("USERNAME").unwrap_or_default().to_string(),
+    };
+    let mut u: User = ctx.rpc("GetUser", &req)?;
+    u.group_name = p.get("").unwrap_or_default().to_string();
+    let _: User = ctx.rpc("SetUser", &u)?;
+    Ok(())
+}
+
+fn group_unjoin(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut u = ctx.get_user(p)?;
+    u.group_name.clear();
+    let _: User = ctx.rpc("SetUser", &u)?;
+    Ok(())
+}
+
+fn group_policy_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut g = ctx.get_group(p)?;
+    g.policy = edit_policy(&g.policy, p)?;
+    g.use_policy = true;
+    let v: Group = ctx.rpc("SetGroup", &g)?;
+    note_unenforced(ctx, &v.policy);
+    Ok(())
+}
+
+fn group_policy_remove(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut g = ctx.get_group(p)?;
+    g.use_policy = false;
+    g.policy = PolicyFields::default();
+    let _: Group = ctx.rpc("SetGroup", &g)?;
+    Ok(())
+}
+
+/// Every policy item with its title; or one item's range and default.
+fn policy_list(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    use etherhub_admin::policy::{find, format_value, range_text, ITEMS};
+    let name = p.get("").unwrap_or_default();
+    if name.is_empty() {
+        let mut t = Table::new(&["Policy name", "Simple description of policy"]);
+        for item in ITEMS.iter() {
+            let title = if item.enforced {
+                item.title.to_string()
+            } else {
+                format!("{} (not enforced by Etherhub yet)", item.title)
+            };
+            t.row(&[item.name.to_string(), title]);
+        }
+        ctx.table(&t, false);
+        return Ok(());
+    }
+    let Some(id) = find(name) else {
+        ctx.out.push_str("The specified policy name is invalid.\n");
+        return Ok(());
+    };
+    let item = &ITEMS[id];
+    let default = etherhub_admin::policy::Policy::default().0[id];
+    ctx.out.push_str(&format!(
+        "[Policy Name]\n {}\n\n[Simple Description of Policy]\n {}\n\n[Range of Settable Values]\n {}\n\n[Default Value]\n {}\n\n",
+        item.name,
+        item.title,
+        range_text(id),
+        format_value(id, default)
+    ));
+    if !item.enforced {
+        ctx.out.push_str(&format!(
+            "[Etherhub]\n {}\n\n",
+            etherhub_admin::policy::UNENFORCED_NOTE
+        ));
+    }
     Ok(())
 }
 

@@ -8,14 +8,16 @@
 
 pub mod hash;
 pub mod model;
+pub mod policy;
 pub mod store;
 pub mod tree;
 pub mod wgaddr;
 
 pub use model::{
-    Config, HubSettings, Listener, ModelError, SecureNatSettings, UserSettings, WgKey,
-    WireGuardSettings, DEFAULT_HUB, DEFAULT_PORTS,
+    Config, GroupSettings, HubSettings, Listener, ModelError, SecureNatSettings, UserSettings,
+    WgKey, WireGuardSettings, DEFAULT_HUB, DEFAULT_PORTS,
 };
+pub use policy::Policy;
 pub use store::{Store, StoreError};
 pub use tree::{Folder, Item, ParseError, Value};
 pub use wgaddr::HubNetwork;

@@ -2,6 +2,7 @@
 //! change only the items they own, so every block and value we do not know survives a save.
 
 use crate::hash;
+use crate::policy::Policy;
 use crate::tree::{self, Folder, ParseError};
 use std::net::Ipv4Addr;
 
@@ -52,6 +53,10 @@ pub enum ModelError {
     },
     #[error("{0:?} is not a host name: use letters, digits and . - _ : [ ] only")]
     BadHostName(String),
+    #[error("the group {group:?} does not exist on hub {hub:?}")]
+    GroupNotFound { hub: String, group: String },
+    #[error("the group {group:?} already exists on hub {hub:?}")]
+    GroupExists { hub: String, group: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,8 +145,40 @@ pub struct UserSettings {
     /// 0 anonymous, 1 password, ... as SoftEther numbers them
     pub auth_type: u32,
     pub auth_password: Vec<u8>,
+    /// Unix milliseconds (the file keeps SoftEther's time, 9 hours behind).
     pub created_time: u64,
+    pub updated_time: u64,
+    /// Unix milliseconds; 0 never expires.
     pub expire_time: u64,
+    /// The group it belongs to ("" for none).
+    pub group: String,
+    /// Its own security policy (`None`: its group's, else the hub's default).
+    pub policy: Option<Policy>,
+}
+
+/// A user group (`SecurityAccountDatabase/GroupList/<name>`): members name it in their
+/// `GroupName`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSettings {
+    pub name: String,
+    pub realname: String,
+    pub note: String,
+    pub policy: Option<Policy>,
+}
+
+/// SoftEther writes times 9 hours behind Unix time (its `SystemToUINT64`).
+const SOFTETHER_TIME_OFFSET_MS: u64 = 9 * 3600 * 1000;
+
+fn time_from_file(v: u64) -> u64 {
+    if v == 0 {
+        0
+    } else {
+        v + SOFTETHER_TIME_OFFSET_MS
+    }
+}
+
+fn time_to_file(unix_ms: u64) -> u64 {
+    unix_ms.saturating_sub(SOFTETHER_TIME_OFFSET_MS)
 }
 
 /// A whole `vpn_server.config`.
@@ -722,14 +759,156 @@ impl Config {
             .folder_or_create(name);
         u.set_bytes("AuthPassword", &hash::hash_user_password(name, ""));
         u.set_u32("AuthType", 1);
-        u.set_u64("CreatedTime", now_ms);
+        u.set_u64("CreatedTime", time_to_file(now_ms));
         u.set_u64("ExpireTime", 0);
         u.set_u64("LastLoginTime", 0);
         u.set_str("Note", note);
         u.set_u32("NumLogin", 0);
         u.set_str("RealName", realname);
-        u.set_u64("UpdatedTime", now_ms);
+        u.set_u64("UpdatedTime", time_to_file(now_ms));
         Ok(())
+    }
+
+    /// Makes the user anonymous (vpncmd's UserAnonymousSet): no password; anyone naming it
+    /// logs in.
+    pub fn set_user_anonymous(
+        &mut self,
+        hub: &str,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<(), ModelError> {
+        let u = self.user_folder_mut(hub, name)?;
+        u.remove("AuthPassword");
+        u.remove("AuthNtLmSecureHash");
+        u.set_u32("AuthType", 0);
+        u.set_u64("UpdatedTime", time_to_file(now_ms));
+        Ok(())
+    }
+
+    /// Puts the user in `group` ("" takes it out of its group).
+    pub fn set_user_group(&mut self, hub: &str, name: &str, group: &str) -> Result<(), ModelError> {
+        let group = if group.is_empty() {
+            String::new()
+        } else {
+            self.group(hub, group)?.name
+        };
+        let u = self.user_folder_mut(hub, name)?;
+        if group.is_empty() {
+            u.remove("GroupName");
+        } else {
+            u.set_str("GroupName", &group);
+        }
+        Ok(())
+    }
+
+    /// Sets (Some) or removes (None) the user's own policy.
+    pub fn set_user_policy(
+        &mut self,
+        hub: &str,
+        name: &str,
+        policy: Option<&Policy>,
+    ) -> Result<(), ModelError> {
+        set_policy(self.user_folder_mut(hub, name)?, policy);
+        Ok(())
+    }
+
+    /// When the user expires (Unix milliseconds; 0 never).
+    pub fn set_user_expires(
+        &mut self,
+        hub: &str,
+        name: &str,
+        unix_ms: u64,
+    ) -> Result<(), ModelError> {
+        self.user_folder_mut(hub, name)?
+            .set_u64("ExpireTime", time_to_file(unix_ms));
+        Ok(())
+    }
+
+    fn group_list(&self, hub: &str) -> Result<Option<&Folder>, ModelError> {
+        Ok(self
+            .hub_folder(hub)?
+            .path(&["SecurityAccountDatabase", "GroupList"]))
+    }
+
+    pub fn groups(&self, hub: &str) -> Result<Vec<GroupSettings>, ModelError> {
+        let Some(list) = self.group_list(hub)? else {
+            return Ok(Vec::new());
+        };
+        Ok(list.folders.iter().map(group_of).collect())
+    }
+
+    pub fn group(&self, hub: &str, name: &str) -> Result<GroupSettings, ModelError> {
+        self.group_list(hub)?
+            .and_then(|l| l.folder(name))
+            .map(group_of)
+            .ok_or_else(|| ModelError::GroupNotFound {
+                hub: hub.to_string(),
+                group: name.to_string(),
+            })
+    }
+
+    /// Creates (`create`) or changes a group's names and policy.
+    pub fn put_group(
+        &mut self,
+        hub: &str,
+        g: &GroupSettings,
+        create: bool,
+    ) -> Result<(), ModelError> {
+        check_name(&g.name)?;
+        let exists = self.group(hub, &g.name).is_ok();
+        if create && exists {
+            return Err(ModelError::GroupExists {
+                hub: hub.to_string(),
+                group: g.name.clone(),
+            });
+        }
+        if !create && !exists {
+            return Err(ModelError::GroupNotFound {
+                hub: hub.to_string(),
+                group: g.name.clone(),
+            });
+        }
+        let f = self
+            .hub_folder_mut(hub)?
+            .path_or_create(&["SecurityAccountDatabase", "GroupList"])
+            .folder_or_create(&g.name);
+        f.set_str("Note", &g.note);
+        f.set_str("RealName", &g.realname);
+        set_policy(f, g.policy.as_ref());
+        Ok(())
+    }
+
+    /// Deletes a group; its members leave it (as SoftEther's DeleteGroup does).
+    pub fn delete_group(&mut self, hub: &str, name: &str) -> Result<(), ModelError> {
+        let real = self.group(hub, name)?.name;
+        let db = self
+            .hub_folder_mut(hub)?
+            .path_or_create(&["SecurityAccountDatabase"]);
+        if let Some(list) = db.folder_mut("GroupList") {
+            list.remove_folder(&real);
+        }
+        if let Some(users) = db.folder_mut("UserList") {
+            for u in users.folders.iter_mut() {
+                if u.get_str("GroupName")
+                    .is_some_and(|g| g.eq_ignore_ascii_case(&real))
+                {
+                    u.remove("GroupName");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy that applies to a user: its own, else its group's, else SoftEther's default
+    /// (whole policies, never merged).
+    pub fn effective_policy(&self, hub: &str, user: &UserSettings) -> Policy {
+        user.policy
+            .or_else(|| {
+                (!user.group.is_empty())
+                    .then(|| self.group(hub, &user.group).ok().and_then(|g| g.policy))
+                    .flatten()
+            })
+            .unwrap_or_default()
     }
 
     fn user_folder_mut(&mut self, hub: &str, name: &str) -> Result<&mut Folder, ModelError> {
@@ -810,7 +989,28 @@ fn user_of(f: &Folder) -> UserSettings {
         note: f.get_str("Note").unwrap_or_default().to_string(),
         auth_type: f.get_u32("AuthType").unwrap_or(0),
         auth_password: f.get_bytes("AuthPassword").unwrap_or_default().to_vec(),
-        created_time: f.get_u64("CreatedTime").unwrap_or(0),
-        expire_time: f.get_u64("ExpireTime").unwrap_or(0),
+        created_time: time_from_file(f.get_u64("CreatedTime").unwrap_or(0)),
+        updated_time: time_from_file(f.get_u64("UpdatedTime").unwrap_or(0)),
+        expire_time: time_from_file(f.get_u64("ExpireTime").unwrap_or(0)),
+        group: f.get_str("GroupName").unwrap_or_default().to_string(),
+        policy: f.folder("Policy").map(Policy::from_folder),
+    }
+}
+
+fn group_of(f: &Folder) -> GroupSettings {
+    GroupSettings {
+        name: f.name.clone(),
+        realname: f.get_str("RealName").unwrap_or_default().to_string(),
+        note: f.get_str("Note").unwrap_or_default().to_string(),
+        policy: f.folder("Policy").map(Policy::from_folder),
+    }
+}
+
+fn set_policy(f: &mut Folder, policy: Option<&Policy>) {
+    match policy {
+        Some(p) => p.write(f.folder_or_create("Policy")),
+        None => {
+            f.remove_folder("Policy");
+        }
     }
 }

@@ -206,3 +206,70 @@ fn backups_are_pruned_to_the_newest_few() {
     store.save(&cfg).unwrap();
     assert_eq!(std::fs::read_dir(store.backup_dir()).unwrap().count(), n);
 }
+
+#[test]
+fn groups_policies_and_expiry_as_softether_keeps_them() {
+    use etherhub_config::{GroupSettings, ModelError, Policy};
+    let mut cfg = softether_fixture();
+    // SoftEther writes times 9 hours behind Unix time; the model speaks Unix milliseconds
+    let meta = cfg.user("SECURENAT", "meta").unwrap();
+    assert_eq!(meta.created_time, 1_795_522_591_267 + 9 * 3600 * 1000);
+    assert_eq!(
+        (meta.expire_time, meta.group.as_str(), meta.policy),
+        (0, "", None)
+    );
+
+    let mut private = Policy::default();
+    private.set_named("PrivacyFilter", "yes").unwrap();
+    let staff = GroupSettings {
+        name: "staff".into(),
+        realname: "Staff".into(),
+        note: String::new(),
+        policy: Some(private),
+    };
+    cfg.put_group("SECURENAT", &staff, true).unwrap();
+    assert!(matches!(
+        cfg.put_group("SECURENAT", &staff, true),
+        Err(ModelError::GroupExists { .. })
+    ));
+    assert!(matches!(
+        cfg.set_user_group("SECURENAT", "meta", "nobody"),
+        Err(ModelError::GroupNotFound { .. })
+    ));
+    cfg.set_user_group("SECURENAT", "meta", "STAFF").unwrap();
+    cfg.set_user_expires("SECURENAT", "meta", 1_900_000_000_000)
+        .unwrap();
+    // the group's policy applies to its member until the member has its own
+    let meta = cfg.user("SECURENAT", "meta").unwrap();
+    assert_eq!(meta.group, "staff");
+    assert_eq!(cfg.effective_policy("SECURENAT", &meta), private);
+    let mut own = Policy::default();
+    own.set_named("MaxDownload", "1000000").unwrap();
+    cfg.set_user_policy("SECURENAT", "meta", Some(&own))
+        .unwrap();
+
+    let text = cfg.to_text();
+    assert!(text.contains("string GroupName staff"));
+    assert!(
+        text.contains("uint64 ExpireTime 1899967600000"),
+        "the file keeps SoftEther's time"
+    );
+    let back = Config::parse(&text).unwrap();
+    let meta = back.user("SECURENAT", "meta").unwrap();
+    assert_eq!(meta.expire_time, 1_900_000_000_000);
+    assert_eq!(meta.policy, Some(own));
+    assert_eq!(
+        back.effective_policy("SECURENAT", &meta),
+        own,
+        "a user's own policy wins whole"
+    );
+    assert_eq!(back.groups("SECURENAT").unwrap(), vec![staff]);
+
+    // deleting the group takes its members out of it; without a group, the default applies
+    cfg.set_user_policy("SECURENAT", "meta", None).unwrap();
+    cfg.delete_group("SECURENAT", "staff").unwrap();
+    let meta = cfg.user("SECURENAT", "meta").unwrap();
+    assert_eq!(meta.group, "");
+    assert_eq!(cfg.effective_policy("SECURENAT", &meta), Policy::default());
+    assert!(cfg.groups("SECURENAT").unwrap().is_empty());
+}

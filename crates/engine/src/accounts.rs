@@ -69,7 +69,7 @@ impl Accounts {
             .map(|k| &k.key)
     }
 
-    fn user(&self, hub: &str, name: &str) -> Option<&UserSpec> {
+    pub fn user(&self, hub: &str, name: &str) -> Option<&UserSpec> {
         self.users.get(&(fold(hub), fold(name)))
     }
 
@@ -118,6 +118,7 @@ impl Accounts {
         Ok(Grant {
             hub: hub_name.to_string(),
             user: u.name.clone(),
+            policy: u.policy,
         })
     }
 
@@ -132,6 +133,7 @@ impl Accounts {
             grant: Grant {
                 hub: hub.to_string(),
                 user: user.name.clone(),
+                policy: user.policy,
             },
             psk: k.psk,
             address: k.address,
@@ -150,6 +152,7 @@ mod tests {
             hub: "DEFAULT".into(),
             name: "meta".into(),
             auth: UserAuth::Password(hash_user_password("meta", "secret123")),
+            ..Default::default()
         });
         a
     }
@@ -229,6 +232,7 @@ mod tests {
             hub: "DEFAULT".into(),
             name: "guest".into(),
             auth: UserAuth::Anonymous,
+            ..Default::default()
         });
         let guest = AuthRequest::Anonymous {
             hub: "DEFAULT",

@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 
+use etherhub_config::Policy;
 use etherhub_hub::StaticNetwork;
 use etherhub_securenat::NatConfig;
 use etherhub_wireguard::Key;
@@ -22,23 +23,28 @@ pub struct HubSpec {
 }
 
 /// How a user logs in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum UserAuth {
     /// Anyone who names the user.
     Anonymous,
     /// SoftEther's `AuthPassword`: SHA-0 of the password and the upper-case user name.
     Password([u8; 20]),
     /// Password authentication with no password set yet (vpncmd's UserCreate): nobody gets in.
+    #[default]
     NoPassword,
     /// A method the engine cannot check yet (certificates, RADIUS, NT domain).
     Other,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserSpec {
     pub hub: String,
     pub name: String,
     pub auth: UserAuth,
+    /// The policy its sessions run under (its own, else its group's, else the default).
+    pub policy: Policy,
+    /// When it expires, Unix milliseconds (0: never); see [`crate::Engine::set_unix_time`].
+    pub expires_ms: u64,
 }
 
 /// A registered WireGuard client key.

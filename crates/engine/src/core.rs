@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use etherhub_hub::{Delivery, Hub, SessionId, StaticNetwork, VirtualHostConfig};
+use etherhub_config::Policy;
+use etherhub_hub::{Delivery, Hub, PortPolicy, SessionId, StaticNetwork, VirtualHostConfig};
 use etherhub_securenat::{IoRequest, NatConfig, NatHost};
 use etherhub_wireguard::Key;
 
@@ -103,6 +104,15 @@ pub struct EngineStats {
     pub refused_tunnels: u64,
     /// Panics contained on the packet path.
     pub faults: u64,
+}
+
+/// What the hub enforces of a policy on a session's port.
+pub(crate) fn port_policy(p: &Policy) -> PortPolicy {
+    PortPolicy {
+        privacy_filter: p.privacy_filter(),
+        max_upload_bps: p.max_upload(),
+        max_download_bps: p.max_download(),
+    }
 }
 
 /// A tunnel's place on a hub.
@@ -259,6 +269,8 @@ pub(crate) struct Core {
     pub last_packet: Option<Instant>,
     pub last_fault: Option<Fault>,
     pub next_hub_tick: Option<Instant>,
+    /// The wall clock: Unix milliseconds at an instant ([`crate::Engine::set_unix_time`]).
+    pub wall: Option<(Instant, u64)>,
     /// Tests: TCP segments to this port make the hub panic.
     #[cfg(test)]
     pub fault_on_port: Option<u16>,
@@ -286,6 +298,7 @@ impl Core {
             last_packet: None,
             last_fault: None,
             next_hub_tick: None,
+            wall: None,
             #[cfg(test)]
             fault_on_port: None,
         }
@@ -492,6 +505,95 @@ impl Core {
         true
     }
 
+    /// Unix milliseconds now, if the runtime has said.
+    pub fn unix_ms(&self) -> Option<u64> {
+        self.wall
+            .map(|(at, ms)| ms + self.now.saturating_duration_since(at).as_millis() as u64)
+    }
+
+    /// Whether a user's expiry has passed (never, while the wall clock is unknown).
+    pub fn expired(&self, expires_ms: u64) -> bool {
+        expires_ms != 0 && self.unix_ms().is_some_and(|now| now >= expires_ms)
+    }
+
+    /// SoftEther's checks after a right password: the user has not expired, its policy allows
+    /// access, and it has fewer sessions on the hub than MultiLogins allows (sessions `except`
+    /// picks, a client's own earlier session, do not count).
+    pub fn admit(&self, grant: &Grant, except: impl Fn(&Link) -> bool) -> Result<(), AuthError> {
+        let expires = self
+            .accounts
+            .user(&grant.hub, &grant.user)
+            .map_or(0, |u| u.expires_ms);
+        if self.expired(expires) || !grant.policy.access() {
+            return Err(AuthError::Denied);
+        }
+        let max = grant.policy.multi_logins();
+        if max != 0 {
+            let hub = self.hub_id(&grant.hub);
+            let user = fold(&grant.user);
+            let live = self
+                .links
+                .values()
+                .filter(|l| Some(l.hub) == hub && fold(&l.user) == user && !except(l))
+                .count();
+            if live >= max as usize {
+                return Err(AuthError::TooManySessions);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the sessions of users who have expired (run with the hub tick).
+    pub fn end_expired(&mut self) {
+        if self.wall.is_none() {
+            return;
+        }
+        let expired: Vec<(HubId, String)> = self
+            .links
+            .values()
+            .filter(|l| {
+                self.accounts
+                    .user(&self.hub_name(l.hub), &l.user)
+                    .is_some_and(|u| self.expired(u.expires_ms))
+            })
+            .map(|l| (l.hub, fold(&l.user)))
+            .collect();
+        for (hub, user) in expired {
+            self.end_tunnels_where(
+                |l| l.hub == hub && fold(&l.user) == user,
+                "the user has expired",
+            );
+        }
+    }
+
+    /// Puts a user's policy on its live sessions' hub ports; sessions it no longer admits
+    /// (access denied, expired) end.
+    pub fn apply_user_policy(&mut self, hub: &str, user: &str) {
+        let Some(spec) = self.accounts.user(hub, user).cloned() else {
+            return;
+        };
+        let (id, name) = (self.hub_id(hub), fold(user));
+        if !spec.policy.access() || self.expired(spec.expires_ms) {
+            self.end_tunnels_where(
+                |l| Some(l.hub) == id && fold(&l.user) == name,
+                "access denied by the user's policy",
+            );
+            return;
+        }
+        let Some(id) = id else { return };
+        let sessions: Vec<SessionId> = self
+            .links
+            .values()
+            .filter(|l| l.hub == id && fold(&l.user) == name)
+            .map(|l| l.session)
+            .collect();
+        if let Some(slot) = self.hubs.get_mut(&id) {
+            for s in sessions {
+                slot.hub.set_session_policy(s, port_policy(&spec.policy));
+            }
+        }
+    }
+
     /// Every tunnel that `pick` selects ends with `reason`.
     pub fn end_tunnels_where(&mut self, pick: impl Fn(&Link) -> bool, reason: &str) {
         let mut gone: Vec<TunnelId> = self
@@ -561,6 +663,9 @@ impl Io for Core {
             }
         };
         slot.tunnels.insert(session, o.tunnel);
+        if let Some(u) = self.accounts.user(&o.hub, &o.user) {
+            slot.hub.set_session_policy(session, port_policy(&u.policy));
+        }
         let name = slot
             .hub
             .session(session)
@@ -639,7 +744,9 @@ impl Io for Core {
     }
 
     fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError> {
-        self.accounts.authenticate(request)
+        let grant = self.accounts.authenticate(request)?;
+        self.admit(&grant, |_| false)?;
+        Ok(grant)
     }
 
     fn login_failed(&mut self, client: SocketAddr, hub: &str, user: &str) {
@@ -651,6 +758,10 @@ impl Io for Core {
     }
 
     fn wireguard_key(&self, key: &Key) -> Option<KeyGrant> {
-        self.accounts.wireguard_key(key)
+        let grant = self.accounts.wireguard_key(key)?;
+        // a key's own session (its client handshaking again) does not count against it
+        let own = etherhub_wireguard::key_to_base64(key);
+        self.admit(&grant.grant, |l| l.label == own).ok()?;
+        Some(grant)
     }
 }

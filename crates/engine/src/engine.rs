@@ -257,10 +257,21 @@ impl Engine {
             let tick = e.core.next_hub_tick.is_some_and(|t| t <= now);
             if tick {
                 e.core.next_hub_tick = Some(now + HUB_TICK);
+                e.core.end_expired();
             }
             let ids: Vec<HubId> = e.core.hubs.keys().copied().collect();
             for id in ids {
                 let nat_due = e.core.hubs.get_mut(&id).is_some_and(|s| nat_due(s, now));
+                let shaped_due = e
+                    .core
+                    .hubs
+                    .get(&id)
+                    .and_then(|s| s.hub.next_shaped(now))
+                    .is_some_and(|t| t <= now);
+                if shaped_due {
+                    e.core
+                        .with_hub(id, |slot, now, out| slot.hub.poll_shaped(now, out));
+                }
                 if !tick && !nat_due {
                     continue;
                 }
@@ -276,6 +287,14 @@ impl Engine {
                 });
             }
         });
+    }
+
+    /// The wall clock, for users' expiry: Unix milliseconds at `now`. The runtime says it at
+    /// start and now and then (the engine reads no clock of its own); until it has, nobody
+    /// expires.
+    pub fn set_unix_time(&mut self, now: Instant, unix_ms: u64) {
+        self.core.see(now);
+        self.core.wall = Some((now, unix_ms));
     }
 
     /// Applies one admin change (already saved by the runtime).
@@ -339,6 +358,7 @@ impl Engine {
             consider(self.protocols.get(id).and_then(|p| p.poll_timeout()));
         }
         for slot in self.core.hubs.values_mut() {
+            consider(slot.hub.next_shaped(now));
             let Some(host) = slot.hub.securenat_host_mut() else {
                 continue;
             };
@@ -543,10 +563,9 @@ impl Engine {
                 core.remove_hub(&name);
             }
             Change::User(spec) => {
-                let changed = core
-                    .accounts
-                    .set_user(spec.clone())
-                    .is_some_and(|old| old.auth != spec.auth);
+                let old = core.accounts.set_user(spec.clone());
+                core.apply_user_policy(&spec.hub, &spec.name);
+                let changed = old.is_some_and(|old| old.auth != spec.auth);
                 if changed {
                     let (hub, name) = (core.hub_id(&spec.hub), fold(&spec.name));
                     core.end_tunnels_where(

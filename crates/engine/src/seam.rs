@@ -15,6 +15,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
+use etherhub_config::Policy;
 use etherhub_wireguard::Key;
 
 /// A protocol's slot among the engine's registered protocols.
@@ -171,6 +172,8 @@ pub struct Grant {
     /// The hub's and the user's names as the accounts spell them.
     pub hub: String,
     pub user: String,
+    /// The user's security policy (its own, else its group's, else the default).
+    pub policy: Policy,
 }
 
 /// What the accounts say of a WireGuard client key.
@@ -192,6 +195,12 @@ pub enum AuthError {
     AccessDenied,
     /// The user's authentication method is not one this request can satisfy.
     WrongMethod,
+    /// The password was right, but the user's policy denies access or the user has expired
+    /// (SoftEther's ERR_ACCESS_DENIED).
+    Denied,
+    /// The user has as many sessions as its MultiLogins policy allows
+    /// (ERR_TOO_MANY_USER_SESSION).
+    TooManySessions,
 }
 
 /// Output of the engine after one protocol step: a datagram to send.

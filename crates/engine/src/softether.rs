@@ -30,9 +30,11 @@ const ERR_PROTOCOL_ERROR: u32 = 4;
 const ERR_AUTHTYPE_NOT_SUPPORTED: u32 = 7;
 const ERR_HUB_NOT_FOUND: u32 = 8;
 const ERR_AUTH_FAILED: u32 = 9;
+const ERR_ACCESS_DENIED: u32 = 12;
 const ERR_HUB_STOPPING: u32 = 10;
 const ERR_SESSION_TIMEOUT: u32 = 13;
 const ERR_TOO_MANY_CONNECTION: u32 = 15;
+const ERR_TOO_MANY_USER_SESSION: u32 = 20;
 
 struct Conn {
     session: u32,
@@ -57,6 +59,9 @@ struct Session {
     writer: BlockWriter,
     /// Since when the session has had no connection.
     orphan_since: Option<Instant>,
+    /// Idle time after which a connection, and a session without any, ends (the policy's
+    /// TimeOut).
+    timeout: Duration,
     rng: u64,
 }
 
@@ -71,7 +76,7 @@ impl Session {
 
     /// When an idle connection's next keep-alive is due: SoftEther's `[T/5, T/2)`.
     fn keepalive_span(&mut self) -> Duration {
-        let t = SESSION_TIMEOUT.as_millis() as u64;
+        let t = self.timeout.as_millis() as u64;
         Duration::from_millis(t / 5 + self.random() % (t / 2 - t / 5))
     }
 }
@@ -190,6 +195,8 @@ impl SoftEtherSessions {
                         io.login_failed(peer, hub, user);
                         ERR_AUTH_FAILED
                     }
+                    AuthError::Denied => ERR_ACCESS_DENIED,
+                    AuthError::TooManySessions => ERR_TOO_MANY_USER_SESSION,
                 };
                 return Self::refuse(io, conn, code, t);
             }
@@ -237,12 +244,16 @@ impl SoftEtherSessions {
             return;
         };
         self.stats.logins += 1;
-        let half = login.half_connection;
+        // the client's wish within the policy's MaxConnection (SoftEther's rule); half duplex
+        // needs two
+        let allowed = grant.policy.max_connection().min(MAX_CONNECTIONS);
+        let half = login.half_connection && allowed >= 2;
         let max = if half {
-            login.max_connection.clamp(2, MAX_CONNECTIONS)
+            login.max_connection.clamp(2, allowed)
         } else {
-            login.max_connection.clamp(1, MAX_CONNECTIONS)
+            login.max_connection.clamp(1, allowed)
         };
+        let timeout = Duration::from_secs(u64::from(grant.policy.timeout_secs()));
         self.next_conn_name += 1;
         let welcome = Welcome {
             session_name,
@@ -251,8 +262,9 @@ impl SoftEtherSessions {
             max_connection: max,
             use_compress: login.use_compress,
             half_connection: half,
-            timeout_ms: SESSION_TIMEOUT.as_millis() as u32,
+            timeout_ms: timeout.as_millis() as u32,
             message: String::new(),
+            policy: grant.policy,
         };
         Self::answer(io, conn, &welcome.to_pack(), t);
         let seed = u64::from_le_bytes(h.session_key[..8].try_into().unwrap_or([1; 8])) | 1;
@@ -268,6 +280,7 @@ impl SoftEtherSessions {
             compress: login.use_compress,
             writer: BlockWriter::new(login.use_compress),
             orphan_since: None,
+            timeout,
             rng: seed,
         };
         self.keys.insert(h.session_key, index);
@@ -485,7 +498,7 @@ impl Protocol for SoftEtherSessions {
             let Some(s) = self.sessions.get_mut(&c.session) else {
                 continue;
             };
-            if c.direction != Direction::ServerToClient && now >= c.last_rx + SESSION_TIMEOUT {
+            if c.direction != Direction::ServerToClient && now >= c.last_rx + s.timeout {
                 dead.push(*id);
                 continue;
             }
@@ -500,7 +513,7 @@ impl Protocol for SoftEtherSessions {
         let expired: Vec<u32> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.orphan_since.is_some_and(|t| now >= t + SESSION_TIMEOUT))
+            .filter(|(_, s)| s.orphan_since.is_some_and(|t| now >= t + s.timeout))
             .map(|(i, _)| *i)
             .collect();
         for index in expired {
@@ -512,15 +525,18 @@ impl Protocol for SoftEtherSessions {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.conns.values().flat_map(|c| {
-            let rx =
-                (c.direction != Direction::ServerToClient).then(|| c.last_rx + SESSION_TIMEOUT);
+            let timeout = self
+                .sessions
+                .get(&c.session)
+                .map_or(SESSION_TIMEOUT, |s| s.timeout);
+            let rx = (c.direction != Direction::ServerToClient).then(|| c.last_rx + timeout);
             let ka = c.direction.server_sends().then_some(c.next_keepalive);
             rx.into_iter().chain(ka)
         });
         let orphans = self
             .sessions
             .values()
-            .filter_map(|s| s.orphan_since.map(|t| t + SESSION_TIMEOUT));
+            .filter_map(|s| s.orphan_since.map(|t| t + s.timeout));
         conns.chain(orphans).min()
     }
 

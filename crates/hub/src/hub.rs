@@ -15,6 +15,7 @@ use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 
 use crate::l3::{L3Adapter, Route, SendError};
 use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
+use crate::policy::{Admit, PortPolicy, Shaper};
 use crate::table::AgeingTable;
 use crate::vhost::{HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};
 
@@ -140,6 +141,11 @@ struct Session<H> {
     send: Traffic,
     recv: Traffic,
     port: Port<H>,
+    policy: PortPolicy,
+    /// MaxUpload: what the session sends into the hub.
+    up: Shaper,
+    /// MaxDownload: what the hub sends to the session.
+    down: Shaper,
 }
 
 /// A virtual hub. Sans-IO: inputs carry `now`, outputs go to the caller's `Vec<Delivery>`.
@@ -160,6 +166,8 @@ pub struct Hub<H = SecureNatHost> {
     static_network: Option<StaticNetwork>,
     traffic: HubTraffic,
     dropped: u64,
+    /// Frames a session's policy held back (bandwidth, privacy filter).
+    policy_dropped: u64,
     /// The latest `now` any call brought in.
     last_now: Option<Instant>,
     /// Frames produced by ports while the switch is busy, with the session that sent them.
@@ -200,6 +208,7 @@ impl<H: VirtualHost> Hub<H> {
             static_network: None,
             traffic: HubTraffic::default(),
             dropped: 0,
+            policy_dropped: 0,
             last_now: None,
             queue: VecDeque::new(),
             deferred: false,
@@ -260,6 +269,9 @@ impl<H: VirtualHost> Hub<H> {
                 send: Traffic::default(),
                 recv: Traffic::default(),
                 port,
+                policy: PortPolicy::default(),
+                up: Shaper::new(0),
+                down: Shaper::new(0),
             },
         );
         id
@@ -303,6 +315,61 @@ impl<H: VirtualHost> Hub<H> {
             |_, _| Port::L2,
             now,
         )
+    }
+
+    /// Puts a policy on a session's port (its buckets start full).
+    pub fn set_session_policy(&mut self, id: SessionId, policy: PortPolicy) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            if s.policy != policy {
+                s.up = Shaper::new(policy.max_upload_bps);
+                s.down = Shaper::new(policy.max_download_bps);
+                s.policy = policy;
+            }
+        }
+    }
+
+    /// The policy on a session's port.
+    pub fn session_policy(&self, id: SessionId) -> Option<PortPolicy> {
+        self.sessions.get(&id).map(|s| s.policy)
+    }
+
+    /// Frames held back by sessions' policies (bandwidth limits, the privacy filter).
+    pub fn policy_dropped(&self) -> u64 {
+        self.policy_dropped
+    }
+
+    /// When a frame a bandwidth limit holds may go on ([`Hub::poll_shaped`] then).
+    pub fn next_shaped(&self, now: Instant) -> Option<Instant> {
+        self.sessions
+            .values()
+            .flat_map(|s| [s.up.next_ready(now), s.down.next_ready(now)])
+            .flatten()
+            .min()
+    }
+
+    /// Sends on the frames bandwidth limits held whose time has come.
+    pub fn poll_shaped(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        self.see(now);
+        let busy: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.up.has_queue() || s.down.has_queue())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in busy {
+            while let Some(f) = self.sessions.get_mut(&id).and_then(|s| s.up.pop_ready(now)) {
+                self.forward(id, &f, now, out);
+            }
+            while let Some(f) = self
+                .sessions
+                .get_mut(&id)
+                .and_then(|s| s.down.pop_ready(now))
+            {
+                let broadcast = f.len() >= 6 && is_group_mac(&[f[0], f[1], f[2], f[3], f[4], f[5]]);
+                self.deliver(id, &f, broadcast, now, out);
+            }
+        }
+        self.run(now, out);
     }
 
     /// Also forgets its MAC/IP entries; packets it still had waiting for ARP are dropped and
@@ -608,13 +675,14 @@ impl<H: VirtualHost> Hub<H> {
         Ok(())
     }
 
-    /// The one forwarding path every frame takes.
+    /// The one way in for every frame a session sends: checked, its source learnt, past the
+    /// session's upload limit, then forwarded.
     fn switch(&mut self, from: SessionId, frame: &[u8], now: Instant, out: &mut Vec<Delivery>) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.dropped += 1;
             return;
         };
-        let (src_mac, dst_mac) = (eth.src_addr().0, eth.dst_addr().0);
+        let src_mac = eth.src_addr().0;
         // A group address as source is never valid; such frames would poison the MAC table.
         if is_group_mac(&src_mac) || !self.sessions.contains_key(&from) {
             self.dropped += 1;
@@ -624,11 +692,35 @@ impl<H: VirtualHost> Hub<H> {
             self.dropped += 1;
             return;
         }
-        let broadcast = is_group_mac(&dst_mac);
         if let Some(s) = self.sessions.get_mut(&from) {
-            s.recv.count(broadcast, frame.len());
-            s.last_comm = now;
+            let patient = matches!(s.port, Port::Host(_));
+            match s.up.admit(frame, now, patient) {
+                Admit::Now => {}
+                Admit::Queued => return,
+                Admit::Dropped => {
+                    self.policy_dropped += 1;
+                    return;
+                }
+            }
         }
+        self.forward(from, frame, now, out);
+    }
+
+    /// Switches a frame a session sent (past its upload limit) to the sessions it is for.
+    fn forward(&mut self, from: SessionId, frame: &[u8], now: Instant, out: &mut Vec<Delivery>) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.dropped += 1;
+            return;
+        };
+        let (src_mac, dst_mac) = (eth.src_addr().0, eth.dst_addr().0);
+        let broadcast = is_group_mac(&dst_mac);
+        let Some(s) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let privacy = s.policy.privacy_filter;
+        let patient = matches!(s.port, Port::Host(_));
+        s.recv.count(broadcast, frame.len());
+        s.last_comm = now;
         self.traffic.recv.count(broadcast, frame.len());
         self.mac_table.learn(src_mac, from, now);
 
@@ -652,45 +744,69 @@ impl<H: VirtualHost> Hub<H> {
             }
         };
 
-        let route = self.route();
-        let mut frames = Vec::new();
-        let mut packets = Vec::new();
         for to in targets {
             let Some(session) = self.sessions.get_mut(&to) else {
                 continue;
             };
-            session.send.count(broadcast, frame.len());
-            session.last_comm = now;
-            self.traffic.send.count(broadcast, frame.len());
-            let malformed = match &mut session.port {
-                Port::L3(adapter) => adapter
-                    .receive_frame(frame, route, now, &mut packets, &mut frames)
-                    .is_err(),
-                Port::L2 => {
-                    out.push(Delivery {
-                        session: to,
-                        packet: frame.to_vec(),
-                    });
+            // two sessions under the privacy filter never see each other's frames
+            if privacy && session.policy.privacy_filter {
+                self.policy_dropped += 1;
+                continue;
+            }
+            match session.down.admit(frame, now, patient) {
+                Admit::Now => self.deliver(to, frame, broadcast, now, out),
+                Admit::Queued => {}
+                Admit::Dropped => self.policy_dropped += 1,
+            }
+        }
+    }
+
+    /// Hands a frame to one session's port.
+    fn deliver(
+        &mut self,
+        to: SessionId,
+        frame: &[u8],
+        broadcast: bool,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) {
+        let route = self.route();
+        let Some(session) = self.sessions.get_mut(&to) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        let mut packets = Vec::new();
+        session.send.count(broadcast, frame.len());
+        session.last_comm = now;
+        self.traffic.send.count(broadcast, frame.len());
+        let malformed = match &mut session.port {
+            Port::L3(adapter) => adapter
+                .receive_frame(frame, route, now, &mut packets, &mut frames)
+                .is_err(),
+            Port::L2 => {
+                out.push(Delivery {
+                    session: to,
+                    packet: frame.to_vec(),
+                });
+                false
+            }
+            Port::Host(host) => match host.handle_frame(frame, now, &mut frames) {
+                HostInput::Malformed => true,
+                HostInput::Deferred => {
+                    self.deferred = true;
                     false
                 }
-                Port::Host(host) => match host.handle_frame(frame, now, &mut frames) {
-                    HostInput::Malformed => true,
-                    HostInput::Deferred => {
-                        self.deferred = true;
-                        false
-                    }
-                    HostInput::Handled | HostInput::Ignored => false,
-                },
-            };
-            if malformed {
-                self.dropped += 1;
-            }
-            out.extend(packets.drain(..).map(|packet| Delivery {
-                session: to,
-                packet,
-            }));
-            self.queue.extend(frames.drain(..).map(|f| (to, f)));
+                HostInput::Handled | HostInput::Ignored => false,
+            },
+        };
+        if malformed {
+            self.dropped += 1;
         }
+        out.extend(packets.into_iter().map(|packet| Delivery {
+            session: to,
+            packet,
+        }));
+        self.queue.extend(frames.into_iter().map(|f| (to, f)));
     }
 
     fn info(&self, id: SessionId, s: &Session<H>) -> SessionInfo {

@@ -17,7 +17,8 @@
 //! - never panic on what a peer sends: frames and packets are parsed through checked
 //!   `smoltcp::wire` views, and malformed or undeliverable input is dropped and counted
 //!   ([`Hub::dropped`]);
-//! - no policy about users, authentication or configuration files; those live in other crates.
+//! - no knowledge of users, authentication or configuration files; those live in other crates
+//!   (a session's port only enforces the [`PortPolicy`] it is given).
 //!
 //! Call order: feed packets with [`Hub::input_ip`] / [`Hub::input_frame`] and call [`Hub::tick`]
 //! about once a second; each call may push [`Delivery`] values for the caller to send on.
@@ -26,6 +27,7 @@
 mod hub;
 mod l3;
 mod packet;
+mod policy;
 mod table;
 mod vhost;
 
@@ -33,4 +35,5 @@ pub use hub::{
     Delivery, Hub, HubTraffic, IpEntry, MacEntry, SessionId, SessionInfo, SessionKind,
     StaticNetwork, Traffic, IP_TABLE_EXPIRE, MAC_TABLE_EXPIRE,
 };
+pub use policy::PortPolicy;
 pub use vhost::{parse_echo_request, HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};

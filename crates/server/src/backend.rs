@@ -31,6 +31,8 @@ pub(crate) fn model_err(e: &ModelError) -> AdminError {
         }
         ModelError::WgAddressTaken { .. } => ERR_OBJECT_EXISTS,
         ModelError::WgNetworkFull { .. } => ERR_INVALID_VALUE,
+        ModelError::GroupNotFound { .. } => ERR_GROUP_NOT_FOUND,
+        ModelError::GroupExists { .. } => ERR_GROUP_ALREADY_EXISTS,
     };
     AdminError::new(code, e.to_string())
 }
@@ -399,17 +401,15 @@ impl Backend for AdminBackend {
         self.change(|c| {
             let now = now_ms();
             c.create_user(&user.hub, &user.name, &user.real_name, &user.note, now)?;
-            set_password(c, user, now)
+            set_user_rest(c, user, None, now)
         })
     }
 
     fn set_user(&self, user: &User) -> AdminResult<()> {
         self.change(|c| {
+            let old = c.user(&user.hub, &user.name)?.policy;
             c.set_user_info(&user.hub, &user.name, &user.real_name, &user.note)?;
-            if user.auth_type == 1 {
-                set_password(c, user, now_ms())?;
-            }
-            Ok(())
+            set_user_rest(c, user, old, now_ms())
         })
     }
 
@@ -422,14 +422,78 @@ impl Backend for AdminBackend {
         Ok(User {
             hub: hub.to_string(),
             name: u.name,
+            group_name: u.group,
             real_name: u.realname,
             note: u.note,
             created_time: Dt(u.created_time),
-            updated_time: Dt(u.created_time),
+            updated_time: Dt(u.updated_time),
             expire_time: Dt(u.expire_time),
             auth_type: u.auth_type,
+            use_policy: u.policy.is_some(),
+            policy: PolicyFields::of(u.policy),
             ..User::default()
         })
+    }
+
+    fn put_group(&self, g: &Group, create: bool) -> AdminResult<()> {
+        self.change(|c| {
+            let old = if create {
+                None
+            } else {
+                c.group(&g.hub, &g.name)?.policy
+            };
+            c.put_group(
+                &g.hub,
+                &etherhub_config::GroupSettings {
+                    name: g.name.clone(),
+                    realname: g.real_name.clone(),
+                    note: g.note.clone(),
+                    policy: g.policy.applied(g.use_policy, old),
+                },
+                create,
+            )?;
+            Ok(())
+        })
+    }
+
+    fn get_group(&self, hub: &str, name: &str) -> AdminResult<Group> {
+        let g = self
+            .server()
+            .config()
+            .group(hub, name)
+            .map_err(|e| model_err(&e))?;
+        Ok(Group {
+            hub: hub.to_string(),
+            name: g.name,
+            real_name: g.realname,
+            note: g.note,
+            use_policy: g.policy.is_some(),
+            policy: PolicyFields::of(g.policy),
+            ..Group::default()
+        })
+    }
+
+    fn delete_group(&self, hub: &str, name: &str) -> AdminResult<()> {
+        self.change(|c| Ok(c.delete_group(hub, name)?))
+    }
+
+    fn enum_groups(&self, hub: &str) -> AdminResult<Vec<GroupItem>> {
+        let cfg = self.server().config();
+        let groups = cfg.groups(hub).map_err(|e| model_err(&e))?;
+        let users = cfg.users(hub).map_err(|e| model_err(&e))?;
+        Ok(groups
+            .into_iter()
+            .map(|g| GroupItem {
+                num_users: users
+                    .iter()
+                    .filter(|u| u.group.eq_ignore_ascii_case(&g.name))
+                    .count() as u32,
+                deny_access: g.policy.is_some_and(|p| !p.access()),
+                name: g.name,
+                real_name: g.realname,
+                note: g.note,
+            })
+            .collect())
     }
 
     fn delete_user(&self, hub: &str, name: &str) -> AdminResult<()> {
@@ -445,6 +509,9 @@ impl Backend for AdminBackend {
         Ok(users
             .into_iter()
             .map(|u| UserItem {
+                group_name: u.group,
+                // SoftEther looks at the user's own policy only
+                deny_access: u.policy.is_some_and(|p| !p.access()),
                 name: u.name,
                 real_name: u.realname,
                 note: u.note,
@@ -1051,13 +1118,29 @@ fn with_config(
 /// contiguous.
 /// A user's password from a CreateUser or SetUser: the plain text if given, else the hashes
 /// vpncmd sends (all-zero hashes keep the current password, as in SoftEther).
-fn set_password(c: &mut etherhub_config::Config, u: &User, now: u64) -> anyhow::Result<()> {
-    if !u.password.is_empty() {
+/// What CreateUser and SetUser set beyond the names: the authentication, the group (a group
+/// that does not exist refuses the whole change), the expiry and the user's own policy.
+fn set_user_rest(
+    c: &mut etherhub_config::Config,
+    u: &User,
+    old_policy: Option<etherhub_config::Policy>,
+    now: u64,
+) -> anyhow::Result<()> {
+    if u.auth_type == 0 {
+        c.set_user_anonymous(&u.hub, &u.name, now)?;
+    } else if !u.password.is_empty() {
         c.set_user_password(&u.hub, &u.name, &u.password, now)?;
     } else if let Some(h) = u.hashed_key.nonzero::<20>() {
         let nt = u.nt_hash.nonzero::<16>();
         c.set_user_password_hashes(&u.hub, &u.name, &h, nt.as_ref(), now)?;
     }
+    c.set_user_group(&u.hub, &u.name, &u.group_name)?;
+    c.set_user_expires(&u.hub, &u.name, u.expire_time.0)?;
+    c.set_user_policy(
+        &u.hub,
+        &u.name,
+        u.policy.applied(u.use_policy, old_policy).as_ref(),
+    )?;
     Ok(())
 }
 

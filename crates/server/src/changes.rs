@@ -119,6 +119,8 @@ impl View {
                     (fold(&name), fold(&u.name)),
                     UserSpec {
                         hub: h.name.clone(),
+                        policy: cfg.effective_policy(&name, &u),
+                        expires_ms: u.expire_time,
                         name: u.name,
                         auth,
                     },

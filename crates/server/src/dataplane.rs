@@ -87,6 +87,7 @@ impl Dataplane {
         let (nat_tx, nat_rx) = mpsc::unbounded_channel();
         let (persist, persist_rx) = mpsc::unbounded_channel();
         let mut engine = Engine::new(now);
+        engine.set_unix_time(now, crate::defaults::now_ms());
         let softether = engine.register(Box::new(SoftEtherSessions::new()));
         let dp = Arc::new(Dataplane {
             inner: Mutex::new(Inner {
@@ -125,6 +126,8 @@ impl Dataplane {
         }
         let now = Instant::now();
         self.with_engine(now, |e| {
+            // a change may set an expiry: the engine judges it by the wall clock of now
+            e.set_unix_time(now, crate::defaults::now_ms());
             for c in changes {
                 e.apply(now, c);
             }
@@ -291,7 +294,11 @@ pub async fn timer_loop(dp: Arc<Dataplane>) {
             _ = dp.timer.notified() => continue,
         }
         let now = Instant::now();
-        dp.with_engine(now, |e| e.handle_timeout(now));
+        let unix_ms = crate::defaults::now_ms();
+        dp.with_engine(now, |e| {
+            e.set_unix_time(now, unix_ms);
+            e.handle_timeout(now)
+        });
     }
 }
 

@@ -177,6 +177,58 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     assert_eq!(code, 29, "{text}");
     assert!(text.contains("Object not found."), "{text}");
 
+    // groups and policies, as stock vpncmd sends them (PACK policy:<Name> elements)
+    v.hub_ok(
+        "TEST",
+        &["GroupCreate", "staff", "/REALNAME:Staff", "/NOTE:none"],
+    );
+    let (code, text) = v.hub("TEST", &["GroupCreate", "staff", "/REALNAME:x", "/NOTE:x"]);
+    assert_eq!(code, 67, "{text}");
+    v.hub_ok("TEST", &["GroupJoin", "staff", "/USERNAME:alice"]);
+    v.hub_ok(
+        "TEST",
+        &[
+            "GroupPolicySet",
+            "staff",
+            "/NAME:PrivacyFilter",
+            "/VALUE:yes",
+        ],
+    );
+    v.hub_ok(
+        "TEST",
+        &["UserPolicySet", "alice", "/NAME:maxd", "/VALUE:5000000"],
+    );
+    let group = v.hub_ok("TEST", &["GroupGet", "staff"]);
+    assert!(group.contains("Privacy Filter Mode"), "{group}");
+    assert!(group.contains(" alice"), "{group}");
+    let user = v.hub_ok("TEST", &["UserGet", "alice"]);
+    assert_eq!(row(&user, "Group Name"), "staff", "{user}");
+    assert!(user.contains("5000000 bps"), "{user}");
+    let cfg =
+        etherhub_config::Config::parse(&std::fs::read_to_string(lab.server.config_path()).unwrap())
+            .unwrap();
+    let alice = cfg.user("TEST", "alice").unwrap();
+    let own = alice
+        .policy
+        .expect("vpncmd's UserPolicySet gave alice her own policy");
+    assert_eq!(own.max_download(), 5_000_000);
+    assert!(own.access() && !own.privacy_filter());
+    assert!(cfg
+        .group("TEST", "staff")
+        .unwrap()
+        .policy
+        .unwrap()
+        .privacy_filter());
+    v.hub_ok("TEST", &["UserPolicyRemove", "alice"]);
+    v.hub_ok("TEST", &["GroupUnjoin", "alice"]);
+    v.hub_ok("TEST", &["GroupDelete", "staff"]);
+    let cfg =
+        etherhub_config::Config::parse(&std::fs::read_to_string(lab.server.config_path()).unwrap())
+            .unwrap();
+    let alice = cfg.user("TEST", "alice").unwrap();
+    assert_eq!((alice.group.as_str(), alice.policy), ("", None));
+    assert!(cfg.groups("TEST").unwrap().is_empty());
+
     // The hub admin logs in with the hub's password (hashed by vpncmd) and sees its hub only.
     let (code, text) = v.run(&["/HUB:TEST", "/PASSWORD:hubpw", "/CMD", "UserList"]);
     assert_eq!(code, 0, "{text}");
@@ -371,7 +423,7 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     assert!(config.contains("declare root"), "{config}");
 
     // A command Etherhub does not implement gets SoftEther's "not supported", not a hang.
-    let (code, text) = v.hub("DEFAULT", &["GroupList"]);
+    let (code, text) = v.hub("DEFAULT", &["AccessList"]);
     assert_eq!(code, 33, "{text}");
     assert!(text.contains("Error occurred. (Error code: 33)"), "{text}");
 

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use etherhub_config::policy::{self, Policy};
 use etherhub_pack::Pack;
 
 use crate::handshake::LoginError;
@@ -155,12 +156,16 @@ pub struct Welcome {
     pub timeout_ms: u32,
     /// The hub's message ("Msg"; may be empty).
     pub message: String,
+    /// The user's security policy, as the session runs it.
+    pub policy: Policy,
 }
 
 impl Welcome {
     /// The welcome PACK. Encryption stays on (the data channel stays inside TLS), QoS and UDP
     /// acceleration are declined, the client's own address is not restricted beyond the
-    /// hub's rules: the policy is SoftEther's default with bridging and routing off.
+    /// hub's rules. The policy is the user's, with bridging and routing off (as SoftEther
+    /// sets them for a client that did not ask for bridge mode), QoS off, and the connection
+    /// count and timeout the session runs with.
     pub fn to_pack(&self) -> Pack {
         let mut p = Pack::new();
         p.set_str("session_name", &self.session_name);
@@ -178,30 +183,26 @@ impl Welcome {
             "session_key_32",
             u32::from_be_bytes([k[0], k[1], k[2], k[3]]),
         );
-        for (name, on) in [
-            ("Access", true),
-            ("DHCPFilter", false),
-            ("DHCPNoServer", false),
-            ("DHCPForce", false),
-            ("NoBridge", true),
-            ("NoRouting", true),
-            ("PrivacyFilter", false),
-            ("NoServer", false),
-            ("CheckMac", false),
-            ("CheckIP", false),
-            ("ArpDhcpOnly", false),
-            ("MonitorPort", false),
-            ("NoBroadcastLimiter", false),
-            ("FixPassword", false),
-            ("NoQoS", true),
-            ("NoSavePassword", false),
-            ("Ver3", true),
+        let mut policy = self.policy;
+        for (name, v) in [
+            ("NoBridge", 1),
+            ("NoRouting", 1),
+            ("NoQoS", 1),
+            ("MaxConnection", self.max_connection),
+            ("TimeOut", self.timeout_ms / 1000),
         ] {
-            p.set_bool(&format!("policy:{name}"), on);
+            if let Some(id) = policy::ITEMS.iter().position(|i| i.name == name) {
+                policy.0[id] = v;
+            }
         }
-        p.set_int("policy:MaxConnection", self.max_connection);
-        p.set_int("policy:TimeOut", self.timeout_ms / 1000);
-        p.set_int("policy:AutoDisconnect", 0);
+        for (id, item) in policy::ITEMS.iter().enumerate() {
+            let name = format!("policy:{}", item.name);
+            match item.kind {
+                policy::Kind::Flag => p.set_bool(&name, policy.flag(id)),
+                policy::Kind::Number { .. } => p.set_int(&name, policy.0[id]),
+            }
+        }
+        p.set_bool("policy:Ver3", true);
         p.set_int("vlan_id", 0);
         p.set_bool("enable_udp_recovery", false);
         p.set_data("Msg", self.message.as_bytes());
@@ -328,6 +329,7 @@ mod tests {
             half_connection: false,
             timeout_ms: 20_000,
             message: String::new(),
+            policy: Policy::default(),
         };
         let p = w.to_pack();
         assert_eq!(p.str("session_name"), Some("SID-ALICE-2"));
@@ -337,6 +339,19 @@ mod tests {
         assert_eq!(p.int("qos"), Some(0));
         assert_eq!(p.int("policy:AutoDisconnect"), Some(0));
         assert_eq!(p.int("policy:NoSavePassword"), Some(0));
+        assert_eq!(p.int("policy:Access"), Some(1));
+        assert_eq!(p.int("policy:MaxConnection"), Some(4));
+        assert_eq!(p.int("policy:NoBridge"), Some(1));
+        assert_eq!(p.int("policy:Ver3"), Some(1));
+        let mut limited = Welcome {
+            policy: Policy::default(),
+            ..w
+        };
+        limited.policy.set_named("MaxDownload", "1000000").unwrap();
+        limited.policy.set_named("PrivacyFilter", "yes").unwrap();
+        let p = limited.to_pack();
+        assert_eq!(p.int("policy:MaxDownload"), Some(1_000_000));
+        assert_eq!(p.int("policy:PrivacyFilter"), Some(1));
         assert!(p.get("use_udp_acceleration").is_none());
         assert_eq!(joined(Direction::ServerToClient).int("direction"), Some(1));
         assert_eq!(refused(9).int("error"), Some(9));

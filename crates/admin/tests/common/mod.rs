@@ -197,6 +197,18 @@ impl Backend for Fake {
             .retain(|u| !(u.hub.eq_ignore_ascii_case(hub) && u.name.eq_ignore_ascii_case(name)));
         Ok(())
     }
+    fn put_group(&self, _: &Group, _: bool) -> AdminResult<()> {
+        unsupported()
+    }
+    fn get_group(&self, _: &str, _: &str) -> AdminResult<Group> {
+        unsupported()
+    }
+    fn delete_group(&self, _: &str, _: &str) -> AdminResult<()> {
+        unsupported()
+    }
+    fn enum_groups(&self, _: &str) -> AdminResult<Vec<GroupItem>> {
+        unsupported()
+    }
     fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserItem>> {
         self.hub_exists(hub)?;
         Ok(self

@@ -63,6 +63,7 @@ pub fn user(hub: &str, name: &str) -> Change {
         hub: hub.into(),
         name: name.into(),
         auth: UserAuth::Password(etherhub_config::hash::hash_user_password(name, "pw")),
+        ..Default::default()
     })
 }
 

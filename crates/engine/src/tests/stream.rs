@@ -319,6 +319,7 @@ fn a_stream_protocol_logs_in_through_the_accounts_and_switches_frames() {
             auth: crate::UserAuth::Password(etherhub_config::hash::hash_user_password(
                 "bob", "new",
             )),
+            ..Default::default()
         }),
     );
     let (_, closed) = drain(&mut e);
