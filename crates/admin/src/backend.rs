@@ -107,6 +107,11 @@ pub trait Backend: Send + Sync {
     fn delete_group(&self, hub: &str, name: &str) -> AdminResult<()>;
     fn enum_groups(&self, hub: &str) -> AdminResult<Vec<GroupItem>>;
 
+    /// The hub's access rules in order, each with the frames it matched.
+    fn access_list(&self, hub: &str) -> AdminResult<Vec<(etherhub_config::AccessRule, u64)>>;
+    /// Replaces the hub's access rules (sorted by priority, pass before discard).
+    fn set_access_list(&self, hub: &str, rules: &[etherhub_config::AccessRule]) -> AdminResult<()>;
+
     // Sessions and tables.
     fn enum_sessions(&self, hub: &str) -> AdminResult<Vec<SessionItem>>;
     fn session_status(&self, hub: &str, name: &str) -> AdminResult<SessionStatus>;

@@ -203,6 +203,78 @@ pub static METHODS: &[Method] = &[
         },
     },
     Method {
+        name: "AddAccess",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| {
+            call(p, |a: AddAccess| {
+                let access = a.single.first().cloned().unwrap_or(a.access);
+                let mut rules = current_rules(b, &a.hub)?;
+                if rules.len() >= MAX_ACCESS_LISTS {
+                    return Err(AdminError::new(
+                        code::ERR_TOO_MANY_ACCESS_LIST,
+                        format!("a hub holds {MAX_ACCESS_LISTS} access rules at most"),
+                    ));
+                }
+                rules.push(checked_rule(&access)?);
+                b.set_access_list(&a.hub, &rules)?;
+                enum_access(b, &a.hub)
+            })
+        },
+    },
+    Method {
+        name: "DeleteAccess",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| {
+            call(p, |d: DeleteAccess| {
+                let list = b.access_list(&d.hub)?;
+                // below 32768 an Id (its place), from there a UniqueId, as in SoftEther
+                let at = list.iter().enumerate().position(|(i, (r, _))| {
+                    if d.id < 32768 {
+                        i as u32 + 1 == d.id
+                    } else {
+                        crate::wire::unique_id(r) == d.id
+                    }
+                });
+                let Some(at) = at else {
+                    return Err(AdminError::new(
+                        code::ERR_OBJECT_NOT_FOUND,
+                        format!("no access rule {} on hub {}", d.id, d.hub),
+                    ));
+                };
+                let mut rules: Vec<_> = list.into_iter().map(|(r, _)| r).collect();
+                rules.remove(at);
+                b.set_access_list(&d.hub, &rules)?;
+                Ok(d)
+            })
+        },
+    },
+    Method {
+        name: "EnumAccess",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| call(p, |h: HubName| enum_access(b, &h.hub)),
+    },
+    Method {
+        name: "SetAccessList",
+        access: Access::Hub("HubName_str"),
+        run: |b, _, p| {
+            call(p, |l: AccessList| {
+                if l.list.len() > MAX_ACCESS_LISTS {
+                    return Err(AdminError::new(
+                        code::ERR_TOO_MANY_ACCESS_LIST,
+                        format!("a hub holds {MAX_ACCESS_LISTS} access rules at most"),
+                    ));
+                }
+                let rules = l
+                    .list
+                    .iter()
+                    .map(checked_rule)
+                    .collect::<Result<Vec<_>, _>>()?;
+                b.set_access_list(&l.hub, &rules)?;
+                enum_access(b, &l.hub)
+            })
+        },
+    },
+    Method {
         name: "EnumUser",
         access: Access::Hub("HubName_str"),
         run: |b, _, p| {
@@ -746,6 +818,35 @@ fn set_user(b: &dyn Backend, mut u: User, create: bool, said_auth: bool) -> Admi
     let mut now = b.get_user(&u.hub, &u.name)?;
     now.password.clear();
     Ok(now)
+}
+
+/// SoftEther's limit on a hub's access rules.
+const MAX_ACCESS_LISTS: usize = 32768;
+
+fn current_rules(b: &dyn Backend, hub: &str) -> AdminResult<Vec<etherhub_config::AccessRule>> {
+    Ok(b.access_list(hub)?.into_iter().map(|(r, _)| r).collect())
+}
+
+/// An access rule from a request, refused if Etherhub cannot do what it asks.
+fn checked_rule(a: &AccessEntry) -> AdminResult<etherhub_config::AccessRule> {
+    let r = a.to_rule()?;
+    if let Some(why) = r.unsupported() {
+        return Err(AdminError::new(code::ERR_NOT_SUPPORTED, why.to_string()));
+    }
+    Ok(r)
+}
+
+fn enum_access(b: &dyn Backend, hub: &str) -> AdminResult<AccessList> {
+    let list = b
+        .access_list(hub)?
+        .iter()
+        .enumerate()
+        .map(|(i, (r, matches))| AccessEntry::of_rule(r, i as u32 + 1, *matches))
+        .collect();
+    Ok(AccessList {
+        hub: hub.to_string(),
+        list,
+    })
 }
 
 /// Policy numbers within SoftEther's ranges (its server takes any; a bad one would only

@@ -47,6 +47,8 @@ pub mod code {
     pub const ERR_TOO_MANY_HUBS: u32 = 58;
     /// Too many sessions of one user (the MultiLogins policy).
     pub const ERR_TOO_MANY_USER_SESSION: u32 = 20;
+    /// Too many access rules on the hub.
+    pub const ERR_TOO_MANY_ACCESS_LIST: u32 = 62;
     /// The group does not exist.
     pub const ERR_GROUP_NOT_FOUND: u32 = 65;
     /// A user with that name already exists.
@@ -83,6 +85,7 @@ pub fn error_text(code: u32) -> &'static str {
         57 => "The Virtual Hub with the specified name already exists on the server.",
         58 => "There are too many registered Virtual Hubs. No more can be created. Delete the old Virtual Hubs.",
         20 => "There are too many sessions by the same user. Other person might be connected to the Virtual Hub as the same user.",
+        62 => "There are too many access lists.",
         65 => "The specified group does not exist.",
         66 => "The user with the specified name already exists on the Virtual Hub.",
         67 => "The group with the specified name already exists on the Virtual Hub.",

@@ -27,6 +27,8 @@ pub mod wire;
 pub use backend::{AdminResult, Backend, Proof};
 pub use dispatch::{caps, dispatch, dispatch_pack, method, Access, Method, METHODS};
 pub use error::{code, error_text, AdminError, RpcError, JSONRPC_METHOD_NOT_FOUND};
+/// A MAC address as access rules write it (`00-AC-...`, `00:ac:...`).
+pub use etherhub_config::access::{parse_mac as access_mac, MacMatch as AccessMac};
 /// SoftEther's security policy items (for tools that show or edit policies).
 pub use etherhub_config::policy;
 pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};

@@ -1203,3 +1203,116 @@ pub struct WgKeyStatus {
     /// Packets dropped because their source was not `address`.
     pub spoofed_dropped: u64,
 }
+
+/// One access rule of a hub: a row of `EnumAccess` and `SetAccessList`, the rule of
+/// `AddAccess`. SoftEther's fields, plus Etherhub's count of the frames it matched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessEntry {
+    /// 1..N in the list's order.
+    #[serde(rename = "Id_u32")]
+    pub id: u32,
+    #[serde(rename = "Note_utf")]
+    pub note: String,
+    #[serde(rename = "Active_bool")]
+    pub active: bool,
+    #[serde(rename = "Priority_u32")]
+    pub priority: u32,
+    #[serde(rename = "Discard_bool")]
+    pub discard: bool,
+    #[serde(rename = "IsIPv6_bool")]
+    pub ipv6: bool,
+    #[serde(rename = "SrcIpAddress_ip")]
+    pub src_ip: Ip,
+    #[serde(rename = "SrcSubnetMask_ip")]
+    pub src_mask: Ip,
+    #[serde(rename = "DestIpAddress_ip")]
+    pub dst_ip: Ip,
+    #[serde(rename = "DestSubnetMask_ip")]
+    pub dst_mask: Ip,
+    #[serde(rename = "SrcIpAddress6_bin")]
+    pub src_ip6: Bin,
+    #[serde(rename = "SrcSubnetMask6_bin")]
+    pub src_mask6: Bin,
+    #[serde(rename = "DestIpAddress6_bin")]
+    pub dst_ip6: Bin,
+    #[serde(rename = "DestSubnetMask6_bin")]
+    pub dst_mask6: Bin,
+    #[serde(rename = "Protocol_u32")]
+    pub protocol: u32,
+    #[serde(rename = "SrcPortStart_u32")]
+    pub src_port_start: u32,
+    #[serde(rename = "SrcPortEnd_u32")]
+    pub src_port_end: u32,
+    #[serde(rename = "DestPortStart_u32")]
+    pub dst_port_start: u32,
+    #[serde(rename = "DestPortEnd_u32")]
+    pub dst_port_end: u32,
+    #[serde(rename = "SrcUsername_str")]
+    pub src_user: String,
+    #[serde(rename = "DestUsername_str")]
+    pub dst_user: String,
+    #[serde(rename = "CheckSrcMac_bool")]
+    pub check_src_mac: bool,
+    #[serde(rename = "SrcMacAddress_bin")]
+    pub src_mac: Bin,
+    #[serde(rename = "SrcMacMask_bin")]
+    pub src_mac_mask: Bin,
+    #[serde(rename = "CheckDstMac_bool")]
+    pub check_dst_mac: bool,
+    #[serde(rename = "DstMacAddress_bin")]
+    pub dst_mac: Bin,
+    #[serde(rename = "DstMacMask_bin")]
+    pub dst_mac_mask: Bin,
+    #[serde(rename = "CheckTcpState_bool")]
+    pub check_tcp_state: bool,
+    #[serde(rename = "Established_bool")]
+    pub established: bool,
+    #[serde(rename = "Delay_u32")]
+    pub delay: u32,
+    #[serde(rename = "Jitter_u32")]
+    pub jitter: u32,
+    #[serde(rename = "Loss_u32")]
+    pub loss: u32,
+    #[serde(rename = "RedirectUrl_str")]
+    pub redirect_url: String,
+    /// Stable while the rule exists (32768 and above, so that DeleteAccess tells it from an Id).
+    #[serde(rename = "UniqueId_u32")]
+    pub unique_id: u32,
+    /// Frames the rule matched since the list last changed (Etherhub).
+    #[serde(rename = "Matches_u64")]
+    pub matches: u64,
+}
+
+/// `EnumAccess`, `SetAccessList`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessList {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "AccessList")]
+    pub list: Vec<AccessEntry>,
+}
+
+/// `AddAccess`: the rule as flat fields (SoftEther's PACK) or in `AccessListSingle` (its JSON
+/// clients).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AddAccess {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "AccessListSingle", skip_serializing_if = "Vec::is_empty")]
+    pub single: Vec<AccessEntry>,
+    #[serde(flatten)]
+    pub access: AccessEntry,
+}
+
+/// `DeleteAccess`: a rule by its Id, or by its UniqueId (32768 and above).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeleteAccess {
+    #[serde(rename = "HubName_str")]
+    pub hub: String,
+    #[serde(rename = "Id_u32")]
+    pub id: u32,
+}

@@ -546,6 +546,143 @@ pub fn overlay<T: Serialize + DeserializeOwned>(base: &T, patch: &Value) -> Resu
     decode(merged)
 }
 
+/// A MAC and mask from two 6-byte fields, when checked.
+fn mac_pair(
+    check: bool,
+    mac: &Bin,
+    mask: &Bin,
+) -> Result<Option<etherhub_config::access::MacMatch>, AdminError> {
+    if !check {
+        return Ok(None);
+    }
+    match (
+        <[u8; 6]>::try_from(mac.0.as_slice()),
+        <[u8; 6]>::try_from(mask.0.as_slice()),
+    ) {
+        (Ok(a), Ok(m)) => Ok(Some((a, m))),
+        _ => Err(AdminError::invalid_param(
+            "SrcMacAddress_bin",
+            "a checked MAC address and its mask are 6 bytes each",
+        )),
+    }
+}
+
+fn v6(b: &Bin, field: &str) -> Result<std::net::Ipv6Addr, AdminError> {
+    if b.0.is_empty() {
+        return Ok(std::net::Ipv6Addr::UNSPECIFIED);
+    }
+    <[u8; 16]>::try_from(b.0.as_slice())
+        .map(std::net::Ipv6Addr::from)
+        .map_err(|_| AdminError::invalid_param(field, "an IPv6 address is 16 bytes"))
+}
+
+fn port(v: u32, field: &str) -> Result<u16, AdminError> {
+    u16::try_from(v).map_err(|_| AdminError::invalid_param(field, "a port is 0..65535"))
+}
+
+impl crate::types::AccessEntry {
+    /// The rule it describes, checked: ports within range and in order, MACs of 6 bytes.
+    pub fn to_rule(&self) -> Result<etherhub_config::AccessRule, AdminError> {
+        let range = |a: u32, b: u32, fa: &str, fb: &str| -> Result<(u16, u16), AdminError> {
+            let (a, b) = (port(a, fa)?, port(b, fb)?);
+            // SoftEther: an end below the start becomes the start
+            Ok((a, if a != 0 { b.max(a) } else { b }))
+        };
+        Ok(etherhub_config::AccessRule {
+            note: self.note.clone(),
+            active: self.active,
+            priority: self.priority,
+            discard: self.discard,
+            ipv6: self.ipv6,
+            src_ip: self.src_ip.v4(),
+            src_mask: self.src_mask.v4(),
+            dst_ip: self.dst_ip.v4(),
+            dst_mask: self.dst_mask.v4(),
+            src_ip6: v6(&self.src_ip6, "SrcIpAddress6_bin")?,
+            src_mask6: v6(&self.src_mask6, "SrcSubnetMask6_bin")?,
+            dst_ip6: v6(&self.dst_ip6, "DestIpAddress6_bin")?,
+            dst_mask6: v6(&self.dst_mask6, "DestSubnetMask6_bin")?,
+            protocol: self.protocol,
+            src_ports: range(
+                self.src_port_start,
+                self.src_port_end,
+                "SrcPortStart_u32",
+                "SrcPortEnd_u32",
+            )?,
+            dst_ports: range(
+                self.dst_port_start,
+                self.dst_port_end,
+                "DestPortStart_u32",
+                "DestPortEnd_u32",
+            )?,
+            src_user: self.src_user.clone(),
+            dst_user: self.dst_user.clone(),
+            src_mac: mac_pair(self.check_src_mac, &self.src_mac, &self.src_mac_mask)?,
+            dst_mac: mac_pair(self.check_dst_mac, &self.dst_mac, &self.dst_mac_mask)?,
+            tcp_established: self.check_tcp_state.then_some(self.established),
+            delay: self.delay,
+            jitter: self.jitter,
+            loss: self.loss,
+            redirect_url: self.redirect_url.clone(),
+        })
+    }
+
+    /// A rule as the admin messages show it: `id` its place (1..N), `matches` its count.
+    pub fn of_rule(r: &etherhub_config::AccessRule, id: u32, matches: u64) -> Self {
+        let mac = |m: &Option<([u8; 6], [u8; 6])>| {
+            m.map(|(a, k)| (Bin(a.to_vec()), Bin(k.to_vec())))
+                .unwrap_or_default()
+        };
+        let (src_mac, src_mac_mask) = mac(&r.src_mac);
+        let (dst_mac, dst_mac_mask) = mac(&r.dst_mac);
+        let six = |a: std::net::Ipv6Addr| Bin(a.octets().to_vec());
+        crate::types::AccessEntry {
+            id,
+            note: r.note.clone(),
+            active: r.active,
+            priority: r.priority,
+            discard: r.discard,
+            ipv6: r.ipv6,
+            src_ip: r.src_ip.into(),
+            src_mask: r.src_mask.into(),
+            dst_ip: r.dst_ip.into(),
+            dst_mask: r.dst_mask.into(),
+            src_ip6: six(r.src_ip6),
+            src_mask6: six(r.src_mask6),
+            dst_ip6: six(r.dst_ip6),
+            dst_mask6: six(r.dst_mask6),
+            protocol: r.protocol,
+            src_port_start: r.src_ports.0.into(),
+            src_port_end: r.src_ports.1.into(),
+            dst_port_start: r.dst_ports.0.into(),
+            dst_port_end: r.dst_ports.1.into(),
+            src_user: r.src_user.clone(),
+            dst_user: r.dst_user.clone(),
+            check_src_mac: r.src_mac.is_some(),
+            src_mac,
+            src_mac_mask,
+            check_dst_mac: r.dst_mac.is_some(),
+            dst_mac,
+            dst_mac_mask,
+            check_tcp_state: r.tcp_established.is_some(),
+            established: r.tcp_established.unwrap_or(false),
+            delay: r.delay,
+            jitter: r.jitter,
+            loss: r.loss,
+            redirect_url: r.redirect_url.clone(),
+            unique_id: unique_id(r),
+            matches,
+        }
+    }
+}
+
+/// A rule's UniqueId: from its contents, 32768 and above (SoftEther hashes the entry's address).
+pub fn unique_id(r: &etherhub_config::AccessRule) -> u32 {
+    let text = format!("{r:?}");
+    let h = etherhub_config::hash::sha0(text.as_bytes());
+    u32::from_be_bytes([h[0], h[1], h[2], h[3]]) | 0x8000_0000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,7 +134,84 @@ pub struct Command {
 const NOT_EMPTY: Check = Check::NotEmpty;
 const SAVE_LOG: Param = p("LOG", Ask::Line("Save Log (yes / no): "), NOT_EMPTY);
 
+const SRCIP_PROMPT: &str = "Source IP Address (\"0.0.0.0/0\" specifies all): ";
+const DESTIP_PROMPT: &str = "Destination IP Address (\"0.0.0.0/0\" specifies all): ";
+const SRCIP6_PROMPT: &str = "Source IPv6 Address (\"::/0\" specifies all): ";
+const DESTIP6_PROMPT: &str = "Destination IPv6 Address (\"::/0\" specifies all): ";
+
 pub const COMMANDS: &[Command] = &[
+    Command { name: "AccessAdd", title: "Add Rule to Access List (IPv4)", params: &[
+        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
+        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
+        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
+        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
+        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
+        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("SRCIP", Ask::Line(SRCIP_PROMPT), NOT_EMPTY),
+        p("DESTIP", Ask::Line(DESTIP_PROMPT), NOT_EMPTY),
+        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
+        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
+        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
+        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
+    ], run: access_add },
+    Command { name: "AccessAdd6", title: "Add Rule to Access List (IPv6)", params: &[
+        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
+        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
+        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
+        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
+        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
+        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("SRCIP", Ask::Line(SRCIP6_PROMPT), NOT_EMPTY),
+        p("DESTIP", Ask::Line(DESTIP6_PROMPT), NOT_EMPTY),
+        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
+        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
+        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
+        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
+    ], run: access_add6 },
+    Command { name: "AccessAddEx", title: "Add Extended Rule to Access List (IPv4, Delay, Jitter and Packet Loss Generating)", params: &[
+        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
+        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
+        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
+        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
+        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
+        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("SRCIP", Ask::Line(SRCIP_PROMPT), NOT_EMPTY),
+        p("DESTIP", Ask::Line(DESTIP_PROMPT), NOT_EMPTY),
+        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
+        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
+        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
+        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
+        p("DELAY", Ask::Line("Delays to Generate (in milliseconds: 0 - 10000): "), Check::MinMax(0, 10000, "Specify a delay of {} to {} milliseconds.")),
+        p("JITTER", Ask::Line("Fluctuation of Jitters to Generate (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a jitter of {} to {} percent.")),
+        p("LOSS", Ask::Line("Ratio of Packet Losses (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a loss of {} to {} percent.")),
+        opt("REDIRECTURL"),
+    ], run: access_add },
+    Command { name: "AccessAddEx6", title: "Add Extended Rule to Access List (IPv6, Delay, Jitter and Packet Loss Generating)", params: &[
+        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
+        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
+        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
+        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
+        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
+        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
+        p("SRCIP", Ask::Line(SRCIP6_PROMPT), NOT_EMPTY),
+        p("DESTIP", Ask::Line(DESTIP6_PROMPT), NOT_EMPTY),
+        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
+        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
+        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
+        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
+        p("DELAY", Ask::Line("Delays to Generate (in milliseconds: 0 - 10000): "), Check::MinMax(0, 10000, "Specify a delay of {} to {} milliseconds.")),
+        p("JITTER", Ask::Line("Fluctuation of Jitters to Generate (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a jitter of {} to {} percent.")),
+        p("LOSS", Ask::Line("Ratio of Packet Losses (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a loss of {} to {} percent.")),
+        opt("REDIRECTURL"),
+    ], run: access_add6 },
+    Command { name: "AccessDelete", title: "Delete Rule from Access List", params: &[p("[id]", Ask::Line("Access List Rule ID or Unique ID: "), NOT_EMPTY)], run: access_delete },
+    Command { name: "AccessDisable", title: "Disable Access List Rule", params: &[p("[id]", Ask::Line("Access List Rule ID or Unique ID: "), NOT_EMPTY)], run: access_disable },
+    Command { name: "AccessEnable", title: "Enable Access List Rule", params: &[p("[id]", Ask::Line("Access List Rule ID or Unique ID: "), NOT_EMPTY)], run: access_enable },
+    Command { name: "AccessList", title: "Get Access List Rule List", params: &[], run: access_list },
     Command { name: "ConfigGet", title: "Get the current configuration of the VPN Server", params: &[opt("[path]")], run: config_get },
     Command { name: "ConfigSet", title: "Write Configuration File to VPN Server", params: &[p("[path]", Ask::Line("Config file path name to upload to server: "), Check::IsFile)], run: config_set },
     Command { name: "DhcpGet", title: "Get Virtual DHCP Server Function Setting of SecureNAT Function", params: &[], run: dhcp_get },
@@ -1257,6 +1334,401 @@ fn policy_list(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
             etherhub_admin::policy::UNENFORCED_NOTE
         ));
     }
+    Ok(())
+}
+
+/// `ip/mask`, the mask dotted or as a prefix length; `v6` for IPv6.
+fn parse_ip_mask(
+    name: &str,
+    v: &str,
+    v6: bool,
+) -> Result<(std::net::IpAddr, std::net::IpAddr), CmdError> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let bad = || {
+        CmdError::usage(if v6 {
+            format!(
+                "/{name}: specify an IPv6 address and mask like 2001:db8::/32 (\"::/0\" for all)."
+            )
+        } else {
+            format!("/{name}: specify an IP address and mask like 192.168.0.0/24 or 192.168.0.0/255.255.255.0 (\"0.0.0.0/0\" for all).")
+        })
+    };
+    let (ip, mask) = v.trim().split_once('/').ok_or_else(bad)?;
+    let ip: IpAddr = ip.trim().parse().map_err(|_| bad())?;
+    if ip.is_ipv6() != v6 {
+        return Err(bad());
+    }
+    let mask = mask.trim();
+    let mask = match mask.parse::<u32>() {
+        Ok(bits) if !v6 && bits <= 32 => IpAddr::V4(Ipv4Addr::from(if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        })),
+        Ok(bits) if v6 && bits <= 128 => IpAddr::V6(Ipv6Addr::from(if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        })),
+        Ok(_) => return Err(bad()),
+        Err(_) => {
+            let m: IpAddr = mask.parse().map_err(|_| bad())?;
+            if m.is_ipv6() != v6 {
+                return Err(bad());
+            }
+            m
+        }
+    };
+    Ok((ip, mask))
+}
+
+/// vpncmd's protocol: a number, or a prefix of ip, tcp, udp, icmpv4, icmpv6 (in that order).
+fn parse_protocol(v: &str) -> Result<u32, CmdError> {
+    let v = v.trim().to_ascii_lowercase();
+    if v.is_empty() {
+        return Ok(0);
+    }
+    for (name, n) in [
+        ("ip", 0),
+        ("tcp", 6),
+        ("udp", 17),
+        ("icmpv4", 1),
+        ("icmpv6", 58),
+    ] {
+        if name.starts_with(&v) {
+            return Ok(n);
+        }
+    }
+    match v.parse::<u32>() {
+        Ok(n) if n <= 255 => Ok(n),
+        _ => Err(CmdError::usage(
+            "/PROTOCOL: specify tcp, udp, icmpv4, icmpv6, ip or a protocol number 0-255.".into(),
+        )),
+    }
+}
+
+/// `N` or `A-B` (empty: any).
+fn parse_port_range(name: &str, v: &str) -> Result<(u32, u32), CmdError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok((0, 0));
+    }
+    let bad = || {
+        CmdError::usage(format!(
+            "/{name}: specify a port like 80 or a range like 1000-2000."
+        ))
+    };
+    let nums: Vec<u32> = v
+        .split(['-', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let (a, b) = match nums[..] {
+        [a] => (a, a),
+        [a, b] => (a, b),
+        _ => return Err(bad()),
+    };
+    if a > b || b > 65535 || (a == 0 && b != 0) {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// `mac/mask` (empty: not checked).
+fn parse_mac_mask(name: &str, v: &str) -> Result<Option<etherhub_admin::AccessMac>, CmdError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        CmdError::usage(format!(
+            "/{name}: specify a MAC address and mask like 00-AC-00-11-22-33/FF-FF-FF-FF-FF-FF."
+        ))
+    };
+    let (m, k) = v.split_once('/').ok_or_else(bad)?;
+    let m = etherhub_admin::access_mac(m).ok_or_else(bad)?;
+    let k = etherhub_admin::access_mac(k).ok_or_else(bad)?;
+    Ok(Some((m, k)))
+}
+
+/// Established or Unestablished (a prefix of either; empty: not checked). Unlike vpncmd
+/// 5.01, which reads these the wrong way round, each means what it says.
+fn parse_tcp_state(v: &str) -> Result<Option<bool>, CmdError> {
+    let v = v.trim().to_ascii_lowercase();
+    if v.is_empty() {
+        Ok(None)
+    } else if "established".starts_with(&v) {
+        Ok(Some(true))
+    } else if "unestablished".starts_with(&v) {
+        Ok(Some(false))
+    } else {
+        Err(CmdError::usage(
+            "/TCPSTATE: specify Established or Unestablished.".into(),
+        ))
+    }
+}
+
+fn access_add(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    access_add_as(ctx, p, false)
+}
+
+fn access_add6(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    access_add_as(ctx, p, true)
+}
+
+fn access_add_as(ctx: &mut Ctx<'_>, p: &CmdParams, v6: bool) -> Result<(), CmdError> {
+    // vpncmd reads `none` and `null` as nothing
+    let get = |n: &str| {
+        p.get(n)
+            .filter(|v| {
+                !v.trim().eq_ignore_ascii_case("none") && !v.trim().eq_ignore_ascii_case("null")
+            })
+            .unwrap_or_default()
+    };
+    let action = get("").trim().to_ascii_lowercase();
+    // vpncmd: pass for a nonzero number or p/y/t; anything else discards
+    let pass = action.parse::<u32>().is_ok_and(|n| n != 0) || action.starts_with(['p', 'y', 't']);
+    let (src_ip, src_mask) = parse_ip_mask("SRCIP", get("SRCIP"), v6)?;
+    let (dst_ip, dst_mask) = parse_ip_mask("DESTIP", get("DESTIP"), v6)?;
+    let (sp, dp) = (
+        parse_port_range("SRCPORT", get("SRCPORT"))?,
+        parse_port_range("DESTPORT", get("DESTPORT"))?,
+    );
+    let src_mac = parse_mac_mask("SRCMAC", get("SRCMAC"))?;
+    let dst_mac = parse_mac_mask("DESTMAC", get("DESTMAC"))?;
+    let tcp = parse_tcp_state(get("TCPSTATE"))?;
+    let num = |n: &str| get(n).trim().parse::<u32>().unwrap_or(0);
+    let six = |a: std::net::IpAddr| match a {
+        std::net::IpAddr::V6(a) => Bin(a.octets().to_vec()),
+        std::net::IpAddr::V4(_) => Bin::default(),
+    };
+    let mut a = AccessEntry {
+        note: none_empty(p.get("MEMO")),
+        active: true,
+        priority: num("PRIORITY"),
+        discard: !pass,
+        ipv6: v6,
+        protocol: parse_protocol(get("PROTOCOL"))?,
+        src_port_start: sp.0,
+        src_port_end: sp.1,
+        dst_port_start: dp.0,
+        dst_port_end: dp.1,
+        src_user: none_empty(p.get("SRCUSERNAME")),
+        dst_user: none_empty(p.get("DESTUSERNAME")),
+        check_tcp_state: tcp.is_some(),
+        established: tcp.unwrap_or(false),
+        delay: num("DELAY"),
+        jitter: num("JITTER"),
+        loss: num("LOSS"),
+        redirect_url: none_empty(p.get("REDIRECTURL")),
+        ..AccessEntry::default()
+    };
+    if v6 {
+        (a.src_ip6, a.src_mask6, a.dst_ip6, a.dst_mask6) =
+            (six(src_ip), six(src_mask), six(dst_ip), six(dst_mask));
+    } else {
+        (a.src_ip, a.src_mask, a.dst_ip, a.dst_mask) =
+            (Ip(src_ip), Ip(src_mask), Ip(dst_ip), Ip(dst_mask));
+    }
+    if let Some((m, k)) = src_mac {
+        (a.check_src_mac, a.src_mac, a.src_mac_mask) = (true, Bin(m.to_vec()), Bin(k.to_vec()));
+    }
+    if let Some((m, k)) = dst_mac {
+        (a.check_dst_mac, a.dst_mac, a.dst_mac_mask) = (true, Bin(m.to_vec()), Bin(k.to_vec()));
+    }
+    let req = AddAccess {
+        hub: ctx.hub()?,
+        access: a,
+        ..AddAccess::default()
+    };
+    let _: AccessList = ctx.rpc("AddAccess", &req)?;
+    Ok(())
+}
+
+/// vpncmd's summary of a rule: `(ipv4) SrcIPv4=192.168.0.0/24, Protocol=TCP, DstPort=80`.
+fn access_contents(a: &AccessEntry) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut l3 = false;
+    let prefix = |m: std::net::IpAddr| -> String {
+        let bits = match m {
+            std::net::IpAddr::V4(m) => {
+                let v = u32::from(m);
+                (v.leading_ones() + v.trailing_zeros() == 32).then(|| v.leading_ones())
+            }
+            std::net::IpAddr::V6(m) => {
+                let v = u128::from(m);
+                (v.leading_ones() + v.trailing_zeros() == 128).then(|| v.leading_ones())
+            }
+        };
+        bits.map_or(m.to_string(), |b| b.to_string())
+    };
+    let addr = |ip: std::net::IpAddr, mask: std::net::IpAddr| {
+        (!ip.is_unspecified() || !mask.is_unspecified()).then(|| format!("{ip}/{}", prefix(mask)))
+    };
+    let v6 = |b: &Bin| {
+        <[u8; 16]>::try_from(b.0.as_slice())
+            .map(|o| std::net::IpAddr::V6(o.into()))
+            .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+    };
+    let (tag, src, dst) = if a.ipv6 {
+        (
+            "IPv6",
+            addr(v6(&a.src_ip6), v6(&a.src_mask6)),
+            addr(v6(&a.dst_ip6), v6(&a.dst_mask6)),
+        )
+    } else {
+        (
+            "IPv4",
+            addr(a.src_ip.0, a.src_mask.0),
+            addr(a.dst_ip.0, a.dst_mask.0),
+        )
+    };
+    if let Some(s) = src {
+        parts.push(format!("Src{tag}={s}"));
+        l3 = true;
+    }
+    if let Some(d) = dst {
+        parts.push(format!("Dst{tag}={d}"));
+        l3 = true;
+    }
+    if a.protocol != 0 {
+        let name = match a.protocol {
+            1 => "ICMPv4".to_string(),
+            6 => "TCP".to_string(),
+            17 => "UDP".to_string(),
+            58 => "ICMPv6".to_string(),
+            n => format!("({n})"),
+        };
+        parts.push(format!("Protocol={name}"));
+        l3 = true;
+    }
+    for (label, s, e) in [
+        ("SrcPort", a.src_port_start, a.src_port_end),
+        ("DstPort", a.dst_port_start, a.dst_port_end),
+    ] {
+        if s != 0 {
+            parts.push(if e <= s {
+                format!("{label}={s}")
+            } else {
+                format!("{label}={s}-{e}")
+            });
+            l3 = true;
+        }
+    }
+    if !a.src_user.is_empty() {
+        parts.push(format!("SrcUser={}", a.src_user));
+    }
+    if !a.dst_user.is_empty() {
+        parts.push(format!("DstUser={}", a.dst_user));
+    }
+    let mac = |b: &Bin| {
+        b.0.iter()
+            .map(|x| format!("{x:02X}"))
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    if a.check_src_mac {
+        parts.push(format!(
+            "SrcMac={}/{}",
+            mac(&a.src_mac),
+            mac(&a.src_mac_mask)
+        ));
+    }
+    if a.check_dst_mac {
+        parts.push(format!(
+            "DstMac={}/{}",
+            mac(&a.dst_mac),
+            mac(&a.dst_mac_mask)
+        ));
+    }
+    if a.check_tcp_state {
+        parts.push(
+            if a.established {
+                "Established"
+            } else {
+                "Unestablished"
+            }
+            .to_string(),
+        );
+        l3 = true;
+    }
+    let kind = match (l3, a.ipv6) {
+        (true, true) => "(ipv6) ",
+        (true, false) => "(ipv4) ",
+        (false, _) => "(ether) ",
+    };
+    if parts.is_empty() {
+        format!("{kind}*")
+    } else {
+        format!("{kind}{}", parts.join(", "))
+    }
+}
+
+fn access_list(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
+    let v: AccessList = ctx.rpc("EnumAccess", &ctx.hub_name()?)?;
+    let mut t = Table::new(&[
+        "ID",
+        "Action",
+        "Status",
+        "Priority",
+        "Unique ID",
+        "Contents",
+        "Memo",
+        "Matches",
+    ]);
+    for a in &v.list {
+        t.row(&[
+            a.id.to_string(),
+            if a.discard { "Discard" } else { "Pass" }.to_string(),
+            if a.active { "Enable" } else { "Disable" }.to_string(),
+            a.priority.to_string(),
+            a.unique_id.to_string(),
+            access_contents(a),
+            a.note.clone(),
+            num(a.matches),
+        ]);
+    }
+    ctx.table(&t, false);
+    Ok(())
+}
+
+fn access_delete(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let id = parse_rule_id(p)?;
+    let req = DeleteAccess {
+        hub: ctx.hub()?,
+        id,
+    };
+    let _: DeleteAccess = ctx.rpc("DeleteAccess", &req)?;
+    Ok(())
+}
+
+fn parse_rule_id(p: &CmdParams) -> Result<u32, CmdError> {
+    p.get("")
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .map_err(|_| CmdError::usage("Specify the rule's ID (or Unique ID) as a number.".into()))
+}
+
+fn access_enable(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    access_set_active(ctx, p, true)
+}
+
+fn access_disable(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    access_set_active(ctx, p, false)
+}
+
+fn access_set_active(ctx: &mut Ctx<'_>, p: &CmdParams, active: bool) -> Result<(), CmdError> {
+    let id = parse_rule_id(p)?;
+    let mut v: AccessList = ctx.rpc("EnumAccess", &ctx.hub_name()?)?;
+    let Some(rule) = v.list.iter_mut().find(|a| a.id == id) else {
+        return Err(CmdError {
+            code: 29,
+            message: "Error occurred. (Error code: 29)\nObject not found.".into(),
+        });
+    };
+    rule.active = active;
+    let _: AccessList = ctx.rpc("SetAccessList", &v)?;
     Ok(())
 }
 

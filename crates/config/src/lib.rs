@@ -6,6 +6,7 @@
 //! Must not: open sockets, start tasks, or read the clock for anything but backup names.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod hash;
 pub mod model;
 pub mod policy;
@@ -13,6 +14,7 @@ pub mod store;
 pub mod tree;
 pub mod wgaddr;
 
+pub use access::AccessRule;
 pub use model::{
     Config, GroupSettings, HubSettings, Listener, ModelError, SecureNatSettings, UserSettings,
     WgKey, WireGuardSettings, DEFAULT_HUB, DEFAULT_PORTS,

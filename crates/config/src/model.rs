@@ -1,6 +1,7 @@
 //! A typed view over the tree for the parts Etherhub uses. Reads return plain structs; writes
 //! change only the items they own, so every block and value we do not know survives a save.
 
+use crate::access::{self, AccessRule};
 use crate::hash;
 use crate::policy::Policy;
 use crate::tree::{self, Folder, ParseError};
@@ -895,6 +896,32 @@ impl Config {
                     u.remove("GroupName");
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The hub's access list, in SoftEther's order.
+    pub fn access_list(&self, hub: &str) -> Result<Vec<AccessRule>, ModelError> {
+        let Some(list) = self.hub_folder(hub)?.folder("AccessList") else {
+            return Ok(Vec::new());
+        };
+        // folders keep their names' text order ("10" before "2"); the numbers are the order
+        let mut folders: Vec<&Folder> = list.folders.iter().collect();
+        folders.sort_by_key(|f| f.name.parse::<u64>().unwrap_or(u64::MAX));
+        let mut rules: Vec<AccessRule> = folders.into_iter().map(AccessRule::from_folder).collect();
+        access::sort(&mut rules);
+        Ok(rules)
+    }
+
+    /// Replaces the hub's access list (sorted, numbered 1..N as SoftEther writes it).
+    pub fn set_access_list(&mut self, hub: &str, rules: &[AccessRule]) -> Result<(), ModelError> {
+        let mut rules = rules.to_vec();
+        access::sort(&mut rules);
+        let h = self.hub_folder_mut(hub)?;
+        h.remove_folder("AccessList");
+        let list = h.folder_or_create("AccessList");
+        for (i, r) in rules.iter().enumerate() {
+            r.write(list.folder_or_create(&(i + 1).to_string()));
         }
         Ok(())
     }

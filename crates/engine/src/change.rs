@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use etherhub_config::Policy;
+use etherhub_config::{AccessRule, Policy};
 use etherhub_hub::StaticNetwork;
 use etherhub_securenat::NatConfig;
 use etherhub_wireguard::Key;
@@ -20,6 +20,8 @@ pub struct HubSpec {
     /// SecureNAT's settings when it is on. The seed and the resolvers inside are the runtime's
     /// to choose: the engine draws no randomness and reads no files.
     pub securenat: Option<NatConfig>,
+    /// The access list, in SoftEther's order.
+    pub access: Vec<AccessRule>,
 }
 
 /// How a user logs in.
@@ -45,6 +47,8 @@ pub struct UserSpec {
     pub policy: Policy,
     /// When it expires, Unix milliseconds (0: never); see [`crate::Engine::set_unix_time`].
     pub expires_ms: u64,
+    /// Its group ("" for none), for access rules that name groups.
+    pub group: String,
 }
 
 /// A registered WireGuard client key.

@@ -331,6 +331,7 @@ impl Core {
         };
         let nat = slot.spec.securenat.clone();
         slot.install_nat(nat.as_ref(), now, &mut self.outside);
+        slot.hub.set_access_list(&slot.spec.access);
         self.next_hub_tick.get_or_insert(now + HUB_TICK);
         self.hub_names.insert(fold(&slot.spec.name), slot.id);
         self.hubs.insert(slot.id, slot);
@@ -590,6 +591,7 @@ impl Core {
         if let Some(slot) = self.hubs.get_mut(&id) {
             for s in sessions {
                 slot.hub.set_session_policy(s, port_policy(&spec.policy));
+                slot.hub.set_session_group(s, &spec.group);
             }
         }
     }
@@ -665,6 +667,7 @@ impl Io for Core {
         slot.tunnels.insert(session, o.tunnel);
         if let Some(u) = self.accounts.user(&o.hub, &o.user) {
             slot.hub.set_session_policy(session, port_policy(&u.policy));
+            slot.hub.set_session_group(session, &u.group);
         }
         let name = slot
             .hub

@@ -654,6 +654,9 @@ impl Engine {
             (Some(a), Some(b)) => same_host(a, b),
             _ => false,
         };
+        if slot.spec.access != spec.access {
+            slot.hub.set_access_list(&spec.access);
+        }
         slot.spec = spec;
         if nat_same {
             if let (Some(host), Some(c)) = (slot.hub.securenat_host_mut(), &slot.spec.securenat) {

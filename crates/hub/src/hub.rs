@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 
+use crate::access::{AccessList, FrameInfo, Ident, Verdict};
 use crate::l3::{L3Adapter, Route, SendError};
 use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
 use crate::policy::{Admit, PortPolicy, Shaper};
@@ -146,6 +147,8 @@ struct Session<H> {
     up: Shaper,
     /// MaxDownload: what the hub sends to the session.
     down: Shaper,
+    /// Its user and group, as access rules name them.
+    ident: Ident,
 }
 
 /// A virtual hub. Sans-IO: inputs carry `now`, outputs go to the caller's `Vec<Delivery>`.
@@ -168,6 +171,9 @@ pub struct Hub<H = SecureNatHost> {
     dropped: u64,
     /// Frames a session's policy held back (bandwidth, privacy filter).
     policy_dropped: u64,
+    access: AccessList,
+    /// Frames the access list discarded.
+    access_dropped: u64,
     /// The latest `now` any call brought in.
     last_now: Option<Instant>,
     /// Frames produced by ports while the switch is busy, with the session that sent them.
@@ -209,6 +215,8 @@ impl<H: VirtualHost> Hub<H> {
             traffic: HubTraffic::default(),
             dropped: 0,
             policy_dropped: 0,
+            access: AccessList::default(),
+            access_dropped: 0,
             last_now: None,
             queue: VecDeque::new(),
             deferred: false,
@@ -272,6 +280,7 @@ impl<H: VirtualHost> Hub<H> {
                 policy: PortPolicy::default(),
                 up: Shaper::new(0),
                 down: Shaper::new(0),
+                ident: Ident::new(user, ""),
             },
         );
         id
@@ -328,6 +337,28 @@ impl<H: VirtualHost> Hub<H> {
         }
     }
 
+    /// The group of a session's user, for access rules that name groups.
+    pub fn set_session_group(&mut self, id: SessionId, group: &str) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.ident = Ident::new(&s.user, group);
+        }
+    }
+
+    /// Replaces the access list (rules in SoftEther's order); its match counts start at 0.
+    pub fn set_access_list(&mut self, rules: &[etherhub_config::AccessRule]) {
+        self.access = AccessList::new(rules);
+    }
+
+    /// Matches of each access rule, in the list's order.
+    pub fn access_matches(&self) -> &[u64] {
+        self.access.matches()
+    }
+
+    /// Frames the access list discarded.
+    pub fn access_dropped(&self) -> u64 {
+        self.access_dropped
+    }
+
     /// The policy on a session's port.
     pub fn session_policy(&self, id: SessionId) -> Option<PortPolicy> {
         self.sessions.get(&id).map(|s| s.policy)
@@ -357,10 +388,12 @@ impl<H: VirtualHost> Hub<H> {
             .map(|(id, _)| *id)
             .collect();
         for id in busy {
-            while let Some(f) = self.sessions.get_mut(&id).and_then(|s| s.up.pop_ready(now)) {
-                self.forward(id, &f, now, out);
+            while let Some((f, pending)) =
+                self.sessions.get_mut(&id).and_then(|s| s.up.pop_ready(now))
+            {
+                self.forward(id, &f, pending, now, out);
             }
-            while let Some(f) = self
+            while let Some((f, _)) = self
                 .sessions
                 .get_mut(&id)
                 .and_then(|s| s.down.pop_ready(now))
@@ -692,9 +725,24 @@ impl<H: VirtualHost> Hub<H> {
             self.dropped += 1;
             return;
         }
+        // the access list: rules up to the first that names a receiving user decide here; if
+        // none did, the rest are checked for each receiving session
+        let mut pending = false;
+        if !self.access.is_empty() {
+            if let (Some(info), Some(s)) = (FrameInfo::of(frame), self.sessions.get(&from)) {
+                match self.access.check_in(&info, &s.ident) {
+                    Verdict::Discard => {
+                        self.access_dropped += 1;
+                        return;
+                    }
+                    Verdict::Pass => {}
+                    Verdict::NoMatch => pending = self.access.per_destination(),
+                }
+            }
+        }
         if let Some(s) = self.sessions.get_mut(&from) {
             let patient = matches!(s.port, Port::Host(_));
-            match s.up.admit(frame, now, patient) {
+            match s.up.admit(frame, now, patient, pending) {
                 Admit::Now => {}
                 Admit::Queued => return,
                 Admit::Dropped => {
@@ -703,11 +751,19 @@ impl<H: VirtualHost> Hub<H> {
                 }
             }
         }
-        self.forward(from, frame, now, out);
+        self.forward(from, frame, pending, now, out);
     }
 
-    /// Switches a frame a session sent (past its upload limit) to the sessions it is for.
-    fn forward(&mut self, from: SessionId, frame: &[u8], now: Instant, out: &mut Vec<Delivery>) {
+    /// Switches a frame a session sent (past its upload limit) to the sessions it is for;
+    /// `pending`: the access list has rules to check for each of them.
+    fn forward(
+        &mut self,
+        from: SessionId,
+        frame: &[u8],
+        pending: bool,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.dropped += 1;
             return;
@@ -719,6 +775,11 @@ impl<H: VirtualHost> Hub<H> {
         };
         let privacy = s.policy.privacy_filter;
         let patient = matches!(s.port, Port::Host(_));
+        let per_destination = if pending {
+            FrameInfo::of(frame).map(|info| (info, s.ident.clone()))
+        } else {
+            None
+        };
         s.recv.count(broadcast, frame.len());
         s.last_comm = now;
         self.traffic.recv.count(broadcast, frame.len());
@@ -753,7 +814,13 @@ impl<H: VirtualHost> Hub<H> {
                 self.policy_dropped += 1;
                 continue;
             }
-            match session.down.admit(frame, now, patient) {
+            if let Some((info, src)) = &per_destination {
+                if self.access.check_to(info, src, &session.ident) == Verdict::Discard {
+                    self.access_dropped += 1;
+                    continue;
+                }
+            }
+            match session.down.admit(frame, now, patient, false) {
                 Admit::Now => self.deliver(to, frame, broadcast, now, out),
                 Admit::Queued => {}
                 Admit::Dropped => self.policy_dropped += 1,

@@ -18,12 +18,14 @@
 //!   `smoltcp::wire` views, and malformed or undeliverable input is dropped and counted
 //!   ([`Hub::dropped`]);
 //! - no knowledge of users, authentication or configuration files; those live in other crates
-//!   (a session's port only enforces the [`PortPolicy`] it is given).
+//!   (a session's port only enforces the [`PortPolicy`] it is given, the hub the access rules;
+//!   their data types come from etherhub-config).
 //!
 //! Call order: feed packets with [`Hub::input_ip`] / [`Hub::input_frame`] and call [`Hub::tick`]
 //! about once a second; each call may push [`Delivery`] values for the caller to send on.
 #![forbid(unsafe_code)]
 
+mod access;
 mod hub;
 mod l3;
 mod packet;
@@ -31,6 +33,7 @@ mod policy;
 mod table;
 mod vhost;
 
+pub use access::{rule_matches, AccessList, FrameInfo, Ident, Verdict};
 pub use hub::{
     Delivery, Hub, HubTraffic, IpEntry, MacEntry, SessionId, SessionInfo, SessionKind,
     StaticNetwork, Traffic, IP_TABLE_EXPIRE, MAC_TABLE_EXPIRE,

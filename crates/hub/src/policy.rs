@@ -102,7 +102,8 @@ pub(crate) enum Admit {
 #[derive(Clone, Debug)]
 pub(crate) struct Shaper {
     bucket: Bucket,
-    queue: VecDeque<Vec<u8>>,
+    /// Frames waiting, each with a flag its owner keeps with it.
+    queue: VecDeque<(Vec<u8>, bool)>,
     queued: usize,
     cap: usize,
 }
@@ -128,7 +129,8 @@ impl Shaper {
 
     /// `patient`: the frame comes from a sender that slows down when delayed (the hub's own
     /// hosts), so it waits in a deeper queue rather than being dropped.
-    pub fn admit(&mut self, frame: &[u8], now: Instant, patient: bool) -> Admit {
+    /// `tag` waits with a queued frame and comes back with it.
+    pub fn admit(&mut self, frame: &[u8], now: Instant, patient: bool, tag: bool) -> Admit {
         if self.bucket.rate_bps == 0 || always_passes(frame) {
             return Admit::Now;
         }
@@ -144,13 +146,13 @@ impl Shaper {
             return Admit::Dropped;
         }
         self.queued += frame.len();
-        self.queue.push_back(frame.to_vec());
+        self.queue.push_back((frame.to_vec(), tag));
         Admit::Queued
     }
 
     /// The next queued frame, if the bucket has its bits now.
-    pub fn pop_ready(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let len = self.queue.front()?.len();
+    pub fn pop_ready(&mut self, now: Instant) -> Option<(Vec<u8>, bool)> {
+        let len = self.queue.front()?.0.len();
         if !self.bucket.take(len, now) {
             return None;
         }
@@ -162,7 +164,7 @@ impl Shaper {
     pub fn next_ready(&self, now: Instant) -> Option<Instant> {
         self.queue
             .front()
-            .map(|f| self.bucket.ready_at(f.len(), now))
+            .map(|(f, _)| self.bucket.ready_at(f.len(), now))
     }
 
     pub fn has_queue(&self) -> bool {
@@ -240,7 +242,9 @@ mod tests {
         let frame = udp_frame(1000);
         assert!(!always_passes(&frame));
         let mut s = Shaper::new(800_000); // 100 kB/s: bucket 20 kB, queue 48 kB (32 frames min)
-        let verdicts: Vec<Admit> = (0..100).map(|_| s.admit(&frame, t0, false)).collect();
+        let verdicts: Vec<Admit> = (0..100)
+            .map(|_| s.admit(&frame, t0, false, false))
+            .collect();
         let now = verdicts.iter().filter(|v| **v == Admit::Now).count();
         let queued = verdicts.iter().filter(|v| **v == Admit::Queued).count();
         assert_eq!(now, 20, "the bucket's 200 ms pass at once");
@@ -265,10 +269,12 @@ mod tests {
         // an ARP frame is never held
         let mut arp = vec![0u8; 60];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(Shaper::new(8).admit(&arp, t0, false), Admit::Now);
+        assert_eq!(Shaper::new(8).admit(&arp, t0, false, false), Admit::Now);
         // what the hub's own host sends waits rather than drops
         let mut host = Shaper::new(800_000);
-        let verdicts: Vec<Admit> = (0..1000).map(|_| host.admit(&frame, t0, true)).collect();
+        let verdicts: Vec<Admit> = (0..1000)
+            .map(|_| host.admit(&frame, t0, true, false))
+            .collect();
         assert!(!verdicts.contains(&Admit::Dropped));
     }
 }

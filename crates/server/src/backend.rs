@@ -500,6 +500,32 @@ impl Backend for AdminBackend {
         self.change(|c| Ok(c.delete_user(hub, name)?))
     }
 
+    fn access_list(&self, hub: &str) -> AdminResult<Vec<(etherhub_config::AccessRule, u64)>> {
+        let rules = self
+            .server()
+            .config()
+            .access_list(hub)
+            .map_err(|e| model_err(&e))?;
+        let matches: Vec<u64> = {
+            let dp = self.server().dataplane.lock();
+            dp.engine
+                .hub(hub)
+                .map(|h| h.access_matches().to_vec())
+                .unwrap_or_default()
+        };
+        // the counts are the running list's: they belong to these rules only if it is this one
+        let same = matches.len() == rules.len();
+        Ok(rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (r, if same { matches[i] } else { 0 }))
+            .collect())
+    }
+
+    fn set_access_list(&self, hub: &str, rules: &[etherhub_config::AccessRule]) -> AdminResult<()> {
+        self.change(|c| Ok(c.set_access_list(hub, rules)?))
+    }
+
     fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserItem>> {
         let users = self
             .server()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use etherhub_config::{Config, SecureNatSettings};
+use etherhub_config::{AccessRule, Config, SecureNatSettings};
 use etherhub_engine::{Change, HubSpec, UserAuth, UserSpec, WgKeySpec, WireGuardSpec};
 use etherhub_hub::{StaticNetwork, VirtualHostConfig};
 use etherhub_securenat::{parse_push_routes, DhcpConfig, NatConfig};
@@ -75,6 +75,7 @@ struct HubView {
     online: bool,
     static_network: Option<(Ipv4Addr, Ipv4Addr)>,
     securenat: Option<SecureNatSettings>,
+    access: Vec<AccessRule>,
 }
 
 /// The parts of a config the engine runs on, keyed for comparison.
@@ -121,6 +122,7 @@ impl View {
                         hub: h.name.clone(),
                         policy: cfg.effective_policy(&name, &u),
                         expires_ms: u.expire_time,
+                        group: u.group.clone(),
                         name: u.name,
                         auth,
                     },
@@ -134,6 +136,7 @@ impl View {
                     static_network: (!h.default_gateway.is_unspecified())
                         .then_some((h.default_gateway, h.default_subnet)),
                     securenat: h.securenat.enabled.then_some(h.securenat),
+                    access: cfg.access_list(&name).unwrap_or_default(),
                 },
             );
         }
@@ -165,6 +168,7 @@ fn hub_spec(h: &HubView, env: &NatEnv) -> HubSpec {
             .securenat
             .as_ref()
             .map(|s| nat_config(s, env.resolvers.clone(), (env.seed)())),
+        access: h.access.clone(),
     }
 }
 

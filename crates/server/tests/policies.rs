@@ -150,6 +150,95 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
     let (_, fast_secs) = download(&alice.ns, &lan.ip, 5201, "20M");
     assert!(fast_secs < secs, "alice {fast_secs} s, bob {secs} s");
 
+    // the hub's access list: a discard rule for one LAN port; the other still works
+    let _other = iperf_server(&lan.ns, &lan.ip, 5202, false);
+    std::thread::sleep(Duration::from_millis(300));
+    let reach = |port: u16| {
+        let out = run(carol.ns.cmd("timeout").args([
+            "10",
+            "iperf3",
+            "-c",
+            &lan.ip,
+            "-p",
+            &port.to_string(),
+            "-t",
+            "1",
+            "--connect-timeout",
+            "3000",
+        ]));
+        out.status.success()
+    };
+    assert!(reach(5202), "port 5202 works before the rule");
+    s.must_hub_cmd(&[
+        "AccessAdd",
+        "discard",
+        "/MEMO:no 5202",
+        "/PRIORITY:10",
+        "/SRCUSERNAME:staff",
+        "/DESTUSERNAME:none",
+        "/SRCMAC:none",
+        "/DESTMAC:none",
+        "/SRCIP:0.0.0.0/0",
+        &format!("/DESTIP:{}/32", lan.ip),
+        "/PROTOCOL:tcp",
+        "/SRCPORT:none",
+        "/DESTPORT:5202",
+        "/TCPSTATE:none",
+    ]);
+    assert!(!reach(5202), "the rule discards port 5202 for the group");
+    assert!(reach(5201), "port 5201 still works");
+    let rules = s.must_hub_cmd(&["AccessList"]);
+    assert!(
+        rules.contains(&format!(
+            "(ipv4) DstIPv4={}/32, Protocol=TCP, DstPort=5202, SrcUser=staff",
+            lan.ip
+        )),
+        "{rules}"
+    );
+    let line = rules.lines().find(|l| l.contains("no 5202")).unwrap();
+    let matches: u64 = line
+        .rsplit('|')
+        .next()
+        .unwrap()
+        .trim()
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    assert!(matches > 0, "the rule counts its matches: {line}");
+    s.must_hub_cmd(&["AccessDisable", "1"]);
+    assert!(reach(5202), "a disabled rule discards nothing");
+    s.must_hub_cmd(&["AccessDelete", "1"]);
+    assert!(!s.must_hub_cmd(&["AccessList"]).contains("no 5202"));
+    // what Etherhub cannot do is refused, and says so
+    let ex = s.cmd_in(
+        Some("DEFAULT"),
+        &[
+            "AccessAddEx",
+            "pass",
+            "/MEMO:none",
+            "/PRIORITY:1",
+            "/SRCUSERNAME:none",
+            "/DESTUSERNAME:none",
+            "/SRCMAC:none",
+            "/DESTMAC:none",
+            "/SRCIP:0.0.0.0/0",
+            "/DESTIP:0.0.0.0/0",
+            "/PROTOCOL:ip",
+            "/SRCPORT:none",
+            "/DESTPORT:none",
+            "/TCPSTATE:none",
+            "/DELAY:100",
+            "/JITTER:0",
+            "/LOSS:0",
+        ],
+    );
+    assert!(!ex.status.success());
+    assert!(
+        out_text(&ex).contains("not supported by Etherhub yet"),
+        "{}",
+        out_text(&ex)
+    );
+
     // MultiLogins 1: carol's second key gets no session while the first is live
     assert_eq!(sessions_of(s, "carol"), 1);
     carol2.join(s, None);

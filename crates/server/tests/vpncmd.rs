@@ -219,6 +219,44 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
         .policy
         .unwrap()
         .privacy_filter());
+    // an access rule through vpncmd's PACK, read back by vpncmd itself
+    v.hub_ok(
+        "TEST",
+        &[
+            "AccessAdd",
+            "discard",
+            "/MEMO:no telnet",
+            "/PRIORITY:5",
+            "/SRCUSERNAME:staff",
+            "/DESTUSERNAME:",
+            "/SRCMAC:",
+            "/DESTMAC:",
+            "/SRCIP:192.168.30.0/24",
+            "/DESTIP:0.0.0.0/0",
+            "/PROTOCOL:tcp",
+            "/SRCPORT:",
+            "/DESTPORT:23",
+            "/TCPSTATE:",
+        ],
+    );
+    let rules = v.hub_ok("TEST", &["AccessList"]);
+    assert!(
+        rules.contains("(ipv4) SrcIPv4=192.168.30.0/24, Protocol=TCP, DstPort=23, SrcUser=staff"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("no telnet") && rules.contains("Discard"),
+        "{rules}"
+    );
+    let cfg =
+        etherhub_config::Config::parse(&std::fs::read_to_string(lab.server.config_path()).unwrap())
+            .unwrap();
+    let rule = &cfg.access_list("TEST").unwrap()[0];
+    assert_eq!(
+        (rule.dst_ports, rule.protocol, rule.discard),
+        ((23, 23), 6, true)
+    );
+    v.hub_ok("TEST", &["AccessDelete", "1"]);
     v.hub_ok("TEST", &["UserPolicyRemove", "alice"]);
     v.hub_ok("TEST", &["GroupUnjoin", "alice"]);
     v.hub_ok("TEST", &["GroupDelete", "staff"]);
@@ -423,7 +461,7 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     assert!(config.contains("declare root"), "{config}");
 
     // A command Etherhub does not implement gets SoftEther's "not supported", not a hang.
-    let (code, text) = v.hub("DEFAULT", &["AccessList"]);
+    let (code, text) = v.hub("DEFAULT", &["CascadeList"]);
     assert_eq!(code, 33, "{text}");
     assert!(text.contains("Error occurred. (Error code: 33)"), "{text}");
 

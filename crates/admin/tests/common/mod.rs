@@ -209,6 +209,12 @@ impl Backend for Fake {
     fn enum_groups(&self, _: &str) -> AdminResult<Vec<GroupItem>> {
         unsupported()
     }
+    fn access_list(&self, _: &str) -> AdminResult<Vec<(etherhub_config::AccessRule, u64)>> {
+        unsupported()
+    }
+    fn set_access_list(&self, _: &str, _: &[etherhub_config::AccessRule]) -> AdminResult<()> {
+        unsupported()
+    }
     fn enum_users(&self, hub: &str) -> AdminResult<Vec<UserItem>> {
         self.hub_exists(hub)?;
         Ok(self

@@ -55,6 +55,7 @@ pub fn hub(name: &str, gateway: Ipv4Addr) -> HubSpec {
             mask: Ipv4Addr::new(255, 255, 255, 0),
         }),
         securenat: Some(nat(gateway)),
+        access: Vec::new(),
     }
 }
 

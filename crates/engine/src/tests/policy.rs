@@ -20,6 +20,7 @@ fn with_policy(user: &str, policy: Policy, expires_ms: u64) -> Change {
         auth: UserAuth::Password(etherhub_config::hash::hash_user_password(user, "pw")),
         policy,
         expires_ms,
+        group: String::new(),
     })
 }
 
