@@ -1,9 +1,13 @@
 //! Frames and packets from sessions into a virtual hub with SecureNAT's host on it: Ethernet,
 //! ARP, IPv4/IPv6, ICMP, DHCP, whatever a client sends. Each chunk (split at `0xfe`) is
 //! one input; its first byte picks the session and whether it is an IP packet or a frame.
+//! The hub runs an access list (rules by port, by network, per receiving user, by TCP state)
+//! and policies (privacy filter, bandwidth limits whose queues fill and drain), so that what
+//! reads frames for them is driven too.
 #![no_main]
 
-use etherhub_hub::{Delivery, Hub, StaticNetwork, VirtualHostConfig};
+use etherhub_config::AccessRule;
+use etherhub_hub::{Delivery, Hub, PortPolicy, StaticNetwork, VirtualHostConfig};
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -26,6 +30,37 @@ fuzz_target!(|data: &[u8]| {
     let l3a = hub.add_l3_session("a", "wireguard", None, now);
     let l3b = hub.add_l3_session("b", "wireguard", None, now);
     let l2 = hub.add_l2_session("c", "native", None, now);
+    hub.set_access_list(&[
+        AccessRule {
+            discard: true,
+            protocol: 6,
+            dst_ports: (80, 80),
+            ..AccessRule::default()
+        },
+        AccessRule {
+            priority: 2,
+            dst_ip: Ipv4Addr::new(192, 168, 30, 0),
+            dst_mask: Ipv4Addr::new(255, 255, 255, 0),
+            tcp_established: Some(false),
+            discard: true,
+            ..AccessRule::default()
+        },
+        AccessRule {
+            priority: 3,
+            dst_user: "b".into(),
+            src_ports: (1, 1024),
+            discard: true,
+            ..AccessRule::default()
+        },
+    ]);
+    let limited = PortPolicy {
+        privacy_filter: true,
+        max_upload_bps: 100_000,
+        max_download_bps: 200_000,
+    };
+    hub.set_session_policy(l3a, limited);
+    hub.set_session_policy(l2, limited);
+    hub.set_session_group(l2, "staff");
     let mut out: Vec<Delivery> = Vec::new();
     let mut t = now;
     for chunk in data.split(|&b| b == 0xfe) {
@@ -37,7 +72,10 @@ fuzz_target!(|data: &[u8]| {
             0 => hub.input_ip(l3a, body, t, &mut out),
             1 => hub.input_ip(l3b, body, t, &mut out),
             2 => hub.input_frame(l2, body, t, &mut out),
-            _ => hub.tick(t, &mut out),
+            _ => {
+                hub.tick(t, &mut out);
+                hub.poll_shaped(t, &mut out);
+            }
         }
         out.clear();
     }

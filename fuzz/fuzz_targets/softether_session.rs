@@ -50,6 +50,7 @@ fn engine(now: Instant) -> Engine {
                 dns_servers: Vec::new(),
                 seed: 1,
             }),
+            access: Vec::new(),
         }),
     );
     e.apply(
@@ -58,6 +59,7 @@ fn engine(now: Instant) -> Engine {
             hub: "DEFAULT".into(),
             name: "alice".into(),
             auth: UserAuth::Password(hash_user_password("alice", "pw")),
+            ..UserSpec::default()
         }),
     );
     e
