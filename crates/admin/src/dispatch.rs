@@ -46,6 +46,17 @@ fn call<Req: serde::de::DeserializeOwned, Resp: serde::Serialize>(
     Ok(encode(&f(decode(params)?)?))
 }
 
+/// A call on a named object of a hub (a user, a group): the name must be there.
+fn on_object<Resp: serde::Serialize>(
+    params: Value,
+    f: impl FnOnce(&HubObject) -> AdminResult<Resp>,
+) -> Result<Value, AdminError> {
+    call(params, |o: HubObject| {
+        need("Name_str", &o.name)?;
+        f(&o)
+    })
+}
+
 /// Every method, in SoftEther's order of areas.
 pub static METHODS: &[Method] = &[
     Method {
@@ -143,22 +154,12 @@ pub static METHODS: &[Method] = &[
     Method {
         name: "GetUser",
         access: Access::Hub("HubName_str"),
-        run: |b, _, p| {
-            call(p, |o: HubObject| {
-                need("Name_str", &o.name)?;
-                b.get_user(&o.hub, &o.name)
-            })
-        },
+        run: |b, _, p| on_object(p, |o| b.get_user(&o.hub, &o.name)),
     },
     Method {
         name: "DeleteUser",
         access: Access::Hub("HubName_str"),
-        run: |b, _, p| {
-            call(p, |o: HubObject| {
-                need("Name_str", &o.name)?;
-                b.delete_user(&o.hub, &o.name).map(|_| o)
-            })
-        },
+        run: |b, _, p| on_object(p, |o| b.delete_user(&o.hub, &o.name).map(|_| o.clone())),
     },
     Method {
         name: "CreateGroup",
@@ -173,22 +174,12 @@ pub static METHODS: &[Method] = &[
     Method {
         name: "GetGroup",
         access: Access::Hub("HubName_str"),
-        run: |b, _, p| {
-            call(p, |o: HubObject| {
-                need("Name_str", &o.name)?;
-                b.get_group(&o.hub, &o.name)
-            })
-        },
+        run: |b, _, p| on_object(p, |o| b.get_group(&o.hub, &o.name)),
     },
     Method {
         name: "DeleteGroup",
         access: Access::Hub("HubName_str"),
-        run: |b, _, p| {
-            call(p, |o: HubObject| {
-                need("Name_str", &o.name)?;
-                b.delete_group(&o.hub, &o.name).map(|_| o)
-            })
-        },
+        run: |b, _, p| on_object(p, |o| b.delete_group(&o.hub, &o.name).map(|_| o.clone())),
     },
     Method {
         name: "EnumGroup",
@@ -209,15 +200,8 @@ pub static METHODS: &[Method] = &[
             call(p, |a: AddAccess| {
                 let access = a.single.first().cloned().unwrap_or(a.access);
                 let mut rules = current_rules(b, &a.hub)?;
-                if rules.len() >= MAX_ACCESS_LISTS {
-                    return Err(AdminError::new(
-                        code::ERR_TOO_MANY_ACCESS_LIST,
-                        format!("a hub holds {MAX_ACCESS_LISTS} access rules at most"),
-                    ));
-                }
                 rules.push(checked_rule(&access)?);
-                b.set_access_list(&a.hub, &rules)?;
-                enum_access(b, &a.hub)
+                store_rules(b, &a.hub, &rules)
             })
         },
     },
@@ -258,19 +242,12 @@ pub static METHODS: &[Method] = &[
         access: Access::Hub("HubName_str"),
         run: |b, _, p| {
             call(p, |l: AccessList| {
-                if l.list.len() > MAX_ACCESS_LISTS {
-                    return Err(AdminError::new(
-                        code::ERR_TOO_MANY_ACCESS_LIST,
-                        format!("a hub holds {MAX_ACCESS_LISTS} access rules at most"),
-                    ));
-                }
                 let rules = l
                     .list
                     .iter()
                     .map(checked_rule)
                     .collect::<Result<Vec<_>, _>>()?;
-                b.set_access_list(&l.hub, &rules)?;
-                enum_access(b, &l.hub)
+                store_rules(b, &l.hub, &rules)
             })
         },
     },
@@ -834,6 +811,22 @@ fn checked_rule(a: &AccessEntry) -> AdminResult<etherhub_config::AccessRule> {
         return Err(AdminError::new(code::ERR_NOT_SUPPORTED, why.to_string()));
     }
     Ok(r)
+}
+
+/// Saves a hub's whole access list (within SoftEther's limit) and answers with it.
+fn store_rules(
+    b: &dyn Backend,
+    hub: &str,
+    rules: &[etherhub_config::AccessRule],
+) -> AdminResult<AccessList> {
+    if rules.len() > MAX_ACCESS_LISTS {
+        return Err(AdminError::new(
+            code::ERR_TOO_MANY_ACCESS_LIST,
+            format!("a hub holds {MAX_ACCESS_LISTS} access rules at most"),
+        ));
+    }
+    b.set_access_list(hub, rules)?;
+    enum_access(b, hub)
 }
 
 fn enum_access(b: &dyn Backend, hub: &str) -> AdminResult<AccessList> {

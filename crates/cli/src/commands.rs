@@ -134,80 +134,50 @@ pub struct Command {
 const NOT_EMPTY: Check = Check::NotEmpty;
 const SAVE_LOG: Param = p("LOG", Ask::Line("Save Log (yes / no): "), NOT_EMPTY);
 
+/// AccessAdd's parameters in vpncmd's order (with the source and destination address prompts of
+/// its IP version), and with `ex` those of AccessAddEx too.
+macro_rules! access_params {
+    ($src:expr, $dst:expr) => {
+        access_params!(@list $src, $dst;)
+    };
+    ($src:expr, $dst:expr, ex) => {
+        access_params!(@list $src, $dst;
+            p("DELAY", Ask::Line("Delays to Generate (in milliseconds: 0 - 10000): "), Check::MinMax(0, 10000, "Specify a delay of {} to {} milliseconds.")),
+            p("JITTER", Ask::Line("Fluctuation of Jitters to Generate (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a jitter of {} to {} percent.")),
+            p("LOSS", Ask::Line("Ratio of Packet Losses (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a loss of {} to {} percent.")),
+            opt("REDIRECTURL"),
+        )
+    };
+    (@list $src:expr, $dst:expr; $($extra:expr,)*) => {
+        &[
+            p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
+            p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
+            p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
+            p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
+            p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
+            p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
+            p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
+            p("SRCIP", Ask::Line($src), NOT_EMPTY),
+            p("DESTIP", Ask::Line($dst), NOT_EMPTY),
+            p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
+            p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
+            p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
+            p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
+            $($extra,)*
+        ]
+    };
+}
+
 const SRCIP_PROMPT: &str = "Source IP Address (\"0.0.0.0/0\" specifies all): ";
 const DESTIP_PROMPT: &str = "Destination IP Address (\"0.0.0.0/0\" specifies all): ";
 const SRCIP6_PROMPT: &str = "Source IPv6 Address (\"::/0\" specifies all): ";
 const DESTIP6_PROMPT: &str = "Destination IPv6 Address (\"::/0\" specifies all): ";
 
 pub const COMMANDS: &[Command] = &[
-    Command { name: "AccessAdd", title: "Add Rule to Access List (IPv4)", params: &[
-        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
-        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
-        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
-        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
-        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
-        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("SRCIP", Ask::Line(SRCIP_PROMPT), NOT_EMPTY),
-        p("DESTIP", Ask::Line(DESTIP_PROMPT), NOT_EMPTY),
-        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
-        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
-        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
-        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
-    ], run: access_add },
-    Command { name: "AccessAdd6", title: "Add Rule to Access List (IPv6)", params: &[
-        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
-        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
-        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
-        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
-        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
-        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("SRCIP", Ask::Line(SRCIP6_PROMPT), NOT_EMPTY),
-        p("DESTIP", Ask::Line(DESTIP6_PROMPT), NOT_EMPTY),
-        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
-        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
-        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
-        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
-    ], run: access_add6 },
-    Command { name: "AccessAddEx", title: "Add Extended Rule to Access List (IPv4, Delay, Jitter and Packet Loss Generating)", params: &[
-        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
-        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
-        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
-        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
-        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
-        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("SRCIP", Ask::Line(SRCIP_PROMPT), NOT_EMPTY),
-        p("DESTIP", Ask::Line(DESTIP_PROMPT), NOT_EMPTY),
-        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
-        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
-        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
-        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
-        p("DELAY", Ask::Line("Delays to Generate (in milliseconds: 0 - 10000): "), Check::MinMax(0, 10000, "Specify a delay of {} to {} milliseconds.")),
-        p("JITTER", Ask::Line("Fluctuation of Jitters to Generate (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a jitter of {} to {} percent.")),
-        p("LOSS", Ask::Line("Ratio of Packet Losses (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a loss of {} to {} percent.")),
-        opt("REDIRECTURL"),
-    ], run: access_add },
-    Command { name: "AccessAddEx6", title: "Add Extended Rule to Access List (IPv6, Delay, Jitter and Packet Loss Generating)", params: &[
-        p("[pass|discard]", Ask::Line("Pass or Discard: "), NOT_EMPTY),
-        p("MEMO", Ask::Line("Rule Description (Memo): "), Check::Any),
-        p("PRIORITY", Ask::Line("Rule Priority: "), Check::MinMax(1, u32::MAX, "Specify an integer of 1 or higher for the priority.")),
-        p("SRCUSERNAME", Ask::Line("Source User Name (all when unspecified): "), Check::Any),
-        p("DESTUSERNAME", Ask::Line("Destination User Name (all when unspecified): "), Check::Any),
-        p("SRCMAC", Ask::Line("Source MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("DESTMAC", Ask::Line("Destination MAC Address and Mask (all when unspecified): "), Check::Any),
-        p("SRCIP", Ask::Line(SRCIP6_PROMPT), NOT_EMPTY),
-        p("DESTIP", Ask::Line(DESTIP6_PROMPT), NOT_EMPTY),
-        p("PROTOCOL", Ask::Line("Protocol No. or Protocol Name (tcp/udp/icmpv4/icmpv6/ip): "), Check::Any),
-        p("SRCPORT", Ask::Line("Source Port Number Range (tcp/udp only): "), Check::Any),
-        p("DESTPORT", Ask::Line("Destination Port Number Range (tcp/udp only): "), Check::Any),
-        p("TCPSTATE", Ask::Line("TCP Connection State (Established/Unestablished): "), Check::Any),
-        p("DELAY", Ask::Line("Delays to Generate (in milliseconds: 0 - 10000): "), Check::MinMax(0, 10000, "Specify a delay of {} to {} milliseconds.")),
-        p("JITTER", Ask::Line("Fluctuation of Jitters to Generate (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a jitter of {} to {} percent.")),
-        p("LOSS", Ask::Line("Ratio of Packet Losses (Percent: 0 - 100): "), Check::MinMax(0, 100, "Specify a loss of {} to {} percent.")),
-        opt("REDIRECTURL"),
-    ], run: access_add6 },
+    Command { name: "AccessAdd", title: "Add Rule to Access List (IPv4)", params: access_params!(SRCIP_PROMPT, DESTIP_PROMPT), run: access_add },
+    Command { name: "AccessAdd6", title: "Add Rule to Access List (IPv6)", params: access_params!(SRCIP6_PROMPT, DESTIP6_PROMPT), run: access_add6 },
+    Command { name: "AccessAddEx", title: "Add Extended Rule to Access List (IPv4, Delay, Jitter and Packet Loss Generating)", params: access_params!(SRCIP_PROMPT, DESTIP_PROMPT, ex), run: access_add },
+    Command { name: "AccessAddEx6", title: "Add Extended Rule to Access List (IPv6, Delay, Jitter and Packet Loss Generating)", params: access_params!(SRCIP6_PROMPT, DESTIP6_PROMPT, ex), run: access_add6 },
     Command { name: "AccessDelete", title: "Delete Rule from Access List", params: &[p("[id]", Ask::Line("Access List Rule ID or Unique ID: "), NOT_EMPTY)], run: access_delete },
     Command { name: "AccessDisable", title: "Disable Access List Rule", params: &[p("[id]", Ask::Line("Access List Rule ID or Unique ID: "), NOT_EMPTY)], run: access_disable },
     Command { name: "AccessEnable", title: "Enable Access List Rule", params: &[p("[id]", Ask::Line("Access List Rule ID or Unique ID: "), NOT_EMPTY)], run: access_enable },
@@ -1153,21 +1123,63 @@ fn note_unenforced(ctx: &mut Ctx<'_>, fields: &PolicyFields) {
     }
 }
 
-fn user_policy_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let mut u = ctx.get_user(p)?;
-    u.policy = edit_policy(&u.policy, p)?;
-    u.use_policy = true;
-    let v: User = ctx.rpc("SetUser", &u)?;
-    note_unenforced(ctx, &v.policy);
+/// A user or a group: what carries a policy.
+trait PolicyHolder: Serialize + DeserializeOwned {
+    const GET: &'static str;
+    const SET: &'static str;
+    fn policy(&mut self) -> (&mut bool, &mut PolicyFields);
+}
+
+impl PolicyHolder for User {
+    const GET: &'static str = "GetUser";
+    const SET: &'static str = "SetUser";
+    fn policy(&mut self) -> (&mut bool, &mut PolicyFields) {
+        (&mut self.use_policy, &mut self.policy)
+    }
+}
+
+impl PolicyHolder for Group {
+    const GET: &'static str = "GetGroup";
+    const SET: &'static str = "SetGroup";
+    fn policy(&mut self) -> (&mut bool, &mut PolicyFields) {
+        (&mut self.use_policy, &mut self.policy)
+    }
+}
+
+/// UserPolicySet/GroupPolicySet (`set`: one item changed) and UserPolicyRemove/
+/// GroupPolicyRemove: the object read, its policy changed, written back.
+fn change_policy<T: PolicyHolder>(
+    ctx: &mut Ctx<'_>,
+    p: &CmdParams,
+    set: bool,
+) -> Result<(), CmdError> {
+    let req = HubObject {
+        hub: ctx.hub()?,
+        name: p.get("").unwrap_or_default().to_string(),
+    };
+    let mut o: T = ctx.rpc(T::GET, &req)?;
+    let (use_policy, fields) = o.policy();
+    *fields = if set {
+        edit_policy(fields, p)?
+    } else {
+        PolicyFields::default()
+    };
+    *use_policy = set;
+    let mut back: T = ctx.rpc(T::SET, &o)?;
+    if set {
+        let (_, fields) = back.policy();
+        let fields = *fields;
+        note_unenforced(ctx, &fields);
+    }
     Ok(())
 }
 
+fn user_policy_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    change_policy::<User>(ctx, p, true)
+}
+
 fn user_policy_remove(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let mut u = ctx.get_user(p)?;
-    u.use_policy = false;
-    u.policy = PolicyFields::default();
-    let _: User = ctx.rpc("SetUser", &u)?;
-    Ok(())
+    change_policy::<User>(ctx, p, false)
 }
 
 fn group_create(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
@@ -1282,20 +1294,11 @@ fn group_unjoin(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
 }
 
 fn group_policy_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let mut g = ctx.get_group(p)?;
-    g.policy = edit_policy(&g.policy, p)?;
-    g.use_policy = true;
-    let v: Group = ctx.rpc("SetGroup", &g)?;
-    note_unenforced(ctx, &v.policy);
-    Ok(())
+    change_policy::<Group>(ctx, p, true)
 }
 
 fn group_policy_remove(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
-    let mut g = ctx.get_group(p)?;
-    g.use_policy = false;
-    g.policy = PolicyFields::default();
-    let _: Group = ctx.rpc("SetGroup", &g)?;
-    Ok(())
+    change_policy::<Group>(ctx, p, false)
 }
 
 /// Every policy item with its title; or one item's range and default.

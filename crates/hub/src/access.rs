@@ -145,46 +145,39 @@ pub fn rule_matches(r: &AccessRule, f: &FrameInfo, src: &Ident, dst: Option<&Ide
     if f.l3 == L3::Arp {
         return false;
     }
-    let l4 = if r.ipv6 {
-        let (src_any, dst_any) = (
-            r.src_mask6.is_unspecified() && r.src_ip6.is_unspecified(),
-            r.dst_mask6.is_unspecified() && r.dst_ip6.is_unspecified(),
-        );
-        match f.l3 {
-            L3::V6 { src, dst, l4 } => {
-                let m = |a: Ipv6Addr, want: Ipv6Addr, mask: Ipv6Addr| {
-                    u128::from(a) & u128::from(mask) == u128::from(want) & u128::from(mask)
-                };
-                if !(src_any || m(src, r.src_ip6, r.src_mask6))
-                    || !(dst_any || m(dst, r.dst_ip6, r.dst_mask6))
-                {
-                    return false;
-                }
-                Some(l4)
-            }
-            _ if !src_any || !dst_any => return false,
-            _ => None,
-        }
+    // both families as 128-bit numbers: the rule's networks, the frame's addresses when it is
+    // of the rule's family
+    let net = |ip: u128, mask: u128| (ip != 0 || mask != 0).then_some((ip, mask));
+    let (src_net, dst_net) = if r.ipv6 {
+        (
+            net(r.src_ip6.into(), r.src_mask6.into()),
+            net(r.dst_ip6.into(), r.dst_mask6.into()),
+        )
     } else {
-        let (src_any, dst_any) = (
-            r.src_mask.is_unspecified() && r.src_ip.is_unspecified(),
-            r.dst_mask.is_unspecified() && r.dst_ip.is_unspecified(),
-        );
-        match f.l3 {
-            L3::V4 { src, dst, l4 } => {
-                let m = |a: Ipv4Addr, want: Ipv4Addr, mask: Ipv4Addr| {
-                    u32::from(a) & u32::from(mask) == u32::from(want) & u32::from(mask)
-                };
-                if !(src_any || m(src, r.src_ip, r.src_mask))
-                    || !(dst_any || m(dst, r.dst_ip, r.dst_mask))
-                {
-                    return false;
-                }
-                Some(l4)
-            }
-            _ if !src_any || !dst_any => return false,
-            _ => None,
+        let v4 = |a: Ipv4Addr| u128::from(u32::from(a));
+        (
+            net(v4(r.src_ip), v4(r.src_mask)),
+            net(v4(r.dst_ip), v4(r.dst_mask)),
+        )
+    };
+    let packet = match (f.l3, r.ipv6) {
+        (L3::V4 { src, dst, l4 }, false) => {
+            Some((u128::from(u32::from(src)), u128::from(u32::from(dst)), l4))
         }
+        (L3::V6 { src, dst, l4 }, true) => Some((src.into(), dst.into(), l4)),
+        _ => None,
+    };
+    let within = |a: u128, net: Option<(u128, u128)>| net.is_none_or(|(ip, m)| a & m == ip & m);
+    let l4 = match packet {
+        Some((src, dst, l4)) => {
+            if !within(src, src_net) || !within(dst, dst_net) {
+                return false;
+            }
+            Some(l4)
+        }
+        // an address condition needs a packet of the rule's family
+        None if src_net.is_some() || dst_net.is_some() => return false,
+        None => None,
     };
     let ports = r.src_ports != (0, 0) || r.dst_ports != (0, 0);
     if r.protocol == 0 && !ports && r.tcp_established.is_none() {

@@ -196,14 +196,7 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
         "{rules}"
     );
     let line = rules.lines().find(|l| l.contains("no 5202")).unwrap();
-    let matches: u64 = line
-        .rsplit('|')
-        .next()
-        .unwrap()
-        .trim()
-        .replace(',', "")
-        .parse()
-        .unwrap();
+    let matches = last_cell_number(line);
     assert!(matches > 0, "the rule counts its matches: {line}");
     s.must_hub_cmd(&["AccessDisable", "1"]);
     assert!(reach(5202), "a disabled rule discards nothing");

@@ -112,14 +112,7 @@ fn the_softether_walkthrough_typed_as_written() {
         .lines()
         .find(|l| l.contains(&c2.public_key))
         .unwrap_or_else(|| panic!("{keys}"));
-    let spoofed: u64 = line
-        .rsplit('|')
-        .next()
-        .unwrap()
-        .trim()
-        .replace(',', "")
-        .parse()
-        .unwrap();
+    let spoofed = last_cell_number(line);
     assert!(spoofed > 0, "the refused packets are not counted: {line}");
     let log = lab.server.log_text();
     assert!(

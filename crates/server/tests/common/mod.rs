@@ -109,6 +109,17 @@ pub fn row<'a>(table: &'a str, label: &str) -> &'a str {
         .trim()
 }
 
+/// The number in the last cell of a table row (`1,234` reads as 1234).
+pub fn last_cell_number(line: &str) -> u64 {
+    line.rsplit('|')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("no number at the end of {line:?}"))
+}
+
 pub fn must(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
