@@ -2,12 +2,12 @@
 //! ARP, IPv4/IPv6, ICMP, DHCP, whatever a client sends. Each chunk (split at `0xfe`) is
 //! one input; its first byte picks the session and whether it is an IP packet or a frame.
 //! The hub runs an access list (rules by port, by network, per receiving user, by TCP state)
-//! and policies (privacy filter, bandwidth limits whose queues fill and drain), so that what
-//! reads frames for them is driven too.
+//! and policies (privacy filter, bandwidth limits whose queues fill and drain, frame filters,
+//! address limits), so that what reads frames for them is driven too.
 #![no_main]
 
 use etherhub_config::AccessRule;
-use etherhub_hub::{Delivery, Hub, PortPolicy, StaticNetwork, VirtualHostConfig};
+use etherhub_hub::{Delivery, Filters, Hub, PortPolicy, StaticNetwork, VirtualHostConfig};
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -57,9 +57,26 @@ fuzz_target!(|data: &[u8]| {
         privacy_filter: true,
         max_upload_bps: 100_000,
         max_download_bps: 200_000,
+        max_mac: 3,
+        max_ip: 4,
+        ..PortPolicy::default()
     };
     hub.set_session_policy(l3a, limited);
-    hub.set_session_policy(l2, limited);
+    // every frame filter on the Ethernet session, both ways
+    hub.set_session_policy(
+        l2,
+        PortPolicy {
+            filters: Filters(
+                Filters::DHCP_NO_SERVER
+                    | Filters::ARP_DHCP_ONLY
+                    | Filters::NO_SERVER
+                    | Filters::RS_RA
+                    | Filters::DHCPV6_NO_SERVER
+                    | Filters::NON_IP,
+            ),
+            ..limited
+        },
+    );
     hub.set_session_group(l2, "staff");
     let mut out: Vec<Delivery> = Vec::new();
     let mut t = now;

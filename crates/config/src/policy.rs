@@ -80,11 +80,11 @@ const COUNT: (u32, u32, bool, Unit) = (1, 65535, true, Unit::Count);
 /// Every item, at its SoftEther id.
 pub const ITEMS: [Item; 38] = [
     flag("Access", "Allow Access", true),
-    flag("DHCPFilter", "Filter DHCP Packets (IPv4)", false),
+    flag("DHCPFilter", "Filter DHCP Packets (IPv4)", true),
     flag(
         "DHCPNoServer",
         "Disallow DHCP Server Operation (IPv4)",
-        false,
+        true,
     ),
     flag(
         "DHCPForce",
@@ -98,10 +98,10 @@ pub const ITEMS: [Item; 38] = [
     flag(
         "ArpDhcpOnly",
         "Deny Non-ARP / Non-DHCP / Non-ICMPv6 broadcasts",
-        false,
+        true,
     ),
     flag("PrivacyFilter", "Privacy Filter Mode", true),
-    flag("NoServer", "Deny Operation as TCP/IP Server (IPv4)", false),
+    flag("NoServer", "Deny Operation as TCP/IP Server (IPv4)", true),
     flag(
         "NoBroadcastLimiter",
         "Unlimited Number of Broadcasts",
@@ -120,12 +120,12 @@ pub const ITEMS: [Item; 38] = [
         (5, 60, false, Unit::Seconds),
         true,
     ),
-    number("MaxMac", "Maximum Number of MAC Addresses", COUNT, false),
+    number("MaxMac", "Maximum Number of MAC Addresses", COUNT, true),
     number(
         "MaxIP",
         "Maximum Number of IP Addresses (IPv4)",
         COUNT,
-        false,
+        true,
     ),
     number(
         "MaxUpload",
@@ -147,21 +147,17 @@ pub const ITEMS: [Item; 38] = [
         true,
     ),
     flag("NoQoS", "Deny VoIP / QoS Function", true),
-    flag("RSandRAFilter", "Filter RS / RA Packets (IPv6)", false),
-    flag("RAFilter", "Filter RA Packets (IPv6)", false),
-    flag("DHCPv6Filter", "Filter DHCP Packets (IPv6)", false),
+    flag("RSandRAFilter", "Filter RS / RA Packets (IPv6)", true),
+    flag("RAFilter", "Filter RA Packets (IPv6)", true),
+    flag("DHCPv6Filter", "Filter DHCP Packets (IPv6)", true),
     flag(
         "DHCPv6NoServer",
         "Disallow DHCP Server Operation (IPv6)",
-        false,
+        true,
     ),
     flag("NoRoutingV6", "Deny Routing Operation (IPv6)", false),
     flag("CheckIPv6", "Deny IP Address Duplication (IPv6)", false),
-    flag(
-        "NoServerV6",
-        "Deny Operation as TCP/IP Server (IPv6)",
-        false,
-    ),
+    flag("NoServerV6", "Deny Operation as TCP/IP Server (IPv6)", true),
     number(
         "MaxIPv6",
         "Maximum Number of IP Addresses (IPv6)",
@@ -179,9 +175,9 @@ pub const ITEMS: [Item; 38] = [
         (1, u32::MAX, true, Unit::Seconds),
         false,
     ),
-    flag("FilterIPv4", "Filter All IPv4 Packets", false),
-    flag("FilterIPv6", "Filter All IPv6 Packets", false),
-    flag("FilterNonIP", "Filter All Non-IP Packets", false),
+    flag("FilterIPv4", "Filter All IPv4 Packets", true),
+    flag("FilterIPv6", "Filter All IPv6 Packets", true),
+    flag("FilterNonIP", "Filter All Non-IP Packets", true),
     flag(
         "NoIPv6DefaultRouterInRA",
         "No Default-Router on IPv6 RA",
@@ -261,6 +257,14 @@ pub enum PolicyError {
 impl Policy {
     pub fn flag(&self, id: usize) -> bool {
         self.0[id] != 0
+    }
+
+    /// An item's value by its exact name (0 for a name that is not one).
+    pub fn named(&self, name: &str) -> u32 {
+        ITEMS
+            .iter()
+            .position(|i| i.name == name)
+            .map_or(0, |id| self.0[id])
     }
 
     pub fn access(&self) -> bool {
@@ -473,6 +477,8 @@ mod tests {
         assert_eq!(f.get_bool("Access"), Some(true));
         assert_eq!(f.get_u32("MaxUpload"), Some(5000));
         assert_eq!(Policy::from_folder(&f), p);
-        assert_eq!(p.unenforced(), vec!["MaxMac"]);
+        assert!(p.unenforced().is_empty());
+        p.set_named("CheckMac", "yes").unwrap();
+        assert_eq!(p.unenforced(), vec!["CheckMac"]);
     }
 }

@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use etherhub_config::Policy;
-use etherhub_hub::{Delivery, Hub, PortPolicy, SessionId, StaticNetwork, VirtualHostConfig};
+use etherhub_hub::{
+    Delivery, Filters, Hub, PortPolicy, SessionId, StaticNetwork, VirtualHostConfig,
+};
 use etherhub_securenat::{IoRequest, NatConfig, NatHost};
 use etherhub_wireguard::Key;
 
@@ -108,10 +110,32 @@ pub struct EngineStats {
 
 /// What the hub enforces of a policy on a session's port.
 pub(crate) fn port_policy(p: &Policy) -> PortPolicy {
+    let mut filters = 0;
+    for (item, flag) in [
+        ("FilterIPv4", Filters::IPV4),
+        ("FilterIPv6", Filters::IPV6),
+        ("FilterNonIP", Filters::NON_IP),
+        ("DHCPFilter", Filters::DHCP),
+        ("DHCPNoServer", Filters::DHCP_NO_SERVER),
+        ("ArpDhcpOnly", Filters::ARP_DHCP_ONLY),
+        ("NoServer", Filters::NO_SERVER),
+        ("NoServerV6", Filters::NO_SERVER_V6),
+        ("RSandRAFilter", Filters::RS_RA),
+        ("RAFilter", Filters::RA),
+        ("DHCPv6Filter", Filters::DHCPV6),
+        ("DHCPv6NoServer", Filters::DHCPV6_NO_SERVER),
+    ] {
+        if p.named(item) != 0 {
+            filters |= flag;
+        }
+    }
     PortPolicy {
         privacy_filter: p.privacy_filter(),
         max_upload_bps: p.max_upload(),
         max_download_bps: p.max_download(),
+        filters: Filters(filters),
+        max_mac: p.named("MaxMac"),
+        max_ip: p.named("MaxIP"),
     }
 }
 

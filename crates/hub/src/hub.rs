@@ -16,7 +16,7 @@ use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 use crate::access::{AccessList, FrameInfo, Ident, Verdict};
 use crate::l3::{L3Adapter, Route, SendError};
 use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
-use crate::policy::{Admit, PortPolicy, Shaper};
+use crate::policy::{Admit, Kinds, PortPolicy, Shaper};
 use crate::table::AgeingTable;
 use crate::vhost::{HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};
 
@@ -708,6 +708,53 @@ impl<H: VirtualHost> Hub<H> {
         Ok(())
     }
 
+    /// MaxMac and MaxIP: whether the frame brings a new MAC or IPv4 source address to a session
+    /// that already has as many as its policy allows (at least 3 MACs and 4 addresses, as in
+    /// SoftEther).
+    fn over_address_limits(
+        &self,
+        from: SessionId,
+        policy: &PortPolicy,
+        src_mac: [u8; 6],
+        eth: &EthernetFrame<&[u8]>,
+        now: Instant,
+    ) -> bool {
+        if policy.max_mac != 0 && self.mac_table.get(&src_mac, now).is_none() {
+            let mine = self
+                .mac_table
+                .live(now)
+                .iter()
+                .filter(|(_, slot)| slot.value == from)
+                .count();
+            if mine >= policy.max_mac.max(3) as usize {
+                return true;
+            }
+        }
+        if policy.max_ip != 0 {
+            let src = match eth.ethertype() {
+                EthernetProtocol::Arp => parse_arp(eth.payload()).map(|a| a.sender_ip),
+                EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
+                    .ok()
+                    .map(|p| p.src_addr()),
+                _ => None,
+            };
+            if let Some(ip) = src.filter(|ip| is_host_ipv4(*ip)) {
+                if self.ip_table.get(&IpAddr::V4(ip), now).is_none() {
+                    let mine = self
+                        .ip_table
+                        .live(now)
+                        .iter()
+                        .filter(|(ip, slot)| ip.is_ipv4() && slot.value.0 == from)
+                        .count();
+                    if mine >= policy.max_ip.max(4) as usize {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
     /// The one way in for every frame a session sends: checked, its source learnt, past the
     /// session's upload limit, then forwarded.
     fn switch(&mut self, from: SessionId, frame: &[u8], now: Instant, out: &mut Vec<Delivery>) {
@@ -720,6 +767,15 @@ impl<H: VirtualHost> Hub<H> {
         if is_group_mac(&src_mac) || !self.sessions.contains_key(&from) {
             self.dropped += 1;
             return;
+        }
+        // the session's policy: frames it may not send, addresses beyond its limits
+        if let Some(policy) = self.sessions.get(&from).map(|s| s.policy) {
+            if (policy.filters.0 != 0 && policy.filters.drops_from(&Kinds::of(frame)))
+                || self.over_address_limits(from, &policy, src_mac, &eth, now)
+            {
+                self.policy_dropped += 1;
+                return;
+            }
         }
         if self.learn_ip(from, src_mac, &eth, now).is_err() {
             self.dropped += 1;
@@ -775,6 +831,7 @@ impl<H: VirtualHost> Hub<H> {
         };
         let privacy = s.policy.privacy_filter;
         let patient = matches!(s.port, Port::Host(_));
+        let mut kinds: Option<Kinds> = None;
         let per_destination = if pending {
             FrameInfo::of(frame).map(|info| (info, s.ident.clone()))
         } else {
@@ -811,6 +868,15 @@ impl<H: VirtualHost> Hub<H> {
             };
             // two sessions under the privacy filter never see each other's frames
             if privacy && session.policy.privacy_filter {
+                self.policy_dropped += 1;
+                continue;
+            }
+            if session.policy.filters.0 != 0
+                && session
+                    .policy
+                    .filters
+                    .drops_to(kinds.get_or_insert_with(|| Kinds::of(frame)))
+            {
                 self.policy_dropped += 1;
                 continue;
             }

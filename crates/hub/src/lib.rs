@@ -38,5 +38,5 @@ pub use hub::{
     Delivery, Hub, HubTraffic, IpEntry, MacEntry, SessionId, SessionInfo, SessionKind,
     StaticNetwork, Traffic, IP_TABLE_EXPIRE, MAC_TABLE_EXPIRE,
 };
-pub use policy::PortPolicy;
+pub use policy::{Filters, PortPolicy};
 pub use vhost::{parse_echo_request, HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};

@@ -1,11 +1,12 @@
 //! What the switch enforces of a session's security policy: the privacy filter and the
-//! bandwidth limits (SoftEther's MaxUpload and MaxDownload).
+//! bandwidth limits (SoftEther's MaxUpload and MaxDownload), the per-frame filters and the
+//! limits on addresses.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
 
 /// The parts of a policy a hub port enforces. The default limits nothing.
@@ -17,6 +18,143 @@ pub struct PortPolicy {
     pub max_upload_bps: u32,
     /// Hub to session, bits per second (0: no limit).
     pub max_download_bps: u32,
+    /// Kinds of frames the session may not send or receive.
+    pub filters: Filters,
+    /// MAC addresses the session may use (0: no limit; SoftEther's floor of 3 applies).
+    pub max_mac: u32,
+    /// IPv4 addresses the session may use (0: no limit; SoftEther's floor of 4 applies).
+    pub max_ip: u32,
+}
+
+/// SoftEther's per-frame policy filters, as flags. Each drops silently, as SoftEther's do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filters(pub u32);
+
+impl Filters {
+    /// FilterIPv4: IPv4 and ARP, both ways.
+    pub const IPV4: u32 = 1;
+    /// FilterIPv6: IPv6, both ways.
+    pub const IPV6: u32 = 1 << 1;
+    /// FilterNonIP: anything but IPv4, ARP and IPv6, both ways.
+    pub const NON_IP: u32 = 1 << 2;
+    /// DHCPFilter: DHCP (UDP 67/68), both ways.
+    pub const DHCP: u32 = 1 << 3;
+    /// DHCPNoServer: DHCP replies the session sends.
+    pub const DHCP_NO_SERVER: u32 = 1 << 4;
+    /// ArpDhcpOnly: broadcasts other than ARP, DHCP, ICMPv6 and DHCPv6, both ways.
+    pub const ARP_DHCP_ONLY: u32 = 1 << 5;
+    /// NoServer: TCP SYN+ACK the session sends over IPv4 (it may not accept connections).
+    pub const NO_SERVER: u32 = 1 << 6;
+    /// NoServerV6: the same over IPv6.
+    pub const NO_SERVER_V6: u32 = 1 << 7;
+    /// RSandRAFilter: ICMPv6 router solicitations and advertisements, both ways.
+    pub const RS_RA: u32 = 1 << 8;
+    /// RAFilter: router advertisements the session sends.
+    pub const RA: u32 = 1 << 9;
+    /// DHCPv6Filter: UDP to port 546 or 547, both ways.
+    pub const DHCPV6: u32 = 1 << 10;
+    /// DHCPv6NoServer: DHCPv6 server messages the session sends.
+    pub const DHCPV6_NO_SERVER: u32 = 1 << 11;
+
+    pub fn has(self, flag: u32) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// Whether the session may not send this frame.
+    pub(crate) fn drops_from(self, k: &Kinds) -> bool {
+        self.drops_both_ways(k)
+            || (self.has(Self::DHCP_NO_SERVER) && k.dhcp4_op == Some(2))
+            || (self.has(Self::NO_SERVER) && k.syn_ack == Some(false))
+            || (self.has(Self::NO_SERVER_V6) && k.syn_ack == Some(true))
+            || (self.has(Self::RA) && k.icmp6 == Some(134))
+            || (self.has(Self::DHCPV6_NO_SERVER)
+                && k.udp6.is_some_and(|(sp, dp)| dp == 546 || sp == 547))
+    }
+
+    /// Whether the session may not receive this frame.
+    pub(crate) fn drops_to(self, k: &Kinds) -> bool {
+        self.drops_both_ways(k)
+    }
+
+    fn drops_both_ways(self, k: &Kinds) -> bool {
+        let ipv4 = matches!(k.ethertype, 0x0800 | 0x0806);
+        let ipv6 = k.ethertype == 0x86dd;
+        let dhcp6 = k.udp6.is_some_and(|(_, dp)| dp == 546 || dp == 547);
+        let announced = k.ethertype == 0x0806 || k.dhcp4_op.is_some() || k.icmp6.is_some() || dhcp6;
+        (self.has(Self::IPV4) && ipv4)
+            || (self.has(Self::IPV6) && ipv6)
+            || (self.has(Self::NON_IP) && !ipv4 && !ipv6)
+            || (self.has(Self::DHCP) && k.dhcp4_op.is_some())
+            || (self.has(Self::ARP_DHCP_ONLY) && k.broadcast && !announced)
+            || (self.has(Self::RS_RA) && matches!(k.icmp6, Some(133 | 134)))
+            || (self.has(Self::DHCPV6) && dhcp6)
+    }
+}
+
+/// What the policy filters read of a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Kinds {
+    pub ethertype: u16,
+    /// To a broadcast or multicast address.
+    pub broadcast: bool,
+    /// DHCPv4 (UDP 67 to 68 or 68 to 67): the BOOTP op (1 request, 2 reply).
+    pub dhcp4_op: Option<u8>,
+    /// ICMPv6: its type.
+    pub icmp6: Option<u8>,
+    /// UDP over IPv6: source and destination ports.
+    pub udp6: Option<(u16, u16)>,
+    /// A TCP SYN+ACK: whether over IPv6.
+    pub syn_ack: Option<bool>,
+}
+
+impl Kinds {
+    pub fn of(frame: &[u8]) -> Kinds {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Kinds::default();
+        };
+        let mut k = Kinds {
+            ethertype: u16::from(eth.ethertype()),
+            broadcast: eth.dst_addr().0[0] & 1 != 0,
+            ..Kinds::default()
+        };
+        let syn_ack =
+            |payload: &[u8]| TcpPacket::new_checked(payload).is_ok_and(|t| t.syn() && t.ack());
+        match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {
+                let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+                    return k;
+                };
+                match ip.next_header() {
+                    IpProtocol::Udp => {
+                        if let Ok(u) = UdpPacket::new_checked(ip.payload()) {
+                            if matches!((u.src_port(), u.dst_port()), (67, 68) | (68, 67)) {
+                                k.dhcp4_op = u.payload().first().copied();
+                            }
+                        }
+                    }
+                    IpProtocol::Tcp if syn_ack(ip.payload()) => k.syn_ack = Some(false),
+                    _ => {}
+                }
+            }
+            EthernetProtocol::Ipv6 => {
+                let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                    return k;
+                };
+                match ip.next_header() {
+                    IpProtocol::Icmpv6 => k.icmp6 = ip.payload().first().copied(),
+                    IpProtocol::Udp => {
+                        if let Ok(u) = UdpPacket::new_checked(ip.payload()) {
+                            k.udp6 = Some((u.src_port(), u.dst_port()));
+                        }
+                    }
+                    IpProtocol::Tcp if syn_ack(ip.payload()) => k.syn_ack = Some(true),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        k
+    }
 }
 
 /// How much a bucket holds: this long at its rate, so that a TCP sender's window fits and its

@@ -849,3 +849,157 @@ fn random_and_mutated_input_never_panics_and_the_hub_keeps_working() {
     assert_eq!((src, dst, kind, ident), (VHOST, B_IP, Echo::Reply, 42));
     assert_eq!(data, b"alive");
 }
+
+/// A UDP datagram over IPv4 in a frame.
+fn udp_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ports: (u16, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut udp = vec![0u8; 8 + payload.len()];
+    udp[0..2].copy_from_slice(&ports.0.to_be_bytes());
+    udp[2..4].copy_from_slice(&ports.1.to_be_bytes());
+    udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp[8..].copy_from_slice(payload);
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: udp.len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; ip.buffer_len() + udp.len()];
+    let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+    ip.emit(&mut p, &caps());
+    p.payload_mut().copy_from_slice(&udp);
+    frame(src_mac, dst_mac, EthernetProtocol::Ipv4, &buf)
+}
+
+#[test]
+fn policy_filters_and_address_limits_hold_back_what_the_policy_names() {
+    use etherhub_hub::{Filters, PortPolicy};
+    let now = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let a = hub.add_l2_session("a", "SOFTETHER", None, now);
+    let b = hub.add_l2_session("b", "SOFTETHER", None, now);
+    let (a_mac, b_mac) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+    let mut out = Vec::new();
+    // b makes itself known
+    hub.input_frame(b, &arp_request_frame(b_mac, B_IP, A_IP), now, &mut out);
+    out.clear();
+    let dhcp_reply = udp_frame(
+        a_mac,
+        [0xff; 6],
+        A_IP,
+        Ipv4Addr::BROADCAST,
+        (67, 68),
+        &[2, 1, 6, 0],
+    );
+    let dhcp_request = udp_frame(
+        a_mac,
+        [0xff; 6],
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        (68, 67),
+        &[1, 1, 6, 0],
+    );
+    let other_broadcast = udp_frame(
+        a_mac,
+        [0xff; 6],
+        A_IP,
+        Ipv4Addr::BROADCAST,
+        (5000, 5000),
+        b"hello",
+    );
+    let unicast = udp_frame(a_mac, b_mac, A_IP, B_IP, (5000, 5000), b"hello");
+    let passes = |hub: &mut Hub, f: &[u8]| {
+        let mut out = Vec::new();
+        hub.input_frame(a, f, now, &mut out);
+        out.iter().any(|d| d.session == b)
+    };
+    // DHCPNoServer: a's DHCP replies stop, its requests go on
+    hub.set_session_policy(
+        a,
+        PortPolicy {
+            filters: Filters(Filters::DHCP_NO_SERVER),
+            ..PortPolicy::default()
+        },
+    );
+    assert!(!passes(&mut hub, &dhcp_reply));
+    assert!(passes(&mut hub, &dhcp_request));
+    // ArpDhcpOnly: broadcasts other than ARP and DHCP stop; unicast goes on
+    hub.set_session_policy(
+        a,
+        PortPolicy {
+            filters: Filters(Filters::ARP_DHCP_ONLY),
+            ..PortPolicy::default()
+        },
+    );
+    assert!(!passes(&mut hub, &other_broadcast));
+    assert!(passes(&mut hub, &dhcp_request));
+    assert!(passes(&mut hub, &unicast));
+    assert!(passes(&mut hub, &arp_request_frame(a_mac, A_IP, B_IP)));
+    // FilterIPv4 on the receiving side: b gets no IPv4 at all, ARP included
+    hub.set_session_policy(a, PortPolicy::default());
+    hub.set_session_policy(
+        b,
+        PortPolicy {
+            filters: Filters(Filters::IPV4),
+            ..PortPolicy::default()
+        },
+    );
+    assert!(!passes(&mut hub, &unicast));
+    assert!(!passes(&mut hub, &arp_request_frame(a_mac, A_IP, B_IP)));
+    hub.set_session_policy(b, PortPolicy::default());
+    let held = hub.policy_dropped();
+    assert_eq!(held, 4, "each frame held back is counted");
+
+    // MaxMac 3 (SoftEther's floor even if 1 is asked): a has a_mac; two more, and no fourth
+    hub.set_session_policy(
+        a,
+        PortPolicy {
+            max_mac: 1,
+            ..PortPolicy::default()
+        },
+    );
+    for i in 1..=2u8 {
+        let f = udp_frame([2, 0, 0, 0, 1, i], b_mac, A_IP, B_IP, (1, 1), b"x");
+        assert!(passes(&mut hub, &f), "MAC {i}");
+    }
+    assert!(!passes(
+        &mut hub,
+        &udp_frame([2, 0, 0, 0, 1, 3], b_mac, A_IP, B_IP, (1, 1), b"x")
+    ));
+    // a known one still goes
+    assert!(passes(
+        &mut hub,
+        &udp_frame([2, 0, 0, 0, 1, 2], b_mac, A_IP, B_IP, (1, 1), b"x")
+    ));
+    // MaxIP 4: a fifth IPv4 source is refused
+    hub.set_session_policy(
+        a,
+        PortPolicy {
+            max_ip: 4,
+            ..PortPolicy::default()
+        },
+    );
+    for i in 2..=4u8 {
+        let ip = Ipv4Addr::new(192, 168, 30, 100 + i);
+        assert!(
+            passes(&mut hub, &udp_frame(a_mac, b_mac, ip, B_IP, (1, 1), b"x")),
+            "IP {ip}"
+        );
+    }
+    let fifth = Ipv4Addr::new(192, 168, 30, 120);
+    assert!(!passes(
+        &mut hub,
+        &udp_frame(a_mac, b_mac, fifth, B_IP, (1, 1), b"x")
+    ));
+    assert!(
+        passes(&mut hub, &udp_frame(a_mac, b_mac, A_IP, B_IP, (1, 1), b"x")),
+        "a known address still goes"
+    );
+}

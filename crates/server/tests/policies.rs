@@ -98,8 +98,8 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
     let list = s.must_hub_cmd(&["GroupList"]);
     assert!(row(&list, "Num Users").contains('3'), "{list}");
     // a policy Etherhub keeps but does not enforce says so
-    let unenforced = s.must_hub_cmd(&["UserPolicySet", "alice", "/NAME:MaxMac", "/VALUE:10"]);
-    assert!(unenforced.contains("MaxMac"), "{unenforced}");
+    let unenforced = s.must_hub_cmd(&["UserPolicySet", "alice", "/NAME:CheckMac", "/VALUE:yes"]);
+    assert!(unenforced.contains("CheckMac"), "{unenforced}");
     assert!(unenforced.contains("not enforced"), "{unenforced}");
     s.must_hub_cmd(&["UserPolicyRemove", "alice"]);
     // a bad value is refused and says why
@@ -126,6 +126,30 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
     assert!(!alice.ns.ping(CAROL, 3), "alice must not reach carol");
     assert!(alice.ns.ping(BOB, 2), "alice reaches bob");
     assert!(carol.ns.ping(BOB, 2), "carol reaches bob");
+
+    // NoServer: bob may not accept TCP connections (his SYN+ACKs are held), carol's reach him
+    // only until it is set
+    let _bobs = iperf_server(&bob.ns, BOB, 5301, false);
+    std::thread::sleep(Duration::from_millis(300));
+    let to_bob = || {
+        run(carol.ns.cmd("timeout").args([
+            "10",
+            "iperf3",
+            "-c",
+            BOB,
+            "-p",
+            "5301",
+            "-t",
+            "1",
+            "--connect-timeout",
+            "3000",
+        ]))
+        .status
+        .success()
+    };
+    assert!(to_bob(), "carol reaches bob's server");
+    s.must_hub_cmd(&["UserPolicySet", "bob", "/NAME:NoServer", "/VALUE:yes"]);
+    assert!(!to_bob(), "bob may not serve");
 
     // MaxDownload: 20 MB from the LAN at bob's limit, TCP intact
     let _iperf = iperf_server(&lan.ns, &lan.ip, 5201, false);
