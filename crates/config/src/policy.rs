@@ -91,10 +91,10 @@ pub const ITEMS: [Item; 38] = [
         "Enforce DHCP Allocated IP Addresses (IPv4)",
         false,
     ),
-    flag("NoBridge", "Deny Bridge Operation", false),
-    flag("NoRouting", "Deny Routing Operation (IPv4)", false),
-    flag("CheckMac", "Deny MAC Addresses Duplication", false),
-    flag("CheckIP", "Deny IP Address Duplication (IPv4)", false),
+    flag("NoBridge", "Deny Bridge Operation", true),
+    flag("NoRouting", "Deny Routing Operation (IPv4)", true),
+    flag("CheckMac", "Deny MAC Addresses Duplication", true),
+    flag("CheckIP", "Deny IP Address Duplication (IPv4)", true),
     flag(
         "ArpDhcpOnly",
         "Deny Non-ARP / Non-DHCP / Non-ICMPv6 broadcasts",
@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(f.get_u32("MaxUpload"), Some(5000));
         assert_eq!(Policy::from_folder(&f), p);
         assert!(p.unenforced().is_empty());
-        p.set_named("CheckMac", "yes").unwrap();
-        assert_eq!(p.unenforced(), vec!["CheckMac"]);
+        p.set_named("DHCPForce", "yes").unwrap();
+        assert_eq!(p.unenforced(), vec!["DHCPForce"]);
     }
 }

@@ -134,8 +134,20 @@ pub(crate) fn port_policy(p: &Policy) -> PortPolicy {
         max_upload_bps: p.max_upload(),
         max_download_bps: p.max_download(),
         filters: Filters(filters),
-        max_mac: p.named("MaxMac"),
-        max_ip: p.named("MaxIP"),
+        // NoBridge and NoRouting hold a session to SoftEther's floors: 3 MACs, 4 addresses
+        max_mac: floor_if(p.named("NoBridge") != 0, p.named("MaxMac"), 3),
+        max_ip: floor_if(p.named("NoRouting") != 0, p.named("MaxIP"), 4),
+        check_mac: p.named("CheckMac") != 0,
+        check_ip: p.named("CheckIP") != 0,
+    }
+}
+
+/// A limit (0: none) that `on` lowers to `floor`.
+fn floor_if(on: bool, limit: u32, floor: u32) -> u32 {
+    match (on, limit) {
+        (false, l) => l,
+        (true, 0) => floor,
+        (true, l) => l.min(floor),
     }
 }
 

@@ -16,7 +16,7 @@ use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 use crate::access::{AccessList, FrameInfo, Ident, Verdict};
 use crate::l3::{L3Adapter, Route, SendError};
 use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
-use crate::policy::{Admit, Kinds, PortPolicy, Shaper};
+use crate::policy::{Admit, Kinds, PortPolicy, Shaper, EXCLUSIVE_TIME};
 use crate::table::AgeingTable;
 use crate::vhost::{HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};
 
@@ -710,7 +710,8 @@ impl<H: VirtualHost> Hub<H> {
 
     /// MaxMac and MaxIP: whether the frame brings a new MAC or IPv4 source address to a session
     /// that already has as many as its policy allows (at least 3 MACs and 4 addresses, as in
-    /// SoftEther).
+    /// SoftEther); CheckMac and CheckIP: whether it takes an address another session used
+    /// within the last 13 s.
     fn over_address_limits(
         &self,
         from: SessionId,
@@ -719,18 +720,28 @@ impl<H: VirtualHost> Hub<H> {
         eth: &EthernetFrame<&[u8]>,
         now: Instant,
     ) -> bool {
-        if policy.max_mac != 0 && self.mac_table.get(&src_mac, now).is_none() {
-            let mine = self
-                .mac_table
-                .live(now)
-                .iter()
-                .filter(|(_, slot)| slot.value == from)
-                .count();
-            if mine >= policy.max_mac.max(3) as usize {
-                return true;
+        let taken = |owner: SessionId, updated: Instant| {
+            owner != from && now.saturating_duration_since(updated) < EXCLUSIVE_TIME
+        };
+        if policy.max_mac != 0 || policy.check_mac {
+            match self.mac_table.slot(&src_mac, now) {
+                Some(slot) if policy.check_mac && taken(slot.value, slot.updated) => return true,
+                Some(_) => {}
+                None if policy.max_mac != 0 => {
+                    let mine = self
+                        .mac_table
+                        .live(now)
+                        .iter()
+                        .filter(|(_, slot)| slot.value == from)
+                        .count();
+                    if mine >= policy.max_mac.max(3) as usize {
+                        return true;
+                    }
+                }
+                None => {}
             }
         }
-        if policy.max_ip != 0 {
+        if policy.max_ip != 0 || policy.check_ip {
             let src = match eth.ethertype() {
                 EthernetProtocol::Arp => parse_arp(eth.payload()).map(|a| a.sender_ip),
                 EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
@@ -739,16 +750,23 @@ impl<H: VirtualHost> Hub<H> {
                 _ => None,
             };
             if let Some(ip) = src.filter(|ip| is_host_ipv4(*ip)) {
-                if self.ip_table.get(&IpAddr::V4(ip), now).is_none() {
-                    let mine = self
-                        .ip_table
-                        .live(now)
-                        .iter()
-                        .filter(|(ip, slot)| ip.is_ipv4() && slot.value.0 == from)
-                        .count();
-                    if mine >= policy.max_ip.max(4) as usize {
-                        return true;
+                match self.ip_table.slot(&IpAddr::V4(ip), now) {
+                    Some(slot) if policy.check_ip && taken(slot.value.0, slot.updated) => {
+                        return true
                     }
+                    Some(_) => {}
+                    None if policy.max_ip != 0 => {
+                        let mine = self
+                            .ip_table
+                            .live(now)
+                            .iter()
+                            .filter(|(ip, slot)| ip.is_ipv4() && slot.value.0 == from)
+                            .count();
+                        if mine >= policy.max_ip.max(4) as usize {
+                            return true;
+                        }
+                    }
+                    None => {}
                 }
             }
         }

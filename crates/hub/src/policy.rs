@@ -24,7 +24,15 @@ pub struct PortPolicy {
     pub max_mac: u32,
     /// IPv4 addresses the session may use (0: no limit; SoftEther's floor of 4 applies).
     pub max_ip: u32,
+    /// CheckMac: a MAC address another session used within the last 13 s is not taken over.
+    pub check_mac: bool,
+    /// CheckIP: the same for IPv4 addresses.
+    pub check_ip: bool,
 }
+
+/// How long an address stays its session's against another's under CheckMac and CheckIP
+/// (SoftEther's MAC_TABLE_EXCLUSIVE_TIME).
+pub const EXCLUSIVE_TIME: Duration = Duration::from_secs(13);
 
 /// SoftEther's per-frame policy filters, as flags. Each drops silently, as SoftEther's do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

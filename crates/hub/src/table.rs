@@ -84,6 +84,11 @@ impl<K: Copy + Eq + Hash + Ord, V: Clone> AgeingTable<K, V> {
             .map(|slot| &slot.value)
     }
 
+    /// A live entry with its times.
+    pub fn slot(&self, key: &K, now: Instant) -> Option<&Slot<V>> {
+        self.entries.get(key).filter(|slot| self.is_live(slot, now))
+    }
+
     /// Remove entries not updated within the expiry time; returns how many went.
     pub fn expire(&mut self, now: Instant) -> usize {
         let before = self.entries.len();

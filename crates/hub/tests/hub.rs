@@ -1003,3 +1003,59 @@ fn policy_filters_and_address_limits_hold_back_what_the_policy_names() {
         "a known address still goes"
     );
 }
+
+#[test]
+fn check_mac_and_check_ip_keep_an_address_with_the_session_that_used_it_last() {
+    use etherhub_hub::PortPolicy;
+    let now = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let a = hub.add_l2_session("a", "SOFTETHER", None, now);
+    let b = hub.add_l2_session("b", "SOFTETHER", None, now);
+    let c = hub.add_l2_session("c", "SOFTETHER", None, now);
+    let (a_mac, c_mac) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xc]);
+    let mut out = Vec::new();
+    hub.input_frame(a, &arp_request_frame(a_mac, A_IP, B_IP), now, &mut out);
+    let strict = PortPolicy {
+        check_mac: true,
+        check_ip: true,
+        ..PortPolicy::default()
+    };
+    hub.set_session_policy(c, strict);
+    let reaches_b = |hub: &mut Hub, f: &[u8], t: Instant| {
+        let mut out = Vec::new();
+        hub.input_frame(c, f, t, &mut out);
+        out.iter().any(|d| d.session == b)
+    };
+    // a's MAC, and a's address from c's own MAC: both refused while a's entries are fresh
+    assert!(!reaches_b(
+        &mut hub,
+        &arp_request_frame(a_mac, Ipv4Addr::new(192, 168, 30, 99), B_IP),
+        now
+    ));
+    assert!(!reaches_b(
+        &mut hub,
+        &arp_request_frame(c_mac, A_IP, B_IP),
+        now
+    ));
+    assert!(reaches_b(
+        &mut hub,
+        &arp_request_frame(c_mac, Ipv4Addr::new(192, 168, 30, 99), B_IP),
+        now
+    ));
+    assert_eq!(hub.policy_dropped(), 2);
+    // 13 s after a last used them, they may move
+    let later = now + Duration::from_secs(14);
+    assert!(reaches_b(
+        &mut hub,
+        &arp_request_frame(c_mac, A_IP, B_IP),
+        later
+    ));
+    // without the policy, nothing is held
+    hub.set_session_policy(c, PortPolicy::default());
+    hub.input_frame(a, &arp_request_frame(a_mac, A_IP, B_IP), later, &mut out);
+    assert!(reaches_b(
+        &mut hub,
+        &arp_request_frame(a_mac, A_IP, B_IP),
+        later
+    ));
+}

@@ -98,8 +98,8 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
     let list = s.must_hub_cmd(&["GroupList"]);
     assert!(row(&list, "Num Users").contains('3'), "{list}");
     // a policy Etherhub keeps but does not enforce says so
-    let unenforced = s.must_hub_cmd(&["UserPolicySet", "alice", "/NAME:CheckMac", "/VALUE:yes"]);
-    assert!(unenforced.contains("CheckMac"), "{unenforced}");
+    let unenforced = s.must_hub_cmd(&["UserPolicySet", "alice", "/NAME:DHCPForce", "/VALUE:yes"]);
+    assert!(unenforced.contains("DHCPForce"), "{unenforced}");
     assert!(unenforced.contains("not enforced"), "{unenforced}");
     s.must_hub_cmd(&["UserPolicyRemove", "alice"]);
     // a bad value is refused and says why
