@@ -11,7 +11,7 @@
 mod fake;
 mod front;
 
-use etherhub_config::hash::sha0;
+use etherhub_config::hash::{challenge_response, sha0};
 use etherhub_pack::Pack;
 use etherhub_softether::{Login, WATERMARK};
 use libfuzzer_sys::fuzz_target;
@@ -74,9 +74,8 @@ fuzz_target!(|data: &[u8]| {
                     } else {
                         (None, "serverpw")
                     };
-                    let mut buf = sha0(pw.as_bytes()).to_vec();
-                    buf.extend_from_slice(&random);
-                    let l = Login::vpncmd(hub, sha0(&buf)).to_pack();
+                    let l = Login::vpncmd(hub, challenge_response(&sha0(pw.as_bytes()), &random))
+                        .to_pack();
                     let _ = client.write_all(&post("/vpnsvc/vpn.cgi", &l.to_bytes())).await;
                     ok = body(&mut client).await.is_some();
                 }

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use etherhub_config::hash::{hash_user_password, sha0};
+use etherhub_config::hash::{challenge_response, hash_user_password};
 use etherhub_engine::softether::SoftEtherSessions;
 use etherhub_engine::{Change, ConnId, Engine, HubSpec, UserAuth, UserSpec};
 use etherhub_pack::Pack;
@@ -67,14 +67,15 @@ fn engine(now: Instant) -> Engine {
 
 fn login(compress: bool) -> Vec<u8> {
     let random = [7u8; 20];
-    let mut secure = hash_user_password("alice", "pw").to_vec();
-    secure.extend_from_slice(&random);
     let mut p = Pack::new();
     p.set_str("method", "login");
     p.set_str("hubname", "DEFAULT");
     p.set_str("username", "alice");
     p.set_int("authtype", 1);
-    p.set_data("secure_password", &sha0(&secure));
+    p.set_data(
+        "secure_password",
+        &challenge_response(&hash_user_password("alice", "pw"), &random),
+    );
     p.set_int("max_connection", 2);
     p.set_bool("use_compress", compress);
     Handoff {

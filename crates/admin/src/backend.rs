@@ -1,7 +1,7 @@
 //! The operations the server provides to the admin API, in the typed messages of
 //! [`crate::types`].
 
-use etherhub_config::hash::{digest_eq, hash_admin_password, sha0};
+use etherhub_config::hash::{challenge_response, digest_eq, hash_admin_password};
 
 use crate::error::AdminError;
 use crate::types::*;
@@ -25,9 +25,7 @@ impl Proof<'_> {
         match self {
             Proof::Password(p) => digest_eq(stored, &hash_admin_password(p)),
             Proof::Challenge { response, random } => {
-                let mut buf = stored.to_vec();
-                buf.extend_from_slice(random);
-                digest_eq(response, &sha0(&buf))
+                digest_eq(response, &challenge_response(stored, random))
             }
         }
     }

@@ -28,7 +28,9 @@ pub use backend::{AdminResult, Backend, Proof};
 pub use dispatch::{caps, dispatch, dispatch_pack, method, Access, Method, METHODS};
 pub use error::{code, error_text, AdminError, RpcError, JSONRPC_METHOD_NOT_FOUND};
 /// A MAC address as access rules write it (`00-AC-...`, `00:ac:...`).
-pub use etherhub_config::access::{parse_mac as access_mac, MacMatch as AccessMac};
+pub use etherhub_config::access::MacMatch as AccessMac;
+/// MAC addresses as SoftEther writes them (`00-AC-...`) and reads them.
+pub use etherhub_config::model::{format_mac, parse_mac};
 /// SoftEther's security policy items (for tools that show or edit policies).
 pub use etherhub_config::policy;
 pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};

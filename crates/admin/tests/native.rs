@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etherhub_admin::*;
-use etherhub_config::hash::sha0;
+use etherhub_config::hash::{challenge_response, sha0};
 use etherhub_pack::Pack;
 use etherhub_softether::page::FORBIDDEN_PREFIX;
 use etherhub_softether::{frame, Login, WATERMARK};
@@ -131,9 +131,8 @@ impl Client {
     /// vpncmd's admin login; the answer.
     async fn login(&mut self, hub: Option<&str>, password: &str) -> Pack {
         let random = self.signature().await;
-        let mut buf = sha0(password.as_bytes()).to_vec();
-        buf.extend_from_slice(&random);
-        let l = Login::vpncmd(hub, sha0(&buf)).to_pack();
+        let l =
+            Login::vpncmd(hub, challenge_response(&sha0(password.as_bytes()), &random)).to_pack();
         self.post("/vpnsvc/vpn.cgi", "application/octet-stream", &l.to_bytes())
             .await;
         let (code, _, body) = self.response().await;

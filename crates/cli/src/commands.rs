@@ -627,23 +627,13 @@ fn parse_ip_or_none(name: &str, v: &str) -> Result<std::net::Ipv4Addr, CmdError>
 }
 
 fn mac_text(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|x| format!("{x:02X}"))
-        .collect::<Vec<_>>()
-        .join("-")
+    etherhub_admin::format_mac(mac)
 }
 
 fn parse_mac(v: &str) -> Result<Vec<u8>, CmdError> {
-    let parts: Result<Vec<u8>, _> = v
-        .split(['-', ':'])
-        .map(|p| u8::from_str_radix(p, 16))
-        .collect();
-    match parts {
-        Ok(m) if m.len() == 6 => Ok(m),
-        _ => Err(CmdError::usage(
-            "/MAC must be a MAC address like 00-AC-01-23-45-67.".into(),
-        )),
-    }
+    etherhub_admin::parse_mac(v)
+        .map(|m| m.to_vec())
+        .ok_or_else(|| CmdError::usage("/MAC must be a MAC address like 00-AC-01-23-45-67.".into()))
 }
 
 fn traffic_rows(t: &mut Table, tr: &Traffic) {
@@ -1449,8 +1439,8 @@ fn parse_mac_mask(name: &str, v: &str) -> Result<Option<etherhub_admin::AccessMa
         ))
     };
     let (m, k) = v.split_once('/').ok_or_else(bad)?;
-    let m = etherhub_admin::access_mac(m).ok_or_else(bad)?;
-    let k = etherhub_admin::access_mac(k).ok_or_else(bad)?;
+    let m = etherhub_admin::parse_mac(m).ok_or_else(bad)?;
+    let k = etherhub_admin::parse_mac(k).ok_or_else(bad)?;
     Ok(Some((m, k)))
 }
 
@@ -1624,12 +1614,7 @@ fn access_contents(a: &AccessEntry) -> String {
     if !a.dst_user.is_empty() {
         parts.push(format!("DstUser={}", a.dst_user));
     }
-    let mac = |b: &Bin| {
-        b.0.iter()
-            .map(|x| format!("{x:02X}"))
-            .collect::<Vec<_>>()
-            .join("-")
-    };
+    let mac = |b: &Bin| mac_text(&b.0);
     if a.check_src_mac {
         parts.push(format!(
             "SrcMac={}/{}",

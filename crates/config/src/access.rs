@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::model::{format_mac, parse_mac};
 use crate::tree::Folder;
 
 /// A MAC address and the mask of the bits that count.
@@ -83,26 +84,6 @@ impl Default for AccessRule {
 /// SoftEther's order: priority, then pass before discard; otherwise the order they came in.
 pub fn sort(rules: &mut [AccessRule]) {
     rules.sort_by_key(|r| (r.priority, r.discard));
-}
-
-fn mac_text(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-/// `00-AC-84-EA-33-BC`, `00:ac:...` or twelve hex digits.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let hex: String = s.chars().filter(|c| !matches!(c, '-' | ':')).collect();
-    if hex.len() != 12 {
-        return None;
-    }
-    let mut m = [0u8; 6];
-    for (i, b) in m.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(m)
 }
 
 impl AccessRule {
@@ -188,8 +169,8 @@ impl AccessRule {
         ] {
             f.set_bool(check, mac.is_some());
             if let Some((a, m)) = mac {
-                f.set_str(addr, &mac_text(a));
-                f.set_str(mask, &mac_text(m));
+                f.set_str(addr, &format_mac(a));
+                f.set_str(mask, &format_mac(m));
             }
         }
         f.set_bool("CheckTcpState", self.tcp_established.is_some());

@@ -76,6 +76,14 @@ pub fn hash_hub_secure_password(password: &str) -> [u8; 20] {
     hash_user_password("administrator", password)
 }
 
+/// SoftEther's proof of a password over a fresh random: SHA-0 of the stored hash followed by
+/// the server's 20 random bytes (what vpncmd and vpnclient send as `secure_password`).
+pub fn challenge_response(hash: &[u8], random: &[u8]) -> [u8; 20] {
+    let mut buf = hash.to_vec();
+    buf.extend_from_slice(random);
+    sha0(&buf)
+}
+
 /// Compares two digests without an early exit on the first differing byte.
 pub fn digest_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -196,16 +196,30 @@ fn ip_of(f: Option<&Folder>, name: &str, default: Ipv4Addr) -> Ipv4Addr {
         .unwrap_or(default)
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<u8> = s
-        .split(['-', ':'])
-        .map(|p| u8::from_str_radix(p, 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    parts.try_into().ok()
+/// A MAC address as SoftEther writes and reads it: six hex bytes apart by `-` or `:`
+/// (`00-AC-84-EA-33-BC`), or twelve hex digits in a row.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let s = s.trim();
+    if s.contains(['-', ':']) {
+        let parts: Vec<u8> = s
+            .split(['-', ':'])
+            .map(|p| u8::from_str_radix(p, 16))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        return parts.try_into().ok();
+    }
+    if s.len() != 12 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (i, b) in m.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(m)
 }
 
-pub fn format_mac(mac: &[u8; 6]) -> String {
+/// `00-AC-84-EA-33-BC`.
+pub fn format_mac(mac: &[u8]) -> String {
     mac.iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use etherhub_config::hash::{digest_eq, hash_user_password, sha0};
+use etherhub_config::hash::{challenge_response, digest_eq, hash_user_password};
 use etherhub_wireguard::Key;
 
 use crate::change::{UserAuth, UserSpec, WgKeySpec};
@@ -104,11 +104,7 @@ impl Accounts {
                 AuthRequest::Challenge {
                     response, random, ..
                 },
-            ) => {
-                let mut buf = hash.to_vec();
-                buf.extend_from_slice(*random);
-                digest_eq(&sha0(&buf), *response)
-            }
+            ) => digest_eq(&challenge_response(hash, *random), *response),
             (UserAuth::Password(_) | UserAuth::NoPassword, _) => false,
             (UserAuth::Other, _) => return Err(AuthError::WrongMethod),
         };
@@ -191,11 +187,8 @@ mod tests {
         let mut a = accounts();
         let random = [9u8; 20];
         // what vpnclient sends: SHA-0(SHA-0(password || UPPER(user)) || random)
-        let proof = |user: &str, pw: &str| {
-            let mut buf = hash_user_password(user, pw).to_vec();
-            buf.extend_from_slice(&random);
-            sha0(&buf)
-        };
+        let proof =
+            |user: &str, pw: &str| challenge_response(&hash_user_password(user, pw), &random);
         let good = proof("META", "secret123");
         let g = a
             .authenticate(AuthRequest::Challenge {

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use common::loopback::LoopbackServer;
-use etherhub_config::hash::{hash_user_password, sha0};
+use etherhub_config::hash::{challenge_response, hash_user_password};
 use etherhub_pack::Pack;
 use etherhub_softether::blocks::{BlockReader, BlockWriter, Record};
 use etherhub_softether::WATERMARK;
@@ -95,14 +95,15 @@ async fn start(
 }
 
 fn login(random: [u8; 20]) -> Pack {
-    let mut secure = hash_user_password("alice", "alicepw").to_vec();
-    secure.extend_from_slice(&random);
     let mut p = Pack::new();
     p.set_str("method", "login");
     p.set_str("hubname", "DEFAULT");
     p.set_str("username", "alice");
     p.set_int("authtype", 1);
-    p.set_data("secure_password", &sha0(&secure));
+    p.set_data(
+        "secure_password",
+        &challenge_response(&hash_user_password("alice", "alicepw"), &random),
+    );
     p.set_str("hello", "test client");
     p.set_int("max_connection", 2);
     p

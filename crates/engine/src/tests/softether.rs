@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use etherhub_config::hash::{hash_user_password, sha0};
+use etherhub_config::hash::{challenge_response, hash_user_password};
 use etherhub_pack::Pack;
 use etherhub_softether::blocks::{BlockReader, BlockWriter, Record, KEEP_ALIVE_MAGIC};
 use etherhub_softether::session::Handoff;
@@ -32,14 +32,15 @@ fn engine() -> (Engine, ProtocolId, Instant) {
 
 /// vpnclient's login for `user` with `password`, as the front door hands it over.
 fn login(user: &str, password: &str, edit: impl FnOnce(&mut Pack)) -> Vec<u8> {
-    let mut secure = hash_user_password(user, password).to_vec();
-    secure.extend_from_slice(&RANDOM);
     let mut p = Pack::new();
     p.set_str("method", "login");
     p.set_str("hubname", "DEFAULT");
     p.set_str("username", user);
     p.set_int("authtype", 1);
-    p.set_data("secure_password", &sha0(&secure));
+    p.set_data(
+        "secure_password",
+        &challenge_response(&hash_user_password(user, password), &RANDOM),
+    );
     p.set_str("hello", "SoftEther VPN Client Developer Edition");
     p.set_int("client_ver", 501);
     p.set_int("client_build", 9674);
