@@ -274,3 +274,52 @@ fn refusals_say_softethers_codes_and_bad_streams_end_their_connection() {
     e.handle_stream(t0, se, ConnId(8), &big);
     assert!(drain(&mut e).1.is_empty());
 }
+
+#[test]
+fn the_users_policy_sets_connections_timeout_and_who_gets_in() {
+    let (mut e, se, t0) = engine();
+    let peer: SocketAddr = "198.18.0.2:40000".parse().unwrap();
+    let mut policy = etherhub_config::Policy::default();
+    policy.set_named("MaxConnection", "1").unwrap();
+    policy.set_named("TimeOut", "8").unwrap();
+    policy.set_named("MultiLogins", "1").unwrap();
+    let alice = |policy| {
+        crate::Change::User(crate::UserSpec {
+            hub: "DEFAULT".into(),
+            name: "alice".into(),
+            auth: crate::UserAuth::Password(hash_user_password("alice", "pw")),
+            policy,
+            ..Default::default()
+        })
+    };
+    e.apply(t0, alice(policy));
+    // the client asks for 4 connections and half duplex; the policy allows one
+    let wants = |p: &mut Pack| {
+        p.set_int("max_connection", 4);
+        p.set_int("half_connection", 1);
+    };
+    e.open_stream(t0, se, ConnId(1), peer, &login("alice", "pw", wants));
+    let (w, closed) = drain(&mut e);
+    assert!(closed.is_empty());
+    let (welcome, _) = answer(&w[&ConnId(1)]);
+    assert_eq!(welcome.int("max_connection"), Some(1));
+    assert_eq!(welcome.int("half_connection"), Some(0));
+    assert_eq!(welcome.int("timeout"), Some(8000));
+    assert_eq!(welcome.int("policy:MultiLogins"), Some(1));
+    e.open_stream(t0, se, ConnId(2), peer, &additional(KEY));
+    let (w, _) = drain(&mut e);
+    assert_eq!(answer(&w[&ConnId(2)]).0.int("error"), Some(15));
+    // a second login of alice: too many sessions of one user (20)
+    e.open_stream(t0, se, ConnId(3), peer, &login("alice", "pw", |_| {}));
+    let (w, _) = drain(&mut e);
+    assert_eq!(answer(&w[&ConnId(3)]).0.int("error"), Some(20));
+    // the policy's timeout, not the default one, ends a silent connection
+    e.handle_timeout(t0 + Duration::from_secs(9));
+    assert_eq!(drain(&mut e).1, vec![ConnId(1)]);
+    // access denied by policy: error 12, not a wrong password
+    policy.set_named("Access", "no").unwrap();
+    e.apply(t0, alice(policy));
+    e.open_stream(t0, se, ConnId(4), peer, &login("alice", "pw", |_| {}));
+    let (w, _) = drain(&mut e);
+    assert_eq!(answer(&w[&ConnId(4)]).0.int("error"), Some(12));
+}
