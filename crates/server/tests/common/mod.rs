@@ -651,14 +651,15 @@ impl Lab {
     }
 }
 
-/// An iperf3 server on `ip:port` in `ns` (`once`: for one test only), ended by its PID.
+/// An iperf3 server on `ip:port` in `ns` (`once`: for one test only), ended by its PID. It is
+/// listening when this returns (a client started at once would otherwise be refused).
 pub fn iperf_server(ns: &Netns, ip: &str, port: u16, once: bool) -> Proc {
     let mut c = ns.cmd("iperf3");
     c.args(["-s", "-B", ip, "-p", &port.to_string()]);
     if once {
         c.arg("-1");
     }
-    Proc {
+    let server = Proc {
         child: c
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -666,7 +667,17 @@ pub fn iperf_server(ns: &Netns, ip: &str, port: u16, once: bool) -> Proc {
             .spawn()
             .unwrap(),
         what: "iperf3 -s".into(),
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    let filter = format!("sport = :{port}");
+    while Instant::now() < end {
+        let out = run(ns.cmd("ss").args(["-Hltn", &filter]));
+        if !out.stdout.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
+    server
 }
 
 impl Lan {
