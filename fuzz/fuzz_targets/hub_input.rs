@@ -78,6 +78,29 @@ fuzz_target!(|data: &[u8]| {
         },
     );
     hub.set_session_group(l2, "staff");
+    // the guards that rewrite or snoop: a VLAN, DHCPForce, IPv6 limits, RA rewrites
+    let guarded = hub.add_l2_session("d", "native", Some("[2001:db8::1]:443".parse().unwrap()), now);
+    hub.set_session_policy(
+        guarded,
+        PortPolicy {
+            dhcp_force: true,
+            check_ip: true,
+            max_ipv6: 5,
+            check_ipv6: true,
+            ra_no_default_router_over_ipv6: true,
+            vlan_id: 7,
+            ..PortPolicy::default()
+        },
+    );
+    let monitor = hub.add_l2_session("m", "native", None, now);
+    hub.set_session_policy(
+        monitor,
+        PortPolicy {
+            monitor: true,
+            ra_no_default_router: true,
+            ..PortPolicy::default()
+        },
+    );
     let mut out: Vec<Delivery> = Vec::new();
     let mut t = now;
     for chunk in data.split(|&b| b == 0xfe) {
@@ -85,10 +108,12 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         t += Duration::from_millis(u64::from(sel >> 4) * 100);
-        match sel & 3 {
+        match sel & 7 {
             0 => hub.input_ip(l3a, body, t, &mut out),
             1 => hub.input_ip(l3b, body, t, &mut out),
             2 => hub.input_frame(l2, body, t, &mut out),
+            3 => hub.input_frame(guarded, body, t, &mut out),
+            4 => hub.input_frame(monitor, body, t, &mut out),
             _ => {
                 hub.tick(t, &mut out);
                 hub.poll_shaped(t, &mut out);

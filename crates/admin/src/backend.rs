@@ -67,6 +67,23 @@ pub trait Backend: Send + Sync {
         peer_is_loopback: bool,
     ) -> AdminResult<AdminScope>;
 
+    /// A VPN user changes their own password (SoftEther's `password` method, the Windows
+    /// client's "Change Password"): `old` proves the current password, `new_hash` is SoftEther's
+    /// hash of the new one (SHA-0 of password and upper-case name) and `new_nt` its NT hash.
+    /// Refusals: 69 for an unknown user or a wrong old password, 68 for a user who does not
+    /// log in with a password, 52 under the FixPassword policy.
+    fn change_user_password(
+        &self,
+        hub: &str,
+        user: &str,
+        old: Proof<'_>,
+        new_hash: [u8; 20],
+        new_nt: Option<[u8; 16]>,
+    ) -> AdminResult<()> {
+        let _ = (hub, user, old, new_hash, new_nt);
+        Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
+    }
+
     fn server_info(&self) -> AdminResult<ServerInfo>;
     /// The TLS certificate the server presents (DER).
     fn server_cert(&self) -> AdminResult<Vec<u8>>;

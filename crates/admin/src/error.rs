@@ -55,6 +55,10 @@ pub mod code {
     pub const ERR_USER_ALREADY_EXISTS: u32 = 66;
     /// A group with that name already exists.
     pub const ERR_GROUP_ALREADY_EXISTS: u32 = 67;
+    /// The user does not log in with a password (a password change).
+    pub const ERR_USER_AUTHTYPE_NOT_PASSWORD: u32 = 68;
+    /// No such user, or the old password is wrong (a password change).
+    pub const ERR_OLD_PASSWORD_WRONG: u32 = 69;
     /// SecureNAT is not running.
     pub const ERR_SNAT_NOT_RUNNING: u32 = 80;
     /// The name is invalid.
@@ -89,6 +93,8 @@ pub fn error_text(code: u32) -> &'static str {
         65 => "The specified group does not exist.",
         66 => "The user with the specified name already exists on the Virtual Hub.",
         67 => "The group with the specified name already exists on the Virtual Hub.",
+        68 => "The user's authentication method is not password authentication.",
+        69 => "The user does not exist, or the old password is wrong.",
         80 => "The SecureNAT is not operating.",
         94 => "The specified name is invalid. Check if the name contains characters that cannot be used.",
         112 => "The specified object already exists.",

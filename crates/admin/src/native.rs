@@ -43,6 +43,54 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, code: u32) -> Result<(), 
     send(stream, &page::pack_response(&error_pack(code), unix_secs())).await
 }
 
+/// SoftEther's `password` method: a VPN user changes their password with the old one's
+/// proof; the answer is an error PACK (0 when it worked), then the connection closes. A wrong
+/// old password counts in the VPN login lockout.
+async fn change_password<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    peer: SocketAddr,
+    pack: &Pack,
+    random: [u8; 20],
+    backend: &Arc<dyn Backend>,
+    limits: &Limits,
+) -> Result<(), ConnError> {
+    let (Some(hub), Some(user), Some(old), Some(new)) = (
+        pack.str("hubname"),
+        pack.str("username"),
+        pack.data("secure_old_password")
+            .and_then(|d| <[u8; 20]>::try_from(d).ok()),
+        pack.data("new_password")
+            .and_then(|d| <[u8; 20]>::try_from(d).ok()),
+    ) else {
+        return refuse(stream, code::ERR_PROTOCOL_ERROR).await;
+    };
+    let now = std::time::Instant::now();
+    if let Admission::LockedOut(left) = limits.login_guard.check(peer.ip(), now) {
+        tracing::warn!(%peer, locked_for_secs = left.as_secs(), "security: password change refused, address locked out");
+        return refuse(stream, code::ERR_OLD_PASSWORD_WRONG).await;
+    }
+    let nt = pack
+        .data("new_password_ntlm")
+        .and_then(|d| <[u8; 16]>::try_from(d).ok())
+        .filter(|d| d.iter().any(|b| *b != 0));
+    let proof = Proof::Challenge {
+        response: old,
+        random,
+    };
+    let result = backend.change_user_password(hub, user, proof, new, nt);
+    match &result {
+        Ok(()) => tracing::info!(%peer, hub, user, "a VPN user changed their password"),
+        Err(e) => {
+            if e.code == code::ERR_OLD_PASSWORD_WRONG {
+                let _ = limits.login_guard.failure(peer.ip(), now);
+            }
+            tracing::warn!(%peer, hub, user, code = e.code, "password change refused: {}", e.message);
+        }
+    }
+    let code = result.err().map_or(code::ERR_NO_ERROR, |e| e.code);
+    send(stream, &page::pack_response(&error_pack(code), unix_secs())).await
+}
+
 /// A request for a VPN session (`login`, `additional_connect`) the admin side does not serve:
 /// the connection goes on to the session core with it.
 pub struct SessionRequest {
@@ -117,6 +165,10 @@ where
             random,
             request: pack,
         }));
+    }
+    if method.eq_ignore_ascii_case("password") {
+        change_password(stream, peer, &pack, random, backend, limits).await?;
+        return Ok(None);
     }
     let login = match Login::from_pack(&pack) {
         Ok(l) if l.is_admin() => l,

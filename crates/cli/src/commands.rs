@@ -1101,18 +1101,6 @@ fn capitalized(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Says which of a policy's settings Etherhub keeps without enforcing them.
-fn note_unenforced(ctx: &mut Ctx<'_>, fields: &PolicyFields) {
-    let unenforced = fields.policy.map(|p| p.unenforced()).unwrap_or_default();
-    if !unenforced.is_empty() {
-        ctx.out.push_str(&format!(
-            "Note: {}: {}.\n",
-            unenforced.join(", "),
-            etherhub_admin::policy::UNENFORCED_NOTE
-        ));
-    }
-}
-
 /// A user or a group: what carries a policy.
 trait PolicyHolder: Serialize + DeserializeOwned {
     const GET: &'static str;
@@ -1155,12 +1143,7 @@ fn change_policy<T: PolicyHolder>(
         PolicyFields::default()
     };
     *use_policy = set;
-    let mut back: T = ctx.rpc(T::SET, &o)?;
-    if set {
-        let (_, fields) = back.policy();
-        let fields = *fields;
-        note_unenforced(ctx, &fields);
-    }
+    let _: T = ctx.rpc(T::SET, &o)?;
     Ok(())
 }
 
@@ -1233,7 +1216,6 @@ fn policy_table(ctx: &mut Ctx<'_>, fields: &PolicyFields) {
         ]);
     }
     ctx.table(&t, false);
-    note_unenforced(ctx, fields);
 }
 
 fn group_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
@@ -1298,12 +1280,7 @@ fn policy_list(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     if name.is_empty() {
         let mut t = Table::new(&["Policy name", "Simple description of policy"]);
         for item in ITEMS.iter() {
-            let title = if item.enforced {
-                item.title.to_string()
-            } else {
-                format!("{} (not enforced by Etherhub yet)", item.title)
-            };
-            t.row(&[item.name.to_string(), title]);
+            t.row(&[item.name.to_string(), item.title.to_string()]);
         }
         ctx.table(&t, false);
         return Ok(());
@@ -1321,12 +1298,6 @@ fn policy_list(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
         range_text(id),
         format_value(id, default)
     ));
-    if !item.enforced {
-        ctx.out.push_str(&format!(
-            "[Etherhub]\n {}\n\n",
-            etherhub_admin::policy::UNENFORCED_NOTE
-        ));
-    }
     Ok(())
 }
 

@@ -43,16 +43,13 @@ pub struct Item {
     pub kind: Kind,
     /// SoftEther's `POL_<id>` title.
     pub title: &'static str,
-    /// Whether Etherhub enforces it on its sessions (see [`UNENFORCED_NOTE`]).
-    pub enforced: bool,
 }
 
-const fn flag(name: &'static str, title: &'static str, enforced: bool) -> Item {
+const fn flag(name: &'static str, title: &'static str) -> Item {
     Item {
         name,
         kind: Kind::Flag,
         title,
-        enforced,
     }
 }
 
@@ -60,7 +57,6 @@ const fn number(
     name: &'static str,
     title: &'static str,
     (min, max, zero_unset, unit): (u32, u32, bool, Unit),
-    enforced: bool,
 ) -> Item {
     Item {
         name,
@@ -71,7 +67,6 @@ const fn number(
             unit,
         },
         title,
-        enforced,
     }
 }
 
@@ -79,129 +74,74 @@ const COUNT: (u32, u32, bool, Unit) = (1, 65535, true, Unit::Count);
 
 /// Every item, at its SoftEther id.
 pub const ITEMS: [Item; 38] = [
-    flag("Access", "Allow Access", true),
-    flag("DHCPFilter", "Filter DHCP Packets (IPv4)", true),
-    flag(
-        "DHCPNoServer",
-        "Disallow DHCP Server Operation (IPv4)",
-        true,
-    ),
-    flag(
-        "DHCPForce",
-        "Enforce DHCP Allocated IP Addresses (IPv4)",
-        false,
-    ),
-    flag("NoBridge", "Deny Bridge Operation", true),
-    flag("NoRouting", "Deny Routing Operation (IPv4)", true),
-    flag("CheckMac", "Deny MAC Addresses Duplication", true),
-    flag("CheckIP", "Deny IP Address Duplication (IPv4)", true),
+    flag("Access", "Allow Access"),
+    flag("DHCPFilter", "Filter DHCP Packets (IPv4)"),
+    flag("DHCPNoServer", "Disallow DHCP Server Operation (IPv4)"),
+    flag("DHCPForce", "Enforce DHCP Allocated IP Addresses (IPv4)"),
+    flag("NoBridge", "Deny Bridge Operation"),
+    flag("NoRouting", "Deny Routing Operation (IPv4)"),
+    flag("CheckMac", "Deny MAC Addresses Duplication"),
+    flag("CheckIP", "Deny IP Address Duplication (IPv4)"),
     flag(
         "ArpDhcpOnly",
         "Deny Non-ARP / Non-DHCP / Non-ICMPv6 broadcasts",
-        true,
     ),
-    flag("PrivacyFilter", "Privacy Filter Mode", true),
-    flag("NoServer", "Deny Operation as TCP/IP Server (IPv4)", true),
-    flag(
-        "NoBroadcastLimiter",
-        "Unlimited Number of Broadcasts",
-        false,
-    ),
-    flag("MonitorPort", "Allow Monitoring Mode", false),
+    flag("PrivacyFilter", "Privacy Filter Mode"),
+    flag("NoServer", "Deny Operation as TCP/IP Server (IPv4)"),
+    flag("NoBroadcastLimiter", "Unlimited Number of Broadcasts"),
+    flag("MonitorPort", "Allow Monitoring Mode"),
     number(
         "MaxConnection",
         "Maximum Number of TCP Connections",
         (1, 32, false, Unit::Count),
-        true,
     ),
-    number(
-        "TimeOut",
-        "Time-out Period",
-        (5, 60, false, Unit::Seconds),
-        true,
-    ),
-    number("MaxMac", "Maximum Number of MAC Addresses", COUNT, true),
-    number(
-        "MaxIP",
-        "Maximum Number of IP Addresses (IPv4)",
-        COUNT,
-        true,
-    ),
+    number("TimeOut", "Time-out Period", (5, 60, false, Unit::Seconds)),
+    number("MaxMac", "Maximum Number of MAC Addresses", COUNT),
+    number("MaxIP", "Maximum Number of IP Addresses (IPv4)", COUNT),
     number(
         "MaxUpload",
         "Upload Bandwidth",
         (1, u32::MAX, true, Unit::Bps),
-        true,
     ),
     number(
         "MaxDownload",
         "Download Bandwidth",
         (1, u32::MAX, true, Unit::Bps),
-        true,
     ),
-    flag("FixPassword", "Deny Changing Password", false),
-    number(
-        "MultiLogins",
-        "Maximum Number of Multiple Logins",
-        COUNT,
-        true,
-    ),
-    flag("NoQoS", "Deny VoIP / QoS Function", true),
-    flag("RSandRAFilter", "Filter RS / RA Packets (IPv6)", true),
-    flag("RAFilter", "Filter RA Packets (IPv6)", true),
-    flag("DHCPv6Filter", "Filter DHCP Packets (IPv6)", true),
-    flag(
-        "DHCPv6NoServer",
-        "Disallow DHCP Server Operation (IPv6)",
-        true,
-    ),
-    flag("NoRoutingV6", "Deny Routing Operation (IPv6)", false),
-    flag("CheckIPv6", "Deny IP Address Duplication (IPv6)", false),
-    flag("NoServerV6", "Deny Operation as TCP/IP Server (IPv6)", true),
-    number(
-        "MaxIPv6",
-        "Maximum Number of IP Addresses (IPv6)",
-        COUNT,
-        false,
-    ),
-    flag(
-        "NoSavePassword",
-        "Disallow Password Save in VPN Client",
-        false,
-    ),
+    flag("FixPassword", "Deny Changing Password"),
+    number("MultiLogins", "Maximum Number of Multiple Logins", COUNT),
+    flag("NoQoS", "Deny VoIP / QoS Function"),
+    flag("RSandRAFilter", "Filter RS / RA Packets (IPv6)"),
+    flag("RAFilter", "Filter RA Packets (IPv6)"),
+    flag("DHCPv6Filter", "Filter DHCP Packets (IPv6)"),
+    flag("DHCPv6NoServer", "Disallow DHCP Server Operation (IPv6)"),
+    flag("NoRoutingV6", "Deny Routing Operation (IPv6)"),
+    flag("CheckIPv6", "Deny IP Address Duplication (IPv6)"),
+    flag("NoServerV6", "Deny Operation as TCP/IP Server (IPv6)"),
+    number("MaxIPv6", "Maximum Number of IP Addresses (IPv6)", COUNT),
+    flag("NoSavePassword", "Disallow Password Save in VPN Client"),
     number(
         "AutoDisconnect",
         "VPN Client Automatic Disconnect",
         (1, u32::MAX, true, Unit::Seconds),
-        false,
     ),
-    flag("FilterIPv4", "Filter All IPv4 Packets", true),
-    flag("FilterIPv6", "Filter All IPv6 Packets", true),
-    flag("FilterNonIP", "Filter All Non-IP Packets", true),
-    flag(
-        "NoIPv6DefaultRouterInRA",
-        "No Default-Router on IPv6 RA",
-        false,
-    ),
+    flag("FilterIPv4", "Filter All IPv4 Packets"),
+    flag("FilterIPv6", "Filter All IPv6 Packets"),
+    flag("FilterNonIP", "Filter All Non-IP Packets"),
+    flag("NoIPv6DefaultRouterInRA", "No Default-Router on IPv6 RA"),
     flag(
         "NoIPv6DefaultRouterInRAWhenIPv6",
         "No Default-Router on IPv6 RA (physical IPv6)",
-        false,
     ),
     number(
         "VLanId",
         "VLAN ID (IEEE802.1Q)",
         (1, 4095, true, Unit::Vlan),
-        false,
     ),
 ];
 
 /// How many of SoftEther's items came with its policy version 2 (the rest with version 3).
 pub const VER2_ITEMS: usize = 22;
-
-/// What admin tools say of the items Etherhub keeps but does not enforce yet.
-pub const UNENFORCED_NOTE: &str =
-    "stored, not enforced by Etherhub yet (a session behaves as if it were off or unlimited)";
 
 /// The id of the first item whose name starts with `prefix`, case aside (SoftEther's rule, so
 /// "maxd" names MaxDownload and "max" MaxConnection).
@@ -371,16 +311,6 @@ impl Policy {
             }
         }
     }
-
-    /// The items set to something other than off/unlimited that Etherhub does not enforce.
-    pub fn unenforced(&self) -> Vec<&'static str> {
-        ITEMS
-            .iter()
-            .enumerate()
-            .filter(|(id, i)| !i.enforced && self.0[*id] != 0)
-            .map(|(_, i)| i.name)
-            .collect()
-    }
 }
 
 /// How vpncmd shows a value of item `id`.
@@ -468,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn a_policy_block_round_trips_and_lists_what_is_not_enforced() {
+    fn a_policy_block_round_trips() {
         let mut p = Policy::default();
         p.set_named("MaxMac", "10").unwrap();
         p.set_named("MaxUpload", "5000").unwrap();
@@ -477,8 +407,16 @@ mod tests {
         assert_eq!(f.get_bool("Access"), Some(true));
         assert_eq!(f.get_u32("MaxUpload"), Some(5000));
         assert_eq!(Policy::from_folder(&f), p);
-        assert!(p.unenforced().is_empty());
-        p.set_named("DHCPForce", "yes").unwrap();
-        assert_eq!(p.unenforced(), vec!["DHCPForce"]);
+        // every item turned on round-trips too
+        for item in ITEMS.iter() {
+            let on = match item.kind {
+                Kind::Flag => "yes".to_string(),
+                Kind::Number { min, .. } => min.max(1).to_string(),
+            };
+            p.set_named(item.name, &on).unwrap();
+        }
+        let mut f = Folder::new("Policy");
+        p.write(&mut f);
+        assert_eq!(Policy::from_folder(&f), p);
     }
 }

@@ -108,8 +108,9 @@ pub struct EngineStats {
     pub faults: u64,
 }
 
-/// What the hub enforces of a policy on a session's port.
-pub(crate) fn port_policy(p: &Policy) -> PortPolicy {
+/// What the hub enforces of a policy on a session's port; `monitor`: the client asked for
+/// monitoring mode (granted only under MonitorPort).
+pub(crate) fn port_policy(p: &Policy, monitor: bool) -> PortPolicy {
     let mut filters = 0;
     for (item, flag) in [
         ("FilterIPv4", Filters::IPV4),
@@ -139,6 +140,15 @@ pub(crate) fn port_policy(p: &Policy) -> PortPolicy {
         max_ip: floor_if(p.named("NoRouting") != 0, p.named("MaxIP"), 4),
         check_mac: p.named("CheckMac") != 0,
         check_ip: p.named("CheckIP") != 0,
+        dhcp_force: p.named("DHCPForce") != 0,
+        // NoRoutingV6 holds a session to 15 IPv6 addresses (SoftEther's figure)
+        max_ipv6: floor_if(p.named("NoRoutingV6") != 0, p.named("MaxIPv6"), 15),
+        check_ipv6: p.named("CheckIPv6") != 0,
+        no_broadcast_limiter: p.named("NoBroadcastLimiter") != 0,
+        ra_no_default_router: p.named("NoIPv6DefaultRouterInRA") != 0,
+        ra_no_default_router_over_ipv6: p.named("NoIPv6DefaultRouterInRAWhenIPv6") != 0,
+        vlan_id: p.named("VLanId").min(4095) as u16,
+        monitor: monitor && p.named("MonitorPort") != 0,
     }
 }
 
@@ -161,6 +171,10 @@ pub(crate) struct Link {
     pub user: String,
     pub label: String,
     pub details: SessionDetails,
+    /// In monitoring mode, as the client asked.
+    pub monitor: bool,
+    /// When it opened (AutoDisconnect counts from here).
+    pub opened_at: Instant,
     pub spoofed: u64,
     unreported: u64,
     last_report: Option<Instant>,
@@ -580,8 +594,30 @@ impl Core {
         Ok(())
     }
 
-    /// Ends the sessions of users who have expired (run with the hub tick).
+    /// Ends the sessions of users who have expired, and those older than their policy's
+    /// AutoDisconnect (run with the hub tick).
     pub fn end_expired(&mut self) {
+        let now = self.now;
+        let overdue: Vec<TunnelId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| {
+                let secs = self
+                    .accounts
+                    .user(&self.hub_name(l.hub), &l.user)
+                    .map_or(0, |u| u.policy.named("AutoDisconnect"));
+                secs != 0
+                    && now.saturating_duration_since(l.opened_at)
+                        >= Duration::from_secs(u64::from(secs))
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for t in overdue {
+            self.end_tunnel(
+                t,
+                CloseReason::Admin("the policy's AutoDisconnect time has passed".into()),
+            );
+        }
         if self.wall.is_none() {
             return;
         }
@@ -618,15 +654,23 @@ impl Core {
             return;
         }
         let Some(id) = id else { return };
-        let sessions: Vec<SessionId> = self
+        // a monitoring session whose policy no longer allows it ends
+        if spec.policy.named("MonitorPort") == 0 {
+            self.end_tunnels_where(
+                |l| l.hub == id && fold(&l.user) == name && l.monitor,
+                "monitoring mode is no longer allowed by the user's policy",
+            );
+        }
+        let sessions: Vec<(SessionId, bool)> = self
             .links
             .values()
             .filter(|l| l.hub == id && fold(&l.user) == name)
-            .map(|l| l.session)
+            .map(|l| (l.session, l.monitor))
             .collect();
         if let Some(slot) = self.hubs.get_mut(&id) {
-            for s in sessions {
-                slot.hub.set_session_policy(s, port_policy(&spec.policy));
+            for (s, monitor) in sessions {
+                slot.hub
+                    .set_session_policy(s, port_policy(&spec.policy, monitor));
                 slot.hub.set_session_group(s, &spec.group);
             }
         }
@@ -702,7 +746,8 @@ impl Io for Core {
         };
         slot.tunnels.insert(session, o.tunnel);
         if let Some(u) = self.accounts.user(&o.hub, &o.user) {
-            slot.hub.set_session_policy(session, port_policy(&u.policy));
+            slot.hub
+                .set_session_policy(session, port_policy(&u.policy, o.monitor));
             slot.hub.set_session_group(session, &u.group);
         }
         let name = slot
@@ -728,6 +773,8 @@ impl Io for Core {
                 user: o.user,
                 label: o.label,
                 details: o.details,
+                monitor: o.monitor,
+                opened_at: now,
                 spoofed: 0,
                 unreported: 0,
                 last_report: None,

@@ -118,6 +118,9 @@ pub struct Opened {
     /// How logs name the tunnel when they cannot use its session (a key, a user name).
     pub label: String,
     pub details: SessionDetails,
+    /// The client asked for monitoring mode (SoftEther's `require_monitor_mode`), and its
+    /// policy's MonitorPort allows it: the session receives every frame and sends none.
+    pub monitor: bool,
 }
 
 /// Why a tunnel went away.

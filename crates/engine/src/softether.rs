@@ -35,6 +35,8 @@ const ERR_HUB_STOPPING: u32 = 10;
 const ERR_SESSION_TIMEOUT: u32 = 13;
 const ERR_TOO_MANY_CONNECTION: u32 = 15;
 const ERR_TOO_MANY_USER_SESSION: u32 = 20;
+/// The client asked for monitoring mode, and its policy has no MonitorPort.
+const ERR_MONITOR_MODE_DENIED: u32 = 107;
 
 struct Conn {
     session: u32,
@@ -201,6 +203,11 @@ impl SoftEtherSessions {
                 return Self::refuse(io, conn, code, t);
             }
         };
+        // monitoring mode needs the policy's MonitorPort (SoftEther's rule and error)
+        if login.monitor_mode && grant.policy.named("MonitorPort") == 0 {
+            self.stats.refused_logins += 1;
+            return Self::refuse(io, conn, ERR_MONITOR_MODE_DENIED, t);
+        }
         self.next_index = self.next_index.wrapping_add(1).max(1);
         let index = self.next_index;
         let tunnel = TunnelId {
@@ -235,6 +242,7 @@ impl SoftEtherSessions {
                     local: c.local_ip.map(|ip| SocketAddr::new(ip, c.local_port)),
                 },
             },
+            monitor: login.monitor_mode,
         };
         let Some(session_name) = io.opened(opened) else {
             // the engine refused it (the hub went away meanwhile) and closes the tunnel

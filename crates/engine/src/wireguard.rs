@@ -173,6 +173,7 @@ impl WireGuard {
                         credential: Credential::WireGuardKey(key),
                         label: etherhub_wireguard::key_to_base64(&key),
                         details: session_details(),
+                        monitor: false,
                     });
                 }
                 Event::Disconnected { peer } => {

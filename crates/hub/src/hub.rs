@@ -7,13 +7,18 @@
 //! the virtual host replying to a ping) put their frames on an internal queue that is drained
 //! before the call returns, so one `input_ip` can already carry a ping across an ARP exchange.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 
 use crate::access::{AccessList, FrameInfo, Ident, Verdict};
+use crate::guard::{
+    dhcp_ack, ra_without_default_router, vlan_tag, vlan_untag, StormLimiter, DHCP_HOLD_MAX,
+    DHCP_HOLD_MIN,
+};
 use crate::l3::{L3Adapter, Route, SendError};
 use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
 use crate::policy::{Admit, Kinds, PortPolicy, Shaper, EXCLUSIVE_TIME};
@@ -149,6 +154,8 @@ struct Session<H> {
     down: Shaper,
     /// Its user and group, as access rules name them.
     ident: Ident,
+    /// Its broadcasts, counted against storms.
+    storm: StormLimiter,
 }
 
 /// A virtual hub. Sans-IO: inputs carry `now`, outputs go to the caller's `Vec<Delivery>`.
@@ -180,6 +187,10 @@ pub struct Hub<H = SecureNatHost> {
     queue: VecDeque<(SessionId, Vec<u8>)>,
     /// A virtual host holds frames for its next poll ([`HostInput::Deferred`]).
     deferred: bool,
+    /// IPv4 addresses handed out: by DHCP servers, as the hub saw their acks (to which session,
+    /// until when), or by the server itself to an IP session ([`Hub::assign_address`], for the
+    /// session's life). DHCPForce lets a session send from these only.
+    dhcp: HashMap<Ipv4Addr, (SessionId, Option<Instant>)>,
 }
 
 impl Hub {
@@ -220,6 +231,7 @@ impl<H: VirtualHost> Hub<H> {
             last_now: None,
             queue: VecDeque::new(),
             deferred: false,
+            dhcp: HashMap::new(),
         }
     }
 
@@ -281,6 +293,7 @@ impl<H: VirtualHost> Hub<H> {
                 up: Shaper::new(0),
                 down: Shaper::new(0),
                 ident: Ident::new(user, ""),
+                storm: StormLimiter::default(),
             },
         );
         id
@@ -416,6 +429,7 @@ impl<H: VirtualHost> Hub<H> {
         }
         self.mac_table.retain(|_, s| *s != id);
         self.ip_table.retain(|_, (s, _)| *s != id);
+        self.dhcp.retain(|_, (s, _)| *s != id);
         if self.securenat.as_ref().is_some_and(|(s, _)| *s == id) {
             self.securenat = None;
         }
@@ -625,6 +639,8 @@ impl<H: VirtualHost> Hub<H> {
         };
         let mut frames = Vec::new();
         adapter.assign(ip, &mut frames);
+        // the server handed it out, as a DHCP server would have
+        self.dhcp.insert(ip, (session, None));
         self.queue.extend(frames.into_iter().map(|f| (session, f)));
         self.run(now, out);
     }
@@ -647,6 +663,8 @@ impl<H: VirtualHost> Hub<H> {
         self.see(now);
         self.mac_table.expire(now);
         self.ip_table.expire(now);
+        self.dhcp
+            .retain(|_, (_, until)| until.is_none_or(|t| t > now));
         let mut frames = Vec::new();
         for (id, session) in self.sessions.iter_mut() {
             match &mut session.port {
@@ -708,20 +726,30 @@ impl<H: VirtualHost> Hub<H> {
         Ok(())
     }
 
-    /// MaxMac and MaxIP: whether the frame brings a new MAC or IPv4 source address to a session
-    /// that already has as many as its policy allows (at least 3 MACs and 4 addresses, as in
-    /// SoftEther); CheckMac and CheckIP: whether it takes an address another session used
-    /// within the last 13 s.
+    /// MaxMac, MaxIP and MaxIPv6: whether the frame brings a new MAC, IPv4 or IPv6 source
+    /// address to a session that already has as many as its policy allows (at least 3 MACs, 4
+    /// IPv4 and 5 IPv6 addresses, as in SoftEther); CheckMac, CheckIP and CheckIPv6: whether
+    /// it takes an address another session used within the last 13 s; DHCPForce: whether it
+    /// sends from an IPv4 address no DHCP server gave the session.
     fn over_address_limits(
         &self,
         from: SessionId,
         policy: &PortPolicy,
         src_mac: [u8; 6],
         eth: &EthernetFrame<&[u8]>,
+        kinds: &mut Option<Kinds>,
         now: Instant,
     ) -> bool {
         let taken = |owner: SessionId, updated: Instant| {
             owner != from && now.saturating_duration_since(updated) < EXCLUSIVE_TIME
+        };
+        // how many live addresses of a kind the session has
+        let mine = |v4: bool| {
+            self.ip_table
+                .live(now)
+                .iter()
+                .filter(|(ip, slot)| ip.is_ipv4() == v4 && slot.value.0 == from)
+                .count()
         };
         if policy.max_mac != 0 || policy.check_mac {
             match self.mac_table.slot(&src_mac, now) {
@@ -741,7 +769,8 @@ impl<H: VirtualHost> Hub<H> {
                 None => {}
             }
         }
-        if policy.max_ip != 0 || policy.check_ip {
+        let check_ip = policy.check_ip || policy.dhcp_force;
+        if policy.max_ip != 0 || check_ip {
             let src = match eth.ethertype() {
                 EthernetProtocol::Arp => parse_arp(eth.payload()).map(|a| a.sender_ip),
                 EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
@@ -749,22 +778,48 @@ impl<H: VirtualHost> Hub<H> {
                     .map(|p| p.src_addr()),
                 _ => None,
             };
-            if let Some(ip) = src.filter(|ip| is_host_ipv4(*ip)) {
+            let kinds = kinds.get_or_insert_with(|| Kinds::of(eth.as_ref()));
+            // DHCP itself is how a session gets its address
+            let src = src.filter(|ip| is_host_ipv4(*ip) && kinds.dhcp4_op.is_none());
+            if let Some(ip) = src {
+                if policy.dhcp_force
+                    && !self.dhcp.get(&ip).is_some_and(|(owner, until)| {
+                        *owner == from && until.is_none_or(|t| t > now)
+                    })
+                {
+                    return true;
+                }
                 match self.ip_table.slot(&IpAddr::V4(ip), now) {
-                    Some(slot) if policy.check_ip && taken(slot.value.0, slot.updated) => {
+                    Some(slot) if check_ip && taken(slot.value.0, slot.updated) => return true,
+                    Some(_) => {}
+                    None if policy.max_ip != 0 && mine(true) >= policy.max_ip.max(4) as usize => {
+                        return true
+                    }
+                    None => {}
+                }
+            }
+        }
+        if (policy.max_ipv6 != 0 || policy.check_ipv6) && eth.ethertype() == EthernetProtocol::Ipv6
+        {
+            let src = Ipv6Packet::new_checked(eth.payload())
+                .ok()
+                .map(|p| p.src_addr())
+                .filter(|ip| !ip.is_unspecified() && !ip.is_multicast() && !ip.is_loopback());
+            if let Some(ip) = src {
+                let kinds = kinds.get_or_insert_with(|| Kinds::of(eth.as_ref()));
+                // router discovery and DHCPv6 are how a session gets its addresses
+                let exempt = matches!(kinds.icmp6, Some(133 | 134))
+                    || kinds.udp6.is_some_and(|(_, dp)| dp == 546 || dp == 547);
+                match self.ip_table.slot(&IpAddr::V6(ip), now) {
+                    Some(slot) if policy.check_ipv6 && taken(slot.value.0, slot.updated) => {
                         return true
                     }
                     Some(_) => {}
-                    None if policy.max_ip != 0 => {
-                        let mine = self
-                            .ip_table
-                            .live(now)
-                            .iter()
-                            .filter(|(ip, slot)| ip.is_ipv4() && slot.value.0 == from)
-                            .count();
-                        if mine >= policy.max_ip.max(4) as usize {
-                            return true;
-                        }
+                    None if policy.max_ipv6 != 0
+                        && !exempt
+                        && mine(false) >= policy.max_ipv6.max(5) as usize =>
+                    {
+                        return true
                     }
                     None => {}
                 }
@@ -773,32 +828,68 @@ impl<H: VirtualHost> Hub<H> {
         false
     }
 
+    /// Notes the address a DHCP ack in `frame` gives, for the session that owns its client's
+    /// MAC address (DHCPForce).
+    fn snoop_dhcp(&mut self, frame: &[u8], now: Instant) {
+        let Some(ack) = dhcp_ack(frame) else { return };
+        let Some(owner) = self.mac_table.get(&ack.chaddr, now).copied() else {
+            return;
+        };
+        if self.dhcp.len() >= MAX_IP_ENTRIES && !self.dhcp.contains_key(&ack.yiaddr) {
+            self.dhcp
+                .retain(|_, (_, until)| until.is_none_or(|t| t > now));
+            if self.dhcp.len() >= MAX_IP_ENTRIES {
+                return;
+            }
+        }
+        let hold = ack
+            .lease
+            .unwrap_or(DHCP_HOLD_MIN)
+            .clamp(DHCP_HOLD_MIN, DHCP_HOLD_MAX);
+        self.dhcp.insert(ack.yiaddr, (owner, Some(now + hold)));
+    }
+
     /// The one way in for every frame a session sends: checked, its source learnt, past the
     /// session's upload limit, then forwarded.
     fn switch(&mut self, from: SessionId, frame: &[u8], now: Instant, out: &mut Vec<Delivery>) {
+        let Some(policy) = self.sessions.get(&from).map(|s| s.policy) else {
+            self.dropped += 1;
+            return;
+        };
+        // a monitoring session only listens
+        if policy.monitor {
+            self.policy_dropped += 1;
+            return;
+        }
+        let frame: Cow<[u8]> = if policy.vlan_id != 0 && frame.len() >= 14 {
+            Cow::Owned(vlan_tag(frame, policy.vlan_id))
+        } else {
+            Cow::Borrowed(frame)
+        };
+        let frame = &frame[..];
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.dropped += 1;
             return;
         };
         let src_mac = eth.src_addr().0;
         // A group address as source is never valid; such frames would poison the MAC table.
-        if is_group_mac(&src_mac) || !self.sessions.contains_key(&from) {
+        if is_group_mac(&src_mac) {
             self.dropped += 1;
             return;
         }
         // the session's policy: frames it may not send, addresses beyond its limits
-        if let Some(policy) = self.sessions.get(&from).map(|s| s.policy) {
-            if (policy.filters.0 != 0 && policy.filters.drops_from(&Kinds::of(frame)))
-                || self.over_address_limits(from, &policy, src_mac, &eth, now)
-            {
-                self.policy_dropped += 1;
-                return;
-            }
+        let mut kinds = (policy.filters.0 != 0).then(|| Kinds::of(frame));
+        if kinds.is_some_and(|k| policy.filters.drops_from(&k))
+            || self.over_address_limits(from, &policy, src_mac, &eth, &mut kinds, now)
+        {
+            self.policy_dropped += 1;
+            return;
         }
         if self.learn_ip(from, src_mac, &eth, now).is_err() {
             self.dropped += 1;
             return;
         }
+        self.snoop_dhcp(frame, now);
         // the access list: rules up to the first that names a receiving user decide here; if
         // none did, the rest are checked for each receiving session
         let mut pending = false;
@@ -816,6 +907,15 @@ impl<H: VirtualHost> Hub<H> {
         }
         if let Some(s) = self.sessions.get_mut(&from) {
             let patient = matches!(s.port, Port::Host(_));
+            // broadcast storms from a session are held back (the hub's own hosts are trusted)
+            if is_group_mac(&eth.dst_addr().0)
+                && !patient
+                && !policy.no_broadcast_limiter
+                && !s.storm.admit(frame, now)
+            {
+                self.policy_dropped += 1;
+                return;
+            }
             match s.up.admit(frame, now, patient, pending) {
                 Admit::Now => {}
                 Admit::Queued => return,
@@ -860,40 +960,69 @@ impl<H: VirtualHost> Hub<H> {
         self.traffic.recv.count(broadcast, frame.len());
         self.mac_table.learn(src_mac, from, now);
 
-        let targets: Vec<SessionId> = if broadcast {
+        // every other session but those monitoring, which get their copy below
+        let all_others = || {
             self.sessions
-                .keys()
-                .copied()
-                .filter(|s| *s != from)
+                .iter()
+                .filter(|(id, s)| **id != from && !s.policy.monitor)
+                .map(|(id, _)| *id)
                 .collect()
+        };
+        let mut targets: Vec<SessionId> = if broadcast {
+            all_others()
         } else {
             match self.mac_table.get(&dst_mac, now) {
                 // Never reflect a frame back out of the port it came in on.
                 Some(s) if *s == from => Vec::new(),
                 Some(s) => vec![*s],
-                None => self
-                    .sessions
-                    .keys()
-                    .copied()
-                    .filter(|s| *s != from)
-                    .collect(),
+                None => all_others(),
             }
         };
+        let regular = targets.len();
+        targets.extend(
+            self.sessions
+                .iter()
+                .filter(|(id, s)| **id != from && s.policy.monitor)
+                .map(|(id, _)| *id),
+        );
 
-        for to in targets {
+        for (i, to) in targets.into_iter().enumerate() {
             let Some(session) = self.sessions.get_mut(&to) else {
                 continue;
             };
+            let monitoring = i >= regular;
             // two sessions under the privacy filter never see each other's frames
-            if privacy && session.policy.privacy_filter {
+            if privacy && session.policy.privacy_filter && !monitoring {
                 self.policy_dropped += 1;
                 continue;
             }
+            // a session on a VLAN receives its VLAN's frames only, untagged; a session under
+            // NoIPv6DefaultRouterInRA gets router advertisements without the default router
+            let p = &session.policy;
+            let over_ipv6 = session.client_addr.is_some_and(|a| a.is_ipv6());
+            let rewritten = if p.vlan_id != 0 {
+                match vlan_untag(frame, p.vlan_id) {
+                    Some(f) => Some(f),
+                    None => {
+                        self.policy_dropped += 1;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let rewritten =
+                if p.ra_no_default_router || (p.ra_no_default_router_over_ipv6 && over_ipv6) {
+                    ra_without_default_router(rewritten.as_deref().unwrap_or(frame)).or(rewritten)
+                } else {
+                    rewritten
+                };
+            let frame = rewritten.as_deref().unwrap_or(frame);
             if session.policy.filters.0 != 0
-                && session
-                    .policy
-                    .filters
-                    .drops_to(kinds.get_or_insert_with(|| Kinds::of(frame)))
+                && session.policy.filters.drops_to(&match rewritten {
+                    Some(_) => Kinds::of(frame),
+                    None => *kinds.get_or_insert_with(|| Kinds::of(frame)),
+                })
             {
                 self.policy_dropped += 1;
                 continue;

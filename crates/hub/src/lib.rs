@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod guard;
 mod hub;
 mod l3;
 mod packet;

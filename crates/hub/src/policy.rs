@@ -28,6 +28,27 @@ pub struct PortPolicy {
     pub check_mac: bool,
     /// CheckIP: the same for IPv4 addresses.
     pub check_ip: bool,
+    /// DHCPForce: the session sends from no IPv4 address but those a DHCP server's ack (seen
+    /// by the hub) gave one of its MAC addresses.
+    pub dhcp_force: bool,
+    /// IPv6 addresses the session may use (0: no limit; SoftEther's floor of 5 applies).
+    pub max_ipv6: u32,
+    /// CheckIPv6: CheckIP for IPv6 addresses.
+    pub check_ipv6: bool,
+    /// NoBroadcastLimiter: the session's broadcasts are not held back when they storm.
+    pub no_broadcast_limiter: bool,
+    /// NoIPv6DefaultRouterInRA: router advertisements reach the session with router
+    /// lifetime 0.
+    pub ra_no_default_router: bool,
+    /// NoIPv6DefaultRouterInRAWhenIPv6: the same, when the session's client reached the
+    /// server over IPv6.
+    pub ra_no_default_router_over_ipv6: bool,
+    /// VLanId: frames the session sends get this 802.1Q tag; it receives only frames with it,
+    /// untagged (0: no VLAN).
+    pub vlan_id: u16,
+    /// Monitoring mode: the session receives a copy of every frame on the hub and sends none
+    /// into it (MonitorPort, when the client asked for it).
+    pub monitor: bool,
 }
 
 /// How long an address stays its session's against another's under CheckMac and CheckIP

@@ -1059,3 +1059,441 @@ fn check_mac_and_check_ip_keep_an_address_with_the_session_that_used_it_last() {
         later
     ));
 }
+
+/// A DHCPACK from a server at `server_mac` giving `yiaddr` to the client `chaddr`.
+fn dhcp_ack_frame(server_mac: [u8; 6], chaddr: [u8; 6], yiaddr: Ipv4Addr) -> Vec<u8> {
+    let mut bootp = vec![0u8; 240];
+    bootp[..3].copy_from_slice(&[2, 1, 6]);
+    bootp[16..20].copy_from_slice(&yiaddr.octets());
+    bootp[28..34].copy_from_slice(&chaddr);
+    bootp[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    // DHCPACK, lease 3600 s
+    bootp.extend_from_slice(&[53, 1, 5, 51, 4, 0, 0, 0x0e, 0x10, 255]);
+    udp_frame(server_mac, chaddr, VHOST, yiaddr, (67, 68), &bootp)
+}
+
+#[test]
+fn dhcp_force_lets_a_session_send_only_from_addresses_handed_out_to_it() {
+    use etherhub_hub::PortPolicy;
+    let now = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let server = hub.add_l2_session("dhcpd", "SOFTETHER", None, now);
+    let a = hub.add_l2_session("a", "SOFTETHER", None, now);
+    let b = hub.add_l2_session("b", "SOFTETHER", None, now);
+    let (server_mac, a_mac, b_mac) = (
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 0xa],
+        [2, 0, 0, 0, 0, 0xb],
+    );
+    hub.set_session_policy(
+        a,
+        PortPolicy {
+            dhcp_force: true,
+            ..PortPolicy::default()
+        },
+    );
+    let mut out = Vec::new();
+    hub.input_frame(b, &arp_request_frame(b_mac, B_IP, A_IP), now, &mut out);
+    let reaches_b = |hub: &mut Hub, f: &[u8]| {
+        let mut out = Vec::new();
+        hub.input_frame(a, f, now, &mut out);
+        out.iter().any(|d| d.session == b)
+    };
+    let from = |ip: Ipv4Addr| udp_frame(a_mac, b_mac, ip, B_IP, (5000, 5000), b"x");
+    // its DHCP request goes (that is how it gets an address); its own pick does not
+    let request = udp_frame(
+        a_mac,
+        [0xff; 6],
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        (68, 67),
+        &[1, 1, 6, 0],
+    );
+    assert!(reaches_b(&mut hub, &request));
+    assert!(!reaches_b(&mut hub, &from(A_IP)));
+    assert!(!reaches_b(&mut hub, &arp_request_frame(a_mac, A_IP, B_IP)));
+    // the server acks A_IP for a's MAC: A_IP goes, another address still does not
+    hub.input_frame(
+        server,
+        &dhcp_ack_frame(server_mac, a_mac, A_IP),
+        now,
+        &mut out,
+    );
+    assert!(reaches_b(&mut hub, &from(A_IP)));
+    assert!(reaches_b(&mut hub, &arp_request_frame(a_mac, A_IP, B_IP)));
+    assert!(!reaches_b(&mut hub, &from(Ipv4Addr::new(192, 168, 30, 50))));
+    // an address acked to b's MAC is not a's
+    let theirs = Ipv4Addr::new(192, 168, 30, 60);
+    hub.input_frame(
+        server,
+        &dhcp_ack_frame(server_mac, b_mac, theirs),
+        now,
+        &mut out,
+    );
+    assert!(!reaches_b(&mut hub, &from(theirs)));
+    // the lease runs out (an hour here), and with it the address
+    let later = now + Duration::from_secs(3601);
+    hub.tick(later, &mut out);
+    out.clear();
+    hub.input_frame(a, &from(A_IP), later, &mut out);
+    assert!(!out.iter().any(|d| d.session == b));
+    // an address the server assigned to an IP session is that session's
+    let c = hub.add_l3_session("c", "WIREGUARD", None, now);
+    hub.set_session_policy(
+        c,
+        PortPolicy {
+            dhcp_force: true,
+            ..PortPolicy::default()
+        },
+    );
+    let c_ip = Ipv4Addr::new(192, 168, 30, 70);
+    hub.assign_address(c, c_ip, now, &mut out);
+    out.clear();
+    hub.input_ip(c, &echo_request(c_ip, B_IP, 1, 1, b"hi"), now, &mut out);
+    hub.input_ip(
+        c,
+        &echo_request(Ipv4Addr::new(192, 168, 30, 71), B_IP, 1, 2, b"hi"),
+        now,
+        &mut out,
+    );
+    let to_b: Vec<_> = out.iter().filter(|d| d.session == b).collect();
+    assert_eq!(
+        to_b.len(),
+        1,
+        "only the assigned address's packet reaches b (or its ARP)"
+    );
+}
+
+/// A UDP datagram over IPv6 in a frame (checksum left zero: the hub does not check it).
+fn udp6_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 16],
+    dst: [u8; 16],
+    dport: u16,
+) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0, 0, 9, 17, 64];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&[0x13, 0x88]);
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0, 9, 0, 0, b'x']);
+    frame(src_mac, dst_mac, EthernetProtocol::Ipv6, &p)
+}
+
+fn v6(last: u8) -> [u8; 16] {
+    let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    a[15] = last;
+    a
+}
+
+#[test]
+fn max_ipv6_and_check_ipv6_limit_a_sessions_ipv6_sources() {
+    use etherhub_hub::PortPolicy;
+    let now = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let a = hub.add_l2_session("a", "SOFTETHER", None, now);
+    let b = hub.add_l2_session("b", "SOFTETHER", None, now);
+    let c = hub.add_l2_session("c", "SOFTETHER", None, now);
+    let (a_mac, b_mac, c_mac) = (
+        [2, 0, 0, 0, 0, 0xa],
+        [2, 0, 0, 0, 0, 0xb],
+        [2, 0, 0, 0, 0, 0xc],
+    );
+    let mut out = Vec::new();
+    hub.input_frame(
+        b,
+        &udp6_frame(b_mac, a_mac, v6(0xb), v6(0xa), 9),
+        now,
+        &mut out,
+    );
+    let reaches_b = |hub: &mut Hub, from: SessionId, f: &[u8]| {
+        let mut out = Vec::new();
+        hub.input_frame(from, f, now, &mut out);
+        out.iter().any(|d| d.session == b)
+    };
+    // MaxIPv6 2 means SoftEther's floor of 5
+    hub.set_session_policy(
+        a,
+        PortPolicy {
+            max_ipv6: 2,
+            ..PortPolicy::default()
+        },
+    );
+    for i in 1..=5 {
+        assert!(
+            reaches_b(&mut hub, a, &udp6_frame(a_mac, b_mac, v6(i), v6(0xb), 9)),
+            "address {i}"
+        );
+    }
+    assert!(!reaches_b(
+        &mut hub,
+        a,
+        &udp6_frame(a_mac, b_mac, v6(6), v6(0xb), 9)
+    ));
+    // DHCPv6 from a sixth address is how addresses come: not held
+    assert!(reaches_b(
+        &mut hub,
+        a,
+        &udp6_frame(a_mac, b_mac, v6(7), v6(0xb), 547)
+    ));
+    assert!(
+        reaches_b(&mut hub, a, &udp6_frame(a_mac, b_mac, v6(1), v6(0xb), 9)),
+        "a known one"
+    );
+    // CheckIPv6: c may not take a's fresh address
+    hub.set_session_policy(
+        c,
+        PortPolicy {
+            check_ipv6: true,
+            ..PortPolicy::default()
+        },
+    );
+    assert!(!reaches_b(
+        &mut hub,
+        c,
+        &udp6_frame(c_mac, b_mac, v6(1), v6(0xb), 9)
+    ));
+    assert!(reaches_b(
+        &mut hub,
+        c,
+        &udp6_frame(c_mac, b_mac, v6(0xc), v6(0xb), 9)
+    ));
+}
+
+/// A router advertisement from `src_mac` to all nodes with router lifetime 1800 s.
+fn router_advertisement(src_mac: [u8; 6]) -> Vec<u8> {
+    let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let dst = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let repr = smoltcp::wire::Icmpv6Repr::Ndisc(smoltcp::wire::NdiscRepr::RouterAdvert {
+        hop_limit: 64,
+        flags: smoltcp::wire::NdiscRouterFlags::empty(),
+        router_lifetime: smoltcp::time::Duration::from_secs(1800),
+        reachable_time: smoltcp::time::Duration::from_millis(0),
+        retrans_time: smoltcp::time::Duration::from_millis(0),
+        lladdr: None,
+        mtu: None,
+        prefix_info: None,
+    });
+    let mut icmp = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &src.into(),
+        &dst.into(),
+        &mut smoltcp::wire::Icmpv6Packet::new_unchecked(&mut icmp[..]),
+        &caps(),
+    );
+    let mut p = vec![0x60, 0, 0, 0, 0, icmp.len() as u8, 58, 255];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&icmp);
+    frame(
+        src_mac,
+        [0x33, 0x33, 0, 0, 0, 1],
+        EthernetProtocol::Ipv6,
+        &p,
+    )
+}
+
+/// The router lifetime of the RA in a frame, with its checksum checked.
+fn ra_lifetime(frame: &[u8]) -> u64 {
+    let eth = EthernetFrame::new_checked(frame).unwrap();
+    let ip = smoltcp::wire::Ipv6Packet::new_checked(eth.payload()).unwrap();
+    let icmp = smoltcp::wire::Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert!(
+        icmp.verify_checksum(&ip.src_addr(), &ip.dst_addr()),
+        "checksum"
+    );
+    match smoltcp::wire::Icmpv6Repr::parse(&ip.src_addr(), &ip.dst_addr(), &icmp, &caps()).unwrap()
+    {
+        smoltcp::wire::Icmpv6Repr::Ndisc(smoltcp::wire::NdiscRepr::RouterAdvert {
+            router_lifetime,
+            ..
+        }) => router_lifetime.secs(),
+        other => panic!("not an RA: {other:?}"),
+    }
+}
+
+#[test]
+fn no_default_router_in_ra_rewrites_router_lifetime_for_the_sessions_it_applies_to() {
+    use etherhub_hub::PortPolicy;
+    let now = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let router = hub.add_l2_session("router", "SOFTETHER", None, now);
+    let plain = hub.add_l2_session("plain", "SOFTETHER", None, now);
+    let strict = hub.add_l2_session("strict", "SOFTETHER", None, now);
+    let v4_client = hub.add_l2_session(
+        "v4",
+        "SOFTETHER",
+        Some("198.18.0.2:1".parse().unwrap()),
+        now,
+    );
+    let v6_client = hub.add_l2_session(
+        "v6",
+        "SOFTETHER",
+        Some("[2001:db8::2]:1".parse().unwrap()),
+        now,
+    );
+    hub.set_session_policy(
+        strict,
+        PortPolicy {
+            ra_no_default_router: true,
+            ..PortPolicy::default()
+        },
+    );
+    for s in [v4_client, v6_client] {
+        hub.set_session_policy(
+            s,
+            PortPolicy {
+                ra_no_default_router_over_ipv6: true,
+                ..PortPolicy::default()
+            },
+        );
+    }
+    let mut out = Vec::new();
+    hub.input_frame(
+        router,
+        &router_advertisement([2, 0, 0, 0, 0, 1]),
+        now,
+        &mut out,
+    );
+    let lifetime = |s: SessionId| ra_lifetime(&out.iter().find(|d| d.session == s).unwrap().packet);
+    assert_eq!(lifetime(plain), 1800);
+    assert_eq!(lifetime(strict), 0);
+    assert_eq!(lifetime(v4_client), 1800, "its client came over IPv4");
+    assert_eq!(lifetime(v6_client), 0);
+}
+
+#[test]
+fn a_vlan_session_talks_to_its_vlan_and_trunks_only() {
+    use etherhub_hub::PortPolicy;
+    let now = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let vlan = |hub: &mut Hub, name: &str, id: u16| {
+        let s = hub.add_l2_session(name, "SOFTETHER", None, now);
+        hub.set_session_policy(
+            s,
+            PortPolicy {
+                vlan_id: id,
+                ..PortPolicy::default()
+            },
+        );
+        s
+    };
+    let a = vlan(&mut hub, "a", 5);
+    let b = vlan(&mut hub, "b", 5);
+    let other = vlan(&mut hub, "other", 6);
+    let trunk = vlan(&mut hub, "trunk", 0);
+    let f = udp_frame(
+        [2, 0, 0, 0, 0, 0xa],
+        [0xff; 6],
+        A_IP,
+        Ipv4Addr::BROADCAST,
+        (9, 9),
+        b"v",
+    );
+    let mut out = Vec::new();
+    hub.input_frame(a, &f, now, &mut out);
+    let got = |out: &Vec<Delivery>, s: SessionId| {
+        out.iter()
+            .find(|d| d.session == s)
+            .map(|d| d.packet.clone())
+    };
+    assert_eq!(
+        got(&out, b),
+        Some(f.clone()),
+        "the same VLAN gets it untagged"
+    );
+    assert_eq!(got(&out, other), None, "another VLAN does not");
+    let tagged = got(&out, trunk).expect("an untagged session sees the tagged frame");
+    assert_eq!(&tagged[12..16], &[0x81, 0x00, 0, 5]);
+    assert_eq!(tagged.len(), f.len() + 4);
+    // what the trunk sends tagged for VLAN 6 reaches that VLAN only, untagged
+    let mut for6 = tagged.clone();
+    for6[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x7]);
+    for6[15] = 6;
+    out.clear();
+    hub.input_frame(trunk, &for6, now, &mut out);
+    assert!(got(&out, a).is_none() && got(&out, b).is_none());
+    assert_eq!(got(&out, other).map(|p| p.len()), Some(f.len()));
+}
+
+#[test]
+fn a_monitoring_session_sees_every_frame_and_sends_none() {
+    use etherhub_hub::PortPolicy;
+    let now = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let a = hub.add_l2_session("a", "SOFTETHER", None, now);
+    let b = hub.add_l2_session("b", "SOFTETHER", None, now);
+    let m = hub.add_l2_session("m", "SOFTETHER", None, now);
+    hub.set_session_policy(
+        m,
+        PortPolicy {
+            monitor: true,
+            ..PortPolicy::default()
+        },
+    );
+    let (a_mac, b_mac) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+    let mut out = Vec::new();
+    hub.input_frame(b, &arp_request_frame(b_mac, B_IP, A_IP), now, &mut out);
+    assert!(out.iter().any(|d| d.session == m), "a broadcast");
+    out.clear();
+    let unicast = udp_frame(a_mac, b_mac, A_IP, B_IP, (1, 1), b"private");
+    hub.input_frame(a, &unicast, now, &mut out);
+    let to: Vec<SessionId> = out.iter().map(|d| d.session).collect();
+    assert_eq!(to, vec![b, m], "unicast to b, and a copy to the monitor");
+    out.clear();
+    hub.input_frame(
+        m,
+        &udp_frame([2, 0, 0, 0, 0, 0xc], b_mac, A_IP, B_IP, (1, 1), b"no"),
+        now,
+        &mut out,
+    );
+    assert!(out.is_empty(), "a monitor sends nothing into the hub");
+}
+
+#[test]
+fn broadcast_storms_are_held_back_unless_the_policy_lifts_the_limiter() {
+    use etherhub_hub::PortPolicy;
+    let t0 = Instant::now();
+    let mut hub: Hub = Hub::new("DEFAULT");
+    let a = hub.add_l2_session("a", "SOFTETHER", None, t0);
+    let b = hub.add_l2_session("b", "SOFTETHER", None, t0);
+    let f = udp_frame(
+        [2, 0, 0, 0, 0, 0xa],
+        [0xff; 6],
+        A_IP,
+        Ipv4Addr::BROADCAST,
+        (9, 9),
+        b"storm",
+    );
+    // 500 a second for 4 s
+    let flood = |hub: &mut Hub| {
+        let mut got = 0;
+        for i in 0..2000u64 {
+            let mut out = Vec::new();
+            hub.input_frame(a, &f, t0 + Duration::from_millis(i * 2), &mut out);
+            got += out.iter().filter(|d| d.session == b).count();
+        }
+        got
+    };
+    let limited = flood(&mut hub);
+    assert!(limited < 900, "{limited} of 2000 passed");
+    assert!(hub.policy_dropped() > 1000);
+    let mut free: Hub = Hub::new("DEFAULT");
+    let a2 = free.add_l2_session("a", "SOFTETHER", None, t0);
+    free.add_l2_session("b", "SOFTETHER", None, t0);
+    free.set_session_policy(
+        a2,
+        PortPolicy {
+            no_broadcast_limiter: true,
+            ..PortPolicy::default()
+        },
+    );
+    let mut got = 0;
+    for i in 0..2000u64 {
+        let mut out = Vec::new();
+        free.input_frame(a2, &f, t0 + Duration::from_millis(i * 2), &mut out);
+        got += out.len();
+    }
+    assert_eq!(got, 2000, "NoBroadcastLimiter lets every one through");
+}

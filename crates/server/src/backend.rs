@@ -187,6 +187,36 @@ impl Backend for AdminBackend {
         Err(AdminError::from_code(ERR_ACCESS_DENIED))
     }
 
+    fn change_user_password(
+        &self,
+        hub: &str,
+        user: &str,
+        old: Proof<'_>,
+        new_hash: [u8; 20],
+        new_nt: Option<[u8; 16]>,
+    ) -> AdminResult<()> {
+        self.change(|c| {
+            let refuse = |code| anyhow::Error::new(AdminError::from_code(code));
+            let u = c
+                .user(hub, user)
+                .map_err(|_| refuse(ERR_OLD_PASSWORD_WRONG))?;
+            if u.auth_type != 1 {
+                return Err(refuse(ERR_USER_AUTHTYPE_NOT_PASSWORD));
+            }
+            if c.effective_policy(hub, &u).named("FixPassword") != 0 {
+                return Err(anyhow::Error::new(AdminError::new(
+                    ERR_NOT_ENOUGH_RIGHT,
+                    "the user's policy (FixPassword) denies changing the password",
+                )));
+            }
+            if !old.matches(&u.auth_password) {
+                return Err(refuse(ERR_OLD_PASSWORD_WRONG));
+            }
+            c.set_user_password_hashes(hub, &u.name, &new_hash, new_nt.as_ref(), now_ms())?;
+            Ok(())
+        })
+    }
+
     fn server_info(&self) -> AdminResult<ServerInfo> {
         let read = |p: &str| {
             std::fs::read_to_string(p)

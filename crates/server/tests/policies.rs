@@ -97,10 +97,14 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
     }
     let list = s.must_hub_cmd(&["GroupList"]);
     assert!(row(&list, "Num Users").contains('3'), "{list}");
-    // a policy Etherhub keeps but does not enforce says so
-    let unenforced = s.must_hub_cmd(&["UserPolicySet", "alice", "/NAME:DHCPForce", "/VALUE:yes"]);
-    assert!(unenforced.contains("DHCPForce"), "{unenforced}");
-    assert!(unenforced.contains("not enforced"), "{unenforced}");
+    // every policy item is enforced: none is listed as kept but not enforced
+    let set = s.must_hub_cmd(&["UserPolicySet", "alice", "/NAME:DHCPForce", "/VALUE:yes"]);
+    assert!(!set.contains("not enforced"), "{set}");
+    let list = s.must_hub_cmd(&["PolicyList"]);
+    assert!(
+        list.contains("DHCPForce") && !list.contains("not enforced"),
+        "{list}"
+    );
     s.must_hub_cmd(&["UserPolicyRemove", "alice"]);
     // a bad value is refused and says why
     let bad = s.cmd_in(

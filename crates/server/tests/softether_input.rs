@@ -234,3 +234,70 @@ async fn bad_frames_blocks_and_stolen_keys_are_refused_counted_and_harmless() {
         "the stolen key is logged"
     );
 }
+
+/// SoftEther's `password` method (the Windows client's "Change Password") for alice.
+fn change_password(old: &'static str, new: &'static str) -> impl FnOnce([u8; 20]) -> Pack {
+    move |random| {
+        let mut p = Pack::new();
+        p.set_str("method", "password");
+        p.set_str("hubname", "DEFAULT");
+        p.set_str("username", "alice");
+        p.set_data(
+            "secure_old_password",
+            &challenge_response(&hash_user_password("alice", old), &random),
+        );
+        p.set_data("new_password", &hash_user_password("alice", new));
+        p.set_data("new_password_ntlm", &[0x77; 16]);
+        p
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_changes_their_password_unless_fix_password_denies_it() {
+    let server = LoopbackServer::start_with(|cfg| {
+        cfg.create_user("DEFAULT", "alice", "", "", 0).unwrap();
+        cfg.set_user_password("DEFAULT", "alice", "alicepw", 0)
+            .unwrap();
+    });
+    let port = server.port;
+    // a wrong old password: 69, nothing changes
+    let (_, _, wrong) = start("127.0.0.1", port, change_password("guess", "x")).await;
+    assert_eq!(wrong.int("error"), Some(69), "{wrong:?}");
+    // the right one: 0, and the new password logs in while the old one no longer does
+    let (_, _, done) = start("127.0.0.1", port, change_password("alicepw", "newpw")).await;
+    assert_eq!(done.int("error"), Some(0), "{done:?}");
+    let (_, _, old) = start("127.0.0.1", port, login).await;
+    assert_eq!(old.int("error"), Some(9), "{old:?}");
+    let new_login = |random| {
+        let mut p = login(random);
+        p.set_data(
+            "secure_password",
+            &challenge_response(&hash_user_password("alice", "newpw"), &random),
+        );
+        p
+    };
+    let (_, _, welcome) = start("127.0.0.1", port, new_login).await;
+    assert_eq!(welcome.int("error").unwrap_or(0), 0, "{welcome:?}");
+    let config = std::fs::read_to_string(server.config_path()).unwrap();
+    assert!(
+        config.contains("AuthNtLmSecureHash"),
+        "the NT hash is kept for MS-CHAPv2"
+    );
+    // FixPassword: 52, and the password stays
+    let out = std::process::Command::new(common::ETHERHUB)
+        .args([
+            "cmd",
+            &format!("127.0.0.1:{port}"),
+            "/SERVER",
+            "/HUB:DEFAULT",
+            "/CMD",
+        ])
+        .args(["UserPolicySet", "alice", "/NAME:FixPassword", "/VALUE:yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::out_text(&out));
+    let (_, _, fixed) = start("127.0.0.1", port, change_password("newpw", "third")).await;
+    assert_eq!(fixed.int("error"), Some(52), "{fixed:?}");
+    let (_, _, still) = start("127.0.0.1", port, new_login).await;
+    assert_eq!(still.int("error").unwrap_or(0), 0, "{still:?}");
+}

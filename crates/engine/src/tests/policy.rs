@@ -176,3 +176,24 @@ fn bandwidth_limits_slow_a_transfer_to_their_rate_and_tcp_still_completes() {
     );
     assert!(w.engine.hub("DEFAULT").unwrap().policy_dropped() > 0);
 }
+
+#[test]
+fn dhcp_force_passes_a_server_assigned_address_and_holds_a_self_picked_one() {
+    let mut w = World::new(&[hub("DEFAULT", GW)]);
+    // alice's key carries the address the server gave; bob picks his own (SoftEther 5's way)
+    w.add_client("DEFAULT", "alice", A_IP, GW, Some(A_IP));
+    w.add_client("DEFAULT", "bob", B_IP, GW, None);
+    let forced = policy(&[("DHCPForce", "yes")]);
+    w.engine.apply(w.now, with_policy("alice", forced, 0));
+    w.engine.apply(w.now, with_policy("bob", forced, 0));
+    w.handshake(0);
+    w.handshake(1);
+    assert!(
+        ping(&mut w, 0, GW, 1),
+        "alice's assigned address reaches the gateway"
+    );
+    assert!(!ping(&mut w, 1, GW, 2), "bob's own pick does not");
+    w.engine
+        .apply(w.now, with_policy("bob", Policy::default(), 0));
+    assert!(ping(&mut w, 1, GW, 3), "without DHCPForce it does");
+}

@@ -323,3 +323,63 @@ fn the_users_policy_sets_connections_timeout_and_who_gets_in() {
     let (w, _) = drain(&mut e);
     assert_eq!(answer(&w[&ConnId(4)]).0.int("error"), Some(12));
 }
+
+#[test]
+fn monitoring_mode_needs_monitor_port_and_auto_disconnect_ends_the_session() {
+    let (mut e, se, t0) = engine();
+    let peer: SocketAddr = "198.18.0.2:40000".parse().unwrap();
+    let alice = |policy| {
+        crate::Change::User(crate::UserSpec {
+            hub: "DEFAULT".into(),
+            name: "alice".into(),
+            auth: crate::UserAuth::Password(hash_user_password("alice", "pw")),
+            policy,
+            ..Default::default()
+        })
+    };
+    let monitor = |p: &mut Pack| p.set_bool("require_monitor_mode", true);
+    // monitoring mode without MonitorPort: SoftEther's 107
+    e.open_stream(t0, se, ConnId(1), peer, &login("alice", "pw", monitor));
+    let (w, _) = drain(&mut e);
+    assert_eq!(answer(&w[&ConnId(1)]).0.int("error"), Some(107));
+    // with it, the session monitors: its port gets the monitor flag
+    let mut policy = etherhub_config::Policy::default();
+    policy.set_named("MonitorPort", "yes").unwrap();
+    policy.set_named("AutoDisconnect", "30").unwrap();
+    policy.set_named("TimeOut", "60").unwrap();
+    e.apply(t0, alice(policy));
+    e.open_stream(t0, se, ConnId(2), peer, &login("alice", "pw", monitor));
+    let (w, _) = drain(&mut e);
+    assert_eq!(answer(&w[&ConnId(2)]).0.int("error"), None);
+    let hub = e.hub("DEFAULT").unwrap();
+    let session = hub
+        .sessions()
+        .into_iter()
+        .find(|s| s.user == "alice")
+        .expect("alice's session");
+    assert!(hub.session_policy(session.id).unwrap().monitor);
+    // AutoDisconnect 30 s (its connection's timeout is 60 s): the session ends when they
+    // have passed
+    e.handle_timeout(t0 + Duration::from_secs(29));
+    let alive = |e: &Engine| {
+        e.hub("DEFAULT")
+            .unwrap()
+            .sessions()
+            .iter()
+            .any(|s| s.user == "alice")
+    };
+    assert!(alive(&e), "not yet");
+    e.handle_timeout(t0 + Duration::from_secs(31));
+    e.handle_timeout(t0 + Duration::from_secs(32));
+    assert!(!alive(&e), "ended by AutoDisconnect");
+    // the policy no longer allows monitoring: a monitoring session ends
+    let mut policy = etherhub_config::Policy::default();
+    policy.set_named("MonitorPort", "yes").unwrap();
+    e.apply(t0, alice(policy));
+    let t1 = t0 + Duration::from_secs(40);
+    e.open_stream(t1, se, ConnId(3), peer, &login("alice", "pw", monitor));
+    drain(&mut e);
+    assert!(alive(&e));
+    e.apply(t1, alice(etherhub_config::Policy::default()));
+    assert!(!alive(&e), "monitoring ends with MonitorPort");
+}

@@ -84,6 +84,7 @@ impl Toy {
                             protocol: "TOY".into(),
                             ..Default::default()
                         },
+                        monitor: false,
                     });
                 }
                 Err(e) => {
