@@ -586,6 +586,11 @@ pub fn caps() -> Caps {
         ),
         ("b_is_softether", 1, "Speaks SoftEther's admin protocol"),
         ("b_support_wireguard", 1, "WireGuard"),
+        (
+            "b_support_ex_acl",
+            1,
+            "Access rules with delay, jitter, loss and redirect",
+        ),
         ("b_vpn3", 1, "VPN 3.0 protocol family"),
         ("b_vpn4", 1, "VPN 4.0 protocol family"),
     ])

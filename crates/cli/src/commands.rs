@@ -540,7 +540,17 @@ pub fn execute(ctx: &mut Ctx<'_>, tokens: &[String]) -> Result<(), CmdError> {
         });
     };
     if tokens.get(1).map(String::as_str) == Some("?") {
-        ctx.out.push_str(&usage(cmd));
+        let params: Vec<&str> = cmd.params.iter().map(|p| p.name).collect();
+        // SoftEther's own help text, when a SoftEther package on this machine has it
+        match crate::strtable::StringTable::installed()
+            .and_then(|t| t.command_help(cmd.name, &params))
+        {
+            Some(help) => {
+                ctx.out
+                    .push_str(&format!("{} command - {}\n{help}", cmd.name, cmd.title));
+            }
+            None => ctx.out.push_str(&usage(cmd)),
+        }
         return Ok(());
     }
     let names: Vec<&str> = cmd.params.iter().map(key).collect();
@@ -1610,6 +1620,16 @@ fn access_contents(a: &AccessEntry) -> String {
             .to_string(),
         );
         l3 = true;
+    }
+    if !a.discard {
+        for (label, v) in [("Delay", a.delay), ("Jitter", a.jitter), ("Loss", a.loss)] {
+            if v != 0 {
+                parts.push(format!("{label}={v}"));
+            }
+        }
+    }
+    if !a.redirect_url.is_empty() {
+        parts.push(format!("RedirectUrl={}", a.redirect_url));
     }
     let kind = match (l3, a.ipv6) {
         (true, true) => "(ipv6) ",

@@ -12,6 +12,7 @@ pub mod client;
 pub mod commands;
 pub mod console;
 pub mod qr;
+pub mod strtable;
 pub mod table;
 
 use args::{parse_global, tokenize};

@@ -41,8 +41,8 @@ pub struct AccessRule {
     pub dst_mac: Option<MacMatch>,
     /// Some(true): only established TCP (anything but a bare SYN); Some(false): only a SYN.
     pub tcp_established: Option<bool>,
-    /// SoftEther's network simulation (milliseconds, percent, percent); Etherhub does not
-    /// generate delay, jitter or loss and refuses rules that ask for it.
+    /// SoftEther's network simulation on a passing rule (milliseconds, percent, percent):
+    /// the frames it passes are delayed, jittered and lost as it says.
     pub delay: u32,
     pub jitter: u32,
     pub loss: u32,
@@ -183,11 +183,7 @@ impl AccessRule {
 
     /// What Etherhub cannot do of this rule yet, if anything.
     pub fn unsupported(&self) -> Option<&'static str> {
-        if self.delay != 0 || self.jitter != 0 || self.loss != 0 {
-            Some("delay, jitter and loss simulation (DELAY, JITTER, LOSS) is not supported by Etherhub yet")
-        } else if !self.redirect_url.is_empty() {
-            Some("HTTP redirection (REDIRECTURL) is not supported by Etherhub yet")
-        } else if self.src_user.contains(':') || self.dst_user.contains(':') {
+        if self.src_user.contains(':') || self.dst_user.contains(':') {
             Some("include: and exclude: user list files are not supported by Etherhub")
         } else {
             None

@@ -4,6 +4,17 @@
 
 /// SHA-0 of `data` (20 bytes).
 pub fn sha0(data: &[u8]) -> [u8; 20] {
+    sha(data, false)
+}
+
+/// SHA-1 of `data` (20 bytes), for SoftEther's few SHA-1 uses (the signed `<INFO>` of an
+/// access rule's redirect).
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    sha(data, true)
+}
+
+/// SHA-0, or SHA-1 when `rotate`.
+fn sha(data: &[u8], rotate: bool) -> [u8; 20] {
     let mut h: [u32; 5] = [
         0x6745_2301,
         0xEFCD_AB89,
@@ -24,8 +35,9 @@ pub fn sha0(data: &[u8]) -> [u8; 20] {
             w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
         }
         for t in 16..80 {
-            // SHA-1 would rotate this left by one; SHA-0 does not.
-            w[t] = w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16];
+            // SHA-1 rotates this left by one; SHA-0 does not.
+            let x = w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16];
+            w[t] = if rotate { x.rotate_left(1) } else { x };
         }
         let [mut a, mut b, mut c, mut d, mut e] = h;
         for (t, wt) in w.iter().enumerate() {
@@ -110,6 +122,22 @@ mod tests {
                 b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
             )),
             "d2516ee1acfa5baf33dfc1c471e438449ef134c8"
+        );
+    }
+
+    #[test]
+    fn sha1_known_vectors() {
+        // FIPS 180-1 test vectors.
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            hex(&sha1(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
         );
     }
 }

@@ -382,6 +382,9 @@ impl Core {
         let nat = slot.spec.securenat.clone();
         slot.install_nat(nat.as_ref(), now, &mut self.outside);
         slot.hub.set_access_list(&slot.spec.access);
+        if let Some((at, ms)) = self.wall {
+            slot.hub.set_wall_clock(at, ms);
+        }
         self.next_hub_tick.get_or_insert(now + HUB_TICK);
         self.hub_names.insert(fold(&slot.spec.name), slot.id);
         self.hubs.insert(slot.id, slot);

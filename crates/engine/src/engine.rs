@@ -295,6 +295,9 @@ impl Engine {
     pub fn set_unix_time(&mut self, now: Instant, unix_ms: u64) {
         self.core.see(now);
         self.core.wall = Some((now, unix_ms));
+        for slot in self.core.hubs.values_mut() {
+            slot.hub.set_wall_clock(now, unix_ms);
+        }
     }
 
     /// Applies one admin change (already saved by the runtime).

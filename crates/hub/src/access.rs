@@ -223,6 +223,20 @@ pub struct AccessList {
     matches: Vec<u64>,
     /// The candidates of the frame at hand (kept to spare an allocation per frame).
     scratch: Vec<usize>,
+    /// What the rule that passed the last frame at [`AccessList::check_in`] does to it.
+    impairment: Option<Impairment>,
+    /// The rule that matched the last frame at [`AccessList::check_in`], if it redirects.
+    redirect: Option<usize>,
+}
+
+/// SoftEther's network simulation on a passing rule: the frames it passes are delayed by
+/// `delay_ms`, give or take up to `jitter_pct` percent of that, and `loss_pct` percent of them
+/// are lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Impairment {
+    pub delay_ms: u32,
+    pub jitter_pct: u32,
+    pub loss_pct: u32,
 }
 
 /// A frame's fate at one check.
@@ -294,14 +308,14 @@ impl AccessList {
         &self.matches
     }
 
-    /// The first rule in `range` that matches, among those that could.
+    /// The first rule in `range` that matches, among those that could, and its place.
     fn first_match(
         &mut self,
         range: Range<usize>,
         f: &FrameInfo,
         src: &Ident,
         dst: Option<&Ident>,
-    ) -> Verdict {
+    ) -> (Verdict, Option<usize>) {
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
         candidates.extend(self.general.iter().copied());
@@ -324,16 +338,17 @@ impl AccessList {
             }
         }
         candidates.sort_unstable();
-        let mut verdict = Verdict::NoMatch;
+        let mut verdict = (Verdict::NoMatch, None);
         for &i in candidates.iter().filter(|i| range.contains(i)) {
             let r = &self.rules[i];
             if rule_matches(r, f, src, dst) {
                 self.matches[i] += 1;
-                verdict = if r.discard {
+                let v = if r.discard {
                     Verdict::Discard
                 } else {
                     Verdict::Pass
                 };
+                verdict = (v, Some(i));
                 break;
             }
         }
@@ -343,7 +358,32 @@ impl AccessList {
 
     /// The check as a frame comes in from `src`.
     pub fn check_in(&mut self, f: &FrameInfo, src: &Ident) -> Verdict {
-        self.first_match(0..self.per_destination_from, f, src, None)
+        let (verdict, at) = self.first_match(0..self.per_destination_from, f, src, None);
+        self.redirect = at.filter(|i| !self.rules[*i].redirect_url.trim().is_empty());
+        self.impairment = at
+            .filter(|_| verdict == Verdict::Pass)
+            .map(|i| {
+                let r = &self.rules[i];
+                Impairment {
+                    delay_ms: r.delay.min(10_000),
+                    jitter_pct: r.jitter.min(100),
+                    loss_pct: r.loss.min(100),
+                }
+            })
+            .filter(|i| *i != Impairment::default());
+        verdict
+    }
+
+    /// The URL of the rule that matched the last frame at [`AccessList::check_in`], if it has
+    /// one: SoftEther answers that rule's web requests with a redirect to it.
+    pub fn redirect_url(&self) -> Option<&str> {
+        self.redirect.map(|i| self.rules[i].redirect_url.trim())
+    }
+
+    /// The delay, jitter and loss of the rule that passed the last frame at
+    /// [`AccessList::check_in`], if it has any (SoftEther simulates them there only).
+    pub fn impairment(&self) -> Option<Impairment> {
+        self.impairment
     }
 
     /// The check for one receiving session, for a frame [`AccessList::check_in`] left
@@ -355,6 +395,7 @@ impl AccessList {
             src,
             Some(dst),
         )
+        .0
     }
 }
 

@@ -4,12 +4,13 @@
 //! session with a VLanId, and clears the default router from IPv6 router advertisements for
 //! sessions under NoIPv6DefaultRouterInRA.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv6Packet, UdpPacket,
+    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
 
 /// An address a DHCP server gave out, as the hub saw the ack go by.
@@ -214,6 +215,116 @@ fn flow_of(frame: &[u8]) -> Flow {
     flow
 }
 
+/// What an access rule's simulation does with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Impaired {
+    Lost,
+    /// Goes on at this time.
+    Delayed(Instant),
+}
+
+/// How many bytes of frames a hub holds back for access rules' delays; beyond, they are lost.
+const DELAY_LINE_BYTES: usize = 8 << 20;
+
+/// Frames an access rule's delay holds, each with its tag (the sending session, and whatever
+/// else its owner needs), released in the order they are due.
+#[derive(Debug)]
+pub(crate) struct DelayLine<T> {
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    held: HashMap<u64, (T, Vec<u8>)>,
+    bytes: usize,
+    seq: u64,
+    rng: u64,
+}
+
+impl<T> Default for DelayLine<T> {
+    fn default() -> Self {
+        DelayLine {
+            heap: BinaryHeap::new(),
+            held: HashMap::new(),
+            bytes: 0,
+            seq: 0,
+            rng: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+}
+
+impl<T> DelayLine<T> {
+    fn random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// SoftEther's simulation: lost with `loss_pct` percent's chance, else delayed by
+    /// `delay_ms`, plus or minus a random part of `jitter_pct` percent of it.
+    pub fn impair(&mut self, i: crate::access::Impairment, now: Instant) -> Impaired {
+        if i.loss_pct >= 100 || (i.loss_pct > 0 && self.random() % 100 < u64::from(i.loss_pct)) {
+            return Impaired::Lost;
+        }
+        let delay = u64::from(i.delay_ms);
+        let spread = delay * u64::from(i.jitter_pct) / 100;
+        let delay = if spread == 0 {
+            delay
+        } else {
+            let r = self.random();
+            let off = (r >> 1) % spread;
+            if r & 1 == 0 {
+                delay + off
+            } else {
+                delay - off
+            }
+        };
+        Impaired::Delayed(now + Duration::from_millis(delay))
+    }
+
+    /// Holds `frame` until `due`; false (the frame is lost) when the line is full.
+    pub fn hold(&mut self, tag: T, frame: &[u8], due: Instant) -> bool {
+        if self.bytes + frame.len() > DELAY_LINE_BYTES {
+            return false;
+        }
+        self.seq += 1;
+        self.bytes += frame.len();
+        self.heap.push(Reverse((due, self.seq)));
+        self.held.insert(self.seq, (tag, frame.to_vec()));
+        true
+    }
+
+    pub fn next_due(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// The next frame whose time has come.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(T, Vec<u8>)> {
+        let Reverse((due, seq)) = *self.heap.peek()?;
+        if due > now {
+            return None;
+        }
+        self.heap.pop();
+        let (tag, frame) = self.held.remove(&seq)?;
+        self.bytes -= frame.len();
+        Some((tag, frame))
+    }
+
+    /// Forgets the frames whose tag `drop` picks (a session that left).
+    pub fn forget(&mut self, drop: impl Fn(&T) -> bool) {
+        let gone: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, (t, _))| drop(t))
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in gone {
+            if let Some((_, f)) = self.held.remove(&seq) {
+                self.bytes -= f.len();
+            }
+        }
+        self.heap
+            .retain(|Reverse((_, seq))| self.held.contains_key(seq));
+    }
+}
+
 /// IEEE 802.1Q's tag protocol identifier.
 const TPID: [u8; 2] = [0x81, 0x00];
 
@@ -275,22 +386,176 @@ pub(crate) fn ra_without_default_router(frame: &[u8]) -> Option<Vec<u8>> {
 
 /// The ICMPv6 checksum of `body` (its checksum field zero) between two addresses.
 fn icmpv6_checksum(src: &[u8; 16], dst: &[u8; 16], body: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
+    transport_checksum(src, dst, 58, body)
+}
+
+/// The checksum of a transport segment `body` (its checksum field zero) from `src` to `dst`
+/// (4 or 16 bytes each) with protocol number `proto`, over RFC 768/8200's pseudo-header.
+fn transport_checksum(src: &[u8], dst: &[u8], proto: u8, body: &[u8]) -> u16 {
+    let mut sum: u64 = 0;
     let mut add = |bytes: &[u8]| {
         for pair in bytes.chunks(2) {
-            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
-            sum += u32::from(word);
+            sum += u64::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
         }
     };
     add(src);
     add(dst);
     add(&(body.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
+    add(&[0, proto]);
     add(body);
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+/// The IPv4 header checksum.
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|p| u32::from(u16::from_be_bytes([p[0], p[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// What a session's web request gets from an access rule with a redirect URL: an HTTP 302 to
+/// the URL, sent as if from the web server, on the request's own TCP connection; `None` unless
+/// `frame` is a TCP segment carrying data (ACK set, no SYN, RST or URG), over IPv4 or IPv6.
+pub(crate) fn redirect_reply(frame: &[u8], url: &str) -> Option<Vec<u8>> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let (src, dst, ip_payload): (Vec<u8>, Vec<u8>, &[u8]) = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            (
+                ip.src_addr().octets().to_vec(),
+                ip.dst_addr().octets().to_vec(),
+                ip.payload(),
+            )
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            (
+                ip.src_addr().octets().to_vec(),
+                ip.dst_addr().octets().to_vec(),
+                ip.payload(),
+            )
+        }
+        _ => return None,
+    };
+    let tcp = TcpPacket::new_checked(ip_payload).ok()?;
+    if !tcp.ack() || tcp.syn() || tcp.rst() || tcp.urg() || tcp.payload().is_empty() {
+        return None;
+    }
+    // no line breaks from the URL into the header
+    let url: String = url.chars().filter(|c| !c.is_control()).collect();
+    let html = format!(
+        "<html><head><title>Object moved</title></head><body>\r\n<h2>Object moved to <a href=\"{url}\">here</a>.</h2>\r\n</body></html>\r\n"
+    );
+    let http = format!(
+        "HTTP/1.1 302 Found\r\nLocation: {url}\r\nCache-Control: private\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+        html.len()
+    );
+    // the segment: ports swapped, our sequence where theirs was acknowledged, their data
+    // acknowledged
+    let mut seg = vec![0u8; 20];
+    seg[0..2].copy_from_slice(&tcp.dst_port().to_be_bytes());
+    seg[2..4].copy_from_slice(&tcp.src_port().to_be_bytes());
+    seg[4..8].copy_from_slice(&tcp.ack_number().0.to_be_bytes());
+    let acked = tcp.seq_number().0.wrapping_add(tcp.payload().len() as i32);
+    seg[8..12].copy_from_slice(&acked.to_be_bytes());
+    seg[12] = 5 << 4;
+    seg[13] = 0x18; // PSH, ACK
+    seg[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
+    seg.extend_from_slice(http.as_bytes());
+    let sum = transport_checksum(&dst, &src, 6, &seg);
+    seg[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut out = Vec::with_capacity(14 + 40 + seg.len());
+    out.extend_from_slice(&eth.src_addr().0);
+    out.extend_from_slice(&eth.dst_addr().0);
+    out.extend_from_slice(&frame[12..14]);
+    if src.len() == 4 {
+        let mut h = [0u8; 20];
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
+        h[6] = 0x40; // don't fragment
+        h[8] = 64;
+        h[9] = 6;
+        h[12..16].copy_from_slice(&dst);
+        h[16..20].copy_from_slice(&src);
+        let sum = ipv4_checksum(&h);
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
+        out.extend_from_slice(&h);
+    } else {
+        out.extend_from_slice(&[0x60, 0, 0, 0]);
+        out.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+        out.extend_from_slice(&[6, 64]);
+        out.extend_from_slice(&dst);
+        out.extend_from_slice(&src);
+    }
+    out.extend_from_slice(&seg);
+    Some(out)
+}
+
+/// SoftEther's `<INFO>` in a redirect URL: `user|session|client address|YYYYMMDDhhmmss` (UTC),
+/// and when the URL ends with `|secret`, that secret is cut off and the SHA-1 of the string
+/// and the secret, in upper-case hex, follows another `|`; the web server behind the URL can
+/// check it came from the hub.
+pub(crate) fn redirect_url_with_info(
+    url: &str,
+    user: &str,
+    session: &str,
+    client: &str,
+    unix_secs: u64,
+) -> String {
+    const TAG: &str = "<INFO>";
+    let url = url.trim();
+    if !url.contains(TAG) {
+        return url.to_string();
+    }
+    let (url, secret) = match url.rfind('|') {
+        Some(at) => (&url[..at], &url[at + 1..]),
+        None => (url, ""),
+    };
+    let (y, mo, d) = civil_date(unix_secs / 86_400);
+    let t = unix_secs % 86_400;
+    let mut info = format!(
+        "{user}|{session}|{client}|{y:04}{mo:02}{d:02}{:02}{:02}{:02}",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    );
+    if !secret.is_empty() {
+        info.push('|');
+        let mut signed = info.clone().into_bytes();
+        signed.extend_from_slice(secret.as_bytes());
+        let hash = etherhub_config::hash::sha1(&signed);
+        info.extend(hash.iter().map(|b| format!("{b:02X}")));
+    }
+    url.replace(TAG, &info)
+}
+
+/// The year, month and day of a day count since 1970-01-01 (the proleptic Gregorian calendar).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // shifted so that years start in March: leap days come last
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 #[cfg(test)]
@@ -377,6 +642,135 @@ mod tests {
             many.admit(&frame, t0);
         }
         assert!(many.flows.len() <= STORM_FLOWS);
+    }
+
+    #[test]
+    fn the_delay_line_releases_frames_when_due_and_simulates_loss_and_jitter() {
+        use crate::access::Impairment;
+        let t0 = Instant::now();
+        let mut line: DelayLine<u32> = DelayLine::default();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert!(line.hold(1, b"late", at(200)));
+        assert!(line.hold(2, b"early", at(100)));
+        assert_eq!(line.next_due(), Some(at(100)));
+        assert_eq!(line.pop_due(at(99)), None);
+        assert_eq!(line.pop_due(at(150)), Some((2, b"early".to_vec())));
+        assert_eq!(line.pop_due(at(150)), None);
+        line.forget(|t| *t == 1);
+        assert_eq!(line.next_due(), None);
+        assert_eq!(line.bytes, 0);
+        // loss 30 %: about 300 of 1000 lost; 100 %: all
+        let lossy = Impairment {
+            loss_pct: 30,
+            ..Impairment::default()
+        };
+        let lost = (0..1000)
+            .filter(|_| line.impair(lossy, t0) == Impaired::Lost)
+            .count();
+        assert!((200..400).contains(&lost), "{lost}");
+        let all = Impairment {
+            loss_pct: 100,
+            ..Impairment::default()
+        };
+        assert_eq!(line.impair(all, t0), Impaired::Lost);
+        // 100 ms with 50 % jitter: between 50 and 150 ms, and not always the same
+        let jittery = Impairment {
+            delay_ms: 100,
+            jitter_pct: 50,
+            loss_pct: 0,
+        };
+        let delays: Vec<Duration> = (0..100)
+            .map(|_| match line.impair(jittery, t0) {
+                Impaired::Delayed(t) => t - t0,
+                Impaired::Lost => panic!("no loss asked"),
+            })
+            .collect();
+        assert!(delays
+            .iter()
+            .all(|d| *d > Duration::from_millis(50) && *d < Duration::from_millis(150)));
+        assert!(delays.iter().any(|d| *d != delays[0]));
+        // a full line refuses
+        let big = vec![0u8; 1 << 20];
+        let held = (0..20).filter(|_| line.hold(0, &big, t0)).count();
+        assert_eq!(held, 8);
+    }
+
+    #[test]
+    fn a_web_request_gets_a_redirect_on_its_own_connection() {
+        // a client's HTTP request: 10.0.0.2:40000 -> 10.0.0.1:80, seq 1000, ack 5000
+        let req = b"GET / HTTP/1.1\r\n\r\n";
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        tcp[8..12].copy_from_slice(&5000u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x18;
+        tcp.extend_from_slice(req);
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1,
+        ];
+        ip[2..4].copy_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+        ip.extend_from_slice(&tcp);
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        let reply = redirect_reply(&f, "http://portal.example/\r\nX: y").expect("a reply");
+        let eth = EthernetFrame::new_checked(&reply[..]).unwrap();
+        assert_eq!(eth.dst_addr().0, [2, 0, 0, 0, 0, 2]);
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.src_addr(), std::net::Ipv4Addr::new(10, 0, 0, 1));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (80, 40000));
+        assert_eq!(tcp.seq_number().0, 5000);
+        assert_eq!(tcp.ack_number().0, 1000 + req.len() as i32);
+        let text = String::from_utf8_lossy(tcp.payload());
+        assert!(
+            text.starts_with("HTTP/1.1 302 Found\r\nLocation: http://portal.example/X: y\r\n"),
+            "{text}"
+        );
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        // a bare ACK, or a SYN, is left alone
+        let mut bare = f.clone();
+        bare.truncate(14 + 40);
+        bare[16..18].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(redirect_reply(&bare, "http://x/"), None);
+    }
+
+    #[test]
+    fn info_in_a_redirect_url_names_the_session_and_can_be_signed() {
+        // 2026-11-29 23:30:05 UTC
+        let t = 1_795_995_005;
+        let plain = redirect_url_with_info(
+            "http://p/?i=<INFO>",
+            "alice",
+            "SID-ALICE-3",
+            "198.18.0.2",
+            t,
+        );
+        assert_eq!(
+            plain,
+            "http://p/?i=alice|SID-ALICE-3|198.18.0.2|20261129233005"
+        );
+        let signed = redirect_url_with_info(
+            "http://p/?i=<INFO>|s3cret",
+            "alice",
+            "SID-ALICE-3",
+            "198.18.0.2",
+            t,
+        );
+        let info = "alice|SID-ALICE-3|198.18.0.2|20261129233005|";
+        let hash = etherhub_config::hash::sha1(format!("{info}s3cret").as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(signed, format!("http://p/?i={info}{hex}"));
+        assert_eq!(
+            redirect_url_with_info(" http://p/ ", "a", "b", "c", t),
+            "http://p/"
+        );
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
     }
 
     #[test]

@@ -16,8 +16,8 @@ use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 
 use crate::access::{AccessList, FrameInfo, Ident, Verdict};
 use crate::guard::{
-    dhcp_ack, ra_without_default_router, vlan_tag, vlan_untag, StormLimiter, DHCP_HOLD_MAX,
-    DHCP_HOLD_MIN,
+    dhcp_ack, ra_without_default_router, redirect_reply, redirect_url_with_info, vlan_tag,
+    vlan_untag, DelayLine, Impaired, StormLimiter, DHCP_HOLD_MAX, DHCP_HOLD_MIN,
 };
 use crate::l3::{L3Adapter, Route, SendError};
 use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
@@ -191,6 +191,11 @@ pub struct Hub<H = SecureNatHost> {
     /// until when), or by the server itself to an IP session ([`Hub::assign_address`], for the
     /// session's life). DHCPForce lets a session send from these only.
     dhcp: HashMap<Ipv4Addr, (SessionId, Option<Instant>)>,
+    /// Frames access rules delay, with their sender and whether rules remain to check per
+    /// receiver.
+    delayed: DelayLine<(SessionId, bool)>,
+    /// The wall clock at an instant (Unix milliseconds), once the owner has said.
+    wall: Option<(Instant, u64)>,
 }
 
 impl Hub {
@@ -232,11 +237,32 @@ impl<H: VirtualHost> Hub<H> {
             queue: VecDeque::new(),
             deferred: false,
             dhcp: HashMap::new(),
+            delayed: DelayLine::default(),
+            wall: None,
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The wall clock: Unix milliseconds at `at` (what a redirect's `<INFO>` stamps).
+    pub fn set_wall_clock(&mut self, at: Instant, unix_ms: u64) {
+        self.wall = Some((at, unix_ms));
+    }
+
+    /// The answer to a session's web request that an access rule redirects to `url`.
+    fn redirect(&self, from: SessionId, frame: &[u8], url: &str, now: Instant) -> Option<Vec<u8>> {
+        let s = self.sessions.get(&from)?;
+        let unix_secs = self.wall.map_or(0, |(at, ms)| {
+            (ms + now.saturating_duration_since(at).as_millis() as u64) / 1000
+        });
+        let client = s
+            .client_addr
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let url = redirect_url_with_info(url, &s.user, &s.name, &client, unix_secs);
+        redirect_reply(frame, &url)
     }
 
     fn see(&mut self, now: Instant) {
@@ -382,18 +408,23 @@ impl<H: VirtualHost> Hub<H> {
         self.policy_dropped
     }
 
-    /// When a frame a bandwidth limit holds may go on ([`Hub::poll_shaped`] then).
+    /// When a frame a bandwidth limit or an access rule's delay holds may go on
+    /// ([`Hub::poll_shaped`] then).
     pub fn next_shaped(&self, now: Instant) -> Option<Instant> {
         self.sessions
             .values()
             .flat_map(|s| [s.up.next_ready(now), s.down.next_ready(now)])
             .flatten()
+            .chain(self.delayed.next_due())
             .min()
     }
 
     /// Sends on the frames bandwidth limits held whose time has come.
     pub fn poll_shaped(&mut self, now: Instant, out: &mut Vec<Delivery>) {
         self.see(now);
+        while let Some(((from, pending), frame)) = self.delayed.pop_due(now) {
+            self.upload(from, &frame, pending, now, out);
+        }
         let busy: Vec<SessionId> = self
             .sessions
             .iter()
@@ -430,6 +461,7 @@ impl<H: VirtualHost> Hub<H> {
         self.mac_table.retain(|_, s| *s != id);
         self.ip_table.retain(|_, (s, _)| *s != id);
         self.dhcp.retain(|_, (s, _)| *s != id);
+        self.delayed.forget(|(s, _)| *s == id);
         if self.securenat.as_ref().is_some_and(|(s, _)| *s == id) {
             self.securenat = None;
         }
@@ -895,7 +927,17 @@ impl<H: VirtualHost> Hub<H> {
         let mut pending = false;
         if !self.access.is_empty() {
             if let (Some(info), Some(s)) = (FrameInfo::of(frame), self.sessions.get(&from)) {
-                match self.access.check_in(&info, &s.ident) {
+                let verdict = self.access.check_in(&info, &s.ident);
+                // the rule's redirect answers a web request, whether the rule passes or
+                // discards; the request goes no further
+                if let Some(url) = self.access.redirect_url() {
+                    if let Some(reply) = self.redirect(from, frame, url, now) {
+                        self.access_dropped += 1;
+                        self.deliver(from, &reply, false, now, out);
+                        return;
+                    }
+                }
+                match verdict {
                     Verdict::Discard => {
                         self.access_dropped += 1;
                         return;
@@ -903,19 +945,44 @@ impl<H: VirtualHost> Hub<H> {
                     Verdict::Pass => {}
                     Verdict::NoMatch => pending = self.access.per_destination(),
                 }
+                // the passing rule's simulated loss and delay
+                if let Some(i) = self.access.impairment() {
+                    let held = match self.delayed.impair(i, now) {
+                        Impaired::Lost => false,
+                        Impaired::Delayed(due) => self.delayed.hold((from, pending), frame, due),
+                    };
+                    if !held {
+                        self.access_dropped += 1;
+                    }
+                    return;
+                }
             }
         }
+        // broadcast storms from a session are held back (the hub's own hosts are trusted)
+        if is_group_mac(&eth.dst_addr().0)
+            && !policy.no_broadcast_limiter
+            && self
+                .sessions
+                .get_mut(&from)
+                .is_some_and(|s| !matches!(s.port, Port::Host(_)) && !s.storm.admit(frame, now))
+        {
+            self.policy_dropped += 1;
+            return;
+        }
+        self.upload(from, frame, pending, now, out);
+    }
+
+    /// A frame past the access list: through the sender's upload limit, then forwarded.
+    fn upload(
+        &mut self,
+        from: SessionId,
+        frame: &[u8],
+        pending: bool,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) {
         if let Some(s) = self.sessions.get_mut(&from) {
             let patient = matches!(s.port, Port::Host(_));
-            // broadcast storms from a session are held back (the hub's own hosts are trusted)
-            if is_group_mac(&eth.dst_addr().0)
-                && !patient
-                && !policy.no_broadcast_limiter
-                && !s.storm.admit(frame, now)
-            {
-                self.policy_dropped += 1;
-                return;
-            }
             match s.up.admit(frame, now, patient, pending) {
                 Admit::Now => {}
                 Admit::Queued => return,

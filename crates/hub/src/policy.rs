@@ -29,7 +29,8 @@ pub struct PortPolicy {
     /// CheckIP: the same for IPv4 addresses.
     pub check_ip: bool,
     /// DHCPForce: the session sends from no IPv4 address but those a DHCP server's ack (seen
-    /// by the hub) gave one of its MAC addresses.
+    /// by the hub) gave one of its MAC addresses, or the server assigned it
+    /// ([`crate::Hub::assign_address`]).
     pub dhcp_force: bool,
     /// IPv6 addresses the session may use (0: no limit; SoftEther's floor of 5 applies).
     pub max_ipv6: u32,

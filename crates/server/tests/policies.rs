@@ -238,7 +238,7 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
             "pass",
             "/MEMO:none",
             "/PRIORITY:1",
-            "/SRCUSERNAME:none",
+            "/SRCUSERNAME:include:/etc/etherhub-users",
             "/DESTUSERNAME:none",
             "/SRCMAC:none",
             "/DESTMAC:none",
@@ -248,14 +248,14 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
             "/SRCPORT:none",
             "/DESTPORT:none",
             "/TCPSTATE:none",
-            "/DELAY:100",
+            "/DELAY:0",
             "/JITTER:0",
             "/LOSS:0",
         ],
     );
     assert!(!ex.status.success());
     assert!(
-        out_text(&ex).contains("not supported by Etherhub yet"),
+        out_text(&ex).contains("user list files are not supported by Etherhub"),
         "{}",
         out_text(&ex)
     );

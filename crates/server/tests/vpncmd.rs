@@ -96,6 +96,24 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
         ns: &lab.server.ns,
         target: "127.0.0.1:443".into(),
     };
+    // `COMMAND ?` prints SoftEther's help from its string table, as vpncmd does
+    let help = |text: &str| -> String {
+        let from = text
+            .find("Help for command")
+            .unwrap_or_else(|| panic!("no help in:\n{text}"));
+        let rest = &text[from..];
+        let end = rest.find("The command completed").unwrap_or(rest.len());
+        rest[..end].trim_end().to_string()
+    };
+    for command in ["GroupCreate", "AccessAddEx", "UserPolicySet", "SessionGet"] {
+        // (vpncmd exits with 38 after a help: the command did not run)
+        let (_, theirs) = local.run(&["/ADMINHUB:DEFAULT", "/CMD", command, "?"]);
+        let ours = out_text(&lab.server.cmd_in(Some("DEFAULT"), &[command, "?"]));
+        assert_eq!(help(&ours), help(&theirs), "{command} ?");
+    }
+    // Etherhub's own commands have no SoftEther text: a short usage
+    let ours = out_text(&lab.server.cmd_in(Some("DEFAULT"), &["WgkAdd", "?"]));
+    assert!(ours.contains("Syntax: WgkAdd [key] [/HUB:value]"), "{ours}");
     let (code, text) = local.run(&["/CMD", "ServerPasswordSet", PASSWORD]);
     assert_eq!(code, 0, "{text}");
     let v = Vpncmd {
