@@ -200,7 +200,7 @@ pub static METHODS: &[Method] = &[
             call(p, |a: AddAccess| {
                 let access = a.single.first().cloned().unwrap_or(a.access);
                 let mut rules = current_rules(b, &a.hub)?;
-                rules.push(checked_rule(&access)?);
+                rules.push(access.to_rule()?);
                 store_rules(b, &a.hub, &rules)
             })
         },
@@ -245,7 +245,7 @@ pub static METHODS: &[Method] = &[
                 let rules = l
                     .list
                     .iter()
-                    .map(checked_rule)
+                    .map(AccessEntry::to_rule)
                     .collect::<Result<Vec<_>, _>>()?;
                 store_rules(b, &l.hub, &rules)
             })
@@ -807,15 +807,6 @@ const MAX_ACCESS_LISTS: usize = 32768;
 
 fn current_rules(b: &dyn Backend, hub: &str) -> AdminResult<Vec<etherhub_config::AccessRule>> {
     Ok(b.access_list(hub)?.into_iter().map(|(r, _)| r).collect())
-}
-
-/// An access rule from a request, refused if Etherhub cannot do what it asks.
-fn checked_rule(a: &AccessEntry) -> AdminResult<etherhub_config::AccessRule> {
-    let r = a.to_rule()?;
-    if let Some(why) = r.unsupported() {
-        return Err(AdminError::new(code::ERR_NOT_SUPPORTED, why.to_string()));
-    }
-    Ok(r)
 }
 
 /// Saves a hub's whole access list (within SoftEther's limit) and answers with it.

@@ -180,13 +180,4 @@ impl AccessRule {
         f.set_u32("Jitter", self.jitter);
         f.set_u32("Loss", self.loss);
     }
-
-    /// What Etherhub cannot do of this rule yet, if anything.
-    pub fn unsupported(&self) -> Option<&'static str> {
-        if self.src_user.contains(':') || self.dst_user.contains(':') {
-            Some("include: and exclude: user list files are not supported by Etherhub")
-        } else {
-            None
-        }
-    }
 }

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use etherhub_config::{AccessRule, Policy};
-use etherhub_hub::StaticNetwork;
+use etherhub_hub::{StaticNetwork, UserLists};
 use etherhub_securenat::NatConfig;
 use etherhub_wireguard::Key;
 
@@ -79,6 +79,9 @@ pub enum Change {
     Hub(HubSpec),
     /// A hub is deleted: its sessions end.
     HubRemoved(String),
+    /// The user lists a hub's access rules name as `include:FILE` and `exclude:FILE`, as the
+    /// runtime read them (the engine reads no files).
+    AccessUserLists { hub: String, lists: UserLists },
     /// A user is created or changed; a changed password ends the user's password sessions.
     User(UserSpec),
     /// A user is deleted: every session of the user ends, whatever its protocol.

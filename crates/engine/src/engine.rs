@@ -558,6 +558,11 @@ impl Engine {
                     Some(id) => self.update_hub(id, spec, now),
                 }
             }
+            Change::AccessUserLists { hub, lists } => {
+                if let Some(slot) = core.hub_id(&hub).and_then(|id| core.hubs.get_mut(&id)) {
+                    slot.hub.set_access_user_lists(lists);
+                }
+            }
             Change::HubRemoved(name) => {
                 if let Some(id) = core.hub_id(&name) {
                     core.end_tunnels_where(|l| l.hub == id, "Virtual Hub deleted");

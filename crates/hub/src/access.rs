@@ -3,7 +3,7 @@
 //! an address or subnet, one table per mask length), so that a frame is checked against the
 //! rules that could match it rather than against all of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
@@ -101,6 +101,8 @@ impl FrameInfo {
 pub struct Ident {
     pub user: String,
     pub group: String,
+    /// One of the hub's own hosts (SecureNAT), not a VPN client: user lists never name it.
+    pub host: bool,
 }
 
 impl Ident {
@@ -108,12 +110,65 @@ impl Ident {
         Ident {
             user: simple_name(user),
             group: simple_name(group),
+            host: false,
         }
     }
 
     fn is(&self, name: &str) -> bool {
         !name.is_empty() && (self.user == name || self.group == name)
     }
+}
+
+/// The user lists that access rules name as `include:FILE` or `exclude:FILE`: the user names
+/// in each file (simple, upper case), as the hub's owner read them. A file it could not read
+/// is an empty list: an include rule then matches nobody and an exclude rule every client, as
+/// in SoftEther.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserLists(HashMap<String, HashSet<String>>);
+
+impl UserLists {
+    /// The file a rule's user name refers to, and whether it excludes (`exclude:`); `None` for
+    /// a plain name.
+    pub fn reference(name: &str) -> Option<(&str, bool)> {
+        let head = name.get(..8)?;
+        let exclude = if head.eq_ignore_ascii_case("include:") {
+            false
+        } else if head.eq_ignore_ascii_case("exclude:") {
+            true
+        } else {
+            return None;
+        };
+        Some((name[8..].trim(), exclude))
+    }
+
+    /// Sets the names of `file` (as a rule writes it after its prefix).
+    pub fn insert(&mut self, file: &str, names: impl IntoIterator<Item = String>) {
+        let names = names
+            .into_iter()
+            .map(|n| simple_name(&n))
+            .filter(|n| !n.is_empty())
+            .collect();
+        self.0.insert(file.trim().to_string(), names);
+    }
+
+    /// Whether `who` matches a rule's `include:`/`exclude:` name.
+    fn matches(&self, file: &str, exclude: bool, who: &Ident) -> bool {
+        if file.is_empty() || who.host || who.user.is_empty() {
+            return false;
+        }
+        let listed = self.0.get(file).is_some_and(|l| l.contains(&who.user));
+        listed != exclude
+    }
+}
+
+/// Whether a rule's user name (`""`: anyone) names `who` (`None`: no session, as for the
+/// receiving side of rules checked once per frame).
+fn names(spec: &str, who: Option<&Ident>, lists: &UserLists) -> bool {
+    if let Some((file, exclude)) = UserLists::reference(spec) {
+        return who.is_some_and(|w| lists.matches(file, exclude, w));
+    }
+    let n = simple_name(spec);
+    n.is_empty() || who.is_some_and(|w| w.is(&n))
 }
 
 /// A user name as SoftEther compares it: without `@domain` or `DOMAIN\`, in upper case.
@@ -124,7 +179,13 @@ fn simple_name(name: &str) -> String {
 }
 
 /// Whether one rule matches; the reference the compiled list must agree with.
-pub fn rule_matches(r: &AccessRule, f: &FrameInfo, src: &Ident, dst: Option<&Ident>) -> bool {
+pub fn rule_matches(
+    r: &AccessRule,
+    f: &FrameInfo,
+    src: &Ident,
+    dst: Option<&Ident>,
+    lists: &UserLists,
+) -> bool {
     if !r.active {
         return false;
     }
@@ -134,12 +195,7 @@ pub fn rule_matches(r: &AccessRule, f: &FrameInfo, src: &Ident, dst: Option<&Ide
     if !mac_ok(&r.src_mac, &f.src_mac) || !mac_ok(&r.dst_mac, &f.dst_mac) {
         return false;
     }
-    let su = simple_name(&r.src_user);
-    if !su.is_empty() && !src.is(&su) {
-        return false;
-    }
-    let du = simple_name(&r.dst_user);
-    if !du.is_empty() && !dst.is_some_and(|d| d.is(&du)) {
+    if !names(&r.src_user, Some(src), lists) || !names(&r.dst_user, dst, lists) {
         return false;
     }
     if f.l3 == L3::Arp {
@@ -227,6 +283,8 @@ pub struct AccessList {
     impairment: Option<Impairment>,
     /// The rule that matched the last frame at [`AccessList::check_in`], if it redirects.
     redirect: Option<usize>,
+    /// The files `include:` and `exclude:` names refer to.
+    lists: UserLists,
 }
 
 /// SoftEther's network simulation on a passing rule: the frames it passes are delayed by
@@ -298,6 +356,16 @@ impl AccessList {
         self.rules.is_empty()
     }
 
+    /// The user lists its `include:` and `exclude:` names refer to (kept when the rules
+    /// change: see [`AccessList::take_user_lists`]).
+    pub fn set_user_lists(&mut self, lists: UserLists) {
+        self.lists = lists;
+    }
+
+    pub fn take_user_lists(&mut self) -> UserLists {
+        std::mem::take(&mut self.lists)
+    }
+
     /// Whether any rule is checked per receiving session.
     pub fn per_destination(&self) -> bool {
         self.per_destination_from < self.rules.len()
@@ -341,7 +409,7 @@ impl AccessList {
         let mut verdict = (Verdict::NoMatch, None);
         for &i in candidates.iter().filter(|i| range.contains(i)) {
             let r = &self.rules[i];
-            if rule_matches(r, f, src, dst) {
+            if rule_matches(r, f, src, dst, &self.lists) {
                 self.matches[i] += 1;
                 let v = if r.discard {
                     Verdict::Discard
@@ -412,7 +480,7 @@ mod tests {
             .unwrap_or(rules.len());
         for (i, r) in rules.iter().enumerate() {
             let d = (i >= split).then_some(dst);
-            if rule_matches(r, f, src, d) {
+            if rule_matches(r, f, src, d, &UserLists::default()) {
                 return !r.discard;
             }
         }
@@ -586,5 +654,54 @@ mod tests {
         assert_eq!(list.check_in(&arp, &me), Verdict::NoMatch);
         assert_eq!(list.matches(), &[1]);
         assert_eq!(me.user, "ALICE");
+    }
+
+    #[test]
+    fn include_and_exclude_names_match_the_users_their_files_list() {
+        let frame = FrameInfo {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            l3: L3::Other,
+        };
+        let rules = vec![
+            AccessRule {
+                discard: true,
+                src_user: "exclude: staff.txt".into(),
+                ..AccessRule::default()
+            },
+            AccessRule {
+                priority: 2,
+                src_user: "INCLUDE:/etc/vip".into(),
+                ..AccessRule::default()
+            },
+        ];
+        let mut list = AccessList::new(&rules);
+        let mut lists = UserLists::default();
+        lists.insert("staff.txt", ["alice".to_string(), "Bob@corp".to_string()]);
+        lists.insert("/etc/vip", ["carol".to_string()]);
+        list.set_user_lists(lists);
+        let who = |u: &str| Ident::new(u, "");
+        // alice and bob are staff: past the exclude rule; carol is not: discarded
+        assert_eq!(list.check_in(&frame, &who("alice")), Verdict::NoMatch);
+        assert_eq!(list.check_in(&frame, &who("BOB")), Verdict::NoMatch);
+        assert_eq!(list.check_in(&frame, &who("carol")), Verdict::Discard);
+        // the hub's own host is never named by a list
+        let host = Ident {
+            host: true,
+            ..who("carol")
+        };
+        assert_eq!(list.check_in(&frame, &host), Verdict::NoMatch);
+        // the include rule: alice (past the first) is not a VIP
+        let mut vip = AccessList::new(&rules[1..]);
+        let mut lists = UserLists::default();
+        lists.insert("/etc/vip", ["carol".to_string()]);
+        vip.set_user_lists(lists);
+        assert_eq!(vip.check_in(&frame, &who("carol")), Verdict::Pass);
+        assert_eq!(vip.check_in(&frame, &who("alice")), Verdict::NoMatch);
+        // a file never read: an include names nobody, an exclude every client
+        let mut unread = AccessList::new(&rules[..1]);
+        assert_eq!(unread.check_in(&frame, &who("alice")), Verdict::Discard);
+        assert_eq!(UserLists::reference("include:"), Some(("", false)));
+        assert_eq!(UserLists::reference("alice"), None);
     }
 }

@@ -303,6 +303,10 @@ impl<H: VirtualHost> Hub<H> {
         let n = self.next_number();
         let port = port(self, n);
         let id = SessionId(n);
+        let ident = Ident {
+            host: matches!(port, Port::Host(_)),
+            ..Ident::new(user, "")
+        };
         self.sessions.insert(
             id,
             Session {
@@ -318,7 +322,7 @@ impl<H: VirtualHost> Hub<H> {
                 policy: PortPolicy::default(),
                 up: Shaper::new(0),
                 down: Shaper::new(0),
-                ident: Ident::new(user, ""),
+                ident,
                 storm: StormLimiter::default(),
             },
         );
@@ -379,13 +383,24 @@ impl<H: VirtualHost> Hub<H> {
     /// The group of a session's user, for access rules that name groups.
     pub fn set_session_group(&mut self, id: SessionId, group: &str) {
         if let Some(s) = self.sessions.get_mut(&id) {
-            s.ident = Ident::new(&s.user, group);
+            s.ident = Ident {
+                host: s.ident.host,
+                ..Ident::new(&s.user, group)
+            };
         }
     }
 
-    /// Replaces the access list (rules in SoftEther's order); its match counts start at 0.
+    /// Replaces the access list (rules in SoftEther's order); its match counts start at 0, the
+    /// user lists stay.
     pub fn set_access_list(&mut self, rules: &[etherhub_config::AccessRule]) {
+        let lists = self.access.take_user_lists();
         self.access = AccessList::new(rules);
+        self.access.set_user_lists(lists);
+    }
+
+    /// The user lists that access rules name as `include:FILE` and `exclude:FILE`.
+    pub fn set_access_user_lists(&mut self, lists: crate::access::UserLists) {
+        self.access.set_user_lists(lists);
     }
 
     /// Matches of each access rule, in the list's order.

@@ -34,7 +34,7 @@ mod policy;
 mod table;
 mod vhost;
 
-pub use access::{rule_matches, AccessList, FrameInfo, Ident, Impairment, Verdict};
+pub use access::{rule_matches, AccessList, FrameInfo, Ident, Impairment, UserLists, Verdict};
 pub use hub::{
     Delivery, Hub, HubTraffic, IpEntry, MacEntry, SessionId, SessionInfo, SessionKind,
     StaticNetwork, Traffic, IP_TABLE_EXPIRE, MAC_TABLE_EXPIRE,

@@ -235,6 +235,7 @@ mod tests {
                 Change::WireGuard(s) => format!("wireguard {}", s.is_some()),
                 Change::Hub(h) => format!("hub {}", h.name),
                 Change::HubRemoved(h) => format!("hub- {h}"),
+                Change::AccessUserLists { hub, .. } => format!("lists {hub}"),
                 Change::User(u) => format!("user {}/{}", u.hub, u.name),
                 Change::UserRemoved { hub, name } => format!("user- {hub}/{name}"),
                 Change::WgKey(k) => format!("key {}", k.user),

@@ -19,6 +19,7 @@ mod streams;
 mod sys;
 pub mod tcp;
 pub mod udp;
+pub mod userlists;
 pub mod wgclient;
 
 pub use runtime::{run, start};

@@ -123,6 +123,7 @@ pub async fn start(path: PathBuf, bind_ip: Ipv4Addr) -> anyhow::Result<Arc<Serve
     tokio::spawn(timer_loop(dataplane.clone()));
     tokio::spawn(persist_loop(server.clone(), persist_rx));
     tokio::spawn(load_log_loop(server.clone()));
+    tokio::spawn(user_lists_loop(server.clone()));
     server.reconcile_listeners(&tcp_ports, &udp_ports).await;
     Ok(server)
 }
@@ -142,6 +143,17 @@ async fn persist_loop(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Engin
         if let Ok(Err(e)) = saved {
             tracing::warn!(error = %e, "the address a WireGuard key took could not be saved");
         }
+    }
+}
+
+/// The access rules' user lists, read now and every 30 s.
+async fn user_lists_loop(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(crate::userlists::REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = server.clone();
+        let _ = tokio::task::spawn_blocking(move || s.refresh_user_lists()).await;
     }
 }
 

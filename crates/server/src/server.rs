@@ -32,6 +32,8 @@ pub struct Server {
     pub connections: Arc<ConnTracker>,
     /// serves accepted TCP connections (set once, by the runtime)
     conn_handler: OnceLock<ConnHandler>,
+    /// the access rules' user lists the engine has, per hub
+    user_lists: Mutex<std::collections::BTreeMap<String, etherhub_hub::UserLists>>,
 }
 
 /// A poisoned lock means a panic outside the engine's containment, after which the process
@@ -73,6 +75,33 @@ impl Server {
             bind_ip,
             connections,
             conn_handler: OnceLock::new(),
+            user_lists: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Reads the user lists the access rules name (`include:`, `exclude:`) and gives the
+    /// engine those that changed. Blocking (file reads).
+    pub fn refresh_user_lists(&self) {
+        let base = self
+            .store
+            .path()
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        let now = crate::userlists::lists_of(&self.config(), &base);
+        let mut known = lock(&self.user_lists);
+        let changes: Vec<etherhub_engine::Change> = now
+            .iter()
+            .filter(|(hub, lists)| known.get(*hub) != Some(lists))
+            .map(|(hub, lists)| etherhub_engine::Change::AccessUserLists {
+                hub: hub.clone(),
+                lists: lists.clone(),
+            })
+            .collect();
+        *known = now;
+        drop(known);
+        if !changes.is_empty() {
+            self.dataplane.apply(changes);
         }
     }
 
@@ -105,11 +134,14 @@ impl Server {
         let changes = diff(Some(&current), &next, &nat_env());
         let old = std::mem::replace(&mut *current, next);
         self.dataplane.apply(changes);
+        // a hub created again starts without lists: give them again
+        lock(&self.user_lists).retain(|hub, _| current.hub(hub).is_ok() && old.hub(hub).is_ok());
         self.connections
             .set_limits(ConnLimits::from_config(&current));
         let (tcp, udp) = (listener_ports(&current), current.udp_ports());
         let changed = listener_ports(&old) != tcp || old.udp_ports() != udp;
         drop(current);
+        self.refresh_user_lists();
         if changed {
             self.block_on(self.reconcile_listeners(&tcp, &udp));
         }

@@ -1,6 +1,7 @@
 //! Access rules beyond pass and discard, on a stock wireguard-go client, set with vpncmd's
 //! AccessAddEx through `etherhub cmd`: SoftEther's network simulation (a delay the pings feel,
-//! a loss they all suffer) and the HTTP redirect a web request gets.
+//! a loss they all suffer), the HTTP redirect a web request gets, and a rule naming the users
+//! of a list file (`exclude:FILE`).
 
 mod common;
 
@@ -100,6 +101,39 @@ fn access_rules_delay_lose_and_redirect_a_wireguard_clients_traffic() {
     assert!(last_cell_number(line) >= 3, "{line}");
     s.must_hub_cmd(&["AccessDelete", "1"]);
     assert!(min_rtt_ms(&alice.ns, GW, 3).is_some(), "back to normal");
+
+    // a user list file: a rule that discards the pings of everyone the file does not list
+    // (exclude:), relative to the config's folder; alice gets through once the file lists her
+    let list = s.config_path().parent().unwrap().join("pingers.txt");
+    std::fs::write(&list, "# who may ping the gateway\nbob\n").unwrap();
+    let mut discard = vec![
+        "AccessAdd",
+        "discard",
+        "/MEMO:listed only",
+        "/PRIORITY:5",
+        "/SRCUSERNAME:exclude:pingers.txt",
+        "/DESTUSERNAME:none",
+        "/SRCMAC:none",
+        "/DESTMAC:none",
+        "/SRCIP:0.0.0.0/0",
+    ];
+    let dest = format!("/DESTIP:{GW}/32");
+    discard.extend([
+        dest.as_str(),
+        "/PROTOCOL:icmpv4",
+        "/SRCPORT:none",
+        "/DESTPORT:none",
+        "/TCPSTATE:none",
+    ]);
+    s.must_hub_cmd(&discard);
+    assert_eq!(min_rtt_ms(&alice.ns, GW, 2), None, "alice is not listed");
+    std::fs::write(&list, "# who may ping the gateway\nbob\nalice\n").unwrap();
+    // (the server reads the files again every 30 s)
+    assert!(
+        alice.ns.ping_until(GW, std::time::Duration::from_secs(45)),
+        "listed now"
+    );
+    s.must_hub_cmd(&["AccessDelete", "1"]);
 
     // a redirect on the LAN's port 8080: the connection opens, and the request is answered
     // with a 302 to the URL, <INFO> naming alice's session
