@@ -230,7 +230,7 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
     assert!(reach(5202), "a disabled rule discards nothing");
     s.must_hub_cmd(&["AccessDelete", "1"]);
     assert!(!s.must_hub_cmd(&["AccessList"]).contains("no 5202"));
-    // what Etherhub cannot do is refused, and says so
+    // a value out of range is refused, and the message says the range
     let ex = s.cmd_in(
         Some("DEFAULT"),
         &[
@@ -238,7 +238,7 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
             "pass",
             "/MEMO:none",
             "/PRIORITY:1",
-            "/SRCUSERNAME:include:/etc/etherhub-users",
+            "/SRCUSERNAME:none",
             "/DESTUSERNAME:none",
             "/SRCMAC:none",
             "/DESTMAC:none",
@@ -248,14 +248,14 @@ fn groups_and_policies_shape_filter_limit_and_expire_wireguard_sessions() {
             "/SRCPORT:none",
             "/DESTPORT:none",
             "/TCPSTATE:none",
-            "/DELAY:0",
+            "/DELAY:20000",
             "/JITTER:0",
             "/LOSS:0",
         ],
     );
     assert!(!ex.status.success());
     assert!(
-        out_text(&ex).contains("user list files are not supported by Etherhub"),
+        out_text(&ex).contains("0 to 10000 milliseconds"),
         "{}",
         out_text(&ex)
     );
