@@ -29,6 +29,10 @@ const BOOTP_MAGIC: [u8; 4] = [99, 130, 83, 99];
 /// The DHCPACK in a frame (IPv4, UDP 67 to 68, BOOTP reply for Ethernet, option 53 = 5), if it
 /// is one and gives a usable address.
 pub(crate) fn dhcp_ack(frame: &[u8]) -> Option<DhcpAck> {
+    // most frames are not: IPv4 carrying UDP, long enough for BOOTP (every frame comes here)
+    if frame.len() < 14 + 20 + 8 + 240 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+        return None;
+    }
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
         return None;

@@ -8,7 +8,7 @@
 //! before the call returns, so one `input_ip` can already carry a ping across an ARP exchange.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -196,6 +196,8 @@ pub struct Hub<H = SecureNatHost> {
     delayed: DelayLine<(SessionId, bool)>,
     /// The wall clock at an instant (Unix milliseconds), once the owner has said.
     wall: Option<(Instant, u64)>,
+    /// Sessions in monitoring mode (each gets a copy of every frame).
+    monitors: BTreeSet<SessionId>,
 }
 
 impl Hub {
@@ -239,6 +241,7 @@ impl<H: VirtualHost> Hub<H> {
             dhcp: HashMap::new(),
             delayed: DelayLine::default(),
             wall: None,
+            monitors: BTreeSet::new(),
         }
     }
 
@@ -377,6 +380,11 @@ impl<H: VirtualHost> Hub<H> {
                 s.down = Shaper::new(policy.max_download_bps);
                 s.policy = policy;
             }
+            if policy.monitor {
+                self.monitors.insert(id);
+            } else {
+                self.monitors.remove(&id);
+            }
         }
     }
 
@@ -476,6 +484,7 @@ impl<H: VirtualHost> Hub<H> {
         self.mac_table.retain(|_, s| *s != id);
         self.ip_table.retain(|_, (s, _)| *s != id);
         self.dhcp.retain(|_, (s, _)| *s != id);
+        self.monitors.remove(&id);
         self.delayed.forget(|(s, _)| *s == id);
         if self.securenat.as_ref().is_some_and(|(s, _)| *s == id) {
             self.securenat = None;
@@ -1045,28 +1054,24 @@ impl<H: VirtualHost> Hub<H> {
         // every other session but those monitoring, which get their copy below
         let all_others = || {
             self.sessions
-                .iter()
-                .filter(|(id, s)| **id != from && !s.policy.monitor)
-                .map(|(id, _)| *id)
+                .keys()
+                .filter(|id| **id != from && !self.monitors.contains(id))
+                .copied()
                 .collect()
         };
         let mut targets: Vec<SessionId> = if broadcast {
             all_others()
         } else {
             match self.mac_table.get(&dst_mac, now) {
-                // Never reflect a frame back out of the port it came in on.
-                Some(s) if *s == from => Vec::new(),
+                // Never reflect a frame back out of the port it came in on; a monitoring
+                // session gets its copy below.
+                Some(s) if *s == from || self.monitors.contains(s) => Vec::new(),
                 Some(s) => vec![*s],
                 None => all_others(),
             }
         };
         let regular = targets.len();
-        targets.extend(
-            self.sessions
-                .iter()
-                .filter(|(id, s)| **id != from && s.policy.monitor)
-                .map(|(id, _)| *id),
-        );
+        targets.extend(self.monitors.iter().filter(|id| **id != from));
 
         for (i, to) in targets.into_iter().enumerate() {
             let Some(session) = self.sessions.get_mut(&to) else {
