@@ -275,6 +275,17 @@ fn refusals_say_softethers_codes_and_bad_streams_end_their_connection() {
     assert!(drain(&mut e).1.is_empty());
 }
 
+/// alice (password "pw") on DEFAULT under `policy`.
+fn alice(policy: etherhub_config::Policy) -> crate::Change {
+    crate::Change::User(crate::UserSpec {
+        hub: "DEFAULT".into(),
+        name: "alice".into(),
+        auth: crate::UserAuth::Password(hash_user_password("alice", "pw")),
+        policy,
+        ..Default::default()
+    })
+}
+
 #[test]
 fn the_users_policy_sets_connections_timeout_and_who_gets_in() {
     let (mut e, se, t0) = engine();
@@ -283,15 +294,6 @@ fn the_users_policy_sets_connections_timeout_and_who_gets_in() {
     policy.set_named("MaxConnection", "1").unwrap();
     policy.set_named("TimeOut", "8").unwrap();
     policy.set_named("MultiLogins", "1").unwrap();
-    let alice = |policy| {
-        crate::Change::User(crate::UserSpec {
-            hub: "DEFAULT".into(),
-            name: "alice".into(),
-            auth: crate::UserAuth::Password(hash_user_password("alice", "pw")),
-            policy,
-            ..Default::default()
-        })
-    };
     e.apply(t0, alice(policy));
     // the client asks for 4 connections and half duplex; the policy allows one
     let wants = |p: &mut Pack| {
@@ -328,15 +330,6 @@ fn the_users_policy_sets_connections_timeout_and_who_gets_in() {
 fn monitoring_mode_needs_monitor_port_and_auto_disconnect_ends_the_session() {
     let (mut e, se, t0) = engine();
     let peer: SocketAddr = "198.18.0.2:40000".parse().unwrap();
-    let alice = |policy| {
-        crate::Change::User(crate::UserSpec {
-            hub: "DEFAULT".into(),
-            name: "alice".into(),
-            auth: crate::UserAuth::Password(hash_user_password("alice", "pw")),
-            policy,
-            ..Default::default()
-        })
-    };
     let monitor = |p: &mut Pack| p.set_bool("require_monitor_mode", true);
     // monitoring mode without MonitorPort: SoftEther's 107
     e.open_stream(t0, se, ConnId(1), peer, &login("alice", "pw", monitor));
