@@ -1,0 +1,322 @@
+//! The data channel with an AEAD cipher (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305):
+//! `header, packet id (4), tag (16), ciphertext`. The nonce is the packet id and the 8 bytes
+//! of implicit IV from the direction's HMAC key; the additional data is the header (P_DATA_V2
+//! only) and the packet id. Packet ids start at 1; the receiver keeps a window of 64.
+
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+
+use crate::keys::DirectionKey;
+use crate::packet::DataHeader;
+
+/// The ping a peer sends when it has sent nothing else for a while; never forwarded.
+pub const PING: [u8; 16] = [
+    0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb, 0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48,
+];
+/// OCC messages start with this; type 6 is EXIT (the client is leaving).
+pub const OCC_MAGIC: [u8; 16] = [
+    0x28, 0x7f, 0x34, 0x6b, 0xd4, 0xef, 0x7a, 0x81, 0x2d, 0x56, 0xb8, 0xd3, 0xaf, 0xc5, 0x45, 0x9c,
+];
+pub const OCC_EXIT: u8 = 6;
+
+/// Packets a receiver accepts behind the highest it has seen.
+pub const REPLAY_WINDOW: u32 = 64;
+const TAG: usize = 16;
+
+/// The data ciphers Etherhub speaks, in its order of preference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cipher {
+    Aes256Gcm,
+    Aes128Gcm,
+    Chacha20Poly1305,
+}
+
+impl Cipher {
+    pub const ALL: [Cipher; 3] = [
+        Cipher::Aes256Gcm,
+        Cipher::Aes128Gcm,
+        Cipher::Chacha20Poly1305,
+    ];
+
+    /// OpenVPN's name (`data-ciphers`, `cipher` in the push reply).
+    pub fn name(self) -> &'static str {
+        match self {
+            Cipher::Aes256Gcm => "AES-256-GCM",
+            Cipher::Aes128Gcm => "AES-128-GCM",
+            Cipher::Chacha20Poly1305 => "CHACHA20-POLY1305",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Cipher> {
+        Cipher::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+
+    fn algorithm(self) -> &'static aead::Algorithm {
+        match self {
+            Cipher::Aes256Gcm => &aead::AES_256_GCM,
+            Cipher::Aes128Gcm => &aead::AES_128_GCM,
+            Cipher::Chacha20Poly1305 => &aead::CHACHA20_POLY1305,
+        }
+    }
+
+    /// The first of `offered` (the client's list) that Etherhub speaks, in the client's order.
+    pub fn choose(offered: &[String]) -> Option<Cipher> {
+        offered.iter().find_map(|n| Cipher::from_name(n))
+    }
+}
+
+/// Why a data packet was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataError {
+    Truncated,
+    /// The tag did not verify (a forged or damaged packet, or another key's).
+    Forged,
+    /// A packet id seen before, or too old.
+    Replayed,
+}
+
+/// One direction's AEAD state.
+struct Sealer {
+    key: LessSafeKey,
+    iv: [u8; 8],
+}
+
+impl Sealer {
+    fn new(cipher: Cipher, k: &DirectionKey) -> Sealer {
+        let alg = cipher.algorithm();
+        let key = UnboundKey::new(alg, &k.cipher[..alg.key_len()]).expect("key length fits");
+        let mut iv = [0u8; 8];
+        iv.copy_from_slice(&k.hmac[..8]);
+        Sealer {
+            key: LessSafeKey::new(key),
+            iv,
+        }
+    }
+
+    fn nonce(&self, id: u32) -> Nonce {
+        let mut n = [0u8; 12];
+        n[..4].copy_from_slice(&id.to_be_bytes());
+        n[4..].copy_from_slice(&self.iv);
+        Nonce::assume_unique_for_key(n)
+    }
+}
+
+/// The window of packet ids seen: the highest, and a bit for each of the 64 before it.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReplayWindow {
+    highest: u32,
+    seen: u64,
+}
+
+impl ReplayWindow {
+    fn check(&self, id: u32) -> bool {
+        if id == 0 {
+            return false;
+        }
+        if id > self.highest {
+            return true;
+        }
+        let back = self.highest - id;
+        back < REPLAY_WINDOW && self.seen & (1 << back) == 0
+    }
+
+    fn mark(&mut self, id: u32) {
+        if id > self.highest {
+            let shift = id - self.highest;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.highest = id;
+        } else {
+            self.seen |= 1 << (self.highest - id);
+        }
+    }
+}
+
+/// A key's data channel, both directions, as the server uses it.
+pub struct DataChannel {
+    cipher: Cipher,
+    send: Sealer,
+    receive: Sealer,
+    next_id: u32,
+    window: ReplayWindow,
+}
+
+impl DataChannel {
+    pub fn new(cipher: Cipher, keys: &crate::keys::DataKeys) -> DataChannel {
+        DataChannel {
+            cipher,
+            send: Sealer::new(cipher, &keys.send),
+            receive: Sealer::new(cipher, &keys.receive),
+            next_id: 0,
+            window: ReplayWindow::default(),
+        }
+    }
+
+    pub fn cipher(&self) -> Cipher {
+        self.cipher
+    }
+
+    /// Packets sent so far (the id of the last one).
+    pub fn sent(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Appends a data packet carrying `payload` under `header` to `out`; `None` when the ids
+    /// are used up (the key must be renegotiated long before).
+    pub fn seal(&mut self, header: DataHeader, payload: &[u8], out: &mut Vec<u8>) -> Option<()> {
+        self.next_id = self.next_id.checked_add(1)?;
+        let id = self.next_id;
+        let start = out.len();
+        header.emit(out);
+        out.extend_from_slice(&id.to_be_bytes());
+        let aad_end = out.len();
+        out.extend_from_slice(&[0u8; TAG]);
+        let body = out.len();
+        out.extend_from_slice(payload);
+        let (head, rest) = out[start..].split_at_mut(body - start);
+        let aad = if header.peer_id.is_some() {
+            &head[..aad_end - start]
+        } else {
+            &head[header.len()..aad_end - start]
+        };
+        let tag = self
+            .send
+            .key
+            .seal_in_place_separate_tag(self.send.nonce(id), Aad::from(aad), rest)
+            .ok()?;
+        out[aad_end..body].copy_from_slice(tag.as_ref());
+        Some(())
+    }
+
+    /// The payload of a data packet (`packet` whole, header included): checked, decrypted, its
+    /// id marked as seen.
+    pub fn open(&mut self, packet: &[u8]) -> Result<Vec<u8>, DataError> {
+        let (header, hl) = DataHeader::parse(packet).ok_or(DataError::Truncated)?;
+        if packet.len() < hl + 4 + TAG {
+            return Err(DataError::Truncated);
+        }
+        let id_bytes = &packet[hl..hl + 4];
+        let id = u32::from_be_bytes([id_bytes[0], id_bytes[1], id_bytes[2], id_bytes[3]]);
+        if !self.window.check(id) {
+            return Err(DataError::Replayed);
+        }
+        let aad = if header.peer_id.is_some() {
+            &packet[..hl + 4]
+        } else {
+            &packet[hl..hl + 4]
+        };
+        let tag = &packet[hl + 4..hl + 4 + TAG];
+        let mut buf = Vec::with_capacity(packet.len() - hl - 4);
+        buf.extend_from_slice(&packet[hl + 4 + TAG..]);
+        buf.extend_from_slice(tag);
+        let plain = self
+            .receive
+            .key
+            .open_in_place(self.receive.nonce(id), Aad::from(aad), &mut buf)
+            .map_err(|_| DataError::Forged)?;
+        let n = plain.len();
+        buf.truncate(n);
+        self.window.mark(id);
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{DataKeys, DirectionKey};
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn direction(cipher: &str, iv: &str) -> DirectionKey {
+        let mut k = DirectionKey {
+            cipher: [0; 64],
+            hmac: [0; 64],
+        };
+        let c = hex(cipher);
+        k.cipher[..c.len()].copy_from_slice(&c);
+        k.hmac[..8].copy_from_slice(&hex(iv));
+        k
+    }
+
+    #[test]
+    fn a_captured_aes_256_gcm_ping_seals_and_opens_byte_for_byte() {
+        // OpenVPN 2.6.14's server to its client, key id 0, peer-id 0, packet id 3
+        let server_send = direction(
+            "ffa22cd3cb7714943f00a3bf1a42a52014b312248dc259306c8854f6354bed79",
+            "92372b21d9177abc",
+        );
+        let captured = hex(
+            "48000000 00000003 5aa4d06d6d702c2fd2c550e73e9cf66a 4b709ea968b812997d40988f10d362da",
+        );
+        let keys = DataKeys {
+            send: server_send.clone(),
+            receive: server_send,
+        };
+        let mut ch = DataChannel::new(Cipher::Aes256Gcm, &keys);
+        ch.next_id = 2;
+        let mut out = Vec::new();
+        let header = DataHeader {
+            key_id: 0,
+            peer_id: Some(0),
+        };
+        ch.seal(header, &PING, &mut out).unwrap();
+        assert_eq!(out, captured);
+        // opening the same (as if it came in under this key)
+        assert_eq!(ch.open(&captured).unwrap(), PING.to_vec());
+        assert_eq!(ch.open(&captured), Err(DataError::Replayed));
+        let mut forged = captured.clone();
+        forged[20] ^= 1;
+        forged[7] = 9;
+        assert_eq!(ch.open(&forged), Err(DataError::Forged));
+        for cut in 0..captured.len() - 16 {
+            assert!(ch.open(&captured[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn every_cipher_round_trips_with_v1_and_v2_headers() {
+        let keys = DataKeys {
+            send: direction("11", "0102030405060708"),
+            receive: direction("22", "0807060504030201"),
+        };
+        let mirror = DataKeys {
+            send: keys.receive.clone(),
+            receive: keys.send.clone(),
+        };
+        for c in Cipher::ALL {
+            let (mut server, mut client) =
+                (DataChannel::new(c, &keys), DataChannel::new(c, &mirror));
+            for peer_id in [None, Some(7)] {
+                let mut p = Vec::new();
+                let h = DataHeader { key_id: 1, peer_id };
+                server.seal(h, b"an IP packet", &mut p).unwrap();
+                assert_eq!(client.open(&p).unwrap(), b"an IP packet");
+            }
+        }
+        assert_eq!(
+            Cipher::choose(&["BF-CBC".into(), "CHACHA20-POLY1305".into()]),
+            Some(Cipher::Chacha20Poly1305)
+        );
+    }
+
+    #[test]
+    fn the_replay_window_takes_late_packets_once_and_refuses_old_ones() {
+        let mut w = ReplayWindow::default();
+        assert!(!w.check(0));
+        for id in [5, 3, 4, 1, 70, 10] {
+            assert!(w.check(id), "{id}");
+            w.mark(id);
+            assert!(!w.check(id), "{id} again");
+        }
+        assert!(!w.check(5), "more than 64 behind 70");
+        assert!(w.check(69));
+    }
+}

@@ -1,0 +1,377 @@
+//! A server session driven by an in-process client built from the crate's own layers and a
+//! rustls client: the reset, TLS over the reliable channel (with loss), key method 2, the
+//! login asked of the caller, the push reply, data both ways, a wrong password, a renegotiation
+//! while data flows, forged and replayed packets. (The stock openvpn client is the acceptance
+//! test's; this checks the core alone.)
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etherhub_openvpn::data::{Cipher, DataChannel};
+use etherhub_openvpn::keys::{ClientKeys, DataKeys, EKM_LABEL};
+use etherhub_openvpn::packet::{
+    Control, DataHeader, SessionId, P_CONTROL_HARD_RESET_CLIENT_V2, P_CONTROL_SOFT_RESET_V1,
+    P_CONTROL_V1,
+};
+use etherhub_openvpn::reliable::Reliable;
+use etherhub_openvpn::session::{Event, Login, Session};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+
+const CLIENT: SessionId = SessionId([9; 8]);
+const SERVER: SessionId = SessionId([7; 8]);
+
+fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rcgen::generate_simple_self_signed(vec!["etherhub".into()]).unwrap();
+    let der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+/// One key of the test client.
+struct ClientKey {
+    id: u8,
+    reliable: Reliable,
+    tls: rustls::ClientConnection,
+    plain: Vec<u8>,
+    data: Option<DataChannel>,
+}
+
+struct Client {
+    config: Arc<rustls::ClientConfig>,
+    keys: Vec<ClientKey>,
+    password: String,
+    texts: Vec<String>,
+    received: Vec<Vec<u8>>,
+}
+
+impl Client {
+    fn new(config: Arc<rustls::ClientConfig>, password: &str) -> Client {
+        let mut c = Client {
+            config,
+            keys: Vec::new(),
+            password: password.into(),
+            texts: Vec::new(),
+            received: Vec::new(),
+        };
+        c.new_key(0);
+        c
+    }
+
+    fn new_key(&mut self, id: u8) {
+        let tls = rustls::ClientConnection::new(
+            self.config.clone(),
+            ServerName::try_from("etherhub").unwrap(),
+        )
+        .unwrap();
+        let mut k = ClientKey {
+            id,
+            reliable: Reliable::default(),
+            tls,
+            plain: Vec::new(),
+            data: None,
+        };
+        let mut km2 = Vec::new();
+        ClientKeys {
+            pre_master: [1; 48],
+            random1: [2; 32],
+            random2: [3; 32],
+            options: "V4,dev-type tun,link-mtu 1541,tun-mtu 1500,proto UDPv4,auth SHA1,keysize 128,key-method 2,tls-client".into(),
+            user: "alice@DEFAULT".into(),
+            password: self.password.clone(),
+            peer_info: "IV_VER=2.6.14\nIV_PLAT=linux\nIV_NCP=2\nIV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\nIV_PROTO=990\n".into(),
+        }
+        .emit(&mut km2);
+        k.tls.writer().write_all(&km2).unwrap();
+        self.keys.insert(0, k);
+    }
+
+    /// The client's packets now (TLS output into control messages, acks, retransmissions).
+    fn transmit(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in &mut self.keys {
+            let mut tls_out = Vec::new();
+            while k.tls.wants_write() {
+                k.tls.write_tls(&mut tls_out).unwrap();
+            }
+            for chunk in tls_out.chunks(1000) {
+                k.reliable.send(P_CONTROL_V1, chunk.to_vec());
+            }
+            k.reliable.transmit(now, k.id, CLIENT, SERVER, &mut out);
+        }
+        out
+    }
+
+    fn receive(&mut self, p: &[u8]) {
+        let (op, key_id) = (p[0] >> 3, p[0] & 7);
+        let Some(k) = self.keys.iter_mut().find(|k| k.id == key_id) else {
+            return;
+        };
+        if op == 9 || op == 6 {
+            let d = k.data.as_mut().expect("data after keys");
+            self.received
+                .push(d.open(p).expect("the server's data opens"));
+            return;
+        }
+        let c = Control::parse(p).unwrap();
+        assert_eq!(c.session, SERVER);
+        k.reliable.receive(&c);
+        while let Some((opcode, payload)) = k.reliable.next_message() {
+            if opcode == P_CONTROL_V1 {
+                let mut rd = &payload[..];
+                while !rd.is_empty() {
+                    k.tls.read_tls(&mut rd).unwrap();
+                    k.tls.process_new_packets().unwrap();
+                }
+            }
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = k.tls.reader().read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            k.plain.extend_from_slice(&buf[..n]);
+        }
+        // the server's key method 2 message: 5 + 64 bytes, then three or four strings
+        if k.data.is_none() && k.plain.len() > 69 && !k.tls.is_handshaking() {
+            let mut at = 69;
+            for _ in 0..4 {
+                let len = usize::from(u16::from_be_bytes([k.plain[at], k.plain[at + 1]]));
+                at += 2 + len;
+            }
+            k.plain.drain(..at);
+            let mut block = [0u8; 256];
+            k.tls
+                .export_keying_material(&mut block, EKM_LABEL, None)
+                .unwrap();
+            let server = DataKeys::from_block(&block);
+            let mine = DataKeys {
+                send: server.receive.clone(),
+                receive: server.send.clone(),
+            };
+            k.data = Some(DataChannel::new(Cipher::Aes256Gcm, &mine));
+        }
+        while let Some(end) = k.plain.iter().position(|b| *b == 0) {
+            let m: Vec<u8> = k.plain.drain(..=end).collect();
+            self.texts
+                .push(String::from_utf8_lossy(&m[..end]).into_owned());
+        }
+    }
+
+    fn data(&mut self, payload: &[u8]) -> Vec<u8> {
+        let k = self.keys.iter_mut().find(|k| k.data.is_some()).unwrap();
+        let mut p = Vec::new();
+        let h = DataHeader {
+            key_id: k.id,
+            peer_id: Some(3),
+        };
+        k.data.as_mut().unwrap().seal(h, payload, &mut p).unwrap();
+        p
+    }
+}
+
+fn transmits(events: &mut Vec<Event>) -> Vec<Vec<u8>> {
+    let mut t = Vec::new();
+    events.retain(|e| match e {
+        Event::Transmit(p) => {
+            t.push(p.clone());
+            false
+        }
+        _ => true,
+    });
+    t
+}
+
+/// Runs the exchange until `done`, losing every fifth packet each way.
+fn run(
+    s: &mut Session,
+    c: &mut Client,
+    now: &mut Instant,
+    events: &mut Vec<Event>,
+    logins: &mut Vec<String>,
+    done: impl Fn(&Client, &[Event]) -> bool,
+) {
+    let mut n = 0usize;
+    for _ in 0..200 {
+        if done(c, events) {
+            return;
+        }
+        for p in c.transmit(*now) {
+            n += 1;
+            if n.is_multiple_of(5) {
+                continue;
+            }
+            s.handle_packet(
+                *now,
+                &p,
+                &mut |k: &ClientKeys| {
+                    logins.push(k.user.clone());
+                    if k.password == "pw" {
+                        Login::Accepted {
+                            push: vec![
+                                "topology subnet".into(),
+                                "ifconfig 192.168.30.10 255.255.255.0".into(),
+                                "route-gateway 192.168.30.1".into(),
+                            ],
+                        }
+                    } else {
+                        Login::Refused
+                    }
+                },
+                events,
+            );
+        }
+        for p in transmits(events) {
+            n += 1;
+            if n.is_multiple_of(5) {
+                continue;
+            }
+            c.receive(&p);
+        }
+        *now += Duration::from_millis(500);
+        s.handle_timeout(*now, events);
+    }
+    panic!("not done: texts {:?}, events {events:?}", c.texts);
+}
+
+fn start(password: &str) -> (Session, Client, Instant, Vec<Event>) {
+    let (server_config, client_config) = configs();
+    let mut c = Client::new(client_config, password);
+    let now = Instant::now();
+    // the client's reset is message 0 of its side; its ClientHello follows as message 1 (lost
+    // here, so it comes again when its timer runs)
+    c.keys[0]
+        .reliable
+        .send(P_CONTROL_HARD_RESET_CLIENT_V2, Vec::new());
+    let first = c.transmit(now).remove(0);
+    let mut events = Vec::new();
+    let s = Session::accept(now, server_config, SERVER, 3, &first, &mut events).expect("a reset");
+    (s, c, now, events)
+}
+
+#[test]
+fn a_client_logs_in_gets_its_push_reply_and_exchanges_data() {
+    let (mut s, mut c, mut now, mut events) = start("pw");
+    let mut logins = Vec::new();
+    run(
+        &mut s,
+        &mut c,
+        &mut now,
+        &mut events,
+        &mut logins,
+        |c, _| c.texts.iter().any(|t| t.starts_with("PUSH_REPLY")),
+    );
+    let reply = c
+        .texts
+        .iter()
+        .find(|t| t.starts_with("PUSH_REPLY"))
+        .unwrap();
+    assert_eq!(
+        reply,
+        "PUSH_REPLY,topology subnet,ifconfig 192.168.30.10 255.255.255.0,route-gateway 192.168.30.1,ping 10,ping-restart 60,peer-id 3,cipher AES-256-GCM,key-derivation tls-ekm"
+    );
+    assert_eq!(logins, vec!["alice@DEFAULT"]);
+    assert!(events.iter().any(|e| matches!(e, Event::Up { user, cipher: Cipher::Aes256Gcm, .. } if user == "alice@DEFAULT")));
+    assert_eq!(s.user(), Some("alice@DEFAULT"));
+    // data both ways (the acks still in flight are delivered first)
+    for p in c.transmit(now) {
+        s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    }
+    events.clear();
+    let p = c.data(b"an IP packet from the client");
+    s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    assert_eq!(
+        events,
+        vec![Event::Packet(b"an IP packet from the client".to_vec())]
+    );
+    // replayed and forged: dropped and counted
+    events.clear();
+    s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    let mut forged = c.data(b"x");
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    s.handle_packet(now, &forged, &mut |_| Login::Refused, &mut events);
+    s.handle_packet(now, &p[..10], &mut |_| Login::Refused, &mut events);
+    assert!(events.is_empty());
+    assert_eq!(
+        (s.dropped.replayed, s.dropped.forged, s.dropped.malformed),
+        (1, 1, 1)
+    );
+    s.send(now, b"an IP packet to the client", &mut events);
+    for p in transmits(&mut events) {
+        c.receive(&p);
+    }
+    assert_eq!(c.received, vec![b"an IP packet to the client".to_vec()]);
+}
+
+#[test]
+fn a_wrong_password_gets_auth_failed_and_the_session_ends() {
+    let (mut s, mut c, mut now, mut events) = start("wrong");
+    let mut logins = Vec::new();
+    run(
+        &mut s,
+        &mut c,
+        &mut now,
+        &mut events,
+        &mut logins,
+        |c, _| c.texts.iter().any(|t| t == "AUTH_FAILED"),
+    );
+    assert!(s.is_closed());
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Closed(why) if why == "authentication failed")));
+    assert!(!c.texts.iter().any(|t| t.starts_with("PUSH_REPLY")));
+}
+
+#[test]
+fn a_renegotiation_moves_data_to_the_new_key_without_a_gap() {
+    let (mut s, mut c, mut now, mut events) = start("pw");
+    let mut logins = Vec::new();
+    run(
+        &mut s,
+        &mut c,
+        &mut now,
+        &mut events,
+        &mut logins,
+        |c, _| c.texts.iter().any(|t| t.starts_with("PUSH_REPLY")),
+    );
+    // the client starts key 1 with a soft reset; data on key 0 still goes meanwhile
+    c.new_key(1);
+    c.keys[0].reliable.send(P_CONTROL_SOFT_RESET_V1, Vec::new());
+    let old = c.keys[1].id;
+    assert_eq!(old, 0);
+    run(
+        &mut s,
+        &mut c,
+        &mut now,
+        &mut events,
+        &mut logins,
+        |c, _| c.keys[0].data.is_some(),
+    );
+    events.clear();
+    let on_new = c.data(b"after");
+    assert_eq!(on_new[0] & 7, 1, "the new key carries it");
+    s.handle_packet(now, &on_new, &mut |_| Login::Refused, &mut events);
+    assert_eq!(events, vec![Event::Packet(b"after".to_vec())]);
+    assert_eq!(logins.len(), 2, "the client logged in again on the new key");
+    events.clear();
+    s.send(now, b"back", &mut events);
+    let back = transmits(&mut events);
+    assert_eq!(back[0][0] & 7, 1);
+    c.receive(&back[0]);
+    assert_eq!(c.received.last().unwrap(), b"back");
+}
