@@ -173,6 +173,8 @@ pub(crate) struct Link {
     pub details: SessionDetails,
     /// In monitoring mode, as the client asked.
     pub monitor: bool,
+    /// Its address is a SecureNAT lease taken on its behalf (released when it goes).
+    pub leased: bool,
     /// When it opened (AutoDisconnect counts from here).
     pub opened_at: Instant,
     pub spoofed: u64,
@@ -548,6 +550,12 @@ impl Core {
                 .session(link.session)
                 .map(|s| s.name)
                 .unwrap_or_default();
+            if link.leased {
+                let mac = slot.hub.session(link.session).map(|s| s.mac);
+                if let (Some(mac), Some(host)) = (mac, slot.hub.securenat_host_mut()) {
+                    host.release(mac);
+                }
+            }
             slot.hub.remove_session(link.session);
             slot.tunnels.remove(&link.session);
             self.events.push_back(EngineEvent::SessionClosed {
@@ -595,6 +603,19 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Renews the SecureNAT leases held for IP tunnels (run with the hub tick).
+    pub fn renew_leases(&mut self) {
+        let now = self.now;
+        for l in self.links.values().filter(|l| l.leased) {
+            if let Some(slot) = self.hubs.get_mut(&l.hub) {
+                let session = slot.hub.session(l.session).map(|s| (s.mac, s.name));
+                if let (Some((mac, name)), Some(host)) = (session, slot.hub.securenat_host_mut()) {
+                    host.lease_for(mac, &name, now);
+                }
+            }
+        }
     }
 
     /// Ends the sessions of users who have expired, and those older than their policy's
@@ -714,6 +735,35 @@ impl Io for Core {
         self.streams.push_back(StreamOutput::Close { conn });
     }
 
+    fn lease_address(&mut self, tunnel: TunnelId) -> Option<crate::seam::IpConfig> {
+        let link = self.links.get(&tunnel)?;
+        let (hub, session) = (link.hub, link.session);
+        let now = self.now;
+        let slot = self.hubs.get_mut(&hub)?;
+        let info = slot.hub.session(session)?;
+        let host = slot.hub.securenat_host_mut()?;
+        let dhcp = host.config().dhcp.clone()?;
+        let address = host.lease_for(info.mac, &info.name, now)?;
+        if let Some(l) = self.links.get_mut(&tunnel) {
+            l.leased = true;
+            l.rule = AddressRule::Fixed(address);
+        }
+        // the hub answers for the address from now on
+        self.with_hub(hub, |slot, now, out| {
+            slot.hub.assign_address(session, address, now, out)
+        });
+        Some(crate::seam::IpConfig {
+            address,
+            mask: dhcp.mask,
+            gateway: dhcp.gateway,
+            dns: [dhcp.dns, dhcp.dns2]
+                .into_iter()
+                .filter(|d| !d.is_unspecified())
+                .collect(),
+            domain: dhcp.domain,
+        })
+    }
+
     fn opened(&mut self, o: Opened) -> Option<String> {
         let id = self.hub_id(&o.hub);
         let refusal = match id.and_then(|id| self.hubs.get(&id)) {
@@ -777,6 +827,7 @@ impl Io for Core {
                 label: o.label,
                 details: o.details,
                 monitor: o.monitor,
+                leased: false,
                 opened_at: now,
                 spoofed: 0,
                 unreported: 0,

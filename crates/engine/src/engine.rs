@@ -258,6 +258,7 @@ impl Engine {
             if tick {
                 e.core.next_hub_tick = Some(now + HUB_TICK);
                 e.core.end_expired();
+                e.core.renew_leases();
             }
             let ids: Vec<HubId> = e.core.hubs.keys().copied().collect();
             for id in ids {

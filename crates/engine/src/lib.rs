@@ -8,7 +8,8 @@
 //! packet path to the tunnel or SecureNAT host it happened in.
 //!
 //! What it must not do: open sockets, spawn tasks or threads, read the clock or files, draw
-//! randomness, or log. Time comes in as `now`; datagrams, stream bytes, socket work for
+//! randomness (beyond what the protocols' cryptography draws from the OS as its libraries
+//! do: WireGuard's and TLS's handshakes), or log. Time comes in as `now`; datagrams, stream bytes, socket work for
 //! SecureNAT and events go out through the `poll_*` methods, for the runtime to carry out.
 //! Its state is one value: a runtime that wants several worker threads gives each its own
 //! peers and shares hubs between them (a later step), never a lock a packet waits on beyond its
@@ -20,6 +21,7 @@ mod change;
 mod core;
 mod engine;
 pub mod fault;
+pub mod openvpn;
 mod seam;
 pub mod softether;
 pub mod transmit;
@@ -34,6 +36,6 @@ pub use engine::{DisconnectError, Engine, Health, TunnelView};
 pub use fault::{in_containment, Fault};
 pub use seam::{
     AddressRule, AuthError, AuthRequest, ClientReport, CloseReason, ConnId, Credential, Grant, Io,
-    KeyGrant, Live, Medium, Opened, Protocol, ProtocolId, SessionDetails, StreamOutput, Transmit,
-    TunnelId, WriteDatagram,
+    IpConfig, KeyGrant, Live, Medium, Opened, Protocol, ProtocolId, SessionDetails, StreamOutput,
+    Transmit, TunnelId, WriteDatagram,
 };

@@ -123,6 +123,18 @@ pub struct Opened {
     pub monitor: bool,
 }
 
+/// The address an IP tunnel's client gets from the server, and its network (OpenVPN's
+/// `ifconfig` and `route-gateway`, PPP's IPCP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpConfig {
+    pub address: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    /// `0.0.0.0` when the network has none.
+    pub gateway: Ipv4Addr,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: String,
+}
+
 /// Why a tunnel went away.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -327,6 +339,12 @@ pub trait Io {
 
     /// Checks a login against the accounts.
     fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError>;
+
+    /// An address for an open IP tunnel whose client takes the one the server gives: a lease
+    /// from the hub's SecureNAT DHCP server, taken on the client's behalf, held while the
+    /// tunnel lives; the tunnel may then send from that address only. `None` when the hub has
+    /// no DHCP server or no free address.
+    fn lease_address(&mut self, tunnel: TunnelId) -> Option<IpConfig>;
 
     /// A login from `client` failed its password check (the runtime counts these per address,
     /// with the admin logins, and locks an address out).

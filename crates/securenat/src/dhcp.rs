@@ -185,6 +185,26 @@ impl DhcpServer {
         }
     }
 
+    /// A lease for `mac` without DHCP messages: for an IP tunnel whose client gets its address
+    /// from the server (OpenVPN's tun, PPP), the server asks on its behalf. The same call renews
+    /// it. `None` when the pool is full.
+    pub fn lease_for(
+        &mut self,
+        mac: [u8; 6],
+        hostname: &str,
+        now: Instant,
+        exclude: &HashSet<Ipv4Addr>,
+    ) -> Option<Ipv4Addr> {
+        let ip = self.pick(mac, None, exclude)?;
+        self.record(mac, ip, hostname.to_string(), now);
+        Some(ip)
+    }
+
+    /// Ends `mac`'s lease (its tunnel closed).
+    pub fn release(&mut self, mac: [u8; 6]) {
+        self.leases.remove(&mac);
+    }
+
     /// Handles one DHCP message from a client; `None` when there is nothing to answer or the
     /// message is malformed (`Err`).
     pub fn handle(

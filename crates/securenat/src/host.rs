@@ -372,6 +372,20 @@ impl NatHost {
         v
     }
 
+    /// A lease from the DHCP server for `mac`, as if it had asked (see
+    /// [`DhcpServer::lease_for`]); `None` without a DHCP server or a free address.
+    pub fn lease_for(&mut self, mac: [u8; 6], hostname: &str, now: Instant) -> Option<Ipv4Addr> {
+        let in_use = &self.in_use;
+        self.dhcp.as_mut()?.lease_for(mac, hostname, now, in_use)
+    }
+
+    /// Ends a lease [`NatHost::lease_for`] gave.
+    pub fn release(&mut self, mac: [u8; 6]) {
+        if let Some(d) = &mut self.dhcp {
+            d.release(mac);
+        }
+    }
+
     /// The DHCP leases (EnumDHCP).
     pub fn leases(&self) -> Vec<Lease> {
         self.dhcp

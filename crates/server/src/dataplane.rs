@@ -77,8 +77,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Dataplane {
     /// The data plane, the receiver of SecureNAT's socket results (for [`nat_loop`]) and of the
     /// events to act on outside the lock.
+    /// `tls`: the server's certificate for OpenVPN's control channel.
     pub fn new(
         now: Instant,
+        tls: Arc<rustls::ServerConfig>,
     ) -> (
         Arc<Dataplane>,
         mpsc::UnboundedReceiver<(NatRef, IoEvent)>,
@@ -89,6 +91,7 @@ impl Dataplane {
         let mut engine = Engine::new(now);
         engine.set_unix_time(now, crate::defaults::now_ms());
         let softether = engine.register(Box::new(SoftEtherSessions::new()));
+        engine.register(Box::new(etherhub_engine::openvpn::OpenVpn::new(Some(tls))));
         let dp = Arc::new(Dataplane {
             inner: Mutex::new(Inner {
                 engine,

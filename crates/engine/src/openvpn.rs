@@ -1,0 +1,398 @@
+//! OpenVPN behind the seam: etherhub-openvpn's sessions as tunnels, over UDP.
+//!
+//! A client's hard reset from an address the core does not know starts a session. When its
+//! key exchange brings a user name and password, the core asks the engine
+//! ([`Io::authenticate`]); a `dev tun` client's tunnel is an IP session whose address is a
+//! SecureNAT lease taken on its behalf ([`Io::lease_address`]) and pushed to it with the
+//! gateway and DNS; a `dev tap` client's is an Ethernet session (it runs DHCP itself).
+//! User names are SoftEther's: `user`, `user@HUB`, `HUB\user` (hub DEFAULT when none is named).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use etherhub_openvpn::keys::ClientKeys;
+use etherhub_openvpn::packet::{
+    looks_like_openvpn, split_op, SessionId, P_CONTROL_HARD_RESET_CLIENT_V2,
+};
+use etherhub_openvpn::session::{Event, Login, Session};
+
+use crate::seam::{
+    AddressRule, AuthError, AuthRequest, CloseReason, Credential, Io, Medium, Opened, Protocol,
+    SessionDetails, TunnelId,
+};
+
+/// The hub a user name without one logs in to.
+pub const DEFAULT_HUB: &str = "DEFAULT";
+/// Sessions at most (OpenVPN's peer-ids are 24 bits; this bounds the memory a flood of resets
+/// can take).
+pub const MAX_SESSIONS: usize = 4096;
+
+/// A user name as SoftEther reads it: `user@HUB`, `HUB\user`, or `user` (default hub).
+pub fn split_user(name: &str) -> (&str, &str) {
+    if let Some((hub, user)) = name.split_once('\\') {
+        return (hub, user);
+    }
+    if let Some((user, hub)) = name.rsplit_once('@') {
+        return (hub, user);
+    }
+    (DEFAULT_HUB, name)
+}
+
+/// Whether the client's options say `dev-type tap`.
+fn is_tap(options: &str) -> bool {
+    options
+        .split(',')
+        .any(|o| o.trim().eq_ignore_ascii_case("dev-type tap"))
+}
+
+struct Entry {
+    session: Session,
+    local: SocketAddr,
+    client: SocketAddr,
+    tunnel: TunnelId,
+    /// The engine linked the tunnel to a hub session.
+    open: bool,
+}
+
+/// Counters of the core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenVpnStats {
+    pub logins: u64,
+    pub refused_logins: u64,
+    pub malformed_dropped: u64,
+    pub forged_dropped: u64,
+    pub replayed_dropped: u64,
+    pub sessions_refused: u64,
+}
+
+/// The OpenVPN protocol core. Off until it has a TLS configuration (the server's certificate).
+pub struct OpenVpn {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    sessions: HashMap<u32, Entry>,
+    by_addr: HashMap<(SocketAddr, SocketAddr), u32>,
+    next_index: u32,
+    stats: OpenVpnStats,
+}
+
+impl OpenVpn {
+    pub fn new(tls: Option<Arc<rustls::ServerConfig>>) -> OpenVpn {
+        OpenVpn {
+            tls,
+            sessions: HashMap::new(),
+            by_addr: HashMap::new(),
+            next_index: 0,
+            stats: OpenVpnStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> OpenVpnStats {
+        let mut s = self.stats;
+        for e in self.sessions.values() {
+            s.malformed_dropped += e.session.dropped.malformed + e.session.dropped.wrong_session;
+            s.forged_dropped += e.session.dropped.forged;
+            s.replayed_dropped += e.session.dropped.replayed;
+        }
+        s
+    }
+
+    fn new_session(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        datagram: &[u8],
+        io: &mut dyn Io,
+    ) {
+        let Some(tls) = self.tls.clone() else {
+            self.stats.sessions_refused += 1;
+            return;
+        };
+        if self.sessions.len() >= MAX_SESSIONS {
+            self.stats.sessions_refused += 1;
+            return;
+        }
+        let mut id = [0u8; 8];
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).is_err() {
+            return;
+        }
+        self.next_index = self.next_index.wrapping_add(1).max(1);
+        while self.sessions.contains_key(&self.next_index) {
+            self.next_index = self.next_index.wrapping_add(1).max(1);
+        }
+        let index = self.next_index;
+        let mut events = Vec::new();
+        let peer_id = index & 0x00ff_ffff;
+        let Some(session) =
+            Session::accept(now, tls, SessionId(id), peer_id, datagram, &mut events)
+        else {
+            self.stats.malformed_dropped += 1;
+            return;
+        };
+        let tunnel = TunnelId {
+            protocol: io.protocol(),
+            index,
+        };
+        self.sessions.insert(
+            index,
+            Entry {
+                session,
+                local,
+                client: from,
+                tunnel,
+                open: false,
+            },
+        );
+        self.by_addr.insert((local, from), index);
+        self.events(index, events, io);
+    }
+
+    /// Acts on a session's events.
+    fn events(&mut self, index: u32, events: Vec<Event>, io: &mut dyn Io) {
+        for ev in events {
+            let Some(e) = self.sessions.get(&index) else {
+                return;
+            };
+            match ev {
+                Event::Transmit(bytes) => {
+                    let to = e.client;
+                    io.transmit(e.local, bytes.len(), &mut |buf| {
+                        buf[..bytes.len()].copy_from_slice(&bytes);
+                        Some((to, bytes.len()))
+                    });
+                }
+                Event::Up { .. } => self.stats.logins += 1,
+                Event::Packet(p) => {
+                    if e.open {
+                        io.packet(e.tunnel, &p);
+                    }
+                }
+                Event::Closed(_why) => {
+                    let (tunnel, open) = (e.tunnel, e.open);
+                    self.forget(index);
+                    if open {
+                        io.closed(tunnel, CloseReason::Ended);
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, index: u32) {
+        if let Some(e) = self.sessions.remove(&index) {
+            self.by_addr.remove(&(e.local, e.client));
+        }
+    }
+}
+
+/// The login of a session's key exchange: the accounts' answer, and for the first key the
+/// tunnel opened and its address leased.
+#[allow(clippy::too_many_arguments)]
+fn login(
+    keys: &ClientKeys,
+    tunnel: TunnelId,
+    client: SocketAddr,
+    cipher_hint: &str,
+    open: &mut bool,
+    stats: &mut OpenVpnStats,
+    io: &mut dyn Io,
+) -> Login {
+    let (hub, user) = split_user(&keys.user);
+    let grant = match io.authenticate(AuthRequest::Password {
+        hub,
+        user,
+        password: &keys.password,
+    }) {
+        Ok(g) => g,
+        Err(e) => {
+            stats.refused_logins += 1;
+            if matches!(e, AuthError::AccessDenied | AuthError::WrongMethod) {
+                io.login_failed(client, hub, user);
+            }
+            return Login::Refused;
+        }
+    };
+    if *open {
+        // a renegotiation: the same user again
+        return Login::Accepted { push: Vec::new() };
+    }
+    let tap = is_tap(&keys.options);
+    let tag = if tap { "OPENVPN_L2" } else { "OPENVPN_L3" };
+    let name = io.opened(Opened {
+        tunnel,
+        hub: grant.hub.clone(),
+        user: grant.user.clone(),
+        medium: if tap { Medium::Ethernet } else { Medium::Ip },
+        client,
+        address: AddressRule::Any,
+        credential: Credential::Password,
+        label: format!("{}@{}", grant.user, grant.hub),
+        details: SessionDetails {
+            protocol: tag.into(),
+            underlay: format!("Legacy VPN - {tag}"),
+            cipher: cipher_hint.to_string(),
+            client_product: "OpenVPN Client".into(),
+            client: crate::seam::ClientReport {
+                os_name: keys.info("IV_PLAT").unwrap_or("").to_string(),
+                os_version: keys.info("IV_VER").unwrap_or("").to_string(),
+                ..Default::default()
+            },
+        },
+        monitor: false,
+    });
+    if name.is_none() {
+        stats.refused_logins += 1;
+        return Login::Refused;
+    }
+    *open = true;
+    if tap {
+        return Login::Accepted { push: Vec::new() };
+    }
+    let Some(ip) = io.lease_address(tunnel) else {
+        // no address to give: the tunnel cannot work
+        stats.refused_logins += 1;
+        io.closed(tunnel, CloseReason::Refused("no address to lease".into()));
+        *open = false;
+        return Login::Refused;
+    };
+    let mut push = vec![
+        "topology subnet".to_string(),
+        format!("ifconfig {} {}", ip.address, ip.mask),
+    ];
+    if !ip.gateway.is_unspecified() {
+        // SoftEther's way: the hub's gateway becomes the client's default route
+        push.push(format!("route-gateway {}", ip.gateway));
+        push.push("redirect-gateway def1".into());
+    }
+    for d in &ip.dns {
+        push.push(format!("dhcp-option DNS {d}"));
+    }
+    if !ip.domain.is_empty() {
+        push.push(format!("dhcp-option DOMAIN {}", ip.domain));
+    }
+    Login::Accepted { push }
+}
+
+impl Protocol for OpenVpn {
+    fn name(&self) -> &'static str {
+        "OpenVPN"
+    }
+
+    fn claims_datagram(&self, datagram: &[u8]) -> bool {
+        looks_like_openvpn(datagram)
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        datagram: &[u8],
+        io: &mut dyn Io,
+    ) {
+        let Some(&index) = self.by_addr.get(&(local, from)) else {
+            let (op, _) = split_op(datagram[0]);
+            if op == P_CONTROL_HARD_RESET_CLIENT_V2 {
+                self.new_session(now, local, from, datagram, io);
+            } else {
+                self.stats.malformed_dropped += 1;
+            }
+            return;
+        };
+        let Some(e) = self.sessions.get_mut(&index) else {
+            return;
+        };
+        let (op, _) = split_op(datagram[0]);
+        if op == P_CONTROL_HARD_RESET_CLIENT_V2 && e.session.user().is_some() {
+            // the client started over (a restart): the old session goes, a new one begins
+            let (tunnel, open) = (e.tunnel, e.open);
+            self.forget(index);
+            if open {
+                io.closed(tunnel, CloseReason::Ended);
+            }
+            self.new_session(now, local, from, datagram, io);
+            return;
+        }
+        let (tunnel, client) = (e.tunnel, e.client);
+        let mut events = Vec::new();
+        let mut open = e.open;
+        let stats = &mut self.stats;
+        e.session.handle_packet(
+            now,
+            datagram,
+            &mut |keys: &ClientKeys| {
+                let hint = etherhub_openvpn::data::Cipher::choose(&keys.ciphers())
+                    .map(|c| c.name())
+                    .unwrap_or("");
+                login(keys, tunnel, client, hint, &mut open, stats, io)
+            },
+            &mut events,
+        );
+        e.open = open;
+        self.events(index, events, io);
+    }
+
+    fn send(&mut self, now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+        let Some(e) = self.sessions.get_mut(&tunnel.index) else {
+            return;
+        };
+        let mut events = Vec::new();
+        e.session.send(now, packet, &mut events);
+        self.events(tunnel.index, events, io);
+    }
+
+    fn handle_timeout(&mut self, now: Instant, io: &mut dyn Io) {
+        let due: Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.session.next_timeout() <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in due {
+            let Some(e) = self.sessions.get_mut(&index) else {
+                continue;
+            };
+            let mut events = Vec::new();
+            e.session.handle_timeout(now, &mut events);
+            self.events(index, events, io);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .map(|e| e.session.next_timeout())
+            .min()
+    }
+
+    fn close(&mut self, _now: Instant, tunnel: TunnelId, _io: &mut dyn Io) {
+        self.forget(tunnel.index);
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats();
+        vec![
+            ("logins", s.logins),
+            ("refused_logins", s.refused_logins),
+            ("malformed_dropped", s.malformed_dropped),
+            ("forged_dropped", s.forged_dropped),
+            ("replayed_dropped", s.replayed_dropped),
+            ("sessions_refused", s.sessions_refused),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_name_their_hub_as_softether_reads_them() {
+        assert_eq!(split_user("alice"), ("DEFAULT", "alice"));
+        assert_eq!(split_user("alice@SALES"), ("SALES", "alice"));
+        assert_eq!(split_user("SALES\\alice"), ("SALES", "alice"));
+        assert!(is_tap("V4,dev-type tap,link-mtu 1573"));
+        assert!(!is_tap("V4,dev-type tun,link-mtu 1541"));
+    }
+}
