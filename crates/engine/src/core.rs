@@ -792,9 +792,13 @@ impl Io for Core {
                 slot.hub
                     .add_l3_session(&o.user, &o.details.protocol, Some(o.client), now)
             }
-            Medium::Ethernet => {
+            Medium::Ethernet if o.details.protocol.is_empty() => {
                 slot.hub
                     .add_l2_session(&o.user, &o.details.protocol, Some(o.client), now)
+            }
+            Medium::Ethernet => {
+                slot.hub
+                    .add_tagged_l2_session(&o.user, &o.details.protocol, Some(o.client), now)
             }
         };
         slot.tunnels.insert(session, o.tunnel);

@@ -1,6 +1,8 @@
-//! OpenVPN behind the seam: etherhub-openvpn's sessions as tunnels, over UDP.
+//! OpenVPN behind the seam: etherhub-openvpn's sessions as tunnels, over UDP (a session per
+//! client address) and TCP (a session per connection, packets after a 16-bit length).
 //!
-//! A client's hard reset from an address the core does not know starts a session. When its
+//! A client's hard reset from an address the core does not know, or first on a connection,
+//! starts a session. When its
 //! key exchange brings a user name and password, the core asks the engine
 //! ([`Io::authenticate`]); a `dev tun` client's tunnel is an IP session whose address is a
 //! SecureNAT lease taken on its behalf ([`Io::lease_address`]) and pushed to it with the
@@ -14,13 +16,13 @@ use std::time::Instant;
 
 use etherhub_openvpn::keys::ClientKeys;
 use etherhub_openvpn::packet::{
-    looks_like_openvpn, split_op, SessionId, P_CONTROL_HARD_RESET_CLIENT_V2,
+    looks_like_openvpn, split_op, Framer, SessionId, P_CONTROL_HARD_RESET_CLIENT_V2,
 };
 use etherhub_openvpn::session::{Event, Login, Session};
 
 use crate::seam::{
-    AddressRule, AuthError, AuthRequest, CloseReason, Credential, Io, Medium, Opened, Protocol,
-    SessionDetails, TunnelId,
+    AddressRule, AuthError, AuthRequest, CloseReason, ConnId, Credential, Io, Medium, Opened,
+    Protocol, SessionDetails, TunnelId,
 };
 
 /// The hub a user name without one logs in to.
@@ -47,9 +49,18 @@ fn is_tap(options: &str) -> bool {
         .any(|o| o.trim().eq_ignore_ascii_case("dev-type tap"))
 }
 
+/// How a session's packets travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// Datagrams between a listener's address and the client's.
+    Udp { local: SocketAddr },
+    /// A TCP connection the runtime holds.
+    Tcp(ConnId),
+}
+
 struct Entry {
     session: Session,
-    local: SocketAddr,
+    transport: Transport,
     client: SocketAddr,
     tunnel: TunnelId,
     /// The engine linked the tunnel to a hub session.
@@ -72,6 +83,8 @@ pub struct OpenVpn {
     tls: Option<Arc<rustls::ServerConfig>>,
     sessions: HashMap<u32, Entry>,
     by_addr: HashMap<(SocketAddr, SocketAddr), u32>,
+    /// TCP connections: their framing, and their session once the reset came.
+    streams: HashMap<ConnId, (Framer, SocketAddr, Option<u32>)>,
     next_index: u32,
     stats: OpenVpnStats,
 }
@@ -82,6 +95,7 @@ impl OpenVpn {
             tls,
             sessions: HashMap::new(),
             by_addr: HashMap::new(),
+            streams: HashMap::new(),
             next_index: 0,
             stats: OpenVpnStats::default(),
         }
@@ -97,25 +111,26 @@ impl OpenVpn {
         s
     }
 
+    /// A session for the hard reset `packet`; its index.
     fn new_session(
         &mut self,
         now: Instant,
-        local: SocketAddr,
+        transport: Transport,
         from: SocketAddr,
-        datagram: &[u8],
+        packet: &[u8],
         io: &mut dyn Io,
-    ) {
+    ) -> Option<u32> {
         let Some(tls) = self.tls.clone() else {
             self.stats.sessions_refused += 1;
-            return;
+            return None;
         };
         if self.sessions.len() >= MAX_SESSIONS {
             self.stats.sessions_refused += 1;
-            return;
+            return None;
         }
         let mut id = [0u8; 8];
         if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).is_err() {
-            return;
+            return None;
         }
         self.next_index = self.next_index.wrapping_add(1).max(1);
         while self.sessions.contains_key(&self.next_index) {
@@ -124,11 +139,10 @@ impl OpenVpn {
         let index = self.next_index;
         let mut events = Vec::new();
         let peer_id = index & 0x00ff_ffff;
-        let Some(session) =
-            Session::accept(now, tls, SessionId(id), peer_id, datagram, &mut events)
+        let Some(session) = Session::accept(now, tls, SessionId(id), peer_id, packet, &mut events)
         else {
             self.stats.malformed_dropped += 1;
-            return;
+            return None;
         };
         let tunnel = TunnelId {
             protocol: io.protocol(),
@@ -138,14 +152,17 @@ impl OpenVpn {
             index,
             Entry {
                 session,
-                local,
+                transport,
                 client: from,
                 tunnel,
                 open: false,
             },
         );
-        self.by_addr.insert((local, from), index);
+        if let Transport::Udp { local } = transport {
+            self.by_addr.insert((local, from), index);
+        }
         self.events(index, events, io);
+        Some(index)
     }
 
     /// Acts on a session's events.
@@ -155,13 +172,16 @@ impl OpenVpn {
                 return;
             };
             match ev {
-                Event::Transmit(bytes) => {
-                    let to = e.client;
-                    io.transmit(e.local, bytes.len(), &mut |buf| {
-                        buf[..bytes.len()].copy_from_slice(&bytes);
-                        Some((to, bytes.len()))
-                    });
-                }
+                Event::Transmit(bytes) => match e.transport {
+                    Transport::Udp { local } => {
+                        let to = e.client;
+                        io.transmit(local, bytes.len(), &mut |buf| {
+                            buf[..bytes.len()].copy_from_slice(&bytes);
+                            Some((to, bytes.len()))
+                        });
+                    }
+                    Transport::Tcp(conn) => io.write_stream(conn, &Framer::frame(&bytes)),
+                },
                 Event::Up { .. } => self.stats.logins += 1,
                 Event::Packet(p) => {
                     if e.open {
@@ -169,8 +189,12 @@ impl OpenVpn {
                     }
                 }
                 Event::Closed(_why) => {
-                    let (tunnel, open) = (e.tunnel, e.open);
+                    let (tunnel, open, transport) = (e.tunnel, e.open, e.transport);
                     self.forget(index);
+                    if let Transport::Tcp(conn) = transport {
+                        self.streams.remove(&conn);
+                        io.close_stream(conn);
+                    }
                     if open {
                         io.closed(tunnel, CloseReason::Ended);
                     }
@@ -181,8 +205,34 @@ impl OpenVpn {
 
     fn forget(&mut self, index: u32) {
         if let Some(e) = self.sessions.remove(&index) {
-            self.by_addr.remove(&(e.local, e.client));
+            if let Transport::Udp { local } = e.transport {
+                self.by_addr.remove(&(local, e.client));
+            }
         }
+    }
+
+    /// One packet of session `index` (UDP or TCP alike).
+    fn packet(&mut self, now: Instant, index: u32, packet: &[u8], io: &mut dyn Io) {
+        let Some(e) = self.sessions.get_mut(&index) else {
+            return;
+        };
+        let (tunnel, client) = (e.tunnel, e.client);
+        let mut events = Vec::new();
+        let mut open = e.open;
+        let stats = &mut self.stats;
+        e.session.handle_packet(
+            now,
+            packet,
+            &mut |keys: &ClientKeys| {
+                let hint = etherhub_openvpn::data::Cipher::choose(&keys.ciphers())
+                    .map(|c| c.name())
+                    .unwrap_or("");
+                login(keys, tunnel, client, hint, &mut open, stats, io)
+            },
+            &mut events,
+        );
+        e.open = open;
+        self.events(index, events, io);
     }
 }
 
@@ -291,46 +341,102 @@ impl Protocol for OpenVpn {
         datagram: &[u8],
         io: &mut dyn Io,
     ) {
+        let udp = Transport::Udp { local };
+        let (op, _) = split_op(datagram[0]);
         let Some(&index) = self.by_addr.get(&(local, from)) else {
-            let (op, _) = split_op(datagram[0]);
             if op == P_CONTROL_HARD_RESET_CLIENT_V2 {
-                self.new_session(now, local, from, datagram, io);
+                self.new_session(now, udp, from, datagram, io);
             } else {
                 self.stats.malformed_dropped += 1;
             }
             return;
         };
-        let Some(e) = self.sessions.get_mut(&index) else {
+        let restarted = op == P_CONTROL_HARD_RESET_CLIENT_V2
+            && self
+                .sessions
+                .get(&index)
+                .is_some_and(|e| e.session.user().is_some());
+        if restarted {
+            // the client started over (a restart): the old session goes, a new one begins
+            if let Some(e) = self.sessions.get(&index) {
+                let (tunnel, open) = (e.tunnel, e.open);
+                self.forget(index);
+                if open {
+                    io.closed(tunnel, CloseReason::Ended);
+                }
+            }
+            self.new_session(now, udp, from, datagram, io);
+            return;
+        }
+        self.packet(now, index, datagram, io);
+    }
+
+    fn open_stream(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        peer: SocketAddr,
+        bytes: &[u8],
+        io: &mut dyn Io,
+    ) {
+        self.streams.insert(conn, (Framer::default(), peer, None));
+        self.handle_stream(now, conn, bytes, io);
+    }
+
+    fn handle_stream(&mut self, now: Instant, conn: ConnId, bytes: &[u8], io: &mut dyn Io) {
+        let Some((framer, _, _)) = self.streams.get_mut(&conn) else {
             return;
         };
-        let (op, _) = split_op(datagram[0]);
-        if op == P_CONTROL_HARD_RESET_CLIENT_V2 && e.session.user().is_some() {
-            // the client started over (a restart): the old session goes, a new one begins
+        let mut packets = Vec::new();
+        if framer
+            .feed(bytes, &mut |p| packets.push(p.to_vec()))
+            .is_err()
+        {
+            self.stats.malformed_dropped += 1;
+            self.stream_closed(now, conn, io);
+            io.close_stream(conn);
+            return;
+        }
+        for p in packets {
+            let Some(&(_, peer, index)) = self.streams.get(&conn) else {
+                return;
+            };
+            match index {
+                Some(index) => self.packet(now, index, &p, io),
+                None if split_op(p[0]).0 == P_CONTROL_HARD_RESET_CLIENT_V2 => {
+                    let index = self.new_session(now, Transport::Tcp(conn), peer, &p, io);
+                    if index.is_none() {
+                        self.streams.remove(&conn);
+                        io.close_stream(conn);
+                        return;
+                    }
+                    if let Some(s) = self.streams.get_mut(&conn) {
+                        s.2 = index;
+                    }
+                }
+                None => {
+                    // not OpenVPN after all
+                    self.stats.malformed_dropped += 1;
+                    self.streams.remove(&conn);
+                    io.close_stream(conn);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn stream_closed(&mut self, _now: Instant, conn: ConnId, io: &mut dyn Io) {
+        let Some((_, _, index)) = self.streams.remove(&conn) else {
+            return;
+        };
+        let Some(index) = index else { return };
+        if let Some(e) = self.sessions.get(&index) {
             let (tunnel, open) = (e.tunnel, e.open);
             self.forget(index);
             if open {
                 io.closed(tunnel, CloseReason::Ended);
             }
-            self.new_session(now, local, from, datagram, io);
-            return;
         }
-        let (tunnel, client) = (e.tunnel, e.client);
-        let mut events = Vec::new();
-        let mut open = e.open;
-        let stats = &mut self.stats;
-        e.session.handle_packet(
-            now,
-            datagram,
-            &mut |keys: &ClientKeys| {
-                let hint = etherhub_openvpn::data::Cipher::choose(&keys.ciphers())
-                    .map(|c| c.name())
-                    .unwrap_or("");
-                login(keys, tunnel, client, hint, &mut open, stats, io)
-            },
-            &mut events,
-        );
-        e.open = open;
-        self.events(index, events, io);
     }
 
     fn send(&mut self, now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
@@ -366,7 +472,11 @@ impl Protocol for OpenVpn {
             .min()
     }
 
-    fn close(&mut self, _now: Instant, tunnel: TunnelId, _io: &mut dyn Io) {
+    fn close(&mut self, _now: Instant, tunnel: TunnelId, io: &mut dyn Io) {
+        if let Some(Transport::Tcp(conn)) = self.sessions.get(&tunnel.index).map(|e| e.transport) {
+            self.streams.remove(&conn);
+            io.close_stream(conn);
+        }
         self.forget(tunnel.index);
     }
 

@@ -372,6 +372,27 @@ impl<H: VirtualHost> Hub<H> {
         )
     }
 
+    /// An Ethernet session named with its protocol, as SoftEther names the sessions of the
+    /// protocols it serves beside its own: "SID-<USER>-[<PROTOCOL>]-<n>" (OpenVPN's tap,
+    /// `OPENVPN_L2`).
+    pub fn add_tagged_l2_session(
+        &mut self,
+        user: &str,
+        protocol: &str,
+        client_addr: Option<SocketAddr>,
+        now: Instant,
+    ) -> SessionId {
+        let tag = format!("SID-{}-[{}]-", user.to_uppercase(), protocol.to_uppercase());
+        self.add_session(
+            |n| format!("{tag}{n}"),
+            user,
+            protocol,
+            client_addr,
+            |_, _| Port::L2,
+            now,
+        )
+    }
+
     /// Puts a policy on a session's port (its buckets start full).
     pub fn set_session_policy(&mut self, id: SessionId, policy: PortPolicy) {
         if let Some(s) = self.sessions.get_mut(&id) {

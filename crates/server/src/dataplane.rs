@@ -60,6 +60,8 @@ pub struct Inner {
     next_conn: u64,
     /// SoftEther's VPN sessions in the engine.
     pub softether: ProtocolId,
+    /// OpenVPN's sessions in the engine.
+    pub openvpn: ProtocolId,
 }
 
 /// The engine and its sockets. See the module docs.
@@ -91,7 +93,7 @@ impl Dataplane {
         let mut engine = Engine::new(now);
         engine.set_unix_time(now, crate::defaults::now_ms());
         let softether = engine.register(Box::new(SoftEtherSessions::new()));
-        engine.register(Box::new(etherhub_engine::openvpn::OpenVpn::new(Some(tls))));
+        let openvpn = engine.register(Box::new(etherhub_engine::openvpn::OpenVpn::new(Some(tls))));
         let dp = Arc::new(Dataplane {
             inner: Mutex::new(Inner {
                 engine,
@@ -103,6 +105,7 @@ impl Dataplane {
                 streams: HashMap::new(),
                 next_conn: 0,
                 softether,
+                openvpn,
             }),
             timer: Notify::new(),
         });

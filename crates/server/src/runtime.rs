@@ -186,16 +186,35 @@ async fn serve_tcp(server: Arc<Server>, stream: TcpStream, peer: SocketAddr, mut
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut first = [0u8; 1];
-    let n = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
-        Ok(Ok(n)) => n,
-        _ => return,
-    };
+    let mut first = [0u8; 3];
+    let mut n;
+    loop {
+        n = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+            Ok(Ok(n)) => n,
+            _ => return,
+        };
+        // a zero byte first may be OpenVPN's length: wait for the opcode after it
+        if n == 0 || n >= 3 || first[0] != 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     if n == 0 {
         return;
     }
+    // OpenVPN over TCP: a 16-bit length (a client's first packet is short), then a client's
+    // hard reset (opcode 7, key 0)
+    if n >= 3 && first[0] == 0 && first[2] == 0x38 {
+        slot.established();
+        crate::streams::run_openvpn(server.dataplane.clone(), stream, peer).await;
+        drop(slot);
+        return;
+    }
     if first[0] != 0x16 {
-        tracing::debug!(%peer, first = first[0], "not TLS; no other TCP protocol is served yet");
+        tracing::debug!(%peer, first = first[0], "neither TLS nor OpenVPN; closed");
         return;
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(server.tls_config());

@@ -29,7 +29,7 @@ pub async fn run_softether<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (conn, mut rx) = dp.new_stream();
+    let (conn, rx) = dp.new_stream();
     let protocol = dp.lock().softether;
     let mut session_key = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut session_key);
@@ -47,6 +47,32 @@ pub async fn run_softether<S>(
     if !rest.is_empty() {
         dp.on_stream(Instant::now(), protocol, conn, &rest);
     }
+    pump(dp, protocol, conn, rx, stream).await;
+}
+
+/// Runs an OpenVPN client's TCP connection (OpenVPN's own framing and TLS inside): every byte
+/// goes to the engine's OpenVPN core.
+pub async fn run_openvpn<S>(dp: Arc<Dataplane>, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (conn, rx) = dp.new_stream();
+    let protocol = dp.lock().openvpn;
+    dp.open_stream(Instant::now(), protocol, conn, peer, &[]);
+    pump(dp, protocol, conn, rx, stream).await;
+}
+
+/// Moves a stream connection's bytes to the engine and the engine's writes back, until either
+/// side ends it.
+async fn pump<S>(
+    dp: Arc<Dataplane>,
+    protocol: etherhub_engine::ProtocolId,
+    conn: etherhub_engine::ConnId,
+    mut rx: tokio::sync::mpsc::Receiver<StreamMsg>,
+    stream: S,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut rd, mut wr) = tokio::io::split(stream);
     let reading = {
         let dp = dp.clone();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 const GW: &str = "192.168.30.1";
 const WG_IP: &str = "192.168.30.225";
+const UDP_TUN: (&str, &str) = ("udp 1194", "tun");
 
 /// A stock openvpn client in a namespace, ended by its PID.
 struct OpenVpnClient {
@@ -23,13 +24,16 @@ struct OpenVpnClient {
 }
 
 impl OpenVpnClient {
+    /// `transport`: `udp 1194` or `tcp-client 443`; `dev`: `tun` or `tap`.
     fn start(
         ns: &Netns,
         server: &EtherhubServer,
         remote: &str,
+        (transport, dev): (&str, &str),
         user: &str,
         password: &str,
     ) -> Self {
+        let (proto, port) = transport.split_once(' ').unwrap();
         let dir = tempfile::tempdir().unwrap();
         let cfg = etherhub_config::Store::new(server.config_path())
             .load()
@@ -49,8 +53,9 @@ impl OpenVpnClient {
         std::fs::write(
             &conf,
             format!(
-                "client\ndev tun\nproto udp\nremote {remote} 1194\nnobind\nexplicit-exit-notify 1\n\
+                "client\ndev {dev}\nproto {proto}\nremote {remote} {port}\nnobind\n{}\
                  auth-user-pass {}\nverb 3\n<ca>\n-----BEGIN CERTIFICATE-----\n{pem}\n-----END CERTIFICATE-----\n</ca>\n",
+                if proto == "udp" { "explicit-exit-notify 1\n" } else { "" },
                 auth.display()
             ),
         )
@@ -120,7 +125,7 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
 
     // a wrong password: AUTH_FAILED, and no session
     {
-        let bad = OpenVpnClient::start(&ov_ns, s, &remote, "bob", "wrong");
+        let bad = OpenVpnClient::start(&ov_ns, s, &remote, UDP_TUN, "bob", "wrong");
         assert!(
             bad.wait_for("AUTH_FAILED", Duration::from_secs(20)),
             "{}",
@@ -129,7 +134,7 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
         assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
     }
 
-    let ov = OpenVpnClient::start(&ov_ns, s, &remote, "bob@DEFAULT", "bobpw");
+    let ov = OpenVpnClient::start(&ov_ns, s, &remote, UDP_TUN, "bob@DEFAULT", "bobpw");
     assert!(
         ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
         "{}\n--- server ---\n{}",
@@ -184,4 +189,53 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
         !s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"),
         "the session left SessionList"
     );
+}
+
+#[test]
+fn the_stock_openvpn_client_connects_over_tcp_in_tap_mode() {
+    if !can_run_netns() {
+        return;
+    }
+    assert!(
+        which("openvpn").is_some(),
+        "openvpn is installed by scripts/test"
+    );
+    let mut lab = Lab::new(1);
+    let ns = lab.client_ns[0].take().unwrap();
+    let remote = lab.server_addrs[0].clone();
+    lab.server.start();
+    let s = &lab.server;
+    s.create_user("carol");
+    s.must_hub_cmd(&["UserPasswordSet", "carol", "/PASSWORD:carolpw"]);
+    // on the TCP listener 443, which TLS and SoftEther's clients share
+    let ov = OpenVpnClient::start(
+        &ns,
+        s,
+        &remote,
+        ("tcp-client 443", "tap"),
+        "DEFAULT\\carol",
+        "carolpw",
+    );
+    assert!(
+        ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
+        "{}\n--- server ---\n{}",
+        ov.log_text(),
+        s.log_text()
+    );
+    // a tap client is on the hub's Ethernet: it asks SecureNAT's DHCP itself
+    let dir = tempfile::tempdir().unwrap();
+    let ip = udhcpc(&ns, "tap0", dir.path()).expect("a DHCP lease over the tap");
+    assert!(ip.starts_with("192.168.30."), "{ip}");
+    assert!(ns.ping_until(GW, Duration::from_secs(10)), "gateway");
+    let list = s.must_hub_cmd(&["SessionList"]);
+    assert!(list.contains("SID-CAROL-[OPENVPN_L2]-"), "{list}");
+    let ips = s.must_hub_cmd(&["IpTable"]);
+    assert!(ips.contains(&ip), "{ips}");
+    // the connection closes: the session goes
+    drop(ov);
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end && s.must_hub_cmd(&["SessionList"]).contains("OPENVPN") {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
 }

@@ -245,40 +245,9 @@ impl VpnClient {
         format!("vpn_{}", self.nic)
     }
 
-    /// Asks SecureNAT's DHCP server for an address with busybox udhcpc (a script that only
-    /// sets the address: no resolv.conf, no routes); the address.
+    /// Asks SecureNAT's DHCP server for an address (see [`crate::common::udhcpc`]).
     pub fn dhcp(&self) -> Option<String> {
-        let script = self.holder.path().join("udhcpc.sh");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\ncase \"$1\" in\n  deconfig) ip -4 addr flush dev \"$interface\"; ip link set \"$interface\" up ;;\n  bound|renew) ip -4 addr flush dev \"$interface\"; ip addr add \"$ip/${mask:-24}\" dev \"$interface\" ;;\nesac\nexit 0\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = run(self.ns.cmd("timeout").args([
-            "30",
-            "busybox",
-            "udhcpc",
-            "-f",
-            "-q",
-            "-n",
-            "-i",
-            &self.ifname(),
-            "-s",
-            &script.display().to_string(),
-            "-t",
-            "5",
-            "-T",
-            "2",
-        ]));
-        let text = out_text(&out);
-        let ip = text
-            .lines()
-            .find_map(|l| l.split("lease of ").nth(1))
-            .and_then(|l| l.split_whitespace().next())
-            .map(str::to_string);
-        ip.filter(|_| out.status.success())
+        super::udhcpc(&self.ns, &self.ifname(), self.holder.path())
     }
 
     /// The client's log so far.
