@@ -84,6 +84,31 @@ pub trait Backend: Send + Sync {
         Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
     }
 
+    /// A protocol's options (SoftEther 5's ProtoOptions): its name as Etherhub spells it, and
+    /// each option with its value.
+    fn proto_options(
+        &self,
+        protocol: &str,
+    ) -> AdminResult<(String, Vec<(String, etherhub_config::proto::ProtoValue)>)> {
+        let _ = protocol;
+        Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
+    }
+
+    /// Sets options of a protocol (the others keep their values).
+    fn set_proto_options(
+        &self,
+        protocol: &str,
+        options: &[(String, etherhub_config::proto::ProtoValue)],
+    ) -> AdminResult<()> {
+        let _ = (protocol, options);
+        Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
+    }
+
+    /// OpenVPN client configurations as a zip (`OpenVpnMakeConfig`).
+    fn openvpn_config_zip(&self) -> AdminResult<Vec<u8>> {
+        Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
+    }
+
     fn server_info(&self) -> AdminResult<ServerInfo>;
     /// The TLS certificate the server presents (DER).
     fn server_cert(&self) -> AdminResult<Vec<u8>>;

@@ -59,6 +59,8 @@ pub mod code {
     pub const ERR_USER_AUTHTYPE_NOT_PASSWORD: u32 = 68;
     /// No such user, or the old password is wrong (a password change).
     pub const ERR_OLD_PASSWORD_WRONG: u32 = 69;
+    /// OpenVPN is off (ProtoOptions OpenVPN Enabled).
+    pub const ERR_OPENVPN_IS_NOT_ENABLED: u32 = 142;
     /// SecureNAT is not running.
     pub const ERR_SNAT_NOT_RUNNING: u32 = 80;
     /// The name is invalid.
@@ -96,6 +98,7 @@ pub fn error_text(code: u32) -> &'static str {
         68 => "The user's authentication method is not password authentication.",
         69 => "The user does not exist, or the old password is wrong.",
         80 => "The SecureNAT is not operating.",
+        142 => "The OpenVPN Server function is not enabled.",
         94 => "The specified name is invalid. Check if the name contains characters that cannot be used.",
         112 => "The specified object already exists.",
         _ => "An unknown error occurred.",

@@ -36,5 +36,5 @@ pub use etherhub_config::policy;
 pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 pub use http::{serve_connection, serve_connection_with, Ends, Limits, Outcome};
 pub use native::{SessionRequest, SERVER_STR, SOFTETHER_BUILD, SOFTETHER_VERSION};
-pub use tls::{tls_client_config_any_cert, tls_server_config, TlsConfigError};
+pub use tls::{pem_certificate, tls_client_config_any_cert, tls_server_config, TlsConfigError};
 pub use types::*;

@@ -112,3 +112,16 @@ pub fn tls_client_config_any_cert() -> Result<Arc<ClientConfig>, rustls::Error> 
         .with_no_client_auth();
     Ok(Arc::new(cfg))
 }
+
+/// A DER certificate as PEM text (what `ServerCertGet` saves and OpenVPN configs carry inline).
+pub fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}

@@ -1102,6 +1102,36 @@ pub struct WgServerInfo {
     pub send_failures: u64,
 }
 
+/// `GetProtoOptions`, `SetProtoOptions` (SoftEther 5): a protocol's options as parallel
+/// lists. A type is 1 (string: the value's bytes with a trailing NUL) or 2 (bool: SoftEther's
+/// `bool`, a 4-byte unsigned int).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProtoOptions {
+    #[serde(rename = "Protocol_str")]
+    pub protocol: String,
+    #[serde(rename = "Name_str", deserialize_with = "one_or_many")]
+    pub names: Vec<String>,
+    #[serde(rename = "Type_u32", deserialize_with = "one_or_many")]
+    pub types: Vec<u32>,
+    #[serde(rename = "Value_bin", deserialize_with = "one_or_many")]
+    pub values: Vec<Bin>,
+}
+
+/// `MakeOpenVpnConfigFile` (SoftEther's RPC_READ_LOG_FILE): the zip in `Buffer`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReadLogFile {
+    #[serde(rename = "ServerName_str")]
+    pub server_name: String,
+    #[serde(rename = "FilePath_str")]
+    pub file_path: String,
+    #[serde(rename = "Offset_u32")]
+    pub offset: u32,
+    #[serde(rename = "Buffer_bin")]
+    pub buffer: Bin,
+}
+
 /// `GetPortsUDP`, `SetPortsUDP`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

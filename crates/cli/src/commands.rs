@@ -243,7 +243,14 @@ pub const COMMANDS: &[Command] = &[
     ], run: nat_set },
     Command { name: "PolicyList", title: "Display List of Security Policy Types and Settable Values", params: &[opt("[name]")], run: policy_list },
     Command { name: "NatTable", title: "Get Virtual NAT Function Session Table of SecureNAT Function", params: &[], run: nat_table },
+    Command { name: "OpenVpnMakeConfig", title: "Generate a Sample Setting File for OpenVPN Client", params: &[p("[ZIP_FileName]", Ask::Line("Output Filename of Setting Files (ZIP compressed file): "), NOT_EMPTY)], run: openvpn_make_config },
     Command { name: "OptionsGet", title: "Get Options Setting of Virtual Hubs", params: &[], run: options_get },
+    Command { name: "ProtoOptionsGet", title: "Lists the options for the specified protocol", params: &[p("[protocol]", Ask::Line("Protocol: "), NOT_EMPTY)], run: proto_options_get },
+    Command { name: "ProtoOptionsSet", title: "Sets an option's value for the specified protocol", params: &[
+        p("[protocol]", Ask::Line("Protocol: "), NOT_EMPTY),
+        p("NAME", Ask::Line("Option: "), NOT_EMPTY),
+        p("VALUE", Ask::Line("Value: "), Check::Any),
+    ], run: proto_options_set },
     Command { name: "PortsUDPGet", title: "Lists the UDP ports that the server is listening on", params: &[], run: ports_udp_get },
     Command { name: "PortsUDPSet", title: "Sets the UDP ports that the server should listen on", params: &[p("[ports]", Ask::Line("Multiple UDP ports can be specified by splitting them with a space or a comma, for example: \"443, 992, 1194, 5555\". \nSpecify \"0\" to disable the UDP listener. \n\nPorts: "), Check::PortList)], run: ports_udp_set },
     Command { name: "SecureNatDisable", title: "Disable the Virtual NAT and DHCP Server Function (SecureNat Function)", params: &[], run: snat_disable },
@@ -255,6 +262,7 @@ pub const COMMANDS: &[Command] = &[
         p("MASK", Ask::Line("Subnet Mask: "), Check::Ip),
     ], run: snat_host_set },
     Command { name: "SecureNatStatusGet", title: "Get the Operating Status of the Virtual NAT and DHCP Server Function (SecureNat Function)", params: &[], run: snat_status },
+    Command { name: "ServerCertGet", title: "Get SSL Certificate of VPN Server", params: &[p("[cert]", Ask::Line("Save X.509 certificate to file name: "), NOT_EMPTY)], run: server_cert_get },
     Command { name: "ServerInfoGet", title: "Get server information", params: &[], run: server_info },
     Command { name: "ServerPasswordSet", title: "Set VPN Server Administrator Password", params: &[p("[password]", Ask::Password, Check::Any)], run: server_password_set },
     Command { name: "ServerStatusGet", title: "Get Current Server Status", params: &[], run: server_status },
@@ -2069,6 +2077,96 @@ fn dhcp_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
         o.apply_dhcp_push_routes = true;
     }
     let _: SecureNatOption = ctx.rpc("SetSecureNATOption", &o)?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path`, with vpncmd's message when it cannot.
+fn save(path: &str, bytes: &[u8]) -> Result<(), CmdError> {
+    std::fs::write(path, bytes).map_err(|e| CmdError {
+        code: 23,
+        message: format!("Creation of specified file failed. ({e})"),
+    })
+}
+
+fn openvpn_make_config(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let mut path = p.get("").unwrap_or_default().to_string();
+    if !path.ends_with(".zip") {
+        path.push_str(".zip");
+    }
+    let v: ReadLogFile = ctx.rpc("MakeOpenVpnConfigFile", &ReadLogFile::default())?;
+    save(&path, &v.buffer.0)?;
+    ctx.out.push_str(&format!(
+        "The sample setting file was saved as \"{path}\". You can unzip this file to extract setting files.\n"
+    ));
+    Ok(())
+}
+
+fn server_cert_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let v: ServerCert = ctx.rpc("GetServerCert", &Empty {})?;
+    let pem = pem_certificate(&v.cert.0);
+    save(p.get("").unwrap_or_default(), pem.as_bytes())
+}
+
+fn proto_options_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let asked = p.get("").unwrap_or_default().to_string();
+    let req = ProtoOptions {
+        protocol: asked.clone(),
+        ..ProtoOptions::default()
+    };
+    let v: ProtoOptions = ctx.rpc("GetProtoOptions", &req)?;
+    let table = crate::strtable::StringTable::installed();
+    let mut t = Table::new(&["Name", "Type", "Value", "Description"]);
+    for ((name, ty), value) in v.names.iter().zip(&v.types).zip(&v.values) {
+        let (ty, value) = match ty {
+            2 => (
+                "Boolean",
+                if value.0.iter().any(|b| *b != 0) {
+                    "True"
+                } else {
+                    "False"
+                }
+                .to_string(),
+            ),
+            _ => {
+                let text = value.0.split(|b| *b == 0).next().unwrap_or(&[]);
+                ("String", String::from_utf8_lossy(text).into_owned())
+            }
+        };
+        // SoftEther's description, when its string table is on the machine
+        let description = table
+            .and_then(|t| t.get(&format!("CMD_ProtoOptions_Description_{asked}_{name}")))
+            .unwrap_or("");
+        t.row(&[name.clone(), ty.to_string(), value, description.to_string()]);
+    }
+    ctx.table(&t, false);
+    Ok(())
+}
+
+fn proto_options_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let req = ProtoOptions {
+        protocol: p.get("").unwrap_or_default().to_string(),
+        ..ProtoOptions::default()
+    };
+    let mut v: ProtoOptions = ctx.rpc("GetProtoOptions", &req)?;
+    let name = p.get("NAME").unwrap_or_default();
+    let Some(i) = v.names.iter().position(|n| n.eq_ignore_ascii_case(name)) else {
+        return Err(CmdError {
+            code: 29,
+            message: "Object not found.".into(),
+        });
+    };
+    let value = p.get("VALUE").unwrap_or_default().trim();
+    v.values[i] = if v.types[i] == 2 {
+        // vpncmd's yes: starts with y or t, or a number other than 0
+        let yes =
+            value.starts_with(['y', 'Y', 't', 'T']) || value.parse::<i64>().is_ok_and(|n| n != 0);
+        Bin(u32::from(yes).to_le_bytes().to_vec())
+    } else {
+        let mut b = value.as_bytes().to_vec();
+        b.push(0);
+        Bin(b)
+    };
+    let _: ProtoOptions = ctx.rpc("SetProtoOptions", &v)?;
     Ok(())
 }
 

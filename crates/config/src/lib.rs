@@ -10,6 +10,7 @@ pub mod access;
 pub mod hash;
 pub mod model;
 pub mod policy;
+pub mod proto;
 pub mod store;
 pub mod tree;
 pub mod wgaddr;

@@ -255,10 +255,10 @@ impl Config {
         self.root.set_u32("ConfigRevision", r.wrapping_add(1));
     }
 
-    fn server(&self) -> Option<&Folder> {
+    pub(crate) fn server(&self) -> Option<&Folder> {
         self.root.folder(SERVER_CFG)
     }
-    fn server_mut(&mut self) -> &mut Folder {
+    pub(crate) fn server_mut(&mut self) -> &mut Folder {
         self.root.folder_or_create(SERVER_CFG)
     }
 

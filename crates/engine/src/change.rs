@@ -79,6 +79,11 @@ pub enum Change {
     Hub(HubSpec),
     /// A hub is deleted: its sessions end.
     HubRemoved(String),
+    /// A protocol's options (by the protocol's name): what new sessions follow.
+    ProtoOptions {
+        protocol: String,
+        options: Vec<(String, String)>,
+    },
     /// The user lists a hub's access rules name as `include:FILE` and `exclude:FILE`, as the
     /// runtime read them (the engine reads no files).
     AccessUserLists { hub: String, lists: UserLists },

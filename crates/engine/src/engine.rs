@@ -559,6 +559,17 @@ impl Engine {
                     Some(id) => self.update_hub(id, spec, now),
                 }
             }
+            Change::ProtoOptions { protocol, options } => {
+                for id in (0..self.protocols.count()).map(ProtocolId) {
+                    if let Some(p) = self.protocols.get(id) {
+                        if p.name().eq_ignore_ascii_case(&protocol) {
+                            for (n, v) in &options {
+                                p.set_option(n, v);
+                            }
+                        }
+                    }
+                }
+            }
             Change::AccessUserLists { hub, lists } => {
                 if let Some(slot) = core.hub_id(&hub).and_then(|id| core.hubs.get_mut(&id)) {
                     slot.hub.set_access_user_lists(lists);

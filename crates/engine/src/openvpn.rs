@@ -42,6 +42,29 @@ pub fn split_user(name: &str) -> (&str, &str) {
     (DEFAULT_HUB, name)
 }
 
+/// The address SoftEther pushes to a tap client (PushDummyIPv4AddressOnL2Mode), so that its
+/// interface comes up; the client's own DHCP then gives the real one.
+const L2_DUMMY_IFCONFIG: &str = "ifconfig 192.0.0.8 255.255.255.240";
+
+/// What the protocol's options (ProtoOptions OpenVPN) set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Options {
+    enabled: bool,
+    push_dummy_l2: bool,
+    /// The options a client that sends none is taken to have.
+    default_client: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            enabled: true,
+            push_dummy_l2: true,
+            default_client: "dev-type tun".into(),
+        }
+    }
+}
+
 /// Whether the client's options say `dev-type tap`.
 fn is_tap(options: &str) -> bool {
     options
@@ -87,6 +110,7 @@ pub struct OpenVpn {
     streams: HashMap<ConnId, (Framer, SocketAddr, Option<u32>)>,
     next_index: u32,
     stats: OpenVpnStats,
+    options: Options,
 }
 
 impl OpenVpn {
@@ -98,6 +122,7 @@ impl OpenVpn {
             streams: HashMap::new(),
             next_index: 0,
             stats: OpenVpnStats::default(),
+            options: Options::default(),
         }
     }
 
@@ -120,7 +145,7 @@ impl OpenVpn {
         packet: &[u8],
         io: &mut dyn Io,
     ) -> Option<u32> {
-        let Some(tls) = self.tls.clone() else {
+        let Some(tls) = self.tls.clone().filter(|_| self.options.enabled) else {
             self.stats.sessions_refused += 1;
             return None;
         };
@@ -219,7 +244,7 @@ impl OpenVpn {
         let (tunnel, client) = (e.tunnel, e.client);
         let mut events = Vec::new();
         let mut open = e.open;
-        let stats = &mut self.stats;
+        let (stats, options) = (&mut self.stats, &self.options);
         e.session.handle_packet(
             now,
             packet,
@@ -227,7 +252,7 @@ impl OpenVpn {
                 let hint = etherhub_openvpn::data::Cipher::choose(&keys.ciphers())
                     .map(|c| c.name())
                     .unwrap_or("");
-                login(keys, tunnel, client, hint, &mut open, stats, io)
+                login(keys, tunnel, client, hint, options, &mut open, stats, io)
             },
             &mut events,
         );
@@ -244,6 +269,7 @@ fn login(
     tunnel: TunnelId,
     client: SocketAddr,
     cipher_hint: &str,
+    options: &Options,
     open: &mut bool,
     stats: &mut OpenVpnStats,
     io: &mut dyn Io,
@@ -267,7 +293,12 @@ fn login(
         // a renegotiation: the same user again
         return Login::Accepted { push: Vec::new() };
     }
-    let tap = is_tap(&keys.options);
+    let client_options = if keys.options.is_empty() {
+        &options.default_client
+    } else {
+        &keys.options
+    };
+    let tap = is_tap(client_options);
     let tag = if tap { "OPENVPN_L2" } else { "OPENVPN_L3" };
     let name = io.opened(Opened {
         tunnel,
@@ -297,7 +328,12 @@ fn login(
     }
     *open = true;
     if tap {
-        return Login::Accepted { push: Vec::new() };
+        let push = if options.push_dummy_l2 {
+            vec![L2_DUMMY_IFCONFIG.to_string()]
+        } else {
+            Vec::new()
+        };
+        return Login::Accepted { push };
     }
     let Some(ip) = io.lease_address(tunnel) else {
         // no address to give: the tunnel cannot work
@@ -331,6 +367,17 @@ impl Protocol for OpenVpn {
 
     fn claims_datagram(&self, datagram: &[u8]) -> bool {
         looks_like_openvpn(datagram)
+    }
+
+    fn set_option(&mut self, name: &str, value: &str) {
+        let yes = value.eq_ignore_ascii_case("true");
+        if name.eq_ignore_ascii_case("Enabled") {
+            self.options.enabled = yes;
+        } else if name.eq_ignore_ascii_case("PushDummyIPv4AddressOnL2Mode") {
+            self.options.push_dummy_l2 = yes;
+        } else if name.eq_ignore_ascii_case("DefaultClientOption") {
+            self.options.default_client = value.to_string();
+        }
     }
 
     fn handle_datagram(

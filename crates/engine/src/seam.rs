@@ -299,6 +299,10 @@ pub trait Protocol: Send {
         None
     }
 
+    /// One of the protocol's options (SoftEther 5's ProtoOptions), as text (`true`/`false` for
+    /// booleans). New sessions follow it.
+    fn set_option(&mut self, _name: &str, _value: &str) {}
+
     /// The core's own counters (logins, refusals, dropped input), by name.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

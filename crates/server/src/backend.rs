@@ -187,6 +187,57 @@ impl Backend for AdminBackend {
         Err(AdminError::from_code(ERR_ACCESS_DENIED))
     }
 
+    fn openvpn_config_zip(&self) -> AdminResult<Vec<u8>> {
+        let cfg = self.server().config().clone();
+        if !cfg.proto_enabled(etherhub_config::proto::OPENVPN) {
+            return Err(AdminError::from_code(ERR_OPENVPN_IS_NOT_ENABLED));
+        }
+        let (cert, _) = cfg
+            .server_cert()
+            .ok_or_else(|| AdminError::new(ERR_INTERNAL_ERROR, "the server has no certificate"))?;
+        let host = crate::wgclient::host_name();
+        // the public host WireGuard's configs name, without a port of its own
+        let remote = cfg
+            .wireguard_public_host()
+            .map(|h| match h.rsplit_once(':') {
+                Some((name, port)) if !name.contains(':') && port.parse::<u16>().is_ok() => {
+                    name.to_string()
+                }
+                _ => h,
+            })
+            .unwrap_or_else(|| host.clone());
+        let ports = cfg.udp_ports();
+        let port = if ports.contains(&1194) {
+            1194
+        } else {
+            ports.iter().copied().min().unwrap_or(1194)
+        };
+        let files = crate::ovpnconfig::files(&host, &remote, port, &cert);
+        Ok(crate::ovpnconfig::zip(&files))
+    }
+
+    fn proto_options(
+        &self,
+        protocol: &str,
+    ) -> AdminResult<(String, Vec<(String, etherhub_config::proto::ProtoValue)>)> {
+        self.server()
+            .config()
+            .proto_options(protocol)
+            .map(|(n, o)| (n.to_string(), o))
+            .map_err(proto_err)
+    }
+
+    fn set_proto_options(
+        &self,
+        protocol: &str,
+        options: &[(String, etherhub_config::proto::ProtoValue)],
+    ) -> AdminResult<()> {
+        self.change(|c| {
+            c.set_proto_options(protocol, options)
+                .map_err(|e| anyhow::Error::new(proto_err(e)))
+        })
+    }
+
     fn change_user_password(
         &self,
         hub: &str,
@@ -1198,6 +1249,18 @@ fn set_user_rest(
         u.policy.applied(u.use_policy, old_policy).as_ref(),
     )?;
     Ok(())
+}
+
+/// SoftEther's codes for a refused protocol option: an unknown protocol or a wrong type 38, an
+/// unknown option 29, what Etherhub does not do 33.
+fn proto_err(e: etherhub_config::proto::ProtoError) -> AdminError {
+    use etherhub_config::proto::ProtoError;
+    let code = match e {
+        ProtoError::UnknownProtocol(_) | ProtoError::WrongType { .. } => ERR_INVALID_PARAMETER,
+        ProtoError::UnknownOption { .. } => ERR_OBJECT_NOT_FOUND,
+        ProtoError::Unsupported(_) => ERR_NOT_SUPPORTED,
+    };
+    AdminError::new(code, e.to_string())
 }
 
 /// This machine's host name (what SoftEther reports as the server's).

@@ -82,6 +82,8 @@ struct HubView {
 #[derive(Default)]
 struct View {
     wireguard: Option<WireGuardSpec>,
+    /// OpenVPN's options as text.
+    openvpn: Vec<(String, String)>,
     hubs: BTreeMap<String, HubView>,
     users: BTreeMap<(String, String), UserSpec>,
     keys: BTreeMap<Key, WgKeySpec>,
@@ -100,6 +102,20 @@ impl View {
                     psk: decode(&w.preshared_key),
                 })
             }),
+            openvpn: cfg
+                .proto_options(etherhub_config::proto::OPENVPN)
+                .map(|(_, o)| {
+                    o.into_iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                etherhub_config::proto::ProtoValue::Str(s) => s,
+                                etherhub_config::proto::ProtoValue::Bool(b) => b.to_string(),
+                            };
+                            (k, v)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             ..View::default()
         };
         for name in cfg.hub_names() {
@@ -181,6 +197,12 @@ pub fn diff(old: Option<&Config>, new: &Config, env: &NatEnv) -> Vec<Change> {
     if old.wireguard != new.wireguard {
         out.push(Change::WireGuard(new.wireguard.clone()));
     }
+    if old.openvpn != new.openvpn {
+        out.push(Change::ProtoOptions {
+            protocol: etherhub_config::proto::OPENVPN.into(),
+            options: new.openvpn.clone(),
+        });
+    }
     for (k, h) in &old.hubs {
         if !new.hubs.contains_key(k) {
             out.push(Change::HubRemoved(h.name.clone()));
@@ -236,6 +258,7 @@ mod tests {
                 Change::Hub(h) => format!("hub {}", h.name),
                 Change::HubRemoved(h) => format!("hub- {h}"),
                 Change::AccessUserLists { hub, .. } => format!("lists {hub}"),
+                Change::ProtoOptions { protocol, .. } => format!("proto {protocol}"),
                 Change::User(u) => format!("user {}/{}", u.hub, u.name),
                 Change::UserRemoved { hub, name } => format!("user- {hub}/{name}"),
                 Change::WgKey(k) => format!("key {}", k.user),
@@ -248,8 +271,18 @@ mod tests {
     fn the_embedded_default_is_wireguard_and_one_hub_with_securenat() {
         let cfg = crate::defaults::embedded_default().unwrap();
         let c = diff(None, &cfg, &env());
-        assert_eq!(names(&c), vec!["wireguard true", "hub DEFAULT"]);
-        let Change::Hub(h) = &c[1] else { panic!() };
+        assert_eq!(
+            names(&c),
+            vec!["wireguard true", "proto OpenVPN", "hub DEFAULT"]
+        );
+        let Change::ProtoOptions { options, .. } = &c[1] else {
+            panic!()
+        };
+        assert!(
+            options.contains(&("Enabled".into(), "true".into())),
+            "OpenVPN on by default"
+        );
+        let Change::Hub(h) = &c[2] else { panic!() };
         assert!(h.securenat.is_some());
         assert_eq!(
             h.static_network.map(|n| n.gateway),

@@ -13,6 +13,7 @@ pub mod dataplane;
 pub mod defaults;
 mod events;
 pub mod nat;
+pub mod ovpnconfig;
 pub mod runtime;
 pub mod server;
 mod streams;

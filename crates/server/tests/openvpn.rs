@@ -6,15 +6,13 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::*;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GW: &str = "192.168.30.1";
 const WG_IP: &str = "192.168.30.225";
-const UDP_TUN: (&str, &str) = ("udp 1194", "tun");
 
 /// A stock openvpn client in a namespace, ended by its PID.
 struct OpenVpnClient {
@@ -23,52 +21,66 @@ struct OpenVpnClient {
     _dir: tempfile::TempDir,
 }
 
+/// The configurations `OpenVpnMakeConfig` wrote (its zip, unpacked by busybox's unzip), in
+/// `dir`: the l3 (`dev tun`) and the l2 (`dev tap`) one, by name.
+fn make_configs(server: &EtherhubServer, dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let zip = dir.join("configs.zip");
+    let out = server.must_cmd(&["OpenVpnMakeConfig", zip.to_str().unwrap()]);
+    assert!(
+        out.contains("The sample setting file was saved as"),
+        "{out}"
+    );
+    let unzip = run(Command::new("busybox").args([
+        "unzip",
+        "-o",
+        "-q",
+        zip.to_str().unwrap(),
+        "-d",
+        dir.to_str().unwrap(),
+    ]));
+    assert!(unzip.status.success(), "{}", out_text(&unzip));
+    let mut l3 = None;
+    let mut l2 = None;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with("_openvpn_remote_access_l3.ovpn") {
+            l3 = Some(e.path());
+        } else if name.ends_with("_openvpn_site_to_site_bridge_l2.ovpn") {
+            l2 = Some(e.path());
+        }
+    }
+    assert!(dir.join("readme.txt").exists());
+    (l3.expect("the l3 config"), l2.expect("the l2 config"))
+}
+
 impl OpenVpnClient {
-    /// `transport`: `udp 1194` or `tcp-client 443`; `dev`: `tun` or `tap`.
+    /// The stock client on a config `OpenVpnMakeConfig` wrote, unchanged but for the server's
+    /// address (and, for TCP, the transport): given on the command line, with the credentials
+    /// file and the log.
     fn start(
         ns: &Netns,
-        server: &EtherhubServer,
+        config: &std::path::Path,
         remote: &str,
-        (transport, dev): (&str, &str),
+        tcp: bool,
         user: &str,
         password: &str,
     ) -> Self {
-        let (proto, port) = transport.split_once(' ').unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let cfg = etherhub_config::Store::new(server.config_path())
-            .load()
-            .unwrap()
-            .unwrap();
-        let (cert, _) = cfg.server_cert().unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cert);
-        let pem = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join("\n");
         let auth = dir.path().join("auth.txt");
         std::fs::write(&auth, format!("{user}\n{password}\n")).unwrap();
-        let conf = dir.path().join("client.ovpn");
-        std::fs::write(
-            &conf,
-            format!(
-                "client\ndev {dev}\nproto {proto}\nremote {remote} {port}\nnobind\n{}\
-                 auth-user-pass {}\nverb 3\n<ca>\n-----BEGIN CERTIFICATE-----\n{pem}\n-----END CERTIFICATE-----\n</ca>\n",
-                if proto == "udp" { "explicit-exit-notify 1\n" } else { "" },
-                auth.display()
-            ),
-        )
-        .unwrap();
         let log = dir.path().join("client.log");
-        let child = ns
-            .cmd("openvpn")
-            .args([
-                "--config",
-                conf.to_str().unwrap(),
-                "--log",
-                log.to_str().unwrap(),
-            ])
+        let mut cmd = ns.cmd("openvpn");
+        // (a remote before the config's comes first in the client's list)
+        cmd.args(["--remote", remote, if tcp { "443" } else { "1194" }]);
+        cmd.args(["--config", config.to_str().unwrap()]);
+        if tcp {
+            cmd.args(["--proto", "tcp-client"]);
+        } else {
+            cmd.args(["--explicit-exit-notify", "1"]);
+        }
+        let child = cmd
+            .args(["--auth-user-pass", auth.to_str().unwrap()])
+            .args(["--log", log.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -122,10 +134,21 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
     wg.join(s, Some(&lan));
     s.create_user("bob");
     s.must_hub_cmd(&["UserPasswordSet", "bob", "/PASSWORD:bobpw"]);
+    let configs = tempfile::tempdir().unwrap();
+    let (l3, _) = make_configs(s, configs.path());
+    let text = std::fs::read_to_string(&l3).unwrap();
+    assert!(text.contains("\ndev tun\n") && text.contains("<ca>\n-----BEGIN CERTIFICATE-----"));
+    let cert = configs.path().join("server.crt");
+    s.must_cmd(&["ServerCertGet", cert.to_str().unwrap()]);
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    assert!(
+        text.contains(&pem),
+        "the config carries the certificate ServerCertGet saves"
+    );
 
     // a wrong password: AUTH_FAILED, and no session
     {
-        let bad = OpenVpnClient::start(&ov_ns, s, &remote, UDP_TUN, "bob", "wrong");
+        let bad = OpenVpnClient::start(&ov_ns, &l3, &remote, false, "bob", "wrong");
         assert!(
             bad.wait_for("AUTH_FAILED", Duration::from_secs(20)),
             "{}",
@@ -134,7 +157,26 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
         assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
     }
 
-    let ov = OpenVpnClient::start(&ov_ns, s, &remote, UDP_TUN, "bob@DEFAULT", "bobpw");
+    // OpenVPN can be turned off and on again (SoftEther 5's names)
+    let options = s.must_cmd(&["ProtoOptionsGet", "OpenVPN"]);
+    assert!(
+        options
+            .lines()
+            .any(|l| l.starts_with("Enabled") && l.contains("|Boolean|True")),
+        "{options}"
+    );
+    s.must_cmd(&[
+        "ProtoOptionsSet",
+        "OpenVPN",
+        "/NAME:Enabled",
+        "/VALUE:false",
+    ]);
+    {
+        let off = OpenVpnClient::start(&ov_ns, &l3, &remote, false, "bob", "bobpw");
+        assert!(!off.wait_for("Initialization Sequence Completed", Duration::from_secs(6)));
+    }
+    s.must_cmd(&["ProtoOptionsSet", "OpenVPN", "/NAME:Enabled", "/VALUE:true"]);
+    let ov = OpenVpnClient::start(&ov_ns, &l3, &remote, false, "bob@DEFAULT", "bobpw");
     assert!(
         ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
         "{}\n--- server ---\n{}",
@@ -208,14 +250,9 @@ fn the_stock_openvpn_client_connects_over_tcp_in_tap_mode() {
     s.create_user("carol");
     s.must_hub_cmd(&["UserPasswordSet", "carol", "/PASSWORD:carolpw"]);
     // on the TCP listener 443, which TLS and SoftEther's clients share
-    let ov = OpenVpnClient::start(
-        &ns,
-        s,
-        &remote,
-        ("tcp-client 443", "tap"),
-        "DEFAULT\\carol",
-        "carolpw",
-    );
+    let configs = tempfile::tempdir().unwrap();
+    let (_, l2) = make_configs(s, configs.path());
+    let ov = OpenVpnClient::start(&ns, &l2, &remote, true, "DEFAULT\\carol", "carolpw");
     assert!(
         ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
         "{}\n--- server ---\n{}",

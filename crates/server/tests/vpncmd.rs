@@ -478,6 +478,48 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     let config = v.ok(&["ConfigGet"]);
     assert!(config.contains("declare root"), "{config}");
 
+    // OpenVPN's options and its client configurations, through SoftEther's PACK RPC
+    let options = v.ok(&["ProtoOptionsGet", "OpenVPN"]);
+    assert!(
+        options
+            .lines()
+            .any(|l| l.starts_with("Enabled") && l.contains("|Boolean|True")),
+        "{options}"
+    );
+    assert!(
+        options.contains("PushDummyIPv4AddressOnL2Mode"),
+        "{options}"
+    );
+    v.ok(&[
+        "ProtoOptionsSet",
+        "OpenVPN",
+        "/NAME:PushDummyIPv4AddressOnL2Mode",
+        "/VALUE:no",
+    ]);
+    let options = v.ok(&["ProtoOptionsGet", "OpenVPN"]);
+    assert!(
+        options
+            .lines()
+            .any(|l| l.starts_with("PushDummyIPv4AddressOnL2Mode") && l.contains("|False")),
+        "{options}"
+    );
+    // (vpncmd takes a name starting with / for a parameter: a relative one, in a folder of ours)
+    let zip = tempfile::tempdir().unwrap();
+    let pw = format!("/PASSWORD:{PASSWORD}");
+    let script = format!(
+        "cd {} && exec timeout 60 vpncmd {} /SERVER {pw} /CMD OpenVpnMakeConfig openvpn",
+        zip.path().display(),
+        v.target
+    );
+    let made = run(holder
+        .cmd(&admin_ns, "sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null()));
+    let made = out_text(&made);
+    assert!(made.contains("openvpn.zip"), "{made}");
+    let bytes = std::fs::read(zip.path().join("openvpn.zip")).unwrap();
+    assert_eq!(&bytes[..4], b"PK\x03\x04", "a zip");
+
     // A command Etherhub does not implement gets SoftEther's "not supported", not a hang.
     let (code, text) = v.hub("DEFAULT", &["CascadeList"]);
     assert_eq!(code, 33, "{text}");

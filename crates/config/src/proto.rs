@@ -1,0 +1,170 @@
+//! The protocols' options (SoftEther 5's `ProtoOptionsGet`/`ProtoOptionsSet`), kept under
+//! `ServerConfiguration/Proto/<protocol>` as SoftEther writes them. Etherhub has OpenVPN's.
+
+use crate::model::Config;
+
+/// An option's value: SoftEther's types 1 (string) and 2 (bool).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtoValue {
+    Str(String),
+    Bool(bool),
+}
+
+/// OpenVPN's options and their defaults, as SoftEther 5.01 has them (sorted by name).
+pub const OPENVPN: &str = "OpenVPN";
+pub const OPENVPN_DEFAULT_CLIENT_OPTION: &str = "dev-type tun,link-mtu 1500,tun-mtu 1500,cipher AES-128-CBC,auth SHA1,keysize 128,key-method 2,tls-client";
+
+fn defaults(protocol: &str) -> Option<Vec<(&'static str, ProtoValue)>> {
+    protocol.eq_ignore_ascii_case(OPENVPN).then(|| {
+        vec![
+            (
+                "DefaultClientOption",
+                ProtoValue::Str(OPENVPN_DEFAULT_CLIENT_OPTION.into()),
+            ),
+            ("Enabled", ProtoValue::Bool(true)),
+            ("Obfuscation", ProtoValue::Bool(false)),
+            ("ObfuscationMask", ProtoValue::Str(String::new())),
+            ("PushDummyIPv4AddressOnL2Mode", ProtoValue::Bool(true)),
+        ]
+    })
+}
+
+/// Why a protocol option change was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtoError {
+    #[error("no protocol named {0:?} (Etherhub has OpenVPN)")]
+    UnknownProtocol(String),
+    #[error("{protocol} has no option {name:?}")]
+    UnknownOption { protocol: String, name: String },
+    #[error("{name} takes a {want}")]
+    WrongType { name: String, want: &'static str },
+    #[error("{0} is not supported by Etherhub (OpenVPN's XOR obfuscation needs patched clients)")]
+    Unsupported(String),
+}
+
+impl Config {
+    /// A protocol's options with their values (the defaults where the config has none); the
+    /// protocol's name as Etherhub spells it.
+    pub fn proto_options(
+        &self,
+        protocol: &str,
+    ) -> Result<(&'static str, Vec<(String, ProtoValue)>), ProtoError> {
+        let defs =
+            defaults(protocol).ok_or_else(|| ProtoError::UnknownProtocol(protocol.into()))?;
+        let folder = self.server().and_then(|s| s.path(&["Proto", OPENVPN]));
+        let options = defs
+            .into_iter()
+            .map(|(name, def)| {
+                let v = match def {
+                    ProtoValue::Str(d) => ProtoValue::Str(
+                        folder
+                            .and_then(|f| f.get_str(name))
+                            .map(str::to_string)
+                            .unwrap_or(d),
+                    ),
+                    ProtoValue::Bool(d) => {
+                        ProtoValue::Bool(folder.and_then(|f| f.get_bool(name)).unwrap_or(d))
+                    }
+                };
+                (name.to_string(), v)
+            })
+            .collect();
+        Ok((OPENVPN, options))
+    }
+
+    /// Sets options of a protocol (names case-insensitive; the others keep their values).
+    pub fn set_proto_options(
+        &mut self,
+        protocol: &str,
+        options: &[(String, ProtoValue)],
+    ) -> Result<(), ProtoError> {
+        let (name, current) = self.proto_options(protocol)?;
+        let mut next = current;
+        for (n, v) in options {
+            let Some(slot) = next.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(n)) else {
+                return Err(ProtoError::UnknownOption {
+                    protocol: name.into(),
+                    name: n.clone(),
+                });
+            };
+            match (&slot.1, v) {
+                (ProtoValue::Str(_), ProtoValue::Str(_))
+                | (ProtoValue::Bool(_), ProtoValue::Bool(_)) => {}
+                (ProtoValue::Str(_), _) => {
+                    return Err(ProtoError::WrongType {
+                        name: slot.0.clone(),
+                        want: "string",
+                    })
+                }
+                (ProtoValue::Bool(_), _) => {
+                    return Err(ProtoError::WrongType {
+                        name: slot.0.clone(),
+                        want: "boolean",
+                    })
+                }
+            }
+            if slot.0 == "Obfuscation" && *v == ProtoValue::Bool(true) {
+                return Err(ProtoError::Unsupported(slot.0.clone()));
+            }
+            slot.1 = v.clone();
+        }
+        let f = self.server_mut().path_or_create(&["Proto", name]);
+        for (k, v) in &next {
+            match v {
+                ProtoValue::Str(s) => f.set_str(k, s),
+                ProtoValue::Bool(b) => f.set_bool(k, *b),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a protocol is on (`Enabled`).
+    pub fn proto_enabled(&self, protocol: &str) -> bool {
+        self.proto_options(protocol).is_ok_and(|(_, o)| {
+            o.iter()
+                .any(|(k, v)| k == "Enabled" && *v == ProtoValue::Bool(true))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openvpn_options_default_as_softether_and_are_set_by_name() {
+        let mut c = Config::parse("declare root\n{\n}\n").unwrap();
+        let (name, o) = c.proto_options("openvpn").unwrap();
+        assert_eq!(name, "OpenVPN");
+        assert_eq!(o.len(), 5);
+        assert!(c.proto_enabled("OpenVPN"));
+        c.set_proto_options("OPENVPN", &[("enabled".into(), ProtoValue::Bool(false))])
+            .unwrap();
+        assert!(!c.proto_enabled("OpenVPN"));
+        let text = c.to_text();
+        assert!(text.contains("declare Proto"), "{text}");
+        assert!(text.contains("bool Enabled false"), "{text}");
+        assert_eq!(
+            c.set_proto_options(
+                "OpenVPN",
+                &[("Enabled".into(), ProtoValue::Str("x".into()))]
+            ),
+            Err(ProtoError::WrongType {
+                name: "Enabled".into(),
+                want: "boolean"
+            })
+        );
+        assert!(matches!(
+            c.set_proto_options("OpenVPN", &[("Nope".into(), ProtoValue::Bool(true))]),
+            Err(ProtoError::UnknownOption { .. })
+        ));
+        assert!(matches!(
+            c.set_proto_options("OpenVPN", &[("Obfuscation".into(), ProtoValue::Bool(true))]),
+            Err(ProtoError::Unsupported(_))
+        ));
+        assert!(matches!(
+            c.proto_options("SSTP"),
+            Err(ProtoError::UnknownProtocol(_))
+        ));
+    }
+}
