@@ -29,6 +29,9 @@ fn defaults(protocol: &str) -> Option<Vec<(&'static str, ProtoValue)>> {
     })
 }
 
+/// A protocol's options, each with its value.
+pub type ProtoOptions = Vec<(String, ProtoValue)>;
+
 /// Why a protocol option change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtoError {
@@ -48,7 +51,7 @@ impl Config {
     pub fn proto_options(
         &self,
         protocol: &str,
-    ) -> Result<(&'static str, Vec<(String, ProtoValue)>), ProtoError> {
+    ) -> Result<(&'static str, ProtoOptions), ProtoError> {
         let defs =
             defaults(protocol).ok_or_else(|| ProtoError::UnknownProtocol(protocol.into()))?;
         let folder = self.server().and_then(|s| s.path(&["Proto", OPENVPN]));
