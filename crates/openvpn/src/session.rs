@@ -29,9 +29,11 @@ pub const CONTROL_CHUNK: usize = 1100;
 /// How long a key's handshake may take (OpenVPN's hand-window).
 pub const HANDSHAKE_WINDOW: Duration = Duration::from_secs(60);
 /// The server pings when it has sent nothing for this long, and says so in the push reply.
-pub const PING_INTERVAL: Duration = Duration::from_secs(10);
-/// A session with nothing received for this long is over (pushed as ping-restart).
-pub const PING_RESTART: Duration = Duration::from_secs(60);
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A session with nothing received for this long is over (pushed as ping-restart, so that a
+/// client whose server restarted comes back within it: SoftEther pushes 10 s, OpenVPN's sample
+/// servers 120 s).
+pub const PING_RESTART: Duration = Duration::from_secs(30);
 /// How long a replaced key still opens the client's packets (OpenVPN keeps it far longer,
 /// its tran-window of an hour; packets in flight need seconds).
 pub const LAME_DUCK: Duration = Duration::from_secs(60);

@@ -282,7 +282,7 @@ fn a_client_logs_in_gets_its_push_reply_and_exchanges_data() {
         .unwrap();
     assert_eq!(
         reply,
-        "PUSH_REPLY,topology subnet,ifconfig 192.168.30.10 255.255.255.0,route-gateway 192.168.30.1,ping 10,ping-restart 60,peer-id 3,cipher AES-256-GCM,key-derivation tls-ekm"
+        "PUSH_REPLY,topology subnet,ifconfig 192.168.30.10 255.255.255.0,route-gateway 192.168.30.1,ping 5,ping-restart 30,peer-id 3,cipher AES-256-GCM,key-derivation tls-ekm"
     );
     assert_eq!(logins, vec!["alice@DEFAULT"]);
     assert!(events.iter().any(|e| matches!(e, Event::Up { user, cipher: Cipher::Aes256Gcm, .. } if user == "alice@DEFAULT")));

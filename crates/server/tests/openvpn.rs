@@ -276,3 +276,76 @@ fn the_stock_openvpn_client_connects_over_tcp_in_tap_mode() {
     }
     assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
 }
+
+#[test]
+fn openvpn_and_wireguard_share_a_udp_port_and_both_come_back_after_a_restart() {
+    if !can_run_netns() {
+        return;
+    }
+    let mut lab = Lab::new(2);
+    let wg = lab.client(0, &format!("{WG_IP}/24"));
+    let ns = lab.client_ns[1].take().unwrap();
+    let remote = lab.server_addrs[1].clone();
+    lab.server.start();
+    {
+        let s = &lab.server;
+        s.create_user("alice");
+        s.register_client(&wg, "alice");
+        s.create_user("bob");
+        s.must_hub_cmd(&["UserPasswordSet", "bob", "/PASSWORD:bobpw"]);
+    }
+    let configs = tempfile::tempdir().unwrap();
+    let (l3, _) = make_configs(&lab.server, configs.path());
+    // WireGuard's port 443 for both (the config's remote names 1194; the command line wins)
+    let start = |ns: &Netns| {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.txt");
+        std::fs::write(&auth, "bob\nbobpw\n").unwrap();
+        let log = dir.path().join("client.log");
+        let child = ns
+            .cmd("openvpn")
+            .args(["--remote", &remote, "443", "--config", l3.to_str().unwrap()])
+            .args(["--auth-user-pass", auth.to_str().unwrap()])
+            .args(["--log", log.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        OpenVpnClient {
+            _proc: Proc {
+                child,
+                what: "openvpn".into(),
+            },
+            log,
+            _dir: dir,
+        }
+    };
+    wg.join(&lab.server, None);
+    let ov = start(&ns);
+    assert!(
+        ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
+        "{}",
+        ov.log_text()
+    );
+    assert!(wg.ns.ping_until(GW, Duration::from_secs(10)), "WireGuard");
+    assert!(ns.ping_until(GW, Duration::from_secs(10)), "OpenVPN");
+    // the server restarts: each client comes back by its own means (WireGuard's handshake
+    // retry, OpenVPN's ping-restart of 30 s), the other's packets never in the way
+    lab.server.stop();
+    lab.server.start();
+    assert!(
+        wg.ns.ping_until(GW, Duration::from_secs(30)),
+        "WireGuard again"
+    );
+    assert!(
+        ns.ping_until(GW, Duration::from_secs(60)),
+        "OpenVPN again:\n{}",
+        ov.log_text()
+    );
+    let list = lab.server.must_hub_cmd(&["SessionList"]);
+    assert!(
+        list.contains("[WIREGUARD]") && list.contains("[OPENVPN_L3]"),
+        "{list}"
+    );
+}
