@@ -158,6 +158,12 @@ struct Session<H> {
     storm: StormLimiter,
 }
 
+/// "SID-<USER>-[<PROTOCOL>]-": how SoftEther names the sessions of the protocols it serves
+/// beside its own, before their number.
+fn tagged_prefix(user: &str, protocol: &str) -> String {
+    format!("SID-{}-[{}]-", user.to_uppercase(), protocol.to_uppercase())
+}
+
 /// A virtual hub. Sans-IO: inputs carry `now`, outputs go to the caller's `Vec<Delivery>`.
 ///
 /// `H` is the type of the virtual hosts on it (SecureNAT's): the hub hands each its frames and
@@ -341,7 +347,7 @@ impl<H: VirtualHost> Hub<H> {
         client_addr: Option<SocketAddr>,
         now: Instant,
     ) -> SessionId {
-        let tag = format!("SID-{}-[{}]-", user.to_uppercase(), protocol.to_uppercase());
+        let tag = tagged_prefix(user, protocol);
         self.add_session(
             |n| format!("{tag}{n}"),
             user,
@@ -382,7 +388,7 @@ impl<H: VirtualHost> Hub<H> {
         client_addr: Option<SocketAddr>,
         now: Instant,
     ) -> SessionId {
-        let tag = format!("SID-{}-[{}]-", user.to_uppercase(), protocol.to_uppercase());
+        let tag = tagged_prefix(user, protocol);
         self.add_session(
             |n| format!("{tag}{n}"),
             user,

@@ -225,15 +225,8 @@ impl DataChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hex;
     use crate::keys::{DataKeys, DirectionKey};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn direction(cipher: &str, iv: &str) -> DirectionKey {
         let mut k = DirectionKey {

@@ -17,3 +17,13 @@ pub mod keys;
 pub mod packet;
 pub mod reliable;
 pub mod session;
+
+/// Bytes from hex text (blanks between them allowed), for the unit tests' captured packets.
+#[cfg(test)]
+pub(crate) fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}

@@ -57,11 +57,11 @@ impl OpenVpnClient {
     /// The stock client on a config `OpenVpnMakeConfig` wrote, unchanged but for the server's
     /// address (and, for TCP, the transport): given on the command line, with the credentials
     /// file and the log.
+    /// `port`: the server's port; `tcp`: over TCP rather than UDP.
     fn start(
         ns: &Netns,
         config: &std::path::Path,
-        remote: &str,
-        tcp: bool,
+        (remote, port, tcp): (&str, &str, bool),
         user: &str,
         password: &str,
     ) -> Self {
@@ -71,7 +71,7 @@ impl OpenVpnClient {
         let log = dir.path().join("client.log");
         let mut cmd = ns.cmd("openvpn");
         // (a remote before the config's comes first in the client's list)
-        cmd.args(["--remote", remote, if tcp { "443" } else { "1194" }]);
+        cmd.args(["--remote", remote, port]);
         cmd.args(["--config", config.to_str().unwrap()]);
         if tcp {
             cmd.args(["--proto", "tcp-client"]);
@@ -148,7 +148,7 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
 
     // a wrong password: AUTH_FAILED, and no session
     {
-        let bad = OpenVpnClient::start(&ov_ns, &l3, &remote, false, "bob", "wrong");
+        let bad = OpenVpnClient::start(&ov_ns, &l3, (&remote, "1194", false), "bob", "wrong");
         assert!(
             bad.wait_for("AUTH_FAILED", Duration::from_secs(20)),
             "{}",
@@ -172,11 +172,17 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
         "/VALUE:false",
     ]);
     {
-        let off = OpenVpnClient::start(&ov_ns, &l3, &remote, false, "bob", "bobpw");
+        let off = OpenVpnClient::start(&ov_ns, &l3, (&remote, "1194", false), "bob", "bobpw");
         assert!(!off.wait_for("Initialization Sequence Completed", Duration::from_secs(6)));
     }
     s.must_cmd(&["ProtoOptionsSet", "OpenVPN", "/NAME:Enabled", "/VALUE:true"]);
-    let ov = OpenVpnClient::start(&ov_ns, &l3, &remote, false, "bob@DEFAULT", "bobpw");
+    let ov = OpenVpnClient::start(
+        &ov_ns,
+        &l3,
+        (&remote, "1194", false),
+        "bob@DEFAULT",
+        "bobpw",
+    );
     assert!(
         ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
         "{}\n--- server ---\n{}",
@@ -252,7 +258,13 @@ fn the_stock_openvpn_client_connects_over_tcp_in_tap_mode() {
     // on the TCP listener 443, which TLS and SoftEther's clients share
     let configs = tempfile::tempdir().unwrap();
     let (_, l2) = make_configs(s, configs.path());
-    let ov = OpenVpnClient::start(&ns, &l2, &remote, true, "DEFAULT\\carol", "carolpw");
+    let ov = OpenVpnClient::start(
+        &ns,
+        &l2,
+        (&remote, "443", true),
+        "DEFAULT\\carol",
+        "carolpw",
+    );
     assert!(
         ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
         "{}\n--- server ---\n{}",
@@ -296,33 +308,9 @@ fn openvpn_and_wireguard_share_a_udp_port_and_both_come_back_after_a_restart() {
     }
     let configs = tempfile::tempdir().unwrap();
     let (l3, _) = make_configs(&lab.server, configs.path());
-    // WireGuard's port 443 for both (the config's remote names 1194; the command line wins)
-    let start = |ns: &Netns| {
-        let dir = tempfile::tempdir().unwrap();
-        let auth = dir.path().join("auth.txt");
-        std::fs::write(&auth, "bob\nbobpw\n").unwrap();
-        let log = dir.path().join("client.log");
-        let child = ns
-            .cmd("openvpn")
-            .args(["--remote", &remote, "443", "--config", l3.to_str().unwrap()])
-            .args(["--auth-user-pass", auth.to_str().unwrap()])
-            .args(["--log", log.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        OpenVpnClient {
-            _proc: Proc {
-                child,
-                what: "openvpn".into(),
-            },
-            log,
-            _dir: dir,
-        }
-    };
     wg.join(&lab.server, None);
-    let ov = start(&ns);
+    // WireGuard's port 443 for both (the config's remote names 1194; the command line wins)
+    let ov = OpenVpnClient::start(&ns, &l3, (&remote, "443", false), "bob", "bobpw");
     assert!(
         ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
         "{}",
