@@ -260,7 +260,7 @@ fn a_stream_protocol_logs_in_through_the_accounts_and_switches_frames() {
     assert_eq!(closed, vec![ConnId(2)]);
     assert_eq!(
         names(&e),
-        vec!["SID-SECURENAT-1", "SID-ALICE-2", "SID-BOB-3"]
+        vec!["SID-SECURENAT-1", "SID-ALICE-[TOY]-2", "SID-BOB-[TOY]-3"]
     );
 
     // alice asks for the gateway's MAC: SecureNAT answers through the engine
@@ -298,9 +298,9 @@ fn a_stream_protocol_logs_in_through_the_accounts_and_switches_frames() {
     e.handle_stream(t0, toy, bob, &framed(&boom));
     let (_, closed) = drain(&mut e);
     assert_eq!(closed, vec![alice]);
-    assert_eq!(names(&e), vec!["SID-SECURENAT-1", "SID-BOB-3"]);
+    assert_eq!(names(&e), vec!["SID-SECURENAT-1", "SID-BOB-[TOY]-3"]);
     let f = e.health().last_fault.unwrap();
-    assert_eq!(f.session.as_deref(), Some("SID-ALICE-2"));
+    assert_eq!(f.session.as_deref(), Some("SID-ALICE-[TOY]-2"));
     assert!(f.message.contains("cannot take"));
     // bob still reaches the gateway
     e.handle_stream(
