@@ -337,3 +337,48 @@ fn openvpn_and_wireguard_share_a_udp_port_and_both_come_back_after_a_restart() {
         "{list}"
     );
 }
+
+#[test]
+fn a_renegotiation_during_a_transfer_loses_no_bytes() {
+    if !can_run_netns() {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    let lan = lab.lan();
+    let ns = lab.client_ns[0].take().unwrap();
+    let remote = lab.server_addrs[0].clone();
+    lab.server.start();
+    let s = &lab.server;
+    s.create_user("dave");
+    s.must_hub_cmd(&["UserPasswordSet", "dave", "/PASSWORD:davepw"]);
+    let configs = tempfile::tempdir().unwrap();
+    let (l3, _) = make_configs(s, configs.path());
+    // a config with reneg-sec 4 (the client renegotiates every 4 s)
+    let fast = configs.path().join("fast.ovpn");
+    let text = std::fs::read_to_string(&l3).unwrap();
+    std::fs::write(&fast, format!("reneg-sec 4\n{text}")).unwrap();
+    let ov = OpenVpnClient::start(&ns, &fast, (&remote, "1194", false), "dave", "davepw");
+    assert!(
+        ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
+        "{}",
+        ov.log_text()
+    );
+    let _server = iperf_server(&lan.ns, &lan.ip, 5201, false);
+    // 10 s of TCP at 20 Mbit/s, across two renegotiations or more: every byte sent arrives
+    let out = run(ns
+        .cmd("timeout")
+        .args(["60", "iperf3", "-c", &lan.ip, "-t", "10", "-b", "20M", "-J"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("iperf3: {}", out_text(&out)));
+    let sent = v["end"]["sum_sent"]["bytes"].as_f64().unwrap_or(0.0);
+    let received = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
+    assert!(sent > 10_000_000.0, "{sent} bytes sent");
+    assert!(
+        received >= sent * 0.99,
+        "{received} of {sent} bytes arrived"
+    );
+    let log = ov.log_text();
+    let renegotiations = log.matches("TLS: soft reset").count();
+    assert!(renegotiations >= 2, "the client renegotiated:\n{log}");
+    assert!(ns.ping_until(GW, Duration::from_secs(5)), "still up after");
+}
