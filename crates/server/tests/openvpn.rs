@@ -382,3 +382,44 @@ fn a_renegotiation_during_a_transfer_loses_no_bytes() {
     assert!(renegotiations >= 2, "the client renegotiated:\n{log}");
     assert!(ns.ping_until(GW, Duration::from_secs(5)), "still up after");
 }
+
+#[test]
+fn tun_over_tcp_and_tap_over_udp_work_too() {
+    if !can_run_netns() {
+        return;
+    }
+    let mut lab = Lab::new(2);
+    let tun_ns = lab.client_ns[0].take().unwrap();
+    let tap_ns = lab.client_ns[1].take().unwrap();
+    let (tun_remote, tap_remote) = (lab.server_addrs[0].clone(), lab.server_addrs[1].clone());
+    lab.server.start();
+    let s = &lab.server;
+    s.create_user("erin");
+    s.must_hub_cmd(&["UserPasswordSet", "erin", "/PASSWORD:erinpw"]);
+    let configs = tempfile::tempdir().unwrap();
+    let (l3, l2) = make_configs(s, configs.path());
+    let tun = OpenVpnClient::start(&tun_ns, &l3, (&tun_remote, "992", true), "erin", "erinpw");
+    let tap = OpenVpnClient::start(&tap_ns, &l2, (&tap_remote, "5555", false), "erin", "erinpw");
+    for c in [&tun, &tap] {
+        assert!(
+            c.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
+            "{}",
+            c.log_text()
+        );
+    }
+    assert!(
+        tun_ns.ping_until(GW, Duration::from_secs(10)),
+        "tun over TCP"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ip = udhcpc(&tap_ns, "tap0", dir.path()).expect("a DHCP lease over the tap");
+    assert!(
+        tap_ns.ping_until(GW, Duration::from_secs(10)),
+        "tap over UDP ({ip})"
+    );
+    let list = s.must_hub_cmd(&["SessionList"]);
+    assert!(
+        list.contains("SID-ERIN-[OPENVPN_L3]-") && list.contains("SID-ERIN-[OPENVPN_L2]-"),
+        "{list}"
+    );
+}
