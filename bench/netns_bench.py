@@ -17,6 +17,10 @@ Paths measured, each for several rounds (median, min, max reported):
   se-softether  SoftEther's vpnclient A -> Debian's SoftEther VPN Server SecureNAT -> LAN host
              (the anchor of SoftEther's own protocol)
   se-etherhub   SoftEther's vpnclient A -> Etherhub SecureNAT -> LAN host
+  ov-openvpn    Debian's openvpn client A -> Debian's openvpn server (UDP, tun, AES-256-GCM;
+             its kernel routes to the LAN) -> LAN host (the anchor of OpenVPN)
+  ov-etherhub   Debian's openvpn client A -> Etherhub (UDP, tun, the config OpenVpnMakeConfig
+             writes) SecureNAT -> LAN host
 
 Tests per path: TCP single stream A->far and far->A (-R), TCP 4 streams both ways, UDP at full rate
 (received Mbit/s and loss), ping RTT, the server process's CPU seconds per GB moved, and the CPU
@@ -224,6 +228,32 @@ def vpnclient_stop(h, ns):
     nse(h, ns, "timeout", "20", "vpnclient", "stop", check=False)
 
 
+def ov_client(ns, server, conf, ca, tmp):
+    """Debian's openvpn client in `ns` (UDP 1194, tun): with `conf` (Etherhub's config) or a
+    minimal config trusting `ca`; returns once it is up (a bounded wait)."""
+    auth = os.path.join(tmp, "ov-auth.txt")
+    with open(auth, "w") as f:
+        f.write("bench\nbenchpw\n")
+    log = os.path.join(tmp, f"ov-client-{int(time.time() * 1000)}.log")
+    args = ["openvpn", "--remote", server, "1194"]
+    if conf:
+        args += ["--config", conf]
+    else:
+        args += ["--client", "--dev", "tun", "--proto", "udp", "--nobind", "--ca", ca,
+                 "--data-ciphers", "AES-256-GCM"]
+    args += ["--auth-user-pass", auth, "--log", log]
+    p = spawn(ns, *args)
+    for _ in range(300):
+        try:
+            if "Initialization Sequence Completed" in open(log).read():
+                return p
+        except OSError:
+            pass
+        time.sleep(0.1)
+    stop(p)
+    raise RuntimeError(f"the openvpn client did not come up: {open(log).read() if os.path.exists(log) else ''}")
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -326,7 +356,8 @@ def main():
     paths = set(a.paths.split(","))
     if a.securenat:
         paths.add("securenat")
-    unknown = paths - {"baseline", "anchor", "relay", "hub", "securenat", "se-softether", "se-etherhub"}
+    unknown = paths - {"baseline", "anchor", "relay", "hub", "securenat", "se-softether", "se-etherhub",
+                       "ov-openvpn", "ov-etherhub"}
     if unknown:
         sys.exit(f"unknown path(s): {', '.join(sorted(unknown))}")
     if os.geteuid() != 0:
@@ -485,6 +516,59 @@ def main():
             except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as e:
                 print(f"se-etherhub path failed: {e}", file=sys.stderr)
                 errors["se-etherhub"] = str(e)
+        if "ov-openvpn" in paths:
+            print("openvpn: openvpn client -> Debian's openvpn server -> LAN", file=sys.stderr)
+            try:
+                crt, key = os.path.join(tmp, "ov.crt"), os.path.join(tmp, "ov.key")
+                sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                   "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=bench")
+                nsx("ebS", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+                sh("ip", "-n", "ebL", "route", "replace", "10.8.0.0/24", "via", "198.19.200.1")
+                slog = open(os.path.join(tmp, "openvpn-server.log"), "w")
+                srv = spawn("ebS", "openvpn", "--mode", "server", "--tls-server", "--dev", "tun", "--proto", "udp",
+                            "--port", "1194", "--topology", "subnet", "--server", "10.8.0.0", "255.255.255.0",
+                            "--ca", crt, "--cert", crt, "--key", key, "--dh", "none",
+                            "--verify-client-cert", "none", "--username-as-common-name",
+                            "--script-security", "2", "--auth-user-pass-verify", "/bin/true", "via-env",
+                            "--data-ciphers", "AES-256-GCM", "--keepalive", "5", "30",
+                            "--push", "route 198.19.200.0 255.255.255.0", "--verb", "3", log=slog)
+                time.sleep(1)
+                cli = ov_client("ebA", "198.18.200.1", None, crt, tmp)
+                results["ov-openvpn"] = measure("ov-openvpn", "ebA", "ebL", "198.19.200.2", a.secs, a.rounds,
+                                                srv.pid, (srv.pid, cli.pid))
+                stop(cli)
+                stop(srv)
+                nsx("ebS", "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as e:
+                print(f"ov-openvpn path failed: {e}", file=sys.stderr)
+                errors["ov-openvpn"] = str(e)
+
+        if "ov-etherhub" in paths:
+            print("etherhub: openvpn client -> Etherhub SecureNAT -> LAN", file=sys.stderr)
+            try:
+                cfg = os.path.join(tmp, "vpn_server_ov.config")
+                log = open(os.path.join(tmp, "etherhub-ov.log"), "w")
+                srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
+                for _ in range(100):
+                    if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c",
+                                       "exec 3<>/dev/tcp/127.0.0.1/5555"], capture_output=True).returncode == 0:
+                        break
+                    time.sleep(0.1)
+                etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
+                etherhub_cmd("UserPasswordSet", "bench", "/PASSWORD:benchpw", hub="DEFAULT")
+                zdir = os.path.join(tmp, "ovconf")
+                os.makedirs(zdir, exist_ok=True)
+                etherhub_cmd("OpenVpnMakeConfig", os.path.join(zdir, "c.zip"))
+                sh("busybox", "unzip", "-o", "-q", os.path.join(zdir, "c.zip"), "-d", zdir)
+                conf = [os.path.join(zdir, f) for f in os.listdir(zdir) if f.endswith("_l3.ovpn")][0]
+                cli = ov_client("ebA", "198.18.200.1", conf, None, tmp)
+                results["ov-etherhub"] = measure("ov-etherhub", "ebA", "ebL", "198.19.200.2", a.secs, a.rounds,
+                                                 srv.pid, (srv.pid, cli.pid))
+                stop(cli)
+                stop(srv)
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as e:
+                print(f"ov-etherhub path failed: {e}", file=sys.stderr)
+                errors["ov-etherhub"] = str(e)
     finally:
         cleanup()
 
@@ -494,7 +578,7 @@ def main():
     ratios = {}
     # every path against the plain tunnel; client-to-client also against the relaying server
     for path, against in (("hub", "anchor"), ("securenat", "anchor"), ("relay", "anchor"), ("hub", "relay"),
-                          ("se-etherhub", "se-softether")):
+                          ("se-etherhub", "se-softether"), ("ov-etherhub", "ov-openvpn")):
         ref = table.get(against, {})
         if path in table and ref:
             r = ratios.setdefault(f"{path}/{against}", {})
