@@ -228,6 +228,22 @@ def vpnclient_stop(h, ns):
     nse(h, ns, "timeout", "20", "vpnclient", "stop", check=False)
 
 
+def etherhub_with_user(tmp, tag):
+    """Etherhub on its embedded default in ebS, with the user bench (password benchpw) on hub
+    DEFAULT; waits for its admin port (a bounded wait)."""
+    cfg = os.path.join(tmp, f"vpn_server_{tag}.config")
+    log = open(os.path.join(tmp, f"etherhub-{tag}.log"), "w")
+    srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
+    for _ in range(100):
+        if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5555"],
+                          capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
+    etherhub_cmd("UserPasswordSet", "bench", "/PASSWORD:benchpw", hub="DEFAULT")
+    return srv
+
+
 def ov_client(ns, server, conf, ca, tmp):
     """Debian's openvpn client in `ns` (UDP 1194, tun): with `conf` (Etherhub's config) or a
     minimal config trusting `ca`; returns once it is up (a bounded wait)."""
@@ -495,16 +511,7 @@ def main():
         if "se-etherhub" in paths:
             print("etherhub: vpnclient -> Etherhub SecureNAT -> LAN", file=sys.stderr)
             try:
-                cfg = os.path.join(tmp, "vpn_server_se.config")
-                log = open(os.path.join(tmp, "etherhub-se.log"), "w")
-                srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
-                for _ in range(100):
-                    if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c",
-                                       "exec 3<>/dev/tcp/127.0.0.1/5555"], capture_output=True).returncode == 0:
-                        break
-                    time.sleep(0.1)
-                etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
-                etherhub_cmd("UserPasswordSet", "bench", "/PASSWORD:benchpw", hub="DEFAULT")
+                srv = etherhub_with_user(tmp, "se")
                 hc, cpid, _ = holder()
                 vpnclient_connect(cpid, "ebA", "198.18.200.1:443", a.se_maxtcp, tmp)
                 client_pids = tuple(descendants(cpid, "vpnclient"))
@@ -546,16 +553,7 @@ def main():
         if "ov-etherhub" in paths:
             print("etherhub: openvpn client -> Etherhub SecureNAT -> LAN", file=sys.stderr)
             try:
-                cfg = os.path.join(tmp, "vpn_server_ov.config")
-                log = open(os.path.join(tmp, "etherhub-ov.log"), "w")
-                srv = spawn("ebS", ETHERHUB, "server", "--config", cfg, log=log)
-                for _ in range(100):
-                    if subprocess.run(["ip", "netns", "exec", "ebS", "bash", "-c",
-                                       "exec 3<>/dev/tcp/127.0.0.1/5555"], capture_output=True).returncode == 0:
-                        break
-                    time.sleep(0.1)
-                etherhub_cmd("UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none", hub="DEFAULT")
-                etherhub_cmd("UserPasswordSet", "bench", "/PASSWORD:benchpw", hub="DEFAULT")
+                srv = etherhub_with_user(tmp, "ov")
                 zdir = os.path.join(tmp, "ovconf")
                 os.makedirs(zdir, exist_ok=True)
                 etherhub_cmd("OpenVpnMakeConfig", os.path.join(zdir, "c.zip"))

@@ -248,6 +248,19 @@ fn run(
     panic!("not done: texts {:?}, events {events:?}", c.texts);
 }
 
+/// Runs the exchange until the client has its push reply.
+fn pushed(
+    s: &mut Session,
+    c: &mut Client,
+    now: &mut Instant,
+    events: &mut Vec<Event>,
+    logins: &mut Vec<String>,
+) {
+    run(s, c, now, events, logins, |c, _| {
+        c.texts.iter().any(|t| t.starts_with("PUSH_REPLY"))
+    });
+}
+
 fn start(password: &str) -> (Session, Client, Instant, Vec<Event>) {
     let (server_config, client_config) = configs();
     let mut c = Client::new(client_config, password);
@@ -267,14 +280,7 @@ fn start(password: &str) -> (Session, Client, Instant, Vec<Event>) {
 fn a_client_logs_in_gets_its_push_reply_and_exchanges_data() {
     let (mut s, mut c, mut now, mut events) = start("pw");
     let mut logins = Vec::new();
-    run(
-        &mut s,
-        &mut c,
-        &mut now,
-        &mut events,
-        &mut logins,
-        |c, _| c.texts.iter().any(|t| t.starts_with("PUSH_REPLY")),
-    );
+    pushed(&mut s, &mut c, &mut now, &mut events, &mut logins);
     let reply = c
         .texts
         .iter()
@@ -341,14 +347,7 @@ fn a_wrong_password_gets_auth_failed_and_the_session_ends() {
 fn a_renegotiation_moves_data_to_the_new_key_without_a_gap() {
     let (mut s, mut c, mut now, mut events) = start("pw");
     let mut logins = Vec::new();
-    run(
-        &mut s,
-        &mut c,
-        &mut now,
-        &mut events,
-        &mut logins,
-        |c, _| c.texts.iter().any(|t| t.starts_with("PUSH_REPLY")),
-    );
+    pushed(&mut s, &mut c, &mut now, &mut events, &mut logins);
     // the client starts key 1 with a soft reset; data on key 0 still goes meanwhile
     c.new_key(1);
     c.keys[0].reliable.send(P_CONTROL_SOFT_RESET_V1, Vec::new());
