@@ -3,7 +3,7 @@
 //! [`Io`] the cores are driven with.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use etherhub_config::Policy;
@@ -323,6 +323,8 @@ pub(crate) struct Core {
     pub next_hub_tick: Option<Instant>,
     /// The wall clock: Unix milliseconds at an instant ([`crate::Engine::set_unix_time`]).
     pub wall: Option<(Instant, u64)>,
+    /// Addresses the runtime locked out after failed logins, and until when.
+    pub locked: HashMap<IpAddr, Instant>,
     /// Tests: TCP segments to this port make the hub panic.
     #[cfg(test)]
     pub fault_on_port: Option<u16>,
@@ -351,6 +353,7 @@ impl Core {
             last_fault: None,
             next_hub_tick: None,
             wall: None,
+            locked: HashMap::new(),
             #[cfg(test)]
             fault_on_port: None,
         }
@@ -605,9 +608,11 @@ impl Core {
         Ok(())
     }
 
-    /// Renews the SecureNAT leases held for IP tunnels (run with the hub tick).
+    /// Renews the SecureNAT leases held for IP tunnels, and forgets lockouts that ended (run
+    /// with the hub tick).
     pub fn renew_leases(&mut self) {
         let now = self.now;
+        self.locked.retain(|_, until| *until > now);
         for l in self.links.values().filter(|l| l.leased) {
             if let Some(slot) = self.hubs.get_mut(&l.hub) {
                 let session = slot.hub.session(l.session).map(|s| (s.mac, s.name));
@@ -891,6 +896,12 @@ impl Io for Core {
         let grant = self.accounts.authenticate(request)?;
         self.admit(&grant, |_| false)?;
         Ok(grant)
+    }
+
+    fn locked_out(&self, client: IpAddr) -> bool {
+        self.locked
+            .get(&client)
+            .is_some_and(|until| *until > self.now)
     }
 
     fn login_failed(&mut self, client: SocketAddr, hub: &str, user: &str) {

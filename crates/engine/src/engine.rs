@@ -293,6 +293,12 @@ impl Engine {
     /// The wall clock, for users' expiry: Unix milliseconds at `now`. The runtime says it at
     /// start and now and then (the engine reads no clock of its own); until it has, nobody
     /// expires.
+    /// The runtime locked `ip` out after failed logins, until `until`: logins the engine's cores
+    /// check themselves (OpenVPN's) are refused from it meanwhile.
+    pub fn lock_out(&mut self, ip: std::net::IpAddr, until: Instant) {
+        self.core.locked.insert(ip, until);
+    }
+
     pub fn set_unix_time(&mut self, now: Instant, unix_ms: u64) {
         self.core.see(now);
         self.core.wall = Some((now, unix_ms));

@@ -275,6 +275,11 @@ fn login(
     io: &mut dyn Io,
 ) -> Login {
     let (hub, user) = split_user(&keys.user);
+    if io.locked_out(client.ip()) {
+        // too many wrong passwords from this address lately: not even checked
+        stats.refused_logins += 1;
+        return Login::Refused;
+    }
     let grant = match io.authenticate(AuthRequest::Password {
         hub,
         user,

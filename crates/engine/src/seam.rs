@@ -12,7 +12,7 @@
 //! ([`Medium::Ip`] through the hub's L3 adapter, with the tunnel's inner source address checked;
 //! [`Medium::Ethernet`] straight onto the switch).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use etherhub_config::Policy;
@@ -349,6 +349,10 @@ pub trait Io {
     /// tunnel lives; the tunnel may then send from that address only. `None` when the hub has
     /// no DHCP server or no free address.
     fn lease_address(&mut self, tunnel: TunnelId) -> Option<IpConfig>;
+
+    /// Whether `client`'s address is locked out after failed logins (cores whose logins the
+    /// runtime does not see first ask before checking a password).
+    fn locked_out(&self, client: IpAddr) -> bool;
 
     /// A login from `client` failed its password check (the runtime counts these per address,
     /// with the admin logins, and locks an address out).

@@ -270,7 +270,12 @@ impl Dataplane {
         while let Some(ev) = engine.poll_event() {
             crate::events::log(&ev);
             if let EngineEvent::LoginFailed { client, .. } = &ev {
-                etherhub_admin::LoginGuard::global().failure(client.ip(), now);
+                let guard = etherhub_admin::LoginGuard::global();
+                guard.failure(client.ip(), now);
+                // the engine's own logins (OpenVPN's) follow the lockout too
+                if let etherhub_admin::Admission::LockedOut(left) = guard.check(client.ip(), now) {
+                    engine.lock_out(client.ip(), now + left);
+                }
             }
             if matches!(ev, EngineEvent::AddressLearned { .. }) {
                 let _ = persist.send(ev);

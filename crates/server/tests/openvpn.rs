@@ -423,3 +423,36 @@ fn tun_over_tcp_and_tap_over_udp_work_too() {
         "{list}"
     );
 }
+
+#[test]
+fn five_wrong_passwords_lock_the_address_out_for_openvpn_too() {
+    if !can_run_netns() {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    let ns = lab.client_ns[0].take().unwrap();
+    let remote = lab.server_addrs[0].clone();
+    lab.server.start();
+    let s = &lab.server;
+    s.create_user("frank");
+    s.must_hub_cmd(&["UserPasswordSet", "frank", "/PASSWORD:frankpw"]);
+    let configs = tempfile::tempdir().unwrap();
+    let (l3, _) = make_configs(s, configs.path());
+    for i in 0..5 {
+        let bad = OpenVpnClient::start(&ns, &l3, (&remote, "1194", false), "frank", "guess");
+        assert!(
+            bad.wait_for("AUTH_FAILED", Duration::from_secs(20)),
+            "try {i}: {}",
+            bad.log_text()
+        );
+    }
+    // the right password from the same address, locked out now: refused without a check
+    let good = OpenVpnClient::start(&ns, &l3, (&remote, "1194", false), "frank", "frankpw");
+    assert!(
+        good.wait_for("AUTH_FAILED", Duration::from_secs(20)),
+        "{}",
+        good.log_text()
+    );
+    assert!(s.log_text().contains("security: VPN login failed"));
+    assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
+}
