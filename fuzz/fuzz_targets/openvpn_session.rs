@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use etherhub_openvpn::data::{Cipher, DataChannel};
+use etherhub_openvpn::data::{Auth, Cipher, DataChannel};
 use etherhub_openvpn::keys::{ClientKeys, DataKeys};
 use etherhub_openvpn::packet::{looks_like_openvpn, Control, DataHeader, Framer, SessionId};
 use etherhub_openvpn::session::{Login, Session};
@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let keys = DataKeys::from_block(&[7u8; 256]);
     let _ = DataChannel::new(Cipher::Aes256Gcm, &keys).open(data);
+    let _ = DataChannel::with_auth(Cipher::Aes128Cbc, Auth::Sha1, &keys).open(data);
 
     let now = Instant::now();
     let client = SessionId([9; 8]);

@@ -1,7 +1,10 @@
-//! The data channel with an AEAD cipher (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305):
+//! The data channel. With an AEAD cipher (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305):
 //! `header, packet id (4), tag (16), ciphertext`. The nonce is the packet id and the 8 bytes
 //! of implicit IV from the direction's HMAC key; the additional data is the header (P_DATA_V2
-//! only) and the packet id. Packet ids start at 1; the receiver keeps a window of 64.
+//! only) and the packet id. With AES-CBC (SoftEther's own data channel, AES-128-CBC with
+//! HMAC-SHA1, as its configs ask): `header, HMAC (of IV and ciphertext), IV (16), ciphertext`,
+//! the plaintext being the packet id and the payload, PKCS#7-padded. Packet ids start at 1;
+//! the receiver keeps a window of 64.
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 
@@ -28,13 +31,54 @@ pub enum Cipher {
     Aes256Gcm,
     Aes128Gcm,
     Chacha20Poly1305,
+    /// With an HMAC ([`Auth`]): SoftEther's configs use AES-128-CBC with SHA1.
+    Aes128Cbc,
+    Aes256Cbc,
+}
+
+/// The HMAC of a CBC data channel (the client's `auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    Sha1,
+    Sha256,
+}
+
+impl Auth {
+    /// From a client's options string (`auth SHA256`); SHA1, OpenVPN's default, otherwise.
+    pub fn from_options(options: &str) -> Auth {
+        let named = options
+            .split(',')
+            .find_map(|o| o.trim().strip_prefix("auth "))
+            .unwrap_or("SHA1");
+        if named.trim().eq_ignore_ascii_case("SHA256") {
+            Auth::Sha256
+        } else {
+            Auth::Sha1
+        }
+    }
+
+    fn algorithm(self) -> ring::hmac::Algorithm {
+        match self {
+            Auth::Sha1 => ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            Auth::Sha256 => ring::hmac::HMAC_SHA256,
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Auth::Sha1 => 20,
+            Auth::Sha256 => 32,
+        }
+    }
 }
 
 impl Cipher {
-    pub const ALL: [Cipher; 3] = [
+    pub const ALL: [Cipher; 5] = [
         Cipher::Aes256Gcm,
         Cipher::Aes128Gcm,
         Cipher::Chacha20Poly1305,
+        Cipher::Aes128Cbc,
+        Cipher::Aes256Cbc,
     ];
 
     /// OpenVPN's name (`data-ciphers`, `cipher` in the push reply).
@@ -43,6 +87,8 @@ impl Cipher {
             Cipher::Aes256Gcm => "AES-256-GCM",
             Cipher::Aes128Gcm => "AES-128-GCM",
             Cipher::Chacha20Poly1305 => "CHACHA20-POLY1305",
+            Cipher::Aes128Cbc => "AES-128-CBC",
+            Cipher::Aes256Cbc => "AES-256-CBC",
         }
     }
 
@@ -52,11 +98,12 @@ impl Cipher {
             .find(|c| c.name().eq_ignore_ascii_case(name))
     }
 
-    fn algorithm(self) -> &'static aead::Algorithm {
+    fn algorithm(self) -> Option<&'static aead::Algorithm> {
         match self {
-            Cipher::Aes256Gcm => &aead::AES_256_GCM,
-            Cipher::Aes128Gcm => &aead::AES_128_GCM,
-            Cipher::Chacha20Poly1305 => &aead::CHACHA20_POLY1305,
+            Cipher::Aes256Gcm => Some(&aead::AES_256_GCM),
+            Cipher::Aes128Gcm => Some(&aead::AES_128_GCM),
+            Cipher::Chacha20Poly1305 => Some(&aead::CHACHA20_POLY1305),
+            Cipher::Aes128Cbc | Cipher::Aes256Cbc => None,
         }
     }
 
@@ -83,8 +130,7 @@ struct Sealer {
 }
 
 impl Sealer {
-    fn new(cipher: Cipher, k: &DirectionKey) -> Sealer {
-        let alg = cipher.algorithm();
+    fn new(alg: &'static aead::Algorithm, k: &DirectionKey) -> Sealer {
         let key = UnboundKey::new(alg, &k.cipher[..alg.key_len()]).expect("key length fits");
         let mut iv = [0u8; 8];
         iv.copy_from_slice(&k.hmac[..8]);
@@ -133,21 +179,93 @@ impl ReplayWindow {
     }
 }
 
+/// One direction of a CBC channel: the AES key and the HMAC key.
+struct CbcKey {
+    aes: Vec<u8>,
+    hmac: ring::hmac::Key,
+}
+
+impl CbcKey {
+    fn new(cipher: Cipher, auth: Auth, k: &DirectionKey) -> CbcKey {
+        let n = if cipher == Cipher::Aes128Cbc { 16 } else { 32 };
+        CbcKey {
+            aes: k.cipher[..n].to_vec(),
+            hmac: ring::hmac::Key::new(auth.algorithm(), &k.hmac[..auth.len()]),
+        }
+    }
+}
+
+/// What a channel seals with.
+enum Keys {
+    Aead {
+        send: Box<Sealer>,
+        receive: Box<Sealer>,
+    },
+    Cbc {
+        auth: Auth,
+        send: Box<CbcKey>,
+        receive: Box<CbcKey>,
+    },
+}
+
 /// A key's data channel, both directions, as the server uses it.
 pub struct DataChannel {
     cipher: Cipher,
-    send: Sealer,
-    receive: Sealer,
+    keys: Keys,
     next_id: u32,
     window: ReplayWindow,
 }
 
+fn cbc_encrypt(key: &[u8], iv: &[u8; 16], data: &mut Vec<u8>) {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit};
+    let pad = 16 - data.len() % 16;
+    data.extend(std::iter::repeat_n(pad as u8, pad));
+    let len = data.len();
+    if key.len() == 16 {
+        let _ = cbc::Encryptor::<aes::Aes128>::new(key.into(), iv.into())
+            .encrypt_padded_mut::<aes::cipher::block_padding::NoPadding>(data, len);
+    } else {
+        let _ = cbc::Encryptor::<aes::Aes256>::new(key.into(), iv.into())
+            .encrypt_padded_mut::<aes::cipher::block_padding::NoPadding>(data, len);
+    }
+}
+
+fn cbc_decrypt(key: &[u8], iv: &[u8], data: &mut [u8]) -> Option<usize> {
+    use aes::cipher::{BlockDecryptMut, KeyIvInit};
+    let plain = if key.len() == 16 {
+        cbc::Decryptor::<aes::Aes128>::new(key.into(), iv.into())
+            .decrypt_padded_mut::<aes::cipher::block_padding::Pkcs7>(data)
+            .ok()?
+    } else {
+        cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into())
+            .decrypt_padded_mut::<aes::cipher::block_padding::Pkcs7>(data)
+            .ok()?
+    };
+    Some(plain.len())
+}
+
 impl DataChannel {
+    /// An AEAD channel, or a CBC one with HMAC-SHA1 (see [`DataChannel::with_auth`]).
     pub fn new(cipher: Cipher, keys: &crate::keys::DataKeys) -> DataChannel {
+        DataChannel::with_auth(cipher, Auth::Sha1, keys)
+    }
+
+    /// `auth` is the HMAC of a CBC channel (AEAD channels have none).
+    pub fn with_auth(cipher: Cipher, auth: Auth, keys: &crate::keys::DataKeys) -> DataChannel {
+        let keys = match cipher.algorithm() {
+            Some(alg) => Keys::Aead {
+                send: Box::new(Sealer::new(alg, &keys.send)),
+                receive: Box::new(Sealer::new(alg, &keys.receive)),
+            },
+            None => Keys::Cbc {
+                auth,
+                send: Box::new(CbcKey::new(cipher, auth, &keys.send)),
+                receive: Box::new(CbcKey::new(cipher, auth, &keys.receive)),
+            },
+        };
         DataChannel {
             cipher,
-            send: Sealer::new(cipher, &keys.send),
-            receive: Sealer::new(cipher, &keys.receive),
+            keys,
             next_id: 0,
             window: ReplayWindow::default(),
         }
@@ -169,23 +287,41 @@ impl DataChannel {
         let id = self.next_id;
         let start = out.len();
         header.emit(out);
-        out.extend_from_slice(&id.to_be_bytes());
-        let aad_end = out.len();
-        out.extend_from_slice(&[0u8; TAG]);
-        let body = out.len();
-        out.extend_from_slice(payload);
-        let (head, rest) = out[start..].split_at_mut(body - start);
-        let aad = if header.peer_id.is_some() {
-            &head[..aad_end - start]
-        } else {
-            &head[header.len()..aad_end - start]
-        };
-        let tag = self
-            .send
-            .key
-            .seal_in_place_separate_tag(self.send.nonce(id), Aad::from(aad), rest)
-            .ok()?;
-        out[aad_end..body].copy_from_slice(tag.as_ref());
+        match &self.keys {
+            Keys::Aead { send, .. } => {
+                out.extend_from_slice(&id.to_be_bytes());
+                let aad_end = out.len();
+                out.extend_from_slice(&[0u8; TAG]);
+                let body = out.len();
+                out.extend_from_slice(payload);
+                let (head, rest) = out[start..].split_at_mut(body - start);
+                let aad = if header.peer_id.is_some() {
+                    &head[..aad_end - start]
+                } else {
+                    &head[header.len()..aad_end - start]
+                };
+                let tag = send
+                    .key
+                    .seal_in_place_separate_tag(send.nonce(id), Aad::from(aad), rest)
+                    .ok()?;
+                out[aad_end..body].copy_from_slice(tag.as_ref());
+            }
+            Keys::Cbc { auth, send, .. } => {
+                let mut iv = [0u8; 16];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut iv).ok()?;
+                let mut body = Vec::with_capacity(payload.len() + 4 + 16);
+                body.extend_from_slice(&id.to_be_bytes());
+                body.extend_from_slice(payload);
+                cbc_encrypt(&send.aes, &iv, &mut body);
+                let mut ctx = ring::hmac::Context::with_key(&send.hmac);
+                ctx.update(&iv);
+                ctx.update(&body);
+                let mac = ctx.sign();
+                out.extend_from_slice(&mac.as_ref()[..auth.len()]);
+                out.extend_from_slice(&iv);
+                out.extend_from_slice(&body);
+            }
+        }
         Some(())
     }
 
@@ -193,32 +329,63 @@ impl DataChannel {
     /// id marked as seen.
     pub fn open(&mut self, packet: &[u8]) -> Result<Vec<u8>, DataError> {
         let (header, hl) = DataHeader::parse(packet).ok_or(DataError::Truncated)?;
-        if packet.len() < hl + 4 + TAG {
-            return Err(DataError::Truncated);
-        }
-        let id_bytes = &packet[hl..hl + 4];
-        let id = u32::from_be_bytes([id_bytes[0], id_bytes[1], id_bytes[2], id_bytes[3]]);
-        if !self.window.check(id) {
-            return Err(DataError::Replayed);
-        }
-        let aad = if header.peer_id.is_some() {
-            &packet[..hl + 4]
-        } else {
-            &packet[hl..hl + 4]
+        let (id, payload) = match &self.keys {
+            Keys::Aead { receive, .. } => {
+                if packet.len() < hl + 4 + TAG {
+                    return Err(DataError::Truncated);
+                }
+                let id = u32::from_be_bytes([
+                    packet[hl],
+                    packet[hl + 1],
+                    packet[hl + 2],
+                    packet[hl + 3],
+                ]);
+                if !self.window.check(id) {
+                    return Err(DataError::Replayed);
+                }
+                let aad = if header.peer_id.is_some() {
+                    &packet[..hl + 4]
+                } else {
+                    &packet[hl..hl + 4]
+                };
+                let tag = &packet[hl + 4..hl + 4 + TAG];
+                let mut buf = Vec::with_capacity(packet.len() - hl - 4);
+                buf.extend_from_slice(&packet[hl + 4 + TAG..]);
+                buf.extend_from_slice(tag);
+                let n = receive
+                    .key
+                    .open_in_place(receive.nonce(id), Aad::from(aad), &mut buf)
+                    .map_err(|_| DataError::Forged)?
+                    .len();
+                buf.truncate(n);
+                (id, buf)
+            }
+            Keys::Cbc { auth, receive, .. } => {
+                let h = auth.len();
+                let body = &packet[hl..];
+                // the HMAC, the IV, at least one block
+                if body.len() < h + 16 + 16 || !(body.len() - h - 16).is_multiple_of(16) {
+                    return Err(DataError::Truncated);
+                }
+                ring::hmac::verify(&receive.hmac, &body[h..], &body[..h])
+                    .map_err(|_| DataError::Forged)?;
+                let iv = &body[h..h + 16];
+                let mut data = body[h + 16..].to_vec();
+                let n = cbc_decrypt(&receive.aes, iv, &mut data).ok_or(DataError::Forged)?;
+                if n < 4 {
+                    return Err(DataError::Truncated);
+                }
+                let id = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                if !self.window.check(id) {
+                    return Err(DataError::Replayed);
+                }
+                data.truncate(n);
+                data.drain(..4);
+                (id, data)
+            }
         };
-        let tag = &packet[hl + 4..hl + 4 + TAG];
-        let mut buf = Vec::with_capacity(packet.len() - hl - 4);
-        buf.extend_from_slice(&packet[hl + 4 + TAG..]);
-        buf.extend_from_slice(tag);
-        let plain = self
-            .receive
-            .key
-            .open_in_place(self.receive.nonce(id), Aad::from(aad), &mut buf)
-            .map_err(|_| DataError::Forged)?;
-        let n = plain.len();
-        buf.truncate(n);
         self.window.mark(id);
-        Ok(buf)
+        Ok(payload)
     }
 }
 
@@ -272,6 +439,65 @@ mod tests {
         for cut in 0..captured.len() - 16 {
             assert!(ch.open(&captured[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn a_captured_aes_128_cbc_sha256_ping_opens_and_a_cbc_channel_round_trips() {
+        // OpenVPN 2.6.14's server to its client over TCP, key id 0, packet id 3
+        let mut k = direction("05b5cb4648ff89c1f7c3322f372f1cd2", "0000000000000000");
+        k.hmac[..32].copy_from_slice(&hex(
+            "374e83793ddd9e71b3d06e8e0ba2ffe79cf5ad74a717379567ab4ef8ba6235bf",
+        ));
+        let captured = hex(
+            "48000000 3770087f499f3fe52cc70752693d452be13c29f2e2319c4adc0c61dc258570d2 \
+             25525b84b8b74391a6843e580858cc3f \
+             f5b4e3956d246668fe934f1d30dd6e64dbe52ce9c025e1cfbeff4e152d22b701",
+        );
+        let keys = DataKeys {
+            send: k.clone(),
+            receive: k,
+        };
+        let mut ch = DataChannel::with_auth(Cipher::Aes128Cbc, Auth::Sha256, &keys);
+        assert_eq!(ch.open(&captured).unwrap(), PING.to_vec());
+        assert_eq!(ch.open(&captured), Err(DataError::Replayed));
+        let mut forged = captured.clone();
+        forged[40] ^= 1;
+        let mut fresh = DataChannel::with_auth(Cipher::Aes128Cbc, Auth::Sha256, &keys);
+        assert_eq!(fresh.open(&forged), Err(DataError::Forged));
+        for cut in 0..captured.len() {
+            assert!(fresh.open(&captured[..cut]).is_err(), "{cut}");
+        }
+        // SoftEther's own: AES-128-CBC with HMAC-SHA1, both ways
+        let keys = DataKeys {
+            send: direction("11", "0102030405060708"),
+            receive: direction("22", "0807060504030201"),
+        };
+        let mirror = DataKeys {
+            send: keys.receive.clone(),
+            receive: keys.send.clone(),
+        };
+        let mut server = DataChannel::with_auth(Cipher::Aes128Cbc, Auth::Sha1, &keys);
+        let mut client = DataChannel::with_auth(Cipher::Aes128Cbc, Auth::Sha1, &mirror);
+        for len in [0usize, 1, 15, 16, 1400] {
+            let payload = vec![0x5a; len];
+            let mut p = Vec::new();
+            server
+                .seal(
+                    DataHeader {
+                        key_id: 0,
+                        peer_id: None,
+                    },
+                    &payload,
+                    &mut p,
+                )
+                .unwrap();
+            assert_eq!(client.open(&p).unwrap(), payload, "{len}");
+        }
+        assert_eq!(
+            Auth::from_options("V4,dev-type tun,auth SHA256,keysize 128"),
+            Auth::Sha256
+        );
+        assert_eq!(Auth::from_options("V4,dev-type tun"), Auth::Sha1);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
-use crate::data::{Cipher, DataChannel, DataError, OCC_EXIT, OCC_MAGIC, PING};
+use crate::data::{Auth, Cipher, DataChannel, DataError, OCC_EXIT, OCC_MAGIC, PING};
 use crate::keys::{
     server_keys, ClientKeys, DataKeys, EKM_LABEL, IV_PROTO_DATA_V2, IV_PROTO_TLS_KEY_EXPORT,
 };
@@ -364,7 +364,9 @@ impl Session {
                     return;
                 }
                 let keys = DataKeys::from_block(&block);
-                self.keys[i].data = Some(DataChannel::new(cipher, &keys));
+                // a CBC channel's HMAC is the client's `auth` (SoftEther's configs: SHA1)
+                let auth = Auth::from_options(&ck.options);
+                self.keys[i].data = Some(DataChannel::with_auth(cipher, auth, &keys));
                 if first {
                     self.cipher = Some(cipher);
                     self.push = push;

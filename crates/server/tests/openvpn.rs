@@ -456,3 +456,52 @@ fn five_wrong_passwords_lock_the_address_out_for_openvpn_too() {
     assert!(s.log_text().contains("security: VPN login failed"));
     assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
 }
+
+#[test]
+fn softethers_own_data_channel_aes_128_cbc_with_sha1_works() {
+    if !can_run_netns() {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    let ns = lab.client_ns[0].take().unwrap();
+    let remote = lab.server_addrs[0].clone();
+    lab.server.start();
+    let s = &lab.server;
+    s.create_user("gina");
+    s.must_hub_cmd(&["UserPasswordSet", "gina", "/PASSWORD:ginapw"]);
+    let configs = tempfile::tempdir().unwrap();
+    let (l3, _) = make_configs(s, configs.path());
+    // what SoftEther's configs ask (cipher AES-128-CBC, auth SHA1), as a 2.6 client needs it
+    let conf = configs.path().join("softether-style.ovpn");
+    let text = std::fs::read_to_string(&l3).unwrap().replace(
+        "data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305",
+        "data-ciphers AES-128-CBC\ncipher AES-128-CBC\nauth SHA1",
+    );
+    std::fs::write(&conf, text).unwrap();
+    let ov = OpenVpnClient::start(&ns, &conf, (&remote, "1194", false), "gina", "ginapw");
+    assert!(
+        ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
+        "{}",
+        ov.log_text()
+    );
+    assert!(
+        ov.log_text()
+            .contains("Data Channel: cipher 'AES-128-CBC', auth 'SHA1'"),
+        "{}",
+        ov.log_text()
+    );
+    assert!(ns.ping_until(GW, Duration::from_secs(10)), "gateway");
+    let list = s.must_hub_cmd(&["SessionList"]);
+    let name = list
+        .lines()
+        .find_map(|l| {
+            l.split('|')
+                .nth(1)
+                .filter(|n| n.starts_with("SID-GINA-[OPENVPN_L3]-"))
+        })
+        .unwrap_or_else(|| panic!("{list}"))
+        .trim()
+        .to_string();
+    let get = s.must_hub_cmd(&["SessionGet", &name]);
+    assert!(get.contains("AES-128-CBC"), "{get}");
+}
