@@ -15,6 +15,7 @@
 pub mod data;
 pub mod keys;
 pub mod packet;
+pub mod prf;
 pub mod reliable;
 pub mod session;
 

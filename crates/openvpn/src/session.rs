@@ -4,7 +4,8 @@
 //! connection, fed and drained without IO) runs over the control channel's reliable messages.
 //! Inside TLS the client sends its key method 2 message with its user name and password; the
 //! caller decides ([`Login`]), and the server answers with its own key method 2 message and the
-//! push reply (or `AUTH_FAILED`). The data keys come from TLS's exporter. A soft reset from the
+//! push reply (or `AUTH_FAILED`). The data keys come from TLS's exporter (OpenVPN 2.6 clients)
+//! or from OpenVPN's older PRF ([`crate::prf`], older clients). A soft reset from the
 //! client (a new key id) runs the same exchange again on a new key, while the old one keeps
 //! carrying data until the new one is ready (renegotiation without a gap).
 
@@ -125,6 +126,8 @@ pub struct Session {
     push: Vec<String>,
     user: Option<String>,
     data_v2: bool,
+    /// The data keys come from TLS's exporter (else from OpenVPN's older PRF).
+    ekm: bool,
     last_received: Instant,
     last_sent: Instant,
     closed: bool,
@@ -160,6 +163,7 @@ impl Session {
             push: Vec::new(),
             user: None,
             data_v2: false,
+            ekm: false,
             last_received: now,
             last_sent: now,
             closed: false,
@@ -337,12 +341,9 @@ impl Session {
         let r2: [u8; 32] = random[32..].try_into().expect("32 bytes");
         let options = ck.options.replace("tls-client", "tls-server");
         let first = self.user.is_none();
-        let verdict = if ck.iv_proto() & IV_PROTO_TLS_KEY_EXPORT == 0 {
-            // a client before OpenVPN 2.6 would need the older key derivation
-            Login::Refused
-        } else {
-            auth(&ck)
-        };
+        // OpenVPN 2.6 clients take their keys from TLS's exporter; older ones from the PRF
+        let ekm = ck.iv_proto() & IV_PROTO_TLS_KEY_EXPORT != 0;
+        let verdict = auth(&ck);
         let _ = self.keys[i]
             .tls
             .writer()
@@ -355,19 +356,30 @@ impl Session {
         match (verdict, cipher) {
             (Login::Accepted { push }, Some(cipher)) => {
                 let mut block = [0u8; 256];
-                if self.keys[i]
-                    .tls
-                    .export_keying_material(&mut block, EKM_LABEL, None)
-                    .is_err()
-                {
-                    self.close(out, "no TLS key export");
-                    return;
+                if ekm {
+                    if self.keys[i]
+                        .tls
+                        .export_keying_material(&mut block, EKM_LABEL, None)
+                        .is_err()
+                    {
+                        self.close(out, "no TLS key export");
+                        return;
+                    }
+                } else {
+                    block = crate::prf::key_block(
+                        &ck.pre_master,
+                        (&ck.random1, &ck.random2),
+                        (&r1, &r2),
+                        &self.remote.0,
+                        &self.local.0,
+                    );
                 }
                 let keys = DataKeys::from_block(&block);
                 // a CBC channel's HMAC is the client's `auth` (SoftEther's configs: SHA1)
                 let auth = Auth::from_options(&ck.options);
                 self.keys[i].data = Some(DataChannel::with_auth(cipher, auth, &keys));
                 if first {
+                    self.ekm = ekm;
                     self.cipher = Some(cipher);
                     self.push = push;
                     self.data_v2 = ck.iv_proto() & IV_PROTO_DATA_V2 != 0;
@@ -414,7 +426,9 @@ impl Session {
         if let Some(c) = self.cipher {
             r.push_str(&format!(",cipher {}", c.name()));
         }
-        r.push_str(",key-derivation tls-ekm");
+        if self.ekm {
+            r.push_str(",key-derivation tls-ekm");
+        }
         r
     }
 

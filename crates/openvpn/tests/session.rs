@@ -55,16 +55,19 @@ struct Client {
     config: Arc<rustls::ClientConfig>,
     keys: Vec<ClientKey>,
     password: String,
+    /// Announces TLS key export (an OpenVPN 2.6 client); else the older PRF is used.
+    ekm: bool,
     texts: Vec<String>,
     received: Vec<Vec<u8>>,
 }
 
 impl Client {
-    fn new(config: Arc<rustls::ClientConfig>, password: &str) -> Client {
+    fn new(config: Arc<rustls::ClientConfig>, password: &str, ekm: bool) -> Client {
         let mut c = Client {
             config,
             keys: Vec::new(),
             password: password.into(),
+            ekm,
             texts: Vec::new(),
             received: Vec::new(),
         };
@@ -93,7 +96,10 @@ impl Client {
             options: "V4,dev-type tun,link-mtu 1541,tun-mtu 1500,proto UDPv4,auth SHA1,keysize 128,key-method 2,tls-client".into(),
             user: "alice@DEFAULT".into(),
             password: self.password.clone(),
-            peer_info: "IV_VER=2.6.14\nIV_PLAT=linux\nIV_NCP=2\nIV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\nIV_PROTO=990\n".into(),
+            peer_info: format!(
+                "IV_VER=2.6.14\nIV_PLAT=linux\nIV_NCP=2\nIV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\nIV_PROTO={}\n",
+                if self.ekm { 990 } else { 990 - 8 }
+            ),
         }
         .emit(&mut km2);
         k.tls.writer().write_all(&km2).unwrap();
@@ -153,11 +159,23 @@ impl Client {
                 let len = usize::from(u16::from_be_bytes([k.plain[at], k.plain[at + 1]]));
                 at += 2 + len;
             }
+            let r1: [u8; 32] = k.plain[5..37].try_into().unwrap();
+            let r2: [u8; 32] = k.plain[37..69].try_into().unwrap();
             k.plain.drain(..at);
             let mut block = [0u8; 256];
-            k.tls
-                .export_keying_material(&mut block, EKM_LABEL, None)
-                .unwrap();
+            if self.ekm {
+                k.tls
+                    .export_keying_material(&mut block, EKM_LABEL, None)
+                    .unwrap();
+            } else {
+                block = etherhub_openvpn::prf::key_block(
+                    &[1; 48],
+                    (&[2; 32], &[3; 32]),
+                    (&r1, &r2),
+                    &CLIENT.0,
+                    &SERVER.0,
+                );
+            }
             let server = DataKeys::from_block(&block);
             let mine = DataKeys {
                 send: server.receive.clone(),
@@ -262,8 +280,12 @@ fn pushed(
 }
 
 fn start(password: &str) -> (Session, Client, Instant, Vec<Event>) {
+    start_with(password, true)
+}
+
+fn start_with(password: &str, ekm: bool) -> (Session, Client, Instant, Vec<Event>) {
     let (server_config, client_config) = configs();
-    let mut c = Client::new(client_config, password);
+    let mut c = Client::new(client_config, password, ekm);
     let now = Instant::now();
     // the client's reset is message 0 of its side; its ClientHello follows as message 1 (lost
     // here, so it comes again when its timer runs)
@@ -373,4 +395,24 @@ fn a_renegotiation_moves_data_to_the_new_key_without_a_gap() {
     assert_eq!(back[0][0] & 7, 1);
     c.receive(&back[0]);
     assert_eq!(c.received.last().unwrap(), b"back");
+}
+
+#[test]
+fn a_client_without_tls_key_export_gets_keys_from_the_older_prf() {
+    let (mut s, mut c, mut now, mut events) = start_with("pw", false);
+    let mut logins = Vec::new();
+    pushed(&mut s, &mut c, &mut now, &mut events, &mut logins);
+    let reply = c
+        .texts
+        .iter()
+        .find(|t| t.starts_with("PUSH_REPLY"))
+        .unwrap();
+    assert!(!reply.contains("tls-ekm"), "{reply}");
+    for p in c.transmit(now) {
+        s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    }
+    events.clear();
+    let p = c.data(b"keys from the PRF");
+    s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    assert_eq!(events, vec![Event::Packet(b"keys from the PRF".to_vec())]);
 }
