@@ -21,6 +21,33 @@ struct OpenVpnClient {
     _dir: tempfile::TempDir,
 }
 
+/// A hub user (password `<user>pw`) and the configurations `OpenVpnMakeConfig` wrote for it.
+struct Configs {
+    dir: tempfile::TempDir,
+    l3: PathBuf,
+    l2: PathBuf,
+}
+
+fn user_and_configs(s: &EtherhubServer, user: &str) -> Configs {
+    s.create_user(user);
+    s.must_hub_cmd(&["UserPasswordSet", user, &format!("/PASSWORD:{user}pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let (l3, l2) = make_configs(s, dir.path());
+    Configs { dir, l3, l2 }
+}
+
+/// Whether the OpenVPN sessions leave SessionList within `within`.
+fn openvpn_sessions_gone(s: &EtherhubServer, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if !s.must_hub_cmd(&["SessionList"]).contains("OPENVPN") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
 /// The configurations `OpenVpnMakeConfig` wrote (its zip, unpacked by busybox's unzip), in
 /// `dir`: the l3 (`dev tun`) and the l2 (`dev tap`) one, by name.
 fn make_configs(server: &EtherhubServer, dir: &std::path::Path) -> (PathBuf, PathBuf) {
@@ -132,13 +159,11 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
     s.create_user("alice");
     s.register_client(&wg, "alice");
     wg.join(s, Some(&lan));
-    s.create_user("bob");
-    s.must_hub_cmd(&["UserPasswordSet", "bob", "/PASSWORD:bobpw"]);
-    let configs = tempfile::tempdir().unwrap();
-    let (l3, _) = make_configs(s, configs.path());
+    let configs = user_and_configs(s, "bob");
+    let l3 = configs.l3.clone();
     let text = std::fs::read_to_string(&l3).unwrap();
     assert!(text.contains("\ndev tun\n") && text.contains("<ca>\n-----BEGIN CERTIFICATE-----"));
-    let cert = configs.path().join("server.crt");
+    let cert = configs.dir.path().join("server.crt");
     s.must_cmd(&["ServerCertGet", cert.to_str().unwrap()]);
     let pem = std::fs::read_to_string(&cert).unwrap();
     assert!(
@@ -229,12 +254,8 @@ fn the_stock_openvpn_client_connects_over_udp_in_tun_mode() {
     assert!(table.contains(&name), "the lease is the session's: {table}");
     // the client leaves (explicit-exit-notify): its session goes
     drop(ov);
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end && s.must_hub_cmd(&["SessionList"]).contains("OPENVPN") {
-        std::thread::sleep(Duration::from_millis(200));
-    }
     assert!(
-        !s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"),
+        openvpn_sessions_gone(s, Duration::from_secs(10)),
         "the session left SessionList"
     );
 }
@@ -253,11 +274,9 @@ fn the_stock_openvpn_client_connects_over_tcp_in_tap_mode() {
     let remote = lab.server_addrs[0].clone();
     lab.server.start();
     let s = &lab.server;
-    s.create_user("carol");
-    s.must_hub_cmd(&["UserPasswordSet", "carol", "/PASSWORD:carolpw"]);
     // on the TCP listener 443, which TLS and SoftEther's clients share
-    let configs = tempfile::tempdir().unwrap();
-    let (_, l2) = make_configs(s, configs.path());
+    let configs = user_and_configs(s, "carol");
+    let l2 = configs.l2.clone();
     let ov = OpenVpnClient::start(
         &ns,
         &l2,
@@ -282,11 +301,10 @@ fn the_stock_openvpn_client_connects_over_tcp_in_tap_mode() {
     assert!(ips.contains(&ip), "{ips}");
     // the connection closes: the session goes
     drop(ov);
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end && s.must_hub_cmd(&["SessionList"]).contains("OPENVPN") {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
+    assert!(
+        openvpn_sessions_gone(s, Duration::from_secs(10)),
+        "the session left SessionList"
+    );
 }
 
 #[test]
@@ -303,11 +321,9 @@ fn openvpn_and_wireguard_share_a_udp_port_and_both_come_back_after_a_restart() {
         let s = &lab.server;
         s.create_user("alice");
         s.register_client(&wg, "alice");
-        s.create_user("bob");
-        s.must_hub_cmd(&["UserPasswordSet", "bob", "/PASSWORD:bobpw"]);
     }
-    let configs = tempfile::tempdir().unwrap();
-    let (l3, _) = make_configs(&lab.server, configs.path());
+    let configs = user_and_configs(&lab.server, "bob");
+    let l3 = configs.l3.clone();
     wg.join(&lab.server, None);
     // WireGuard's port 443 for both (the config's remote names 1194; the command line wins)
     let ov = OpenVpnClient::start(&ns, &l3, (&remote, "443", false), "bob", "bobpw");
@@ -349,12 +365,10 @@ fn a_renegotiation_during_a_transfer_loses_no_bytes() {
     let remote = lab.server_addrs[0].clone();
     lab.server.start();
     let s = &lab.server;
-    s.create_user("dave");
-    s.must_hub_cmd(&["UserPasswordSet", "dave", "/PASSWORD:davepw"]);
-    let configs = tempfile::tempdir().unwrap();
-    let (l3, _) = make_configs(s, configs.path());
+    let configs = user_and_configs(s, "dave");
+    let l3 = configs.l3.clone();
     // a config with reneg-sec 4 (the client renegotiates every 4 s)
-    let fast = configs.path().join("fast.ovpn");
+    let fast = configs.dir.path().join("fast.ovpn");
     let text = std::fs::read_to_string(&l3).unwrap();
     std::fs::write(&fast, format!("reneg-sec 4\n{text}")).unwrap();
     let ov = OpenVpnClient::start(&ns, &fast, (&remote, "1194", false), "dave", "davepw");
@@ -394,10 +408,8 @@ fn tun_over_tcp_and_tap_over_udp_work_too() {
     let (tun_remote, tap_remote) = (lab.server_addrs[0].clone(), lab.server_addrs[1].clone());
     lab.server.start();
     let s = &lab.server;
-    s.create_user("erin");
-    s.must_hub_cmd(&["UserPasswordSet", "erin", "/PASSWORD:erinpw"]);
-    let configs = tempfile::tempdir().unwrap();
-    let (l3, l2) = make_configs(s, configs.path());
+    let configs = user_and_configs(s, "erin");
+    let (l3, l2) = (configs.l3.clone(), configs.l2.clone());
     let tun = OpenVpnClient::start(&tun_ns, &l3, (&tun_remote, "992", true), "erin", "erinpw");
     let tap = OpenVpnClient::start(&tap_ns, &l2, (&tap_remote, "5555", false), "erin", "erinpw");
     for c in [&tun, &tap] {
@@ -434,10 +446,8 @@ fn five_wrong_passwords_lock_the_address_out_for_openvpn_too() {
     let remote = lab.server_addrs[0].clone();
     lab.server.start();
     let s = &lab.server;
-    s.create_user("frank");
-    s.must_hub_cmd(&["UserPasswordSet", "frank", "/PASSWORD:frankpw"]);
-    let configs = tempfile::tempdir().unwrap();
-    let (l3, _) = make_configs(s, configs.path());
+    let configs = user_and_configs(s, "frank");
+    let l3 = configs.l3.clone();
     for i in 0..5 {
         let bad = OpenVpnClient::start(&ns, &l3, (&remote, "1194", false), "frank", "guess");
         assert!(
@@ -467,12 +477,10 @@ fn softethers_own_data_channel_aes_128_cbc_with_sha1_works() {
     let remote = lab.server_addrs[0].clone();
     lab.server.start();
     let s = &lab.server;
-    s.create_user("gina");
-    s.must_hub_cmd(&["UserPasswordSet", "gina", "/PASSWORD:ginapw"]);
-    let configs = tempfile::tempdir().unwrap();
-    let (l3, _) = make_configs(s, configs.path());
+    let configs = user_and_configs(s, "gina");
+    let l3 = configs.l3.clone();
     // what SoftEther's configs ask (cipher AES-128-CBC, auth SHA1), as a 2.6 client needs it
-    let conf = configs.path().join("softether-style.ovpn");
+    let conf = configs.dir.path().join("softether-style.ovpn");
     let text = std::fs::read_to_string(&l3).unwrap().replace(
         "data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305",
         "data-ciphers AES-128-CBC\ncipher AES-128-CBC\nauth SHA1",
