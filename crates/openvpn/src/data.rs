@@ -216,18 +216,24 @@ pub struct DataChannel {
     window: ReplayWindow,
 }
 
-fn cbc_encrypt(key: &[u8], iv: &[u8; 16], data: &mut Vec<u8>) {
+/// Pads `data` (PKCS#7) and encrypts it in place; `None` (nothing to send) if the cipher
+/// refused it, so that no plaintext ever goes out.
+fn cbc_encrypt(key: &[u8], iv: &[u8; 16], data: &mut Vec<u8>) -> Option<()> {
+    use aes::cipher::block_padding::NoPadding;
     use aes::cipher::{BlockEncryptMut, KeyIvInit};
     let pad = 16 - data.len() % 16;
     data.extend(std::iter::repeat_n(pad as u8, pad));
     let len = data.len();
-    if key.len() == 16 {
-        let _ = cbc::Encryptor::<aes::Aes128>::new(key.into(), iv.into())
-            .encrypt_padded_mut::<aes::cipher::block_padding::NoPadding>(data, len);
+    let done = if key.len() == 16 {
+        cbc::Encryptor::<aes::Aes128>::new(key.into(), iv.into())
+            .encrypt_padded_mut::<NoPadding>(data, len)
+            .is_ok()
     } else {
-        let _ = cbc::Encryptor::<aes::Aes256>::new(key.into(), iv.into())
-            .encrypt_padded_mut::<aes::cipher::block_padding::NoPadding>(data, len);
-    }
+        cbc::Encryptor::<aes::Aes256>::new(key.into(), iv.into())
+            .encrypt_padded_mut::<NoPadding>(data, len)
+            .is_ok()
+    };
+    done.then_some(())
 }
 
 fn cbc_decrypt(key: &[u8], iv: &[u8], data: &mut [u8]) -> Option<usize> {
@@ -287,6 +293,21 @@ impl DataChannel {
         let id = self.next_id;
         let start = out.len();
         header.emit(out);
+        let sealed = self.seal_after_header(header, id, start, payload, out);
+        if sealed.is_none() {
+            out.truncate(start);
+        }
+        sealed
+    }
+
+    fn seal_after_header(
+        &self,
+        header: DataHeader,
+        id: u32,
+        start: usize,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
         match &self.keys {
             Keys::Aead { send, .. } => {
                 out.extend_from_slice(&id.to_be_bytes());
@@ -312,7 +333,7 @@ impl DataChannel {
                 let mut body = Vec::with_capacity(payload.len() + 4 + 16);
                 body.extend_from_slice(&id.to_be_bytes());
                 body.extend_from_slice(payload);
-                cbc_encrypt(&send.aes, &iv, &mut body);
+                cbc_encrypt(&send.aes, &iv, &mut body)?;
                 let mut ctx = ring::hmac::Context::with_key(&send.hmac);
                 ctx.update(&iv);
                 ctx.update(&body);
