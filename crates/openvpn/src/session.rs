@@ -336,14 +336,22 @@ impl Session {
             .clone()
             .expect("checked by the caller");
         let mut random = [0u8; 64];
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).is_err() {
+            self.close(out, "no randomness for the key exchange");
+            return;
+        }
         let r1: [u8; 32] = random[..32].try_into().expect("32 bytes");
         let r2: [u8; 32] = random[32..].try_into().expect("32 bytes");
         let options = ck.options.replace("tls-client", "tls-server");
         let first = self.user.is_none();
         // OpenVPN 2.6 clients take their keys from TLS's exporter; older ones from the PRF
         let ekm = ck.iv_proto() & IV_PROTO_TLS_KEY_EXPORT != 0;
-        let verdict = auth(&ck);
+        // a renegotiation is the same user again, with its password checked again
+        let verdict = if first || self.user.as_deref() == Some(ck.user.as_str()) {
+            auth(&ck)
+        } else {
+            Login::Refused
+        };
         let _ = self.keys[i]
             .tls
             .writer()

@@ -57,6 +57,7 @@ struct Client {
     password: String,
     /// Announces TLS key export (an OpenVPN 2.6 client); else the older PRF is used.
     ekm: bool,
+    user: String,
     texts: Vec<String>,
     received: Vec<Vec<u8>>,
 }
@@ -68,6 +69,7 @@ impl Client {
             keys: Vec::new(),
             password: password.into(),
             ekm,
+            user: "alice@DEFAULT".into(),
             texts: Vec::new(),
             received: Vec::new(),
         };
@@ -94,7 +96,7 @@ impl Client {
             random1: [2; 32],
             random2: [3; 32],
             options: "V4,dev-type tun,link-mtu 1541,tun-mtu 1500,proto UDPv4,auth SHA1,keysize 128,key-method 2,tls-client".into(),
-            user: "alice@DEFAULT".into(),
+            user: self.user.clone(),
             password: self.password.clone(),
             peer_info: format!(
                 "IV_VER=2.6.14\nIV_PLAT=linux\nIV_NCP=2\nIV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\nIV_PROTO={}\n",
@@ -415,4 +417,29 @@ fn a_client_without_tls_key_export_gets_keys_from_the_older_prf() {
     let p = c.data(b"keys from the PRF");
     s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
     assert_eq!(events, vec![Event::Packet(b"keys from the PRF".to_vec())]);
+}
+
+#[test]
+fn a_renegotiation_as_another_user_ends_the_session() {
+    let (mut s, mut c, mut now, mut events) = start("pw");
+    let mut logins = Vec::new();
+    pushed(&mut s, &mut c, &mut now, &mut events, &mut logins);
+    // the new key's login names someone else (whose password the caller would take)
+    c.user = "mallory@DEFAULT".into();
+    c.new_key(1);
+    c.keys[0].reliable.send(P_CONTROL_SOFT_RESET_V1, Vec::new());
+    run(
+        &mut s,
+        &mut c,
+        &mut now,
+        &mut events,
+        &mut logins,
+        |c, _| c.texts.iter().any(|t| t == "AUTH_FAILED"),
+    );
+    assert!(s.is_closed());
+    assert_eq!(
+        logins,
+        vec!["alice@DEFAULT"],
+        "mallory's login was not even asked"
+    );
 }
