@@ -458,7 +458,7 @@ pub static METHODS: &[Method] = &[
         run: |b, _, p| {
             call(p, |r: ProtoOptions| {
                 let (name, options) = b.proto_options(&r.protocol)?;
-                Ok(proto_options_out(name, options))
+                Ok(ProtoOptions::of(name, options))
             })
         },
     },
@@ -467,10 +467,10 @@ pub static METHODS: &[Method] = &[
         access: Access::Server,
         run: |b, _, p| {
             call(p, |r: ProtoOptions| {
-                let options = proto_options_in(&r)?;
+                let options = r.options()?;
                 b.set_proto_options(&r.protocol, &options)?;
                 let (name, options) = b.proto_options(&r.protocol)?;
-                Ok(proto_options_out(name, options))
+                Ok(ProtoOptions::of(name, options))
             })
         },
     },
@@ -628,69 +628,6 @@ pub fn caps() -> Caps {
         ("b_vpn3", 1, "VPN 3.0 protocol family"),
         ("b_vpn4", 1, "VPN 4.0 protocol family"),
     ])
-}
-
-/// Options as the RPC carries them: names, types (1 string, 2 bool) and values (a string's
-/// bytes with a trailing NUL; a bool as SoftEther's `bool`, an unsigned int: 4 bytes, little
-/// end first on the machines it runs on).
-fn proto_options_out(
-    protocol: String,
-    options: Vec<(String, etherhub_config::proto::ProtoValue)>,
-) -> ProtoOptions {
-    use etherhub_config::proto::ProtoValue;
-    let mut r = ProtoOptions {
-        protocol,
-        ..ProtoOptions::default()
-    };
-    for (name, v) in options {
-        r.names.push(name);
-        match v {
-            ProtoValue::Str(s) => {
-                r.types.push(1);
-                let mut b = s.into_bytes();
-                b.push(0);
-                r.values.push(Bin(b));
-            }
-            ProtoValue::Bool(x) => {
-                r.types.push(2);
-                r.values.push(Bin(u32::from(x).to_le_bytes().to_vec()));
-            }
-        }
-    }
-    r
-}
-
-fn proto_options_in(
-    r: &ProtoOptions,
-) -> AdminResult<Vec<(String, etherhub_config::proto::ProtoValue)>> {
-    use etherhub_config::proto::ProtoValue;
-    if r.names.len() != r.types.len() || r.names.len() != r.values.len() {
-        return Err(AdminError::invalid_param(
-            "Name_str",
-            "names, types and values must be as many",
-        ));
-    }
-    r.names
-        .iter()
-        .zip(&r.types)
-        .zip(&r.values)
-        .map(|((n, t), v)| {
-            let value = match t {
-                1 => {
-                    let text = v.0.split(|b| *b == 0).next().unwrap_or(&[]);
-                    ProtoValue::Str(String::from_utf8_lossy(text).into_owned())
-                }
-                2 => ProtoValue::Bool(v.0.iter().any(|b| *b != 0)),
-                _ => {
-                    return Err(AdminError::invalid_param(
-                        "Type_u32",
-                        "1 (string) or 2 (bool)",
-                    ))
-                }
-            };
-            Ok((n.clone(), value))
-        })
-        .collect()
 }
 
 fn deny() -> AdminError {

@@ -33,6 +33,7 @@ pub use etherhub_config::access::MacMatch as AccessMac;
 pub use etherhub_config::model::{format_mac, parse_mac};
 /// SoftEther's security policy items (for tools that show or edit policies).
 pub use etherhub_config::policy;
+pub use etherhub_config::proto::ProtoValue;
 pub use guard::{Admission, LoginGuard, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILURES, DEFAULT_WINDOW};
 pub use http::{serve_connection, serve_connection_with, Ends, Limits, Outcome};
 pub use native::{SessionRequest, SERVER_STR, SOFTETHER_BUILD, SOFTETHER_VERSION};

@@ -1118,6 +1118,72 @@ pub struct ProtoOptions {
     pub values: Vec<Bin>,
 }
 
+impl ProtoOptions {
+    /// Options as the RPC carries them: a string's bytes with a trailing NUL; a bool as
+    /// SoftEther's `bool`, an unsigned int (4 bytes, little end first on the machines it runs
+    /// on).
+    pub fn of(
+        protocol: String,
+        options: Vec<(String, etherhub_config::proto::ProtoValue)>,
+    ) -> Self {
+        use etherhub_config::proto::ProtoValue;
+        let mut r = ProtoOptions {
+            protocol,
+            ..ProtoOptions::default()
+        };
+        for (name, v) in options {
+            r.names.push(name);
+            match v {
+                ProtoValue::Str(s) => {
+                    r.types.push(1);
+                    let mut b = s.into_bytes();
+                    b.push(0);
+                    r.values.push(Bin(b));
+                }
+                ProtoValue::Bool(x) => {
+                    r.types.push(2);
+                    r.values.push(Bin(u32::from(x).to_le_bytes().to_vec()));
+                }
+            }
+        }
+        r
+    }
+
+    /// The options the RPC carries, each with its value (a bool is any non-zero bytes).
+    pub fn options(
+        &self,
+    ) -> Result<Vec<(String, etherhub_config::proto::ProtoValue)>, crate::AdminError> {
+        use etherhub_config::proto::ProtoValue;
+        if self.names.len() != self.types.len() || self.names.len() != self.values.len() {
+            return Err(crate::AdminError::invalid_param(
+                "Name_str",
+                "names, types and values must be as many",
+            ));
+        }
+        self.names
+            .iter()
+            .zip(&self.types)
+            .zip(&self.values)
+            .map(|((n, t), v)| {
+                let value = match t {
+                    1 => {
+                        let text = v.0.split(|b| *b == 0).next().unwrap_or(&[]);
+                        ProtoValue::Str(String::from_utf8_lossy(text).into_owned())
+                    }
+                    2 => ProtoValue::Bool(v.0.iter().any(|b| *b != 0)),
+                    _ => {
+                        return Err(crate::AdminError::invalid_param(
+                            "Type_u32",
+                            "1 (string) or 2 (bool)",
+                        ))
+                    }
+                };
+                Ok((n.clone(), value))
+            })
+            .collect()
+    }
+}
+
 /// `MakeOpenVpnConfigFile` (SoftEther's RPC_READ_LOG_FILE): the zip in `Buffer`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

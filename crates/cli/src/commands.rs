@@ -2116,27 +2116,16 @@ fn proto_options_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     let v: ProtoOptions = ctx.rpc("GetProtoOptions", &req)?;
     let table = crate::strtable::StringTable::installed();
     let mut t = Table::new(&["Name", "Type", "Value", "Description"]);
-    for ((name, ty), value) in v.names.iter().zip(&v.types).zip(&v.values) {
-        let (ty, value) = match ty {
-            2 => (
-                "Boolean",
-                if value.0.iter().any(|b| *b != 0) {
-                    "True"
-                } else {
-                    "False"
-                }
-                .to_string(),
-            ),
-            _ => {
-                let text = value.0.split(|b| *b == 0).next().unwrap_or(&[]);
-                ("String", String::from_utf8_lossy(text).into_owned())
-            }
+    for (name, value) in v.options().map_err(|e| CmdError::usage(e.message))? {
+        let (ty, value) = match value {
+            ProtoValue::Bool(b) => ("Boolean", if b { "True" } else { "False" }.to_string()),
+            ProtoValue::Str(s) => ("String", s),
         };
         // SoftEther's description, when its string table is on the machine
         let description = table
             .and_then(|t| t.get(&format!("CMD_ProtoOptions_Description_{asked}_{name}")))
             .unwrap_or("");
-        t.row(&[name.clone(), ty.to_string(), value, description.to_string()]);
+        t.row(&[name, ty.to_string(), value, description.to_string()]);
     }
     ctx.table(&t, false);
     Ok(())
@@ -2147,26 +2136,27 @@ fn proto_options_set(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
         protocol: p.get("").unwrap_or_default().to_string(),
         ..ProtoOptions::default()
     };
-    let mut v: ProtoOptions = ctx.rpc("GetProtoOptions", &req)?;
+    let v: ProtoOptions = ctx.rpc("GetProtoOptions", &req)?;
+    let mut options = v.options().map_err(|e| CmdError::usage(e.message))?;
     let name = p.get("NAME").unwrap_or_default();
-    let Some(i) = v.names.iter().position(|n| n.eq_ignore_ascii_case(name)) else {
+    let Some(slot) = options
+        .iter_mut()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+    else {
         return Err(CmdError {
             code: 29,
             message: "Object not found.".into(),
         });
     };
     let value = p.get("VALUE").unwrap_or_default().trim();
-    v.values[i] = if v.types[i] == 2 {
+    slot.1 = match slot.1 {
         // vpncmd's yes: starts with y or t, or a number other than 0
-        let yes =
-            value.starts_with(['y', 'Y', 't', 'T']) || value.parse::<i64>().is_ok_and(|n| n != 0);
-        Bin(u32::from(yes).to_le_bytes().to_vec())
-    } else {
-        let mut b = value.as_bytes().to_vec();
-        b.push(0);
-        Bin(b)
+        ProtoValue::Bool(_) => ProtoValue::Bool(
+            value.starts_with(['y', 'Y', 't', 'T']) || value.parse::<i64>().is_ok_and(|n| n != 0),
+        ),
+        ProtoValue::Str(_) => ProtoValue::Str(value.to_string()),
     };
-    let _: ProtoOptions = ctx.rpc("SetProtoOptions", &v)?;
+    let _: ProtoOptions = ctx.rpc("SetProtoOptions", &ProtoOptions::of(v.protocol, options))?;
     Ok(())
 }
 
@@ -2242,10 +2232,7 @@ fn config_get(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
     let v: ConfigFile = ctx.rpc("GetConfig", &Empty {})?;
     match p.get("").filter(|f| !f.is_empty()) {
         Some(path) => {
-            std::fs::write(path, &v.data.0).map_err(|e| CmdError {
-                code: 23,
-                message: format!("Creation of specified file failed. ({e})"),
-            })?;
+            save(path, &v.data.0)?;
         }
         None => {
             ctx.out.push_str(&format!(
