@@ -97,6 +97,8 @@ pub struct NatEntry {
 pub struct NatCounters {
     pub dropped: u64,
     pub refused_sessions: u64,
+    /// TCP flows whose stalled retransmission was brought forward (see `NatHost::rescue`)
+    pub stalls_rescued: u64,
 }
 
 type Key = (Ipv4Addr, u16, Ipv4Addr, u16);
@@ -124,6 +126,17 @@ struct TcpFlow {
     outside_eof: bool,
     fin_sent: bool,
     shutdown_sent: bool,
+    /// bytes ever put in smoltcp's send buffer, and how many of them the client acknowledged
+    pushed: u64,
+    acked: u64,
+    /// when the client last acknowledged data (or there was none outstanding), in both clocks
+    progress: Instant,
+    progress_ts: smoltcp::time::Instant,
+    /// whether the stall since `progress` was already rescued (once per stall: see `rescue`)
+    rescued: bool,
+    /// when the SYN-ACK went out, then the handshake's round trip once the client answered it
+    synack_at: Option<Instant>,
+    rtt: Duration,
 }
 
 struct UdpFlow {
@@ -167,14 +180,25 @@ pub struct NatHost {
     rx_queue: VecDeque<Vec<u8>>,
     /// when idle flows were last looked for
     last_reap: Option<Instant>,
+    /// how far smoltcp's clock runs ahead of `now - epoch` (see `rescue`)
+    skew: Duration,
+    /// the earliest moment a flow with data outstanding counts as stalled
+    next_stall: Option<Instant>,
     counters: NatCounters,
 }
 
 /// Most segments held for one smoltcp pass; more than a receive batch ever brings.
 const RX_QUEUE_MAX: usize = 256;
-/// Most extra egress passes per poll: each sends at most one segment per socket, and what is
-/// left goes on the next poll (see `iface_poll`).
-const EGRESS_PASSES: usize = 128;
+/// Most frames smoltcp sends per poll; what is left goes on the next one (see `iface_poll`).
+const EGRESS_BUDGET: usize = 64;
+/// A flow whose data has gone unacknowledged this long, and for [`STALL_RTTS`] of its
+/// handshake's round trip, is stalled: a lost tail or a lost retransmission that only
+/// smoltcp's retransmission timer would end, a second later (its floor is RFC 6298's one
+/// second; Linux's is 200 ms, and no SACK recovery helps smoltcp before it).
+const STALL_MIN: Duration = Duration::from_millis(200);
+const STALL_RTTS: u32 = 4;
+/// smoltcp's smallest retransmission timeout (RFC 6298's one second).
+const SMOLTCP_MIN_RTO: Duration = Duration::from_secs(1);
 /// How often a busy host looks for idle and closed flows.
 const REAP_EVERY: Duration = Duration::from_millis(100);
 
@@ -185,6 +209,8 @@ struct Dev<'a> {
     rx: Option<&'a [u8]>,
     tx: &'a mut Vec<Vec<u8>>,
     mtu: usize,
+    /// frames `transmit` may still hand out
+    budget: usize,
 }
 
 enum Rx<'a> {
@@ -233,6 +259,7 @@ impl Device for Dev<'_> {
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        self.budget = self.budget.checked_sub(1)?;
         Some(Tx(self.tx))
     }
 
@@ -265,6 +292,7 @@ impl NatHost {
             rx: None,
             tx: &mut out,
             mtu: cfg.mtu,
+            budget: 0,
         };
         let mut icfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.host.mac)));
         icfg.random_seed = cfg.seed;
@@ -295,6 +323,8 @@ impl NatHost {
             frames: Vec::new(),
             rx_queue: VecDeque::new(),
             last_reap: None,
+            skew: Duration::ZERO,
+            next_stall: None,
             counters: NatCounters::default(),
         }
     }
@@ -325,12 +355,19 @@ impl NatHost {
         self.counters
     }
 
-    /// When smoltcp next wants [`VirtualHost::poll`] (retransmissions, delayed ACKs).
+    /// When smoltcp next wants [`VirtualHost::poll`] (retransmissions, delayed ACKs), or a
+    /// stalled flow wants rescuing.
     pub fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
         let ts = self.ts(now);
-        self.iface
+        let smol = self
+            .iface
             .poll_delay(ts, &self.sockets)
-            .map(|d| Duration::from_micros(d.total_micros()))
+            .map(|d| Duration::from_micros(d.total_micros()));
+        let stall = self.next_stall.map(|t| t.saturating_duration_since(now));
+        match (smol, stall) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The live NAT flows, TCP first, each kind by id.
@@ -395,7 +432,7 @@ impl NatHost {
     }
 
     fn ts(&self, now: Instant) -> smoltcp::time::Instant {
-        let d = now.saturating_duration_since(self.epoch);
+        let d = now.saturating_duration_since(self.epoch) + self.skew;
         smoltcp::time::Instant::from_micros(d.as_micros().min(i64::MAX as u128) as i64)
     }
 
@@ -425,33 +462,30 @@ impl NatHost {
     /// sends.
     fn iface_poll(&mut self, frame: Option<&[u8]>, now: Instant, out: &mut Vec<Vec<u8>>) {
         let ts = self.ts(now);
-        let frames = self.rx_queue.len() + usize::from(frame.is_some());
         let mut dev = Dev {
             queue: &mut self.rx_queue,
             rx: frame,
             tx: out,
             mtu: self.cfg.mtu,
+            budget: 0,
         };
-        // Not `Interface::poll`: since smoltcp 0.13 it sends until the sockets have nothing left,
-        // which bursts a whole window at the client. Every frame in, then bounded egress.
+        // Not `Interface::poll`: since smoltcp 0.13 it sends until the sockets have nothing left.
+        // Every frame in, then egress within a budget: each socket's congestion window (CUBIC)
+        // paces it by the acknowledgements it gets, and the budget bounds the burst one poll
+        // puts in the client's socket buffer (wireguard-go's is 208 KiB by default).
         self.iface.poll_maintenance(ts);
         while !matches!(
             self.iface
                 .poll_ingress_single(ts, &mut dev, &mut self.sockets),
             PollIngressSingleResult::None
         ) {}
-        // One egress pass lets each socket send one segment. One pass, and two more for each
-        // frame that came in, clock a sender by the acknowledgements it gets, as TCP does; all
-        // at once would burst the client's whole window into its socket buffer (wireguard-go's
-        // overflows), and smoltcp recovers from such losses slowly.
-        for _ in 0..(1 + 2 * frames).min(1 + EGRESS_PASSES) {
-            if matches!(
+        dev.budget = EGRESS_BUDGET;
+        while dev.budget > 0
+            && !matches!(
                 self.iface.poll_egress(ts, &mut dev, &mut self.sockets),
                 PollResult::None
-            ) {
-                break;
-            }
-        }
+            )
+        {}
     }
 
     /// One socket result from the runtime.
@@ -464,6 +498,7 @@ impl NatHost {
                 }
             }
             IoEvent::TcpData { flow, data } => {
+                let ts = self.ts(now);
                 let Some(f) = self.tcp.get_mut(&flow) else {
                     return;
                 };
@@ -474,7 +509,7 @@ impl NatHost {
                 if let Some(h) = f.handle {
                     let s = self.sockets.get_mut::<tcp::Socket>(h);
                     if f.pending.is_empty() && s.may_send() {
-                        taken = s.send_slice(&data).unwrap_or(0);
+                        taken = push(f, s, &data, now, ts);
                     }
                 }
                 f.pending.extend_from_slice(&data[taken..]);
@@ -541,6 +576,7 @@ impl NatHost {
             tcp::SocketBuffer::new(vec![0; TCP_TX_BUFFER]),
         );
         s.set_nagle_enabled(false);
+        s.set_congestion_control(tcp::CongestionControl::Cubic);
         let ep = IpListenEndpoint {
             addr: Some(IpAddress::Ipv4(*f.c.dst.ip())),
             port: f.c.dst.port(),
@@ -552,6 +588,7 @@ impl NatHost {
         let h = self.sockets.add(s);
         f.handle = Some(h);
         f.c.last = now;
+        f.synack_at = Some(now);
         let mut out = std::mem::take(&mut self.frames);
         self.iface_poll(Some(&syn), now, &mut out);
         self.frames = out;
@@ -612,11 +649,16 @@ impl NatHost {
     /// Moves bytes between smoltcp's sockets and the runtime, both ways, within the credit each
     /// side has; maps FIN and close states.
     fn service(&mut self, now: Instant) {
+        let ts = self.ts(now);
+        let mut next_stall = None;
         for (id, f) in self.tcp.iter_mut() {
             let Some(h) = f.handle else { continue };
             let s = self.sockets.get_mut::<tcp::Socket>(h);
-            if s.state() == tcp::State::Established {
+            if s.state() == tcp::State::Established && !f.established {
                 f.established = true;
+                if let Some(at) = f.synack_at.take() {
+                    f.rtt = now.saturating_duration_since(at);
+                }
             }
             // client -> outside, at most MAX_IN_FLIGHT unwritten bytes
             while f.in_flight < MAX_IN_FLIGHT && s.can_recv() {
@@ -638,8 +680,23 @@ impl NatHost {
             }
             // outside -> client
             if !f.pending.is_empty() && s.may_send() {
-                let n = s.send_slice(&f.pending).unwrap_or(0);
+                let pending = std::mem::take(&mut f.pending);
+                let n = push(f, s, &pending, now, ts);
+                f.pending = pending;
                 f.pending.drain(..n);
+            }
+            // the client's acknowledgements, for `rescue`
+            let queued = s.send_queue() as u64;
+            let acked = f.pushed.saturating_sub(queued);
+            if queued == 0 || acked != f.acked {
+                f.acked = acked;
+                f.progress = now;
+                f.progress_ts = ts;
+                f.rescued = false;
+            }
+            if queued > 0 && f.established && !f.rescued {
+                let at = f.progress + stall_after(f.rtt);
+                next_stall = Some(next_stall.map_or(at, |t: Instant| t.min(at)));
             }
             if s.may_send() && !f.outside_eof {
                 let free = (s.send_capacity() - s.send_queue()).saturating_sub(f.pending.len());
@@ -669,6 +726,45 @@ impl NatHost {
                     .push_back(IoRequest::TcpShutdown { flow: *id });
                 f.shutdown_sent = true;
             }
+        }
+        self.next_stall = next_stall;
+    }
+
+    /// Brings forward smoltcp's retransmission for flows stalled since their last progress
+    /// (see [`STALL_MIN`]): smoltcp's timeout has a one-second floor and no setting, so its
+    /// clock is moved ahead to the moment the earliest such timer fires. Each of these flows
+    /// last made progress at least `STALL_MIN` ago and others more recently, so the others'
+    /// timers, armed at their own progress, are not reached. Once per stall: a flow whose
+    /// retransmission is lost again waits for smoltcp's own, doubled, timer, so a client gone
+    /// for good never drives the clock.
+    fn rescue(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
+        if self.next_stall.is_none_or(|t| now < t) {
+            return;
+        }
+        let mut target = None;
+        for f in self.tcp.values_mut() {
+            let Some(h) = f.handle else { continue };
+            let s = self.sockets.get::<tcp::Socket>(h);
+            if f.rescued
+                || !f.established
+                || s.send_queue() == 0
+                || now < f.progress + stall_after(f.rtt)
+            {
+                continue;
+            }
+            f.rescued = true;
+            self.counters.stalls_rescued += 1;
+            let fires = f.progress_ts + smoltcp::time::Duration::from(SMOLTCP_MIN_RTO);
+            target = Some(target.map_or(fires, |t: smoltcp::time::Instant| t.max(fires)));
+        }
+        if let Some(t) = target {
+            let ahead = t - self.ts(now);
+            if ahead > smoltcp::time::Duration::ZERO {
+                // one millisecond more: smoltcp's timer fires strictly after its deadline
+                self.skew += Duration::from_micros(ahead.total_micros() + 1000);
+            }
+            self.iface_poll(None, now, out);
+            self.service(now);
         }
     }
 
@@ -790,6 +886,13 @@ impl NatHost {
                     outside_eof: false,
                     fin_sent: false,
                     shutdown_sent: false,
+                    pushed: 0,
+                    acked: 0,
+                    progress: now,
+                    progress_ts: smoltcp::time::Instant::ZERO,
+                    rescued: false,
+                    synack_at: None,
+                    rtt: Duration::ZERO,
                 },
             );
             self.tcp_keys.insert(key, id);
@@ -1020,6 +1123,30 @@ impl NatHost {
 }
 
 /// The sequence number of a held SYN and the length it occupies (1 plus any payload).
+/// How long a flow with data outstanding may go without an acknowledgement.
+fn stall_after(rtt: Duration) -> Duration {
+    STALL_MIN.max(rtt * STALL_RTTS)
+}
+
+/// Puts `data` in the flow's send buffer; returns how much fit. Data into an empty buffer
+/// starts the wait for its acknowledgement (smoltcp arms its timer when it sends it).
+fn push(
+    f: &mut TcpFlow,
+    s: &mut tcp::Socket,
+    data: &[u8],
+    now: Instant,
+    ts: smoltcp::time::Instant,
+) -> usize {
+    if s.send_queue() == 0 {
+        f.progress = now;
+        f.progress_ts = ts;
+        f.rescued = false;
+    }
+    let n = s.send_slice(data).unwrap_or(0);
+    f.pushed += n as u64;
+    n
+}
+
 fn syn_seq(frame: &[u8]) -> Option<(TcpSeqNumber, usize)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
@@ -1054,6 +1181,7 @@ impl VirtualHost for NatHost {
         }
         self.service(now);
         self.iface_poll(None, now, out);
+        self.rescue(now, out);
         let due = self
             .last_reap
             .is_none_or(|t| now.saturating_duration_since(t) >= REAP_EVERY);

@@ -100,6 +100,24 @@ struct Net {
     refuse: bool,
     closed: Vec<FlowId>,
     shut: Vec<FlowId>,
+    /// frames of TCP data from the host to drop on their way to the client (a lossy tunnel)
+    lose_data: usize,
+}
+
+/// Whether an Ethernet frame carries TCP payload.
+fn carries_tcp_data(frame: &[u8]) -> bool {
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return false;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return false;
+    };
+    ip.next_header() == IpProtocol::Tcp
+        && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| !t.payload().is_empty())
 }
 
 impl Net {
@@ -132,6 +150,7 @@ impl Net {
             refuse: false,
             closed: Vec::new(),
             shut: Vec::new(),
+            lose_data: 0,
         }
     }
 
@@ -206,7 +225,13 @@ impl Net {
             }
         }
         self.host.poll(self.now, &mut out);
-        self.to_client.extend(out);
+        for f in out {
+            if self.lose_data > 0 && carries_tcp_data(&f) {
+                self.lose_data -= 1;
+                continue;
+            }
+            self.to_client.push(f);
+        }
     }
 }
 
@@ -264,6 +289,64 @@ fn tcp_echo_through_the_nat_with_back_pressure_and_close() {
     assert!(
         matches!(st, tcp::State::TimeWait | tcp::State::Closed),
         "client socket in {st}"
+    );
+}
+
+/// A lost tail (the last segments of a burst, so no duplicate acknowledgements follow) is sent
+/// again after the host's stall time, not after smoltcp's one-second retransmission floor.
+#[test]
+fn a_lost_tail_is_sent_again_well_before_smoltcps_one_second_timeout() {
+    let mut net = Net::new();
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 65536]),
+        tcp::SocketBuffer::new(vec![0; 65536]),
+    );
+    s.connect(net.iface.context(), (IpAddress::Ipv4(OUTSIDE), 80), 49153)
+        .unwrap();
+    let h = net.sockets.add(s);
+    let mut got = Vec::new();
+    let mut echo = |net: &mut Net, n: usize| -> Duration {
+        let payload: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+        let mut sent = 0;
+        let from = net.now;
+        let want = got.len() + n;
+        for _ in 0..2000 {
+            let s = net.sockets.get_mut::<tcp::Socket>(h);
+            if s.can_send() && sent < n {
+                sent += s.send_slice(&payload[sent..]).unwrap();
+            }
+            net.step();
+            let s = net.sockets.get_mut::<tcp::Socket>(h);
+            while s.can_recv() {
+                s.recv(|b| {
+                    got.extend_from_slice(b);
+                    (b.len(), ())
+                })
+                .unwrap();
+            }
+            if got.len() == want {
+                return net.now - from;
+            }
+        }
+        panic!("echo of {n} bytes incomplete: {} of {want}", got.len());
+    };
+    // warm up: the connection and its round-trip estimate
+    echo(&mut net, 20_000);
+    assert_eq!(net.host.counters().stalls_rescued, 0);
+    // every data frame of the next echo is lost once (the outside echoes within one step)
+    net.lose_data = 3;
+    let took = echo(&mut net, 3000);
+    assert_eq!(net.lose_data, 0, "the echo was not lost as planned");
+    assert!(
+        took < Duration::from_millis(500),
+        "the lost tail took {took:?} to arrive"
+    );
+    assert_eq!(net.host.counters().stalls_rescued, 1);
+    // and the connection goes on as before
+    let again = echo(&mut net, 5000);
+    assert!(
+        again < Duration::from_millis(200),
+        "after the loss: {again:?}"
     );
 }
 
@@ -640,6 +723,8 @@ fn a_batch_of_segments_is_taken_in_one_pass_and_acknowledged_once() {
         tcp::SocketBuffer::new(vec![0; 262_144]),
         tcp::SocketBuffer::new(vec![0; 262_144]),
     );
+    // a client that lets out its whole window at once (no congestion window)
+    s.set_congestion_control(tcp::CongestionControl::None);
     s.connect(net.iface.context(), (IpAddress::Ipv4(OUTSIDE), 80), 49153)
         .unwrap();
     let h = net.sockets.add(s);
