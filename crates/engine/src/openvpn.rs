@@ -171,7 +171,13 @@ impl OpenVpn {
         // the net time of the server's tls-crypt packets: the wall clock (0 while unknown,
         // which clients take as well)
         let unix = io.unix_ms().map_or(0, |ms| (ms / 1000) as u32);
-        let wrapping = match (&self.options.tls_crypt_key, self.options.tls_crypt) {
+        // a tls-crypt session is replaced by a tls-crypt one only (a reset without the key
+        // cannot end it)
+        let required = self.options.tls_crypt
+            || replacing
+                .and_then(|i| self.sessions.get(&i))
+                .is_some_and(|e| e.session.is_tls_crypt());
+        let wrapping = match (&self.options.tls_crypt_key, required) {
             (Some(k), true) => Wrapping::TlsCrypt(TlsCrypt::new(k, Role::Server, unix)),
             (Some(k), false) => Wrapping::Either(TlsCrypt::new(k, Role::Server, unix)),
             (None, false) => Wrapping::Plain,
