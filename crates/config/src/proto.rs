@@ -1,5 +1,7 @@
 //! The protocols' options (SoftEther 5's `ProtoOptionsGet`/`ProtoOptionsSet`), kept under
-//! `ServerConfiguration/Proto/<protocol>` as SoftEther writes them. Etherhub has OpenVPN's.
+//! `ServerConfiguration/Proto/<protocol>` as SoftEther writes them. Etherhub has OpenVPN's,
+//! with one of its own: `TlsCrypt` (tls-crypt required), whose key is kept beside them as
+//! `byte TlsCryptKey` (an OpenVPN static key's 256 bytes).
 
 use crate::model::Config;
 
@@ -10,8 +12,13 @@ pub enum ProtoValue {
     Bool(bool),
 }
 
-/// OpenVPN's options and their defaults, as SoftEther 5.01 has them (sorted by name).
+/// OpenVPN's options and their defaults, as SoftEther 5.01 has them (sorted by name), and
+/// Etherhub's `TlsCrypt`.
 pub const OPENVPN: &str = "OpenVPN";
+/// The option that requires tls-crypt of OpenVPN clients (Etherhub's own).
+pub const OPENVPN_TLS_CRYPT: &str = "TlsCrypt";
+/// The bytes of the tls-crypt key.
+pub const TLS_CRYPT_KEY_LEN: usize = 256;
 pub const OPENVPN_DEFAULT_CLIENT_OPTION: &str = "dev-type tun,link-mtu 1500,tun-mtu 1500,cipher AES-128-CBC,auth SHA1,keysize 128,key-method 2,tls-client";
 
 fn defaults(protocol: &str) -> Option<Vec<(&'static str, ProtoValue)>> {
@@ -25,6 +32,7 @@ fn defaults(protocol: &str) -> Option<Vec<(&'static str, ProtoValue)>> {
             ("Obfuscation", ProtoValue::Bool(false)),
             ("ObfuscationMask", ProtoValue::Str(String::new())),
             ("PushDummyIPv4AddressOnL2Mode", ProtoValue::Bool(true)),
+            (OPENVPN_TLS_CRYPT, ProtoValue::Bool(false)),
         ]
     })
 }
@@ -121,12 +129,31 @@ impl Config {
         Ok(())
     }
 
-    /// Whether a protocol is on (`Enabled`).
-    pub fn proto_enabled(&self, protocol: &str) -> bool {
+    /// Whether a protocol's bool option `name` is true.
+    pub fn proto_flag(&self, protocol: &str, name: &str) -> bool {
         self.proto_options(protocol).is_ok_and(|(_, o)| {
             o.iter()
-                .any(|(k, v)| k == "Enabled" && *v == ProtoValue::Bool(true))
+                .any(|(k, v)| k == name && *v == ProtoValue::Bool(true))
         })
+    }
+
+    /// Whether a protocol is on (`Enabled`).
+    pub fn proto_enabled(&self, protocol: &str) -> bool {
+        self.proto_flag(protocol, "Enabled")
+    }
+
+    /// The OpenVPN tls-crypt key (`None`: none, or not 256 bytes).
+    pub fn openvpn_tls_crypt_key(&self) -> Option<&[u8]> {
+        self.server()
+            .and_then(|s| s.path(&["Proto", OPENVPN]))
+            .and_then(|f| f.get_bytes("TlsCryptKey"))
+            .filter(|k| k.len() == TLS_CRYPT_KEY_LEN)
+    }
+
+    pub fn set_openvpn_tls_crypt_key(&mut self, key: &[u8; TLS_CRYPT_KEY_LEN]) {
+        self.server_mut()
+            .path_or_create(&["Proto", OPENVPN])
+            .set_bytes("TlsCryptKey", key);
     }
 }
 
@@ -139,8 +166,9 @@ mod tests {
         let mut c = Config::parse("declare root\n{\n}\n").unwrap();
         let (name, o) = c.proto_options("openvpn").unwrap();
         assert_eq!(name, "OpenVPN");
-        assert_eq!(o.len(), 5);
+        assert_eq!(o.len(), 6);
         assert!(c.proto_enabled("OpenVPN"));
+        assert!(!c.proto_flag("OpenVPN", "TlsCrypt"), "off by default");
         c.set_proto_options("OPENVPN", &[("enabled".into(), ProtoValue::Bool(false))])
             .unwrap();
         assert!(!c.proto_enabled("OpenVPN"));
@@ -169,5 +197,33 @@ mod tests {
             c.proto_options("SSTP"),
             Err(ProtoError::UnknownProtocol(_))
         ));
+    }
+
+    #[test]
+    fn the_tls_crypt_key_is_kept_beside_the_options_and_is_no_option() {
+        let mut c = Config::parse("declare root\n{\n}\n").unwrap();
+        assert_eq!(c.openvpn_tls_crypt_key(), None);
+        c.set_proto_options("OpenVPN", &[("tlscrypt".into(), ProtoValue::Bool(true))])
+            .unwrap();
+        assert!(c.proto_flag("OpenVPN", "TlsCrypt"));
+        let key: [u8; 256] = std::array::from_fn(|i| i as u8);
+        c.set_openvpn_tls_crypt_key(&key);
+        let back = Config::parse(&c.to_text()).unwrap();
+        assert_eq!(back.openvpn_tls_crypt_key(), Some(&key[..]));
+        assert!(back.proto_flag("OpenVPN", "TlsCrypt"));
+        // not an option: ProtoOptionsGet does not list it, nor does ProtoOptionsSet take it
+        let (_, o) = back.proto_options("OpenVPN").unwrap();
+        assert!(o.iter().all(|(k, _)| k != "TlsCryptKey"));
+        assert!(matches!(
+            c.set_proto_options(
+                "OpenVPN",
+                &[("TlsCryptKey".into(), ProtoValue::Str("x".into()))]
+            ),
+            Err(ProtoError::UnknownOption { .. })
+        ));
+        // setting options keeps the key
+        c.set_proto_options("OpenVPN", &[("Enabled".into(), ProtoValue::Bool(false))])
+            .unwrap();
+        assert_eq!(c.openvpn_tls_crypt_key(), Some(&key[..]));
     }
 }

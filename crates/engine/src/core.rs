@@ -919,4 +919,8 @@ impl Io for Core {
         self.admit(&grant.grant, |l| l.label == own).ok()?;
         Some(grant)
     }
+
+    fn unix_ms(&self) -> Option<u64> {
+        Core::unix_ms(self)
+    }
 }

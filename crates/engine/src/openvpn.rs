@@ -8,6 +8,10 @@
 //! SecureNAT lease taken on its behalf ([`Io::lease_address`]) and pushed to it with the
 //! gateway and DNS; a `dev tap` client's is an Ethernet session (it runs DHCP itself).
 //! User names are SoftEther's: `user`, `user@HUB`, `HUB\user` (hub DEFAULT when none is named).
+//!
+//! With the server's tls-crypt key (the option `TlsCryptKey`, which the runtime passes from the
+//! config), a first packet that unwraps with it starts a tls-crypt session; with `TlsCrypt`
+//! on, nothing else does.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +22,8 @@ use etherhub_openvpn::keys::ClientKeys;
 use etherhub_openvpn::packet::{
     looks_like_openvpn, split_op, Framer, SessionId, P_CONTROL_HARD_RESET_CLIENT_V2,
 };
-use etherhub_openvpn::session::{Event, Login, Session};
+use etherhub_openvpn::session::{Event, Login, Refused, Session, Wrapping};
+use etherhub_openvpn::tls_crypt::{Role, StaticKey, TlsCrypt};
 
 use crate::seam::{
     AddressRule, AuthError, AuthRequest, CloseReason, ConnId, Credential, Io, Medium, Opened,
@@ -53,6 +58,10 @@ struct Options {
     push_dummy_l2: bool,
     /// The options a client that sends none is taken to have.
     default_client: String,
+    /// tls-crypt required of every client (Etherhub's own option `TlsCrypt`).
+    tls_crypt: bool,
+    /// The server's tls-crypt key (the runtime's option `TlsCryptKey`, the key file's text).
+    tls_crypt_key: Option<StaticKey>,
 }
 
 impl Default for Options {
@@ -61,6 +70,8 @@ impl Default for Options {
             enabled: true,
             push_dummy_l2: true,
             default_client: "dev-type tun".into(),
+            tls_crypt: false,
+            tls_crypt_key: None,
         }
     }
 }
@@ -99,6 +110,8 @@ pub struct OpenVpnStats {
     pub forged_dropped: u64,
     pub replayed_dropped: u64,
     pub sessions_refused: u64,
+    /// First packets refused because tls-crypt is required and they do not unwrap.
+    pub tls_crypt_refused: u64,
 }
 
 /// The OpenVPN protocol core. Off until it has a TLS configuration (the server's certificate).
@@ -136,39 +149,81 @@ impl OpenVpn {
         s
     }
 
-    /// A session for the hard reset `packet`; its index.
+    /// A session for the hard reset `packet`; its index. `replacing`: a session of the same
+    /// client that goes when this one is accepted (the client started over).
     fn new_session(
         &mut self,
         now: Instant,
         transport: Transport,
         from: SocketAddr,
         packet: &[u8],
+        replacing: Option<u32>,
         io: &mut dyn Io,
     ) -> Option<u32> {
         let Some(tls) = self.tls.clone().filter(|_| self.options.enabled) else {
             self.stats.sessions_refused += 1;
             return None;
         };
-        if self.sessions.len() >= MAX_SESSIONS {
+        if self.sessions.len() >= MAX_SESSIONS && replacing.is_none() {
             self.stats.sessions_refused += 1;
             return None;
         }
+        // the net time of the server's tls-crypt packets: the wall clock (0 while unknown,
+        // which clients take as well)
+        let unix = io.unix_ms().map_or(0, |ms| (ms / 1000) as u32);
+        // a tls-crypt session is replaced by a tls-crypt one only (a reset without the key
+        // cannot end it)
+        let required = self.options.tls_crypt
+            || replacing
+                .and_then(|i| self.sessions.get(&i))
+                .is_some_and(|e| e.session.is_tls_crypt());
+        let wrapping = match (&self.options.tls_crypt_key, required) {
+            (Some(k), true) => Wrapping::TlsCrypt(TlsCrypt::new(k, Role::Server, unix)),
+            (Some(k), false) => Wrapping::Either(TlsCrypt::new(k, Role::Server, unix)),
+            (None, false) => Wrapping::Plain,
+            (None, true) => {
+                self.stats.tls_crypt_refused += 1;
+                return None;
+            }
+        };
         let mut id = [0u8; 8];
         if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).is_err() {
             return None;
         }
-        self.next_index = self.next_index.wrapping_add(1).max(1);
-        while self.sessions.contains_key(&self.next_index) {
-            self.next_index = self.next_index.wrapping_add(1).max(1);
+        let mut next = self.next_index.wrapping_add(1).max(1);
+        while self.sessions.contains_key(&next) {
+            next = next.wrapping_add(1).max(1);
         }
-        let index = self.next_index;
+        let index = next;
         let mut events = Vec::new();
         let peer_id = index & 0x00ff_ffff;
-        let Some(session) = Session::accept(now, tls, SessionId(id), peer_id, packet, &mut events)
-        else {
-            self.stats.malformed_dropped += 1;
-            return None;
+        let session = match Session::accept_with(
+            now,
+            tls,
+            SessionId(id),
+            peer_id,
+            wrapping,
+            packet,
+            &mut events,
+        ) {
+            Ok(s) => s,
+            Err(Refused::Malformed) => {
+                self.stats.malformed_dropped += 1;
+                return None;
+            }
+            Err(Refused::NotWrapped) => {
+                self.stats.tls_crypt_refused += 1;
+                return None;
+            }
         };
+        self.next_index = index;
+        if let Some(old) = replacing.and_then(|i| self.sessions.get(&i)) {
+            let (old_index, tunnel, open) = (old.tunnel.index, old.tunnel, old.open);
+            self.forget(old_index);
+            if open {
+                io.closed(tunnel, CloseReason::Ended);
+            }
+        }
         let tunnel = TunnelId {
             protocol: io.protocol(),
             index,
@@ -382,6 +437,10 @@ impl Protocol for OpenVpn {
             self.options.push_dummy_l2 = yes;
         } else if name.eq_ignore_ascii_case("DefaultClientOption") {
             self.options.default_client = value.to_string();
+        } else if name.eq_ignore_ascii_case("TlsCrypt") {
+            self.options.tls_crypt = yes;
+        } else if name.eq_ignore_ascii_case("TlsCryptKey") {
+            self.options.tls_crypt_key = StaticKey::parse(value).ok();
         }
     }
 
@@ -397,27 +456,21 @@ impl Protocol for OpenVpn {
         let (op, _) = split_op(datagram[0]);
         let Some(&index) = self.by_addr.get(&(local, from)) else {
             if op == P_CONTROL_HARD_RESET_CLIENT_V2 {
-                self.new_session(now, udp, from, datagram, io);
+                self.new_session(now, udp, from, datagram, None, io);
             } else {
                 self.stats.malformed_dropped += 1;
             }
             return;
         };
+        // a hard reset after the login: the client started over (a restart), with a session id
+        // of its own (its first reset again, late or replayed, is no restart)
         let restarted = op == P_CONTROL_HARD_RESET_CLIENT_V2
-            && self
-                .sessions
-                .get(&index)
-                .is_some_and(|e| e.session.user().is_some());
+            && self.sessions.get(&index).is_some_and(|e| {
+                e.session.user().is_some() && datagram.get(1..9) != Some(&e.session.remote().0[..])
+            });
         if restarted {
-            // the client started over (a restart): the old session goes, a new one begins
-            if let Some(e) = self.sessions.get(&index) {
-                let (tunnel, open) = (e.tunnel, e.open);
-                self.forget(index);
-                if open {
-                    io.closed(tunnel, CloseReason::Ended);
-                }
-            }
-            self.new_session(now, udp, from, datagram, io);
+            // the old session goes once the new one is accepted
+            self.new_session(now, udp, from, datagram, Some(index), io);
             return;
         }
         self.packet(now, index, datagram, io);
@@ -456,7 +509,7 @@ impl Protocol for OpenVpn {
             match index {
                 Some(index) => self.packet(now, index, &p, io),
                 None if split_op(p[0]).0 == P_CONTROL_HARD_RESET_CLIENT_V2 => {
-                    let index = self.new_session(now, Transport::Tcp(conn), peer, &p, io);
+                    let index = self.new_session(now, Transport::Tcp(conn), peer, &p, None, io);
                     if index.is_none() {
                         self.streams.remove(&conn);
                         io.close_stream(conn);
@@ -541,6 +594,7 @@ impl Protocol for OpenVpn {
             ("forged_dropped", s.forged_dropped),
             ("replayed_dropped", s.replayed_dropped),
             ("sessions_refused", s.sessions_refused),
+            ("tls_crypt_refused", s.tls_crypt_refused),
         ]
     }
 }
@@ -548,6 +602,115 @@ impl Protocol for OpenVpn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use etherhub_openvpn::packet::{Control, P_CONTROL_HARD_RESET_SERVER_V2};
+
+    fn tls() -> Arc<rustls::ServerConfig> {
+        let cert = rcgen::generate_simple_self_signed(vec!["etherhub".into()]).unwrap();
+        let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()),
+        );
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key)
+            .unwrap(),
+        )
+    }
+
+    fn reset(session: u8) -> Vec<u8> {
+        let mut p = Vec::new();
+        Control {
+            opcode: P_CONTROL_HARD_RESET_CLIENT_V2,
+            key_id: 0,
+            session: SessionId([session; 8]),
+            acks: vec![],
+            acked_session: None,
+            message_id: Some(0),
+            payload: &[],
+        }
+        .emit(&mut p);
+        p
+    }
+
+    fn counter(engine: &crate::Engine, name: &str) -> u64 {
+        engine
+            .counters()
+            .into_iter()
+            .find(|(p, c, _)| *p == "OpenVPN" && *c == name)
+            .map(|(_, _, v)| v)
+            .unwrap()
+    }
+
+    /// The datagrams the engine sends now.
+    fn sent(engine: &mut crate::Engine) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        while let Some(t) = engine.poll_transmit() {
+            v.push(t.contents.to_vec());
+        }
+        v
+    }
+
+    #[test]
+    fn tls_crypt_required_refuses_plain_resets_and_answers_wrapped_ones_wrapped() {
+        let now = Instant::now();
+        let mut engine = crate::Engine::new(now);
+        engine.register(Box::new(OpenVpn::new(Some(tls()))));
+        let key = StaticKey::from_bytes([0x42; 256]);
+        let options = |on: bool| crate::Change::ProtoOptions {
+            protocol: "OpenVPN".into(),
+            options: vec![
+                ("TlsCrypt".into(), on.to_string()),
+                ("TlsCryptKey".into(), key.to_text()),
+            ],
+        };
+        engine.apply(now, options(true));
+        let local: SocketAddr = "198.18.0.1:1194".parse().unwrap();
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "198.18.0.2:40000".parse().unwrap(),
+            "198.18.0.3:40000".parse().unwrap(),
+        );
+        // a plain client: refused, counted
+        engine.handle_datagram(now, local, a, &reset(1));
+        assert!(sent(&mut engine).is_empty());
+        assert_eq!(counter(&engine, "tls_crypt_refused"), 1);
+        // a tls-crypt client: the server's reset comes back wrapped
+        let mut client = TlsCrypt::new(&key, Role::Client, 1_000);
+        let mut wrapped = Vec::new();
+        client.wrap(&reset(2), &mut wrapped).unwrap();
+        assert!(looks_like_openvpn(&wrapped));
+        engine.handle_datagram(now, local, a, &wrapped);
+        let answer = sent(&mut engine);
+        assert_eq!(answer.len(), 1);
+        let plain = client.unwrap(&answer[0]).expect("a wrapped answer");
+        let c = Control::parse(&plain).unwrap();
+        assert_eq!(
+            (c.opcode, c.acks, c.acked_session),
+            (
+                P_CONTROL_HARD_RESET_SERVER_V2,
+                vec![0],
+                Some(SessionId([2; 8]))
+            )
+        );
+        // the same datagram again: a replay, dropped
+        engine.handle_datagram(now, local, a, &wrapped);
+        assert!(sent(&mut engine).is_empty());
+        assert_eq!(counter(&engine, "replayed_dropped"), 1);
+        // TlsCrypt off: plain clients are served again
+        engine.apply(now, options(false));
+        engine.handle_datagram(now, local, b, &reset(3));
+        let answer = sent(&mut engine);
+        assert_eq!(answer.len(), 1);
+        assert_eq!(
+            Control::parse(&answer[0]).unwrap().opcode,
+            P_CONTROL_HARD_RESET_SERVER_V2
+        );
+        assert_eq!(counter(&engine, "tls_crypt_refused"), 1);
+    }
 
     #[test]
     fn user_names_name_their_hub_as_softether_reads_them() {

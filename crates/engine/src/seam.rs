@@ -361,4 +361,8 @@ pub trait Io {
     /// WireGuard's question during a handshake: may this static key connect, as whom, with
     /// which preshared key and address?
     fn wireguard_key(&self, key: &Key) -> Option<KeyGrant>;
+
+    /// The wall clock, Unix milliseconds, if the runtime has said
+    /// ([`crate::Engine::set_unix_time`]).
+    fn unix_ms(&self) -> Option<u64>;
 }

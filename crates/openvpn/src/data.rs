@@ -150,13 +150,13 @@ impl Sealer {
 
 /// The window of packet ids seen: the highest, and a bit for each of the 64 before it.
 #[derive(Clone, Copy, Debug, Default)]
-struct ReplayWindow {
+pub(crate) struct ReplayWindow {
     highest: u32,
     seen: u64,
 }
 
 impl ReplayWindow {
-    fn check(&self, id: u32) -> bool {
+    pub(crate) fn check(&self, id: u32) -> bool {
         if id == 0 {
             return false;
         }
@@ -167,7 +167,7 @@ impl ReplayWindow {
         back < REPLAY_WINDOW && self.seen & (1 << back) == 0
     }
 
-    fn mark(&mut self, id: u32) {
+    pub(crate) fn mark(&mut self, id: u32) {
         if id > self.highest {
             let shift = id - self.highest;
             self.seen = if shift >= 64 { 0 } else { self.seen << shift };

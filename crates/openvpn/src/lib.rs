@@ -9,6 +9,7 @@
 //!   retransmission);
 //! - [`keys`]: key method 2 (the messages inside TLS) and the data channel's key material;
 //! - [`data`]: the data channel (AEAD: AES-GCM, ChaCha20-Poly1305) with its replay window;
+//! - [`tls_crypt`]: tls-crypt, the control channel wrapped in a key both sides had beforehand;
 //! - [`session`]: one client's session: reset, TLS (rustls, driven without IO), key exchange,
 //!   authentication asked of the caller, the push reply, data.
 
@@ -18,6 +19,7 @@ pub mod packet;
 pub mod prf;
 pub mod reliable;
 pub mod session;
+pub mod tls_crypt;
 
 /// Bytes from hex text (blanks between them allowed), for the unit tests' captured packets.
 #[cfg(test)]

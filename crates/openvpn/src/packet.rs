@@ -217,7 +217,8 @@ impl DataHeader {
 }
 
 /// Whether a datagram on a shared UDP port looks like a client's first OpenVPN packet or a
-/// packet of a known session: a control packet that parses exactly, or a data packet. It must
+/// packet of a known session: a control packet that parses exactly, a control opcode with
+/// room for a tls-crypt packet (whose ciphertext parses as nothing), or a data packet. It must
 /// not take WireGuard's datagrams (first byte 1..4 followed by three zero bytes), which the
 /// opcode byte alone cannot tell apart: P_DATA_V1 with key id 1..4 is 0x31..0x34, never
 /// 0x01..0x04, and no control opcode byte is below 0x18.
@@ -230,6 +231,7 @@ pub fn looks_like_openvpn(datagram: &[u8]) -> bool {
         return datagram.len() >= 4 + 16;
     }
     Control::parse(datagram).is_ok()
+        || (is_control(op) && datagram.len() >= crate::tls_crypt::MIN_WRAPPED)
 }
 
 /// OpenVPN over TCP: each packet after a 16-bit length.
@@ -341,5 +343,11 @@ mod tests {
         }
         assert!(looks_like_openvpn(&hex("38 8c5eb819310dfba6 00 00000000")));
         assert!(!looks_like_openvpn(&[]));
+        // tls-crypt: a packet id of 9 * 2^24 or more reads as too many acknowledgements
+        let mut wrapped = hex("20 8c5eb819310dfba6 09000000 65000000");
+        wrapped.extend(vec![0xa5; 40]);
+        assert!(Control::parse(&wrapped).is_err());
+        assert!(looks_like_openvpn(&wrapped));
+        assert!(!looks_like_openvpn(&wrapped[..48]));
     }
 }

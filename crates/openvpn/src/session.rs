@@ -8,6 +8,10 @@
 //! or from OpenVPN's older PRF ([`crate::prf`], older clients). A soft reset from the
 //! client (a new key id) runs the same exchange again on a new key, while the old one keeps
 //! carrying data until the new one is ready (renegotiation without a gap).
+//!
+//! A session is plain or tls-crypt ([`Wrapping`]), as its first packet came: a tls-crypt
+//! session's control packets are all wrapped, both ways (acknowledgements too); its data
+//! packets are as a plain session's.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use crate::packet::{
     P_CONTROL_HARD_RESET_SERVER_V2, P_CONTROL_SOFT_RESET_V1, P_CONTROL_V1, P_DATA_V1, P_DATA_V2,
 };
 use crate::reliable::{Received, Reliable};
+use crate::tls_crypt::{TlsCrypt, UnwrapError};
 
 /// TLS bytes per control packet (OpenVPN's 1250-byte control datagrams, less headers).
 pub const CONTROL_CHUNK: usize = 1100;
@@ -79,6 +84,28 @@ pub struct Dropped {
     pub wrong_session: u64,
 }
 
+/// How a new session's control channel may come.
+#[derive(Clone, Debug)]
+pub enum Wrapping {
+    /// Plain only.
+    Plain,
+    /// tls-crypt with this (the server's) state when the first packet unwraps with it, else
+    /// plain.
+    Either(TlsCrypt),
+    /// tls-crypt only: a first packet that does not unwrap is refused.
+    TlsCrypt(TlsCrypt),
+}
+
+/// Why [`Session::accept_with`] took no session from a first packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Not a client's hard reset (message 0 of a session id), wrapped or not.
+    Malformed,
+    /// tls-crypt is required and the packet does not unwrap with the server's key: a plain
+    /// client, or one with another key.
+    NotWrapped,
+}
+
 /// One key's state: its reliable channel, its TLS, its key exchange, its data channel.
 struct KeyState {
     key_id: u8,
@@ -131,12 +158,14 @@ pub struct Session {
     last_received: Instant,
     last_sent: Instant,
     closed: bool,
+    /// A tls-crypt session's wrapping state (`None`: plain).
+    tls_crypt: Option<TlsCrypt>,
     pub dropped: Dropped,
 }
 
 impl Session {
-    /// A session for the client whose hard reset is `first` (its session id and message 0),
-    /// with the server's session id `local` (random, from the caller) and peer-id.
+    /// A plain session for the client whose hard reset is `first` (its session id and
+    /// message 0), with the server's session id `local` (random, from the caller) and peer-id.
     pub fn accept(
         now: Instant,
         config: Arc<ServerConfig>,
@@ -145,14 +174,39 @@ impl Session {
         first: &[u8],
         out: &mut Vec<Event>,
     ) -> Option<Session> {
-        let c = Control::parse(first).ok()?;
+        Session::accept_with(now, config, local, peer_id, Wrapping::Plain, first, out).ok()
+    }
+
+    /// A session for the client whose hard reset is `first`, plain or tls-crypt as
+    /// `wrapping` allows and the packet came.
+    pub fn accept_with(
+        now: Instant,
+        config: Arc<ServerConfig>,
+        local: SessionId,
+        peer_id: u32,
+        wrapping: Wrapping,
+        first: &[u8],
+        out: &mut Vec<Event>,
+    ) -> Result<Session, Refused> {
+        let (tls_crypt, plain) = match wrapping {
+            Wrapping::Plain => (None, first.to_vec()),
+            Wrapping::Either(mut t) => match t.unwrap(first) {
+                Ok(p) => (Some(t), p),
+                Err(_) => (None, first.to_vec()),
+            },
+            Wrapping::TlsCrypt(mut t) => match t.unwrap(first) {
+                Ok(p) => (Some(t), p),
+                Err(_) => return Err(Refused::NotWrapped),
+            },
+        };
+        let c = Control::parse(&plain).map_err(|_| Refused::Malformed)?;
         if c.opcode != P_CONTROL_HARD_RESET_CLIENT_V2
             || c.message_id != Some(0)
             || c.session.is_zero()
         {
-            return None;
+            return Err(Refused::Malformed);
         }
-        let key = KeyState::new(c.key_id, &config, now)?;
+        let key = KeyState::new(c.key_id, &config, now).ok_or(Refused::Malformed)?;
         let mut s = Session {
             config,
             local,
@@ -167,10 +221,21 @@ impl Session {
             last_received: now,
             last_sent: now,
             closed: false,
+            tls_crypt,
             dropped: Dropped::default(),
         };
-        s.handle_packet(now, first, &mut |_| Login::Refused, out);
-        Some(s)
+        s.handle_control(now, c, &mut |_| Login::Refused, out);
+        Ok(s)
+    }
+
+    /// Whether the session's control channel is tls-crypt.
+    pub fn is_tls_crypt(&self) -> bool {
+        self.tls_crypt.is_some()
+    }
+
+    /// The client's session id.
+    pub fn remote(&self) -> SessionId {
+        self.remote
     }
 
     pub fn peer_id(&self) -> u32 {
@@ -209,7 +274,24 @@ impl Session {
             self.handle_data(now, key_id, bytes, out);
             return;
         }
-        let c = match Control::parse(bytes) {
+        // a tls-crypt session's control packets unwrap first; their packet ids are taken once
+        // they are known to be this session's
+        let opened = match &self.tls_crypt {
+            None => None,
+            Some(t) => match t.open(bytes) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    match e {
+                        UnwrapError::Truncated => self.dropped.malformed += 1,
+                        UnwrapError::Forged => self.dropped.forged += 1,
+                        UnwrapError::Replayed => self.dropped.replayed += 1,
+                    }
+                    return;
+                }
+            },
+        };
+        let plain = opened.as_ref().map_or(bytes, |u| &u.packet[..]);
+        let c = match Control::parse(plain) {
             Ok(c) => c,
             Err(_) => {
                 self.dropped.malformed += 1;
@@ -220,6 +302,21 @@ impl Session {
             self.dropped.wrong_session += 1;
             return;
         }
+        if let (Some(t), Some(u)) = (self.tls_crypt.as_mut(), opened.as_ref()) {
+            t.take(u);
+        }
+        self.handle_control(now, c, auth, out);
+    }
+
+    /// A control packet of the client's session (plain, or unwrapped).
+    fn handle_control(
+        &mut self,
+        now: Instant,
+        c: Control<'_>,
+        auth: &mut Authenticate<'_>,
+        out: &mut Vec<Event>,
+    ) {
+        let key_id = c.key_id;
         self.last_received = now;
         if c.opcode == P_CONTROL_SOFT_RESET_V1 && !self.keys.iter().any(|k| k.key_id == key_id) {
             // the client renegotiates: a new key beside the current one
@@ -511,6 +608,7 @@ impl Session {
 
     /// TLS output into control messages, then what the reliable layer has to send.
     fn flush(&mut self, now: Instant, out: &mut Vec<Event>) {
+        let mut spent = false;
         for k in &mut self.keys {
             let mut tls_out = Vec::new();
             while k.tls.wants_write() {
@@ -527,10 +625,24 @@ impl Session {
             if !packets.is_empty() {
                 self.last_sent = now;
             }
-            out.extend(packets.into_iter().map(Event::Transmit));
+            for p in packets {
+                let Some(t) = self.tls_crypt.as_mut() else {
+                    out.push(Event::Transmit(p));
+                    continue;
+                };
+                let mut wrapped = Vec::new();
+                if t.wrap(&p, &mut wrapped).is_some() {
+                    out.push(Event::Transmit(wrapped));
+                } else {
+                    spent = true;
+                }
+            }
         }
         // a replaced key goes when its time is up
         self.keys.retain(|k| k.retire_at.is_none_or(|t| t > now));
+        if spent {
+            self.close(out, "tls-crypt packet ids ran out");
+        }
     }
 
     /// Timers: retransmissions, pings, the handshake window, silence.

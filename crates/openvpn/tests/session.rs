@@ -1,8 +1,9 @@
 //! A server session driven by an in-process client built from the crate's own layers and a
 //! rustls client: the reset, TLS over the reliable channel (with loss), key method 2, the
 //! login asked of the caller, the push reply, data both ways, a wrong password, a renegotiation
-//! while data flows, forged and replayed packets. (The stock openvpn client is the acceptance
-//! test's; this checks the core alone.)
+//! while data flows, forged and replayed packets; the same with tls-crypt, and plain clients
+//! refused when it is required. (The stock openvpn client is the acceptance test's; this checks
+//! the core alone.)
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use etherhub_openvpn::packet::{
     P_CONTROL_V1,
 };
 use etherhub_openvpn::reliable::Reliable;
-use etherhub_openvpn::session::{Event, Login, Session};
+use etherhub_openvpn::session::{Event, Login, Refused, Session, Wrapping};
+use etherhub_openvpn::tls_crypt::{Role, StaticKey, TlsCrypt};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
 const CLIENT: SessionId = SessionId([9; 8]);
@@ -60,6 +62,8 @@ struct Client {
     user: String,
     texts: Vec<String>,
     received: Vec<Vec<u8>>,
+    /// The client's tls-crypt state (`None`: plain).
+    tls_crypt: Option<TlsCrypt>,
 }
 
 impl Client {
@@ -72,6 +76,7 @@ impl Client {
             user: "alice@DEFAULT".into(),
             texts: Vec::new(),
             received: Vec::new(),
+            tls_crypt: None,
         };
         c.new_key(0);
         c
@@ -121,11 +126,28 @@ impl Client {
             }
             k.reliable.transmit(now, k.id, CLIENT, SERVER, &mut out);
         }
+        if let Some(t) = self.tls_crypt.as_mut() {
+            for p in &mut out {
+                let mut wrapped = Vec::new();
+                t.wrap(p, &mut wrapped).unwrap();
+                *p = wrapped;
+            }
+        }
         out
     }
 
     fn receive(&mut self, p: &[u8]) {
         let (op, key_id) = (p[0] >> 3, p[0] & 7);
+        let unwrapped;
+        let p = match self.tls_crypt.as_mut() {
+            Some(t) if op != 9 && op != 6 => {
+                unwrapped = t
+                    .unwrap(p)
+                    .expect("the server's control packets are wrapped");
+                &unwrapped[..]
+            }
+            _ => p,
+        };
         let Some(k) = self.keys.iter_mut().find(|k| k.id == key_id) else {
             return;
         };
@@ -286,8 +308,19 @@ fn start(password: &str) -> (Session, Client, Instant, Vec<Event>) {
 }
 
 fn start_with(password: &str, ekm: bool) -> (Session, Client, Instant, Vec<Event>) {
+    start_wrapped(password, ekm, None, Wrapping::Plain).expect("a reset")
+}
+
+/// A client with tls-crypt (`client_key`) or without, and a server that takes `wrapping`.
+fn start_wrapped(
+    password: &str,
+    ekm: bool,
+    client_key: Option<&StaticKey>,
+    wrapping: Wrapping,
+) -> Result<(Session, Client, Instant, Vec<Event>), Refused> {
     let (server_config, client_config) = configs();
     let mut c = Client::new(client_config, password, ekm);
+    c.tls_crypt = client_key.map(|k| TlsCrypt::new(k, Role::Client, 1_700_000_000));
     let now = Instant::now();
     // the client's reset is message 0 of its side; its ClientHello follows as message 1 (lost
     // here, so it comes again when its timer runs)
@@ -296,8 +329,21 @@ fn start_with(password: &str, ekm: bool) -> (Session, Client, Instant, Vec<Event
         .send(P_CONTROL_HARD_RESET_CLIENT_V2, Vec::new());
     let first = c.transmit(now).remove(0);
     let mut events = Vec::new();
-    let s = Session::accept(now, server_config, SERVER, 3, &first, &mut events).expect("a reset");
-    (s, c, now, events)
+    let s = Session::accept_with(now, server_config, SERVER, 3, wrapping, &first, &mut events)?;
+    Ok((s, c, now, events))
+}
+
+/// A tls-crypt key (any 256 bytes are one).
+fn static_key(fill: u8) -> StaticKey {
+    let mut k = [0u8; 256];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = fill ^ i as u8;
+    }
+    StaticKey::from_bytes(k)
+}
+
+fn server_tls_crypt(key: &StaticKey) -> TlsCrypt {
+    TlsCrypt::new(key, Role::Server, 1_700_000_050)
 }
 
 #[test]
@@ -442,4 +488,175 @@ fn a_renegotiation_as_another_user_ends_the_session() {
         vec!["alice@DEFAULT"],
         "mallory's login was not even asked"
     );
+}
+
+#[test]
+fn a_tls_crypt_client_logs_in_renegotiates_and_exchanges_data_all_wrapped() {
+    let key = static_key(0x5a);
+    let (mut s, mut c, mut now, mut events) = start_wrapped(
+        "pw",
+        true,
+        Some(&key),
+        Wrapping::Either(server_tls_crypt(&key)),
+    )
+    .expect("a wrapped reset");
+    assert!(s.is_tls_crypt());
+    let mut logins = Vec::new();
+    // (the client unwraps every control packet of the server's, or fails the test)
+    pushed(&mut s, &mut c, &mut now, &mut events, &mut logins);
+    assert_eq!(logins, vec!["alice@DEFAULT"]);
+    for p in c.transmit(now) {
+        s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    }
+    events.clear();
+    let p = c.data(b"data is not wrapped");
+    assert_eq!(p[0] >> 3, 9);
+    s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    assert_eq!(events, vec![Event::Packet(b"data is not wrapped".to_vec())]);
+    // a renegotiation: the soft reset and what follows, wrapped too
+    c.new_key(1);
+    c.keys[0].reliable.send(P_CONTROL_SOFT_RESET_V1, Vec::new());
+    run(
+        &mut s,
+        &mut c,
+        &mut now,
+        &mut events,
+        &mut logins,
+        |c, _| c.keys[0].data.is_some(),
+    );
+    events.clear();
+    let on_new = c.data(b"after");
+    s.handle_packet(now, &on_new, &mut |_| Login::Refused, &mut events);
+    assert_eq!(events, vec![Event::Packet(b"after".to_vec())]);
+    s.send(now, b"back", &mut events);
+    for p in transmits(&mut events) {
+        c.receive(&p);
+    }
+    assert_eq!(c.received.last().unwrap(), b"back");
+    assert_eq!(s.dropped, Default::default(), "nothing dropped on the way");
+}
+
+#[test]
+fn a_tls_crypt_session_drops_plain_forged_replayed_and_truncated_control_packets() {
+    let key = static_key(1);
+    let (mut s, mut c, mut now, mut events) = start_wrapped(
+        "pw",
+        true,
+        Some(&key),
+        Wrapping::TlsCrypt(server_tls_crypt(&key)),
+    )
+    .unwrap();
+    let mut logins = Vec::new();
+    pushed(&mut s, &mut c, &mut now, &mut events, &mut logins);
+    for p in c.transmit(now) {
+        s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    }
+    events.clear();
+    // a PUSH_REQUEST as a wrapped packet the server takes once
+    c.keys[0].tls.writer().write_all(b"PUSH_REQUEST\0").unwrap();
+    let wrapped = c.transmit(now).remove(0);
+    // its retransmission, plain
+    let t = c.tls_crypt.take();
+    let plain = c.transmit(now + Duration::from_secs(3));
+    c.tls_crypt = t;
+    assert!(!plain.is_empty());
+    s.handle_packet(now, &wrapped, &mut |_| Login::Refused, &mut events);
+    assert!(!transmits(&mut events).is_empty(), "acknowledged");
+    let before = s.dropped;
+    s.handle_packet(now, &wrapped, &mut |_| Login::Refused, &mut events);
+    let mut forged = wrapped.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x40;
+    s.handle_packet(now, &forged, &mut |_| Login::Refused, &mut events);
+    s.handle_packet(now, &wrapped[..40], &mut |_| Login::Refused, &mut events);
+    for p in &plain {
+        // the same message (a retransmission) without tls-crypt
+        s.handle_packet(now, p, &mut |_| Login::Refused, &mut events);
+    }
+    assert!(transmits(&mut events).is_empty(), "none of them answered");
+    assert_eq!(s.dropped.replayed - before.replayed, 1);
+    assert_eq!(
+        s.dropped.forged - before.forged,
+        1 + plain.len() as u64,
+        "the forged one and the plain ones"
+    );
+    assert_eq!(s.dropped.malformed - before.malformed, 1);
+    assert!(!s.is_closed());
+    // another client's packet (the key is everyone's), its clock ahead: not this session's,
+    // and its packet id is not taken (which would refuse this client's older time)
+    let mut other = TlsCrypt::new(&key, Role::Client, 1_800_000_000);
+    let mut theirs = Vec::new();
+    let mut p = Vec::new();
+    Control {
+        opcode: P_CONTROL_V1,
+        key_id: 0,
+        session: SessionId([5; 8]),
+        acks: vec![],
+        acked_session: None,
+        message_id: Some(9),
+        payload: b"x",
+    }
+    .emit(&mut p);
+    other.wrap(&p, &mut theirs).unwrap();
+    s.handle_packet(now, &theirs, &mut |_| Login::Refused, &mut events);
+    assert_eq!(s.dropped.wrong_session - before.wrong_session, 1);
+    c.keys[0].tls.writer().write_all(b"PUSH_REQUEST\0").unwrap();
+    for p in c.transmit(now + Duration::from_secs(3)) {
+        s.handle_packet(now, &p, &mut |_| Login::Refused, &mut events);
+    }
+    assert!(
+        !transmits(&mut events).is_empty(),
+        "this client is still heard"
+    );
+    assert_eq!(s.dropped.replayed - before.replayed, 1);
+}
+
+#[test]
+fn first_packets_follow_the_servers_wrapping() {
+    let key = static_key(7);
+    let other = static_key(8);
+    // tls-crypt required: a plain client and one with another key are refused
+    let plain = start_wrapped("pw", true, None, Wrapping::TlsCrypt(server_tls_crypt(&key)));
+    assert_eq!(plain.err(), Some(Refused::NotWrapped));
+    let wrong = start_wrapped(
+        "pw",
+        true,
+        Some(&other),
+        Wrapping::TlsCrypt(server_tls_crypt(&key)),
+    );
+    assert_eq!(wrong.err(), Some(Refused::NotWrapped));
+    // either: a plain client gets a plain session, and logs in
+    let (mut s, mut c, mut now, mut events) =
+        start_wrapped("pw", true, None, Wrapping::Either(server_tls_crypt(&key))).unwrap();
+    assert!(!s.is_tls_crypt());
+    pushed(&mut s, &mut c, &mut now, &mut events, &mut Vec::new());
+    // a plain server takes no wrapped reset (it is no plain one)
+    let wrapped = start_wrapped("pw", true, Some(&key), Wrapping::Plain);
+    assert_eq!(wrapped.err(), Some(Refused::Malformed));
+    // a wrapped packet that is no reset
+    let (server_config, _) = configs();
+    let mut t = TlsCrypt::new(&key, Role::Client, 5);
+    let mut ack = Vec::new();
+    let mut plain_ack = Vec::new();
+    Control {
+        opcode: 5,
+        key_id: 0,
+        session: CLIENT,
+        acks: vec![0],
+        acked_session: Some(SERVER),
+        message_id: None,
+        payload: &[],
+    }
+    .emit(&mut plain_ack);
+    t.wrap(&plain_ack, &mut ack).unwrap();
+    let r = Session::accept_with(
+        Instant::now(),
+        server_config,
+        SERVER,
+        3,
+        Wrapping::TlsCrypt(server_tls_crypt(&key)),
+        &ack,
+        &mut Vec::new(),
+    );
+    assert_eq!(r.err(), Some(Refused::Malformed));
 }

@@ -212,7 +212,26 @@ impl Backend for AdminBackend {
         } else {
             ports.iter().copied().min().unwrap_or(1194)
         };
-        let files = crate::ovpnconfig::files(&host, &remote, port, &cert);
+        // the tls-crypt key goes in only when the server requires it: otherwise the configs
+        // are those of a plain server (a client given the key uses it all the same)
+        let tls_crypt = if cfg.proto_flag(
+            etherhub_config::proto::OPENVPN,
+            etherhub_config::proto::OPENVPN_TLS_CRYPT,
+        ) {
+            let key: &[u8; 256] = cfg
+                .openvpn_tls_crypt_key()
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| {
+                    AdminError::new(
+                        ERR_INTERNAL_ERROR,
+                        "the server has no tls-crypt key (one is made when it starts)",
+                    )
+                })?;
+            Some(*key)
+        } else {
+            None
+        };
+        let files = crate::ovpnconfig::files(&host, &remote, port, &cert, tls_crypt.as_ref());
         Ok(crate::ovpnconfig::zip(&files))
     }
 

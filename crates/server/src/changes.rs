@@ -82,7 +82,7 @@ struct HubView {
 #[derive(Default)]
 struct View {
     wireguard: Option<WireGuardSpec>,
-    /// OpenVPN's options as text.
+    /// OpenVPN's options as text, and its tls-crypt key (`TlsCryptKey`, the key file's text).
     openvpn: Vec<(String, String)>,
     hubs: BTreeMap<String, HubView>,
     users: BTreeMap<(String, String), UserSpec>,
@@ -118,6 +118,10 @@ impl View {
                 .unwrap_or_default(),
             ..View::default()
         };
+        if let Some(k) = cfg.openvpn_tls_crypt_key().and_then(|k| k.try_into().ok()) {
+            let text = etherhub_openvpn::tls_crypt::StaticKey::from_bytes(k).to_text();
+            v.openvpn.push(("TlsCryptKey".into(), text));
+        }
         for name in cfg.hub_names() {
             let Ok(h) = cfg.hub(&name) else { continue };
             for u in cfg.users(&name).unwrap_or_default() {
@@ -282,6 +286,9 @@ mod tests {
             options.contains(&("Enabled".into(), "true".into())),
             "OpenVPN on by default"
         );
+        assert!(options.contains(&("TlsCrypt".into(), "false".into())));
+        let key = options.iter().find(|(k, _)| k == "TlsCryptKey").unwrap();
+        assert!(key.1.contains("-----BEGIN OpenVPN Static key V1-----"));
         let Change::Hub(h) = &c[2] else { panic!() };
         assert!(h.securenat.is_some());
         assert_eq!(

@@ -1,7 +1,9 @@
 //! The embedded default: what `etherhub server` writes on first start when there is no config.
 //!
 //! A hub named DEFAULT (as SoftEther names it) with SecureNAT enabled on 192.168.30.1/24, a fresh
-//! WireGuard key pair and preshared key, a self-signed TLS certificate, and listeners on TCP and
+//! WireGuard key pair and preshared key, a fresh OpenVPN tls-crypt key (used only by clients
+//! that have it, unless ProtoOptions OpenVPN TlsCrypt requires it), a self-signed TLS
+//! certificate, and listeners on TCP and
 //! UDP 443, 992, 1194 and 5555. The server admin password is empty, and SoftEther's rule applies:
 //! an empty password is accepted only from the local machine (loopback); set one with
 //! `ServerPasswordSet` before administering from elsewhere.
@@ -40,6 +42,13 @@ pub fn random_key() -> [u8; 32] {
     k
 }
 
+/// A fresh OpenVPN tls-crypt key (what `openvpn --genkey tls-crypt` makes: 256 random bytes).
+pub fn tls_crypt_key() -> [u8; 256] {
+    let mut k = [0u8; 256];
+    rand::rngs::OsRng.fill_bytes(&mut k);
+    k
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -69,6 +78,7 @@ pub fn embedded_default() -> anyhow::Result<Config> {
         preshared_key: b64(&random_key()),
         private_key: b64(private.as_bytes()),
     });
+    cfg.set_openvpn_tls_crypt_key(&tls_crypt_key());
     cfg.create_hub(DEFAULT_HUB, "", now)?;
     let mut sn = cfg.hub(DEFAULT_HUB)?.securenat;
     sn.enabled = true;
@@ -101,6 +111,8 @@ mod tests {
         // secrets are fresh each time
         assert_ne!(wg.private_key, b.wireguard().unwrap().private_key);
         assert_ne!(wg.preshared_key, b.wireguard().unwrap().preshared_key);
+        let tc = a.openvpn_tls_crypt_key().expect("a tls-crypt key");
+        assert_ne!(Some(tc), b.openvpn_tls_crypt_key());
         assert!(a.server_cert().is_some());
         assert!(a.admin_password_is_empty());
         // and it survives its own file format

@@ -1,16 +1,23 @@
 //! `OpenVpnMakeConfig`: a zip of two client configurations, ready to use as SoftEther's are: a
 //! `dev tun` one for remote access (the client gets an address from the hub) and a `dev tap`
 //! one for bridging (the client is on the hub's Ethernet), each with the server's certificate
-//! inline, and a short readme. The zip is stored (not compressed), as SoftEther's is.
+//! inline, and a short readme. The zip is stored (not compressed), as SoftEther's is. When the
+//! server requires tls-crypt (ProtoOptions OpenVPN TlsCrypt), both carry its key inline too.
 
-/// One client configuration.
-pub fn client_config(dev: &str, host: &str, port: u16, ca_pem: &str) -> String {
+/// One client configuration; `tls_crypt`: the tls-crypt key file's text, to put inline.
+pub fn client_config(
+    dev: &str,
+    host: &str,
+    port: u16,
+    ca_pem: &str,
+    tls_crypt: Option<&str>,
+) -> String {
     let purpose = if dev == "tun" {
         "remote access: the client gets an address on the Virtual Hub's network"
     } else {
         "bridging: the client is a port of the Virtual Hub's Ethernet"
     };
-    format!(
+    let mut text = format!(
         "# OpenVPN client configuration written by Etherhub ({purpose}).\n\
          # Log in as USER@HUB or HUB\\USER (a name alone means the hub DEFAULT).\n\
          # Over TCP instead: proto tcp-client, and any of the server's TCP ports.\n\
@@ -27,7 +34,11 @@ pub fn client_config(dev: &str, host: &str, port: u16, ca_pem: &str) -> String {
          push-peer-info\n\
          verb 3\n\
          <ca>\n{ca_pem}</ca>\n"
-    )
+    );
+    if let Some(key) = tls_crypt {
+        text.push_str(&format!("<tls-crypt>\n{key}</tls-crypt>\n"));
+    }
+    text
 }
 
 const README: &str = "Etherhub: OpenVPN client configurations\r\n\
@@ -42,8 +53,16 @@ User names: USER@HUB or HUB\\USER; a user name alone logs in to the hub DEFAULT.
 The server takes OpenVPN on its UDP ports and on every TCP listener.\r\n";
 
 /// The zip's files: the readme and the two configurations, named after the host as SoftEther
-/// names them (the first 16 characters of the host name, lower case).
-pub fn files(host_name: &str, remote: &str, port: u16, cert_der: &[u8]) -> Vec<(String, Vec<u8>)> {
+/// names them (the first 16 characters of the host name, lower case). `tls_crypt`: the
+/// tls-crypt key to put in both (`None`: none).
+pub fn files(
+    host_name: &str,
+    remote: &str,
+    port: u16,
+    cert_der: &[u8],
+    tls_crypt: Option<&[u8; 256]>,
+) -> Vec<(String, Vec<u8>)> {
+    let key = tls_crypt.map(|k| etherhub_openvpn::tls_crypt::StaticKey::from_bytes(*k).to_text());
     let ca = etherhub_admin::pem_certificate(cert_der);
     let prefix: String = host_name
         .chars()
@@ -59,11 +78,11 @@ pub fn files(host_name: &str, remote: &str, port: u16, cert_der: &[u8]) -> Vec<(
         ("readme.txt".into(), README.as_bytes().to_vec()),
         (
             format!("{prefix}openvpn_remote_access_l3.ovpn"),
-            client_config("tun", remote, port, &ca).into_bytes(),
+            client_config("tun", remote, port, &ca, key.as_deref()).into_bytes(),
         ),
         (
             format!("{prefix}openvpn_site_to_site_bridge_l2.ovpn"),
-            client_config("tap", remote, port, &ca).into_bytes(),
+            client_config("tap", remote, port, &ca, key.as_deref()).into_bytes(),
         ),
     ]
 }
@@ -124,11 +143,13 @@ mod tests {
             "vpn.example",
             1194,
             b"not a real cert",
+            None,
         );
         assert_eq!(files[1].0, "my-long-server-h_openvpn_remote_access_l3.ovpn");
         let text = String::from_utf8(files[1].1.clone()).unwrap();
         assert!(text.contains("\ndev tun\n") && text.contains("\nremote vpn.example 1194\n"));
         assert!(text.contains("<ca>\n-----BEGIN CERTIFICATE-----\n"));
+        assert!(!text.contains("tls-crypt"));
         let z = zip(&files);
         assert_eq!(&z[..4], b"PK\x03\x04");
         assert_eq!(&z[z.len() - 22..z.len() - 18], b"PK\x05\x06");
@@ -146,6 +167,23 @@ mod tests {
                     assert_eq!(back, files[2].1);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn with_tls_crypt_both_configs_carry_the_key_inline() {
+        let key: [u8; 256] = std::array::from_fn(|i| i as u8);
+        let files = files("host", "vpn.example", 1194, b"cert", Some(&key));
+        for f in &files[1..] {
+            let text = String::from_utf8(f.1.clone()).unwrap();
+            let block = text
+                .split_once("<tls-crypt>\n")
+                .and_then(|(_, rest)| rest.split_once("</tls-crypt>\n"))
+                .map(|(inside, _)| inside)
+                .expect("a tls-crypt block");
+            let back = etherhub_openvpn::tls_crypt::StaticKey::parse(block).unwrap();
+            assert_eq!(back.as_bytes(), &key);
+            assert!(text.ends_with("</tls-crypt>\n"), "{text}");
         }
     }
 }

@@ -96,6 +96,11 @@ pub async fn start(path: PathBuf, bind_ip: Ipv4Addr) -> anyhow::Result<Arc<Serve
         });
         store.save(&cfg)?;
     }
+    // likewise an OpenVPN tls-crypt key
+    if cfg.openvpn_tls_crypt_key().is_none() {
+        cfg.set_openvpn_tls_crypt_key(&defaults::tls_crypt_key());
+        store.save(&cfg)?;
+    }
     if cfg.server_cert().is_none() {
         let (c, k) = defaults::self_signed_cert("etherhub")?;
         cfg.set_server_cert(&c, &k);

@@ -2,7 +2,8 @@
 //! a wrong password is refused, the right one gets a SecureNAT address, pings the gateway,
 //! reaches a LAN host over TCP and a wireguard-go client on the same hub, shows in SessionList
 //! and SessionGet as SoftEther shows OpenVPN sessions, and leaves SessionList when it
-//! disconnects.
+//! disconnects. With tls-crypt required, the configs carry the key and connect, and a config
+//! without it gets no answer.
 
 mod common;
 
@@ -512,4 +513,117 @@ fn softethers_own_data_channel_aes_128_cbc_with_sha1_works() {
         .to_string();
     let get = s.must_hub_cmd(&["SessionGet", &name]);
     assert!(get.contains("AES-128-CBC"), "{get}");
+}
+
+#[test]
+fn with_tls_crypt_required_the_made_configs_connect_and_a_config_without_the_key_is_refused() {
+    if !can_run_netns() {
+        return;
+    }
+    assert!(
+        which("openvpn").is_some(),
+        "openvpn is installed by scripts/test"
+    );
+    let mut lab = Lab::new(1);
+    let ns = lab.client_ns[0].take().unwrap();
+    let remote = lab.server_addrs[0].clone();
+    lab.server.start();
+    let s = &lab.server;
+    // TlsCrypt off (the default): the configs have no key
+    let plain = user_and_configs(s, "hana");
+    for c in [&plain.l3, &plain.l2] {
+        let text = std::fs::read_to_string(c).unwrap();
+        assert!(!text.contains("tls-crypt"), "{text}");
+    }
+    let options = s.must_cmd(&["ProtoOptionsGet", "OpenVPN"]);
+    assert!(
+        options
+            .lines()
+            .any(|l| l.starts_with("TlsCrypt") && l.contains("|Boolean|False")),
+        "{options}"
+    );
+    s.must_cmd(&[
+        "ProtoOptionsSet",
+        "OpenVPN",
+        "/NAME:TlsCrypt",
+        "/VALUE:true",
+    ]);
+    let options = s.must_cmd(&["ProtoOptionsGet", "OpenVPN"]);
+    assert!(
+        options
+            .lines()
+            .any(|l| l.starts_with("TlsCrypt") && l.contains("|Boolean|True")),
+        "{options}"
+    );
+    // TlsCrypt on: both configs carry the server's key inline
+    let dir = tempfile::tempdir().unwrap();
+    let (l3, l2) = make_configs(s, dir.path());
+    for c in [&l3, &l2] {
+        let text = std::fs::read_to_string(c).unwrap();
+        assert!(
+            text.contains("<tls-crypt>\n")
+                && text.contains("-----BEGIN OpenVPN Static key V1-----")
+                && text.contains("</tls-crypt>\n"),
+            "{text}"
+        );
+    }
+
+    // the config without the key: no answer at all, so no TLS and no session
+    {
+        let refused =
+            OpenVpnClient::start(&ns, &plain.l3, (&remote, "1194", false), "hana", "hanapw");
+        assert!(!refused.wait_for("Initialization Sequence Completed", Duration::from_secs(8)));
+        let log = refused.log_text();
+        assert!(!log.contains("TLS: Initial packet from"), "{log}");
+        assert!(!s.must_hub_cmd(&["SessionList"]).contains("OPENVPN"));
+    }
+
+    // the config with it (at verb 4, where the client logs its control channel keys):
+    // tls-crypt, an address, the gateway
+    let l3 = {
+        let verbose = dir.path().join("verbose.ovpn");
+        let text = std::fs::read_to_string(&l3).unwrap();
+        std::fs::write(&verbose, format!("{text}verb 4\n")).unwrap();
+        verbose
+    };
+    let tls_crypt = "Outgoing Control Channel Encryption: Cipher 'AES-256-CTR' initialized";
+    let ov = OpenVpnClient::start(&ns, &l3, (&remote, "1194", false), "hana", "hanapw");
+    assert!(
+        ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
+        "{}\n--- server ---\n{}",
+        ov.log_text(),
+        s.log_text()
+    );
+    let log = ov.log_text();
+    assert!(log.contains(tls_crypt), "the client uses tls-crypt: {log}");
+    assert!(log.contains("ifconfig 192.168.30."), "{log}");
+    assert!(ns.ping_until(GW, Duration::from_secs(10)), "gateway");
+    assert!(s
+        .must_hub_cmd(&["SessionList"])
+        .contains("SID-HANA-[OPENVPN_L3]-"));
+    drop(ov);
+    assert!(
+        openvpn_sessions_gone(s, Duration::from_secs(10)),
+        "the session left SessionList"
+    );
+
+    // TlsCrypt off again: a client with the key still connects (over TCP this time)
+    s.must_cmd(&[
+        "ProtoOptionsSet",
+        "OpenVPN",
+        "/NAME:TlsCrypt",
+        "/VALUE:false",
+    ]);
+    let ov = OpenVpnClient::start(&ns, &l3, (&remote, "443", true), "hana", "hanapw");
+    assert!(
+        ov.wait_for("Initialization Sequence Completed", Duration::from_secs(30)),
+        "{}\n--- server ---\n{}",
+        ov.log_text(),
+        s.log_text()
+    );
+    assert!(ov.log_text().contains(tls_crypt));
+    assert!(
+        ns.ping_until(GW, Duration::from_secs(10)),
+        "gateway over TCP"
+    );
 }

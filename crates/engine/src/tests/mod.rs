@@ -2,6 +2,7 @@
 //! a fake outside, on a fake clock.
 
 mod kit;
+mod openvpn;
 mod policy;
 mod softether;
 mod stream;
