@@ -85,6 +85,9 @@ pub enum Outcome<S> {
         request: SessionRequest,
         rest: Vec<u8>,
     },
+    /// An SSTP client's `SSTP_DUPLEX_POST`: the connection goes on to the SSTP core, with the
+    /// bytes already read past the request (its answer is the core's to send).
+    Sstp { stream: S, rest: Vec<u8> },
 }
 
 /// Serve requests on one connection until the peer closes it, a limit is hit or a timeout
@@ -113,6 +116,12 @@ where
         match serve_one(&mut stream, &mut buf, ends, &backend, limits, &mut pages).await {
             Ok(Next::Again) => continue,
             Ok(Next::Close) => break,
+            Ok(Next::Sstp) => {
+                return Outcome::Sstp {
+                    stream,
+                    rest: std::mem::take(&mut buf),
+                }
+            }
             Ok(Next::SoftEther) => {
                 match crate::native::serve(&mut stream, &mut buf, peer, &backend, limits).await {
                     Ok(Some(request)) => {
@@ -137,12 +146,17 @@ where
     Outcome::Closed
 }
 
+/// The request method of an SSTP client (MS-SSTP 2.2.1).
+const SSTP_METHOD: &str = "SSTP_DUPLEX_POST";
+
 /// What a connection does after a request.
 pub(crate) enum Next {
     Again,
     Close,
     /// The client sent SoftEther's signature: the native protocol follows.
     SoftEther,
+    /// An SSTP call follows (the request was `SSTP_DUPLEX_POST`).
+    Sstp,
 }
 
 #[derive(Debug)]
@@ -378,6 +392,10 @@ where
         return Ok(Next::Close);
     };
     let path = head.path.split('?').next().unwrap_or("");
+    if head.method == SSTP_METHOD {
+        // any path: SoftEther takes the method alone (clients all ask for the same one)
+        return Ok(Next::Sstp);
+    }
     if !path.eq_ignore_ascii_case("/api") && !path.eq_ignore_ascii_case("/api/") {
         return front_page(stream, buf, ends, &head, limits, pages).await;
     }

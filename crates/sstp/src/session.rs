@@ -78,10 +78,11 @@ pub struct Session {
 }
 
 /// The server's answer to the client's `SSTP_DUPLEX_POST` (MS-SSTP 3.2.5.1: status 200 and
-/// the same "infinite" content length). `date`: an RFC 1123 date.
+/// the same "infinite" content length; the headers in SoftEther's order). `date`: an RFC 1123
+/// date.
 pub fn http_response(date: &str) -> Vec<u8> {
     format!(
-        "HTTP/1.1 200\r\nContent-Length: 18446744073709551615\r\nServer: Microsoft-HTTPAPI/2.0\r\nDate: {date}\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\nDate: {date}\r\nServer: Microsoft-HTTPAPI/2.0\r\n\r\n"
     )
     .into_bytes()
 }
