@@ -9,7 +9,9 @@
 //! clients meet; no code of SoftEther's is in here.
 
 pub mod des;
+pub mod frame;
 pub mod mschapv2;
+pub mod packet;
 
 /// Bytes from hex text (blanks between them allowed), for the unit tests' vectors.
 #[cfg(test)]
