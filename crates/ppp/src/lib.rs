@@ -10,8 +10,14 @@
 
 pub mod des;
 pub mod frame;
+pub mod fsm;
+pub mod ipcp;
+pub mod lcp;
 pub mod mschapv2;
 pub mod packet;
+
+pub use ipcp::Addressing;
+pub use lcp::AuthMethod;
 
 /// Bytes from hex text (blanks between them allowed), for the unit tests' vectors.
 #[cfg(test)]
