@@ -15,9 +15,11 @@ pub mod ipcp;
 pub mod lcp;
 pub mod mschapv2;
 pub mod packet;
+pub mod session;
 
 pub use ipcp::Addressing;
 pub use lcp::AuthMethod;
+pub use session::{AuthAnswer, AuthRequest, Config, Dropped, Event, MsChapV2Keys, Session};
 
 /// Bytes from hex text (blanks between them allowed), for the unit tests' vectors.
 #[cfg(test)]
