@@ -33,9 +33,9 @@ pub struct Config {
     pub auth: Vec<AuthMethod>,
     /// The MRU we ask for (what we receive); 1500 is the default and then not asked.
     pub mru: u16,
-    /// How often an LCP Echo-Request goes out once LCP is open.
+    /// How often an LCP Echo-Request goes out once LCP is open (zero: never).
     pub echo_interval: Duration,
-    /// Echo-Requests left unanswered in a row before the session ends.
+    /// Echo-Requests left unanswered in a row before the session ends (zero: echoes off).
     pub echo_failures: u32,
     /// The name in CHAP Challenges.
     pub name: String,
@@ -709,7 +709,9 @@ impl Session {
         }
         let method = self.lcp.negotiator.method();
         self.method = Some(method);
-        self.echo_at = Some(now + self.config.echo_interval);
+        // a zero interval or failure count turns echoes off
+        let echo = self.config.echo_failures > 0 && !self.config.echo_interval.is_zero();
+        self.echo_at = echo.then(|| now + self.config.echo_interval);
         self.auth_deadline = Some(now + self.config.auth_timeout);
         let challenge = match method {
             AuthMethod::Pap => None,

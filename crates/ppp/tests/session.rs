@@ -654,6 +654,20 @@ fn a_peer_that_stops_answering_echoes_is_ended() {
 }
 
 #[test]
+fn echoes_can_be_turned_off() {
+    let config = Config {
+        echo_failures: 0,
+        ..Config::default()
+    };
+    let mut peer = Peer::new(&[AuthMethod::MsChapV2], "alice", "secret");
+    peer.answer_echo = false;
+    let mut p = Pair::new(config, peer, |_| AuthAnswer::NtHash(nt_hash("secret")));
+    p.run(Duration::from_secs(120));
+    assert!(p.server.is_up());
+    assert_eq!(p.server.poll_timeout(), None);
+}
+
+#[test]
 fn a_peer_that_never_answers_lcp_is_given_up() {
     let peer = Peer::new(&[AuthMethod::MsChapV2], "alice", "secret");
     let mut p = Pair::new(Config::default(), peer, |_| AuthAnswer::Refuse);
