@@ -41,7 +41,8 @@ pub struct Config {
     pub name: String,
     /// MS-CHAPv2 attempts before the session ends (RFC 2759 lets the peer retry).
     pub auth_attempts: u32,
-    /// How long authentication may take from LCP's opening (and from each retry).
+    /// How long authentication may take from LCP's opening (and from each retry), and how long
+    /// the caller may take to answer [`Event::NeedAddress`].
     pub auth_timeout: Duration,
 }
 
@@ -233,6 +234,8 @@ pub struct Session {
     /// When a Challenge goes out again (while unanswered).
     challenge_at: Option<Instant>,
     auth_deadline: Option<Instant>,
+    /// When the caller's address is overdue (it has as long as a login may take).
+    address_deadline: Option<Instant>,
     keys: Option<MsChapV2Keys>,
     ipcp: Option<Fsm<Ipcp>>,
     /// The peer's IPCP Configure-Request that came before the caller's address.
@@ -266,6 +269,7 @@ impl Session {
             chap_id: derive(&seed, b"chap-id", 0)[0],
             challenge_at: None,
             auth_deadline: None,
+            address_deadline: None,
             keys: None,
             ipcp: None,
             held_ipcp: None,
@@ -359,6 +363,7 @@ impl Session {
         // nothing more to ask of a leaving peer
         self.echo_at = None;
         self.auth_deadline = None;
+        self.address_deadline = None;
         self.challenge_at = None;
         let mut actions = Vec::new();
         self.lcp.close(now, reason, &mut actions);
@@ -376,6 +381,7 @@ impl Session {
             self.echo_at,
             self.challenge_at,
             self.auth_deadline,
+            self.address_deadline,
         ]
         .into_iter()
         .flatten()
@@ -405,6 +411,11 @@ impl Session {
                 _ => String::new(),
             };
             self.fail_auth(now, &user, "authentication did not finish in time", out);
+            return;
+        }
+        if self.address_deadline.is_some_and(|t| now >= t) {
+            self.address_deadline = None;
+            self.close(now, "no address for the peer in time", out);
             return;
         }
         if self.challenge_at.is_some_and(|t| now >= t) {
@@ -463,6 +474,7 @@ impl Session {
         match proof {
             Proof::Pap => match answer {
                 AuthAnswer::Accept => self.pass(
+                    now,
                     user,
                     Protocol::Pap,
                     pap::ACK,
@@ -490,6 +502,7 @@ impl Session {
                 };
                 if ok {
                     self.pass(
+                        now,
                         user,
                         Protocol::Chap,
                         chap::SUCCESS,
@@ -538,6 +551,7 @@ impl Session {
                     });
                     let msg = format!("{} M=Welcome", mschapv2::authenticator_string(&auth));
                     self.pass(
+                        now,
                         user,
                         Protocol::Chap,
                         chap::SUCCESS,
@@ -597,6 +611,7 @@ impl Session {
         if self.closed || self.ipcp.is_some() || !self.asked_address {
             return;
         }
+        self.address_deadline = None;
         let Some(addressing) = addressing else {
             self.close(now, "no address for the peer", out);
             return;
@@ -831,6 +846,7 @@ impl Session {
     /// asked for an address.
     fn pass(
         &mut self,
+        now: Instant,
         user: String,
         protocol: Protocol,
         code: u8,
@@ -848,6 +864,7 @@ impl Session {
         self.auth_deadline = None;
         self.challenge_at = None;
         self.asked_address = true;
+        self.address_deadline = Some(now + self.config.auth_timeout);
         out.push(Event::NeedAddress { user, method });
     }
 

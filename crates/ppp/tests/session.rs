@@ -335,6 +335,8 @@ struct Pair {
     answer: Box<dyn FnMut(&AuthRequest) -> AuthAnswer>,
     /// Whether the peer's frames reach the server at all.
     link: bool,
+    /// Whether the caller answers the address request.
+    give_address: bool,
 }
 
 impl Pair {
@@ -353,6 +355,7 @@ impl Pair {
             events: Vec::new(),
             answer: Box::new(answer),
             link: true,
+            give_address: true,
         };
         p.peer.send_lcp_request();
         p.handle(out);
@@ -370,7 +373,7 @@ impl Pair {
                         let a = (self.answer)(req);
                         self.server.auth_result(self.now, a, &mut next);
                     }
-                    Event::NeedAddress { .. } => {
+                    Event::NeedAddress { .. } if self.give_address => {
                         let addressing = Addressing {
                             peer: PEER_ADDRESS,
                             local: GATEWAY,
@@ -665,6 +668,19 @@ fn echoes_can_be_turned_off() {
     p.run(Duration::from_secs(120));
     assert!(p.server.is_up());
     assert_eq!(p.server.poll_timeout(), None);
+}
+
+#[test]
+fn a_caller_that_gives_no_address_in_time_ends_the_session() {
+    let peer = Peer::new(&[AuthMethod::Pap], "carol", "pw");
+    let mut p = Pair::new(Config::default(), peer, |_| AuthAnswer::Accept);
+    p.give_address = false;
+    p.run(Duration::from_secs(40));
+    assert!(p
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::NeedAddress { .. })));
+    assert_eq!(p.closed(), Some("no address for the peer in time"));
 }
 
 #[test]
