@@ -473,15 +473,9 @@ impl Session {
         };
         match proof {
             Proof::Pap => match answer {
-                AuthAnswer::Accept => self.pass(
-                    now,
-                    user,
-                    Protocol::Pap,
-                    pap::ACK,
-                    reply_id,
-                    pap_reply_body("Welcome"),
-                    out,
-                ),
+                AuthAnswer::Accept => {
+                    self.pass(now, user, reply_id, pap_reply_body("Welcome"), out)
+                }
                 other => {
                     let body = pap_reply_body("Authentication failed");
                     self.transmit(Protocol::Pap, &build(pap::NAK, reply_id, &body), out);
@@ -501,15 +495,7 @@ impl Session {
                     _ => false,
                 };
                 if ok {
-                    self.pass(
-                        now,
-                        user,
-                        Protocol::Chap,
-                        chap::SUCCESS,
-                        reply_id,
-                        b"Welcome".to_vec(),
-                        out,
-                    );
+                    self.pass(now, user, reply_id, b"Welcome".to_vec(), out);
                 } else {
                     let msg = b"Authentication failed";
                     self.transmit(Protocol::Chap, &build(chap::FAILURE, reply_id, msg), out);
@@ -550,15 +536,7 @@ impl Session {
                         ),
                     });
                     let msg = format!("{} M=Welcome", mschapv2::authenticator_string(&auth));
-                    self.pass(
-                        now,
-                        user,
-                        Protocol::Chap,
-                        chap::SUCCESS,
-                        reply_id,
-                        msg.into_bytes(),
-                        out,
-                    );
+                    self.pass(now, user, reply_id, msg.into_bytes(), out);
                     return;
                 }
                 self.attempts += 1;
@@ -842,20 +820,15 @@ impl Session {
         }
     }
 
-    /// Logged in: the reply (`code`, `data`) goes out to identifier `id`, and the caller is
-    /// asked for an address.
-    fn pass(
-        &mut self,
-        now: Instant,
-        user: String,
-        protocol: Protocol,
-        code: u8,
-        id: u8,
-        data: Vec<u8>,
-        out: &mut Vec<Event>,
-    ) {
-        self.transmit(protocol, &build(code, id, &data), out);
+    /// Logged in: the method's Ack or Success with `data` goes out to identifier `id`, and the
+    /// caller is asked for an address.
+    fn pass(&mut self, now: Instant, user: String, id: u8, data: Vec<u8>, out: &mut Vec<Event>) {
         let method = self.method.expect("authenticating after LCP opened");
+        let (protocol, code) = match method {
+            AuthMethod::Pap => (Protocol::Pap, pap::ACK),
+            AuthMethod::ChapMd5 | AuthMethod::MsChapV2 => (Protocol::Chap, chap::SUCCESS),
+        };
+        self.transmit(protocol, &build(code, id, &data), out);
         self.auth = Auth::Passed {
             user: user.clone(),
             code,
