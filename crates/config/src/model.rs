@@ -146,6 +146,8 @@ pub struct UserSettings {
     /// 0 anonymous, 1 password, ... as SoftEther numbers them
     pub auth_type: u32,
     pub auth_password: Vec<u8>,
+    /// `AuthNtLmSecureHash`: MD4 of the UTF-16LE password, for MS-CHAPv2 (empty when none).
+    pub nt_hash: Vec<u8>,
     /// Unix milliseconds (the file keeps SoftEther's time, 9 hours behind).
     pub created_time: u64,
     pub updated_time: u64,
@@ -973,7 +975,8 @@ impl Config {
     ) -> Result<(), ModelError> {
         let real_name = self.user_folder_mut(hub, name)?.name.clone();
         let hashed = hash::hash_user_password(&real_name, password);
-        self.set_user_password_hashes(hub, name, &hashed, None, now_ms)
+        let nt = hash::nt_hash(password);
+        self.set_user_password_hashes(hub, name, &hashed, Some(&nt), now_ms)
     }
 
     /// Sets password authentication from the hashes SoftEther's tools send: `AuthPassword`
@@ -1030,6 +1033,10 @@ fn user_of(f: &Folder) -> UserSettings {
         note: f.get_str("Note").unwrap_or_default().to_string(),
         auth_type: f.get_u32("AuthType").unwrap_or(0),
         auth_password: f.get_bytes("AuthPassword").unwrap_or_default().to_vec(),
+        nt_hash: f
+            .get_bytes("AuthNtLmSecureHash")
+            .unwrap_or_default()
+            .to_vec(),
         created_time: time_from_file(f.get_u64("CreatedTime").unwrap_or(0)),
         updated_time: time_from_file(f.get_u64("UpdatedTime").unwrap_or(0)),
         expire_time: time_from_file(f.get_u64("ExpireTime").unwrap_or(0)),

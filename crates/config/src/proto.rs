@@ -1,6 +1,6 @@
 //! The protocols' options (SoftEther 5's `ProtoOptionsGet`/`ProtoOptionsSet`), kept under
-//! `ServerConfiguration/Proto/<protocol>` as SoftEther writes them. Etherhub has OpenVPN's,
-//! with one of its own: `TlsCrypt` (tls-crypt required), whose key is kept beside them as
+//! `ServerConfiguration/Proto/<protocol>` as SoftEther writes them. Etherhub has OpenVPN's and
+//! SSTP's, with one of its own for OpenVPN: `TlsCrypt` (tls-crypt required), whose key is kept beside them as
 //! `byte TlsCryptKey` (an OpenVPN static key's 256 bytes).
 
 use crate::model::Config;
@@ -19,11 +19,17 @@ pub const OPENVPN: &str = "OpenVPN";
 pub const OPENVPN_TLS_CRYPT: &str = "TlsCrypt";
 /// The bytes of the tls-crypt key.
 pub const TLS_CRYPT_KEY_LEN: usize = 256;
+/// SSTP's one option, `Enabled` (on by default, as in SoftEther 5).
+pub const SSTP: &str = "SSTP";
 pub const OPENVPN_DEFAULT_CLIENT_OPTION: &str = "dev-type tun,link-mtu 1500,tun-mtu 1500,cipher AES-128-CBC,auth SHA1,keysize 128,key-method 2,tls-client";
 
-fn defaults(protocol: &str) -> Option<Vec<(&'static str, ProtoValue)>> {
+/// A protocol's name as Etherhub spells it, and its options with their defaults.
+fn defaults(protocol: &str) -> Option<(&'static str, Vec<(&'static str, ProtoValue)>)> {
+    if protocol.eq_ignore_ascii_case(SSTP) {
+        return Some((SSTP, vec![("Enabled", ProtoValue::Bool(true))]));
+    }
     protocol.eq_ignore_ascii_case(OPENVPN).then(|| {
-        vec![
+        let options = vec![
             (
                 "DefaultClientOption",
                 ProtoValue::Str(OPENVPN_DEFAULT_CLIENT_OPTION.into()),
@@ -33,7 +39,8 @@ fn defaults(protocol: &str) -> Option<Vec<(&'static str, ProtoValue)>> {
             ("ObfuscationMask", ProtoValue::Str(String::new())),
             ("PushDummyIPv4AddressOnL2Mode", ProtoValue::Bool(true)),
             (OPENVPN_TLS_CRYPT, ProtoValue::Bool(false)),
-        ]
+        ];
+        (OPENVPN, options)
     })
 }
 
@@ -43,7 +50,7 @@ pub type ProtoOptions = Vec<(String, ProtoValue)>;
 /// Why a protocol option change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtoError {
-    #[error("no protocol named {0:?} (Etherhub has OpenVPN)")]
+    #[error("no protocol named {0:?} (Etherhub has OpenVPN and SSTP)")]
     UnknownProtocol(String),
     #[error("{protocol} has no option {name:?}")]
     UnknownOption { protocol: String, name: String },
@@ -60,9 +67,9 @@ impl Config {
         &self,
         protocol: &str,
     ) -> Result<(&'static str, ProtoOptions), ProtoError> {
-        let defs =
+        let (spelled, defs) =
             defaults(protocol).ok_or_else(|| ProtoError::UnknownProtocol(protocol.into()))?;
-        let folder = self.server().and_then(|s| s.path(&["Proto", OPENVPN]));
+        let folder = self.server().and_then(|s| s.path(&["Proto", spelled]));
         let options = defs
             .into_iter()
             .map(|(name, def)| {
@@ -80,7 +87,7 @@ impl Config {
                 (name.to_string(), v)
             })
             .collect();
-        Ok((OPENVPN, options))
+        Ok((spelled, options))
     }
 
     /// Sets options of a protocol (names case-insensitive; the others keep their values).
@@ -194,9 +201,22 @@ mod tests {
             Err(ProtoError::Unsupported(_))
         ));
         assert!(matches!(
-            c.proto_options("SSTP"),
+            c.proto_options("IPsec"),
             Err(ProtoError::UnknownProtocol(_))
         ));
+        // SSTP: Enabled only, on by default, kept in its own folder
+        let (name, o) = c.proto_options("sstp").unwrap();
+        assert_eq!((name, o.len()), ("SSTP", 1));
+        assert!(c.proto_enabled("SSTP"));
+        let openvpn = c.proto_options("OpenVPN").unwrap();
+        c.set_proto_options("SSTP", &[("enabled".into(), ProtoValue::Bool(false))])
+            .unwrap();
+        assert!(!c.proto_enabled("SSTP"));
+        assert_eq!(
+            c.proto_options("OpenVPN").unwrap(),
+            openvpn,
+            "OpenVPN's untouched"
+        );
     }
 
     #[test]

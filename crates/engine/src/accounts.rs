@@ -89,11 +89,19 @@ impl Accounts {
         let (hub, user) = match &request {
             AuthRequest::Password { hub, user, .. }
             | AuthRequest::Challenge { hub, user, .. }
-            | AuthRequest::Anonymous { hub, user } => (*hub, *user),
+            | AuthRequest::Anonymous { hub, user }
+            | AuthRequest::NtHash { hub, user, .. } => (*hub, *user),
         };
         let hub_name = self.hub(hub)?;
         let u = self.user(hub, user).ok_or(AuthError::AccessDenied)?;
         let proven = match (&u.auth, &request) {
+            // an MS-CHAPv2 client checks the server's answer, made with the same hash: an
+            // anonymous user has none to make it with
+            (UserAuth::Password(_), AuthRequest::NtHash { proves, .. }) => match &u.nt_hash {
+                Some(h) => proves(h),
+                None => return Err(AuthError::WrongMethod),
+            },
+            (_, AuthRequest::NtHash { .. }) => return Err(AuthError::WrongMethod),
             (UserAuth::Anonymous, _) => true,
             // SoftEther hashes with the user name in upper case, so its case does not matter
             (UserAuth::Password(hash), AuthRequest::Password { password, .. }) => {

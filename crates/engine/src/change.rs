@@ -49,6 +49,9 @@ pub struct UserSpec {
     pub expires_ms: u64,
     /// Its group ("" for none), for access rules that name groups.
     pub group: String,
+    /// SoftEther's `AuthNtLmSecureHash` (MD4 of the UTF-16LE password), which MS-CHAPv2
+    /// logins are checked with; `None` when the config has none.
+    pub nt_hash: Option<[u8; 16]>,
 }
 
 /// A registered WireGuard client key.

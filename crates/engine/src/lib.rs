@@ -22,8 +22,10 @@ mod core;
 mod engine;
 pub mod fault;
 pub mod openvpn;
+mod ppplink;
 mod seam;
 pub mod softether;
+pub mod sstp;
 pub mod transmit;
 pub mod wireguard;
 

@@ -25,27 +25,15 @@ use etherhub_openvpn::packet::{
 use etherhub_openvpn::session::{Event, Login, Refused, Session, Wrapping};
 use etherhub_openvpn::tls_crypt::{Role, StaticKey, TlsCrypt};
 
+pub use crate::seam::{split_user, DEFAULT_HUB};
 use crate::seam::{
     AddressRule, AuthError, AuthRequest, CloseReason, ConnId, Credential, Io, Medium, Opened,
     Protocol, SessionDetails, TunnelId,
 };
 
-/// The hub a user name without one logs in to.
-pub const DEFAULT_HUB: &str = "DEFAULT";
 /// Sessions at most (OpenVPN's peer-ids are 24 bits; this bounds the memory a flood of resets
 /// can take).
 pub const MAX_SESSIONS: usize = 4096;
-
-/// A user name as SoftEther reads it: `user@HUB`, `HUB\user`, or `user` (default hub).
-pub fn split_user(name: &str) -> (&str, &str) {
-    if let Some((hub, user)) = name.split_once('\\') {
-        return (hub, user);
-    }
-    if let Some((user, hub)) = name.rsplit_once('@') {
-        return (hub, user);
-    }
-    (DEFAULT_HUB, name)
-}
 
 /// The address SoftEther pushes to a tap client (PushDummyIPv4AddressOnL2Mode), so that its
 /// interface comes up; the client's own DHCP then gives the real one.

@@ -168,6 +168,13 @@ pub enum AuthRequest<'a> {
     },
     /// No credential: the hub must hold `user` as an anonymous user.
     Anonymous { hub: &'a str, user: &'a str },
+    /// A proof made with the user's NT hash (MS-CHAPv2): the accounts hand the hash to
+    /// `proves`, which checks the client's response with it; the hash goes nowhere else.
+    NtHash {
+        hub: &'a str,
+        user: &'a str,
+        proves: &'a dyn Fn(&[u8; 16]) -> bool,
+    },
 }
 
 impl std::fmt::Debug for AuthRequest<'_> {
@@ -176,9 +183,25 @@ impl std::fmt::Debug for AuthRequest<'_> {
             AuthRequest::Password { hub, user, .. } => ("Password", hub, user),
             AuthRequest::Challenge { hub, user, .. } => ("Challenge", hub, user),
             AuthRequest::Anonymous { hub, user } => ("Anonymous", hub, user),
+            AuthRequest::NtHash { hub, user, .. } => ("NtHash", hub, user),
         };
         write!(f, "{kind} {{ hub: {hub:?}, user: {user:?}, .. }}")
     }
+}
+
+/// The hub a user name without one logs in to.
+pub const DEFAULT_HUB: &str = "DEFAULT";
+
+/// A user name as SoftEther reads it (OpenVPN, PPP): `user@HUB`, `HUB\user`, or `user` (hub
+/// DEFAULT); the hub and the user.
+pub fn split_user(name: &str) -> (&str, &str) {
+    if let Some((hub, user)) = name.split_once('\\') {
+        return (hub, user);
+    }
+    if let Some((user, hub)) = name.rsplit_once('@') {
+        return (hub, user);
+    }
+    (DEFAULT_HUB, name)
 }
 
 /// Who an accepted login is.

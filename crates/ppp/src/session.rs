@@ -458,6 +458,27 @@ impl Session {
 
     /// The caller's answer to the latest [`Event::Authenticate`]. An answer with nothing
     /// asked is ignored.
+    /// Whether the pending MS-CHAPv2 response was made with `nt_hash` (a check only: the
+    /// answer still goes to [`Session::auth_result`]). Lets a caller whose accounts keep the
+    /// hash to themselves check it there.
+    pub fn proves(&self, nt_hash: &[u8; 16]) -> bool {
+        match &self.auth {
+            Auth::Asking {
+                user,
+                proof: Proof::MsChapV2(r),
+                challenge: Some(c),
+                ..
+            } => mschapv2::verify(
+                &c.value,
+                &r.peer_challenge,
+                user.as_bytes(),
+                nt_hash,
+                &r.nt_response,
+            ),
+            _ => false,
+        }
+    }
+
     pub fn auth_result(&mut self, now: Instant, answer: AuthAnswer, out: &mut Vec<Event>) {
         if self.closed {
             return;

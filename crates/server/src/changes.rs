@@ -84,9 +84,28 @@ struct View {
     wireguard: Option<WireGuardSpec>,
     /// OpenVPN's options as text, and its tls-crypt key (`TlsCryptKey`, the key file's text).
     openvpn: Vec<(String, String)>,
+    /// SSTP's options as text.
+    sstp: Vec<(String, String)>,
     hubs: BTreeMap<String, HubView>,
     users: BTreeMap<(String, String), UserSpec>,
     keys: BTreeMap<Key, WgKeySpec>,
+}
+
+/// A protocol's options as the engine's cores take them: text (`true`/`false` for booleans).
+fn options_text(cfg: &Config, protocol: &str) -> Vec<(String, String)> {
+    cfg.proto_options(protocol)
+        .map(|(_, o)| {
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        etherhub_config::proto::ProtoValue::Str(s) => s,
+                        etherhub_config::proto::ProtoValue::Bool(b) => b.to_string(),
+                    };
+                    (k, v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn fold(s: &str) -> String {
@@ -102,20 +121,8 @@ impl View {
                     psk: decode(&w.preshared_key),
                 })
             }),
-            openvpn: cfg
-                .proto_options(etherhub_config::proto::OPENVPN)
-                .map(|(_, o)| {
-                    o.into_iter()
-                        .map(|(k, v)| {
-                            let v = match v {
-                                etherhub_config::proto::ProtoValue::Str(s) => s,
-                                etherhub_config::proto::ProtoValue::Bool(b) => b.to_string(),
-                            };
-                            (k, v)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            openvpn: options_text(cfg, etherhub_config::proto::OPENVPN),
+            sstp: options_text(cfg, etherhub_config::proto::SSTP),
             ..View::default()
         };
         if let Some(k) = cfg.openvpn_tls_crypt_key().and_then(|k| k.try_into().ok()) {
@@ -143,6 +150,7 @@ impl View {
                         policy: cfg.effective_policy(&name, &u),
                         expires_ms: u.expire_time,
                         group: u.group.clone(),
+                        nt_hash: u.nt_hash.as_slice().try_into().ok(),
                         name: u.name,
                         auth,
                     },
@@ -205,6 +213,12 @@ pub fn diff(old: Option<&Config>, new: &Config, env: &NatEnv) -> Vec<Change> {
         out.push(Change::ProtoOptions {
             protocol: etherhub_config::proto::OPENVPN.into(),
             options: new.openvpn.clone(),
+        });
+    }
+    if old.sstp != new.sstp {
+        out.push(Change::ProtoOptions {
+            protocol: etherhub_config::proto::SSTP.into(),
+            options: new.sstp.clone(),
         });
     }
     for (k, h) in &old.hubs {

@@ -62,6 +62,7 @@ pub struct Inner {
     pub softether: ProtocolId,
     /// OpenVPN's sessions in the engine.
     pub openvpn: ProtocolId,
+    pub sstp: ProtocolId,
 }
 
 /// The engine and its sockets. See the module docs.
@@ -94,6 +95,7 @@ impl Dataplane {
         engine.set_unix_time(now, crate::defaults::now_ms());
         let softether = engine.register(Box::new(SoftEtherSessions::new()));
         let openvpn = engine.register(Box::new(etherhub_engine::openvpn::OpenVpn::new(Some(tls))));
+        let sstp = engine.register(Box::new(etherhub_engine::sstp::Sstp::new()));
         let dp = Arc::new(Dataplane {
             inner: Mutex::new(Inner {
                 engine,
@@ -106,6 +108,7 @@ impl Dataplane {
                 next_conn: 0,
                 softether,
                 openvpn,
+                sstp,
             }),
             timer: Notify::new(),
         });

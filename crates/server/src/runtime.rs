@@ -239,13 +239,16 @@ async fn serve_tcp(server: Arc<Server>, stream: TcpStream, peer: SocketAddr, mut
     let dataplane = server.dataplane.clone();
     let backend: Arc<dyn etherhub_admin::Backend> = Arc::new(crate::backend::AdminBackend(server));
     let ends = etherhub_admin::Ends { peer, local };
-    if let etherhub_admin::Outcome::Session {
-        stream,
-        request,
-        rest,
-    } = etherhub_admin::serve_connection(tls, ends, backend).await
-    {
-        crate::streams::run_softether(dataplane, stream, peer, request, rest, cipher).await;
+    match etherhub_admin::serve_connection(tls, ends, backend).await {
+        etherhub_admin::Outcome::Session {
+            stream,
+            request,
+            rest,
+        } => crate::streams::run_softether(dataplane, stream, peer, request, rest, cipher).await,
+        etherhub_admin::Outcome::Sstp { stream, rest } => {
+            crate::streams::run_sstp(dataplane, stream, peer, rest).await
+        }
+        etherhub_admin::Outcome::Closed => {}
     }
     drop(slot);
 }

@@ -62,6 +62,18 @@ where
     pump(dp, protocol, conn, rx, stream).await;
 }
 
+/// Runs an SSTP client's connection (after its `SSTP_DUPLEX_POST`): every byte goes to the
+/// engine's SSTP core, which answers the request itself.
+pub async fn run_sstp<S>(dp: Arc<Dataplane>, stream: S, peer: SocketAddr, rest: Vec<u8>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (conn, rx) = dp.new_stream();
+    let protocol = dp.lock().sstp;
+    dp.open_stream(Instant::now(), protocol, conn, peer, &rest);
+    pump(dp, protocol, conn, rx, stream).await;
+}
+
 /// Moves a stream connection's bytes to the engine and the engine's writes back, until either
 /// side ends it.
 async fn pump<S>(

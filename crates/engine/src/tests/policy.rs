@@ -21,6 +21,7 @@ fn with_policy(user: &str, policy: Policy, expires_ms: u64) -> Change {
         policy,
         expires_ms,
         group: String::new(),
+        nt_hash: None,
     })
 }
 

@@ -1,0 +1,329 @@
+//! SSTP behind the seam: a TLS connection whose request was `SSTP_DUPLEX_POST` (the runtime's
+//! front door decides) is one call of the SSTP core (etherhub-sstp) carrying one PPP link
+//! ([`crate::ppplink`]) to a hub: sessions `SID-<USER>-[SSTP]-<n>`, addresses from SecureNAT.
+//!
+//! The link starts once the call is accepted (the client's Call Connect Request answered):
+//! PPP frames before it would be dropped. The crypto binding's nonce is checked by the SSTP
+//! core; its certificate hash and compound MAC are not (SoftEther checks neither).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use etherhub_sstp::session::{http_response, Event, Session};
+
+use crate::ppplink::{LinkInfo, PppLink, PppStats};
+use crate::seam::{ConnId, Io, Protocol, TunnelId};
+
+/// Calls at most (each holds a TLS connection; this bounds what a crowd of half-open calls
+/// can take).
+pub const MAX_CALLS: usize = 4096;
+
+struct Call {
+    sstp: Session,
+    peer: SocketAddr,
+    link: Option<PppLink>,
+}
+
+/// Counters of the core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SstpStats {
+    pub calls: u64,
+    pub calls_refused: u64,
+    pub malformed_dropped: u64,
+    pub early_dropped: u64,
+    pub ppp: PppStats,
+}
+
+/// The SSTP protocol core.
+pub struct Sstp {
+    calls: HashMap<ConnId, Call>,
+    by_tunnel: HashMap<u32, ConnId>,
+    next_index: u32,
+    enabled: bool,
+    stats: SstpStats,
+}
+
+impl Default for Sstp {
+    fn default() -> Self {
+        Sstp {
+            calls: HashMap::new(),
+            by_tunnel: HashMap::new(),
+            next_index: 0,
+            enabled: true,
+            stats: SstpStats::default(),
+        }
+    }
+}
+
+impl Sstp {
+    pub fn new() -> Sstp {
+        Sstp::default()
+    }
+
+    pub fn stats(&self) -> SstpStats {
+        let mut s = self.stats;
+        for c in self.calls.values() {
+            s.malformed_dropped += c.sstp.dropped.malformed;
+            s.early_dropped += c.sstp.dropped.early;
+            s.ppp.ppp_dropped += c.link.as_ref().map_or(0, |l| l.dropped());
+        }
+        s
+    }
+
+    /// Acts on the SSTP core's events for `conn`; frames for the link go through it.
+    fn events(&mut self, now: Instant, conn: ConnId, events: Vec<Event>, io: &mut dyn Io) {
+        let mut queue = std::collections::VecDeque::from(events);
+        while let Some(ev) = queue.pop_front() {
+            if matches!(ev, Event::Frame(_)) {
+                // a frame right behind the request that opened the call
+                self.start_link(now, conn, io);
+            }
+            let Some(call) = self.calls.get_mut(&conn) else {
+                return;
+            };
+            match ev {
+                Event::Write(bytes) => io.write_stream(conn, &bytes),
+                Event::Frame(frame) => {
+                    let Some(link) = call.link.as_mut() else {
+                        continue;
+                    };
+                    let mut frames = Vec::new();
+                    let ended = link.frame(now, &frame, &mut self.stats.ppp, io, &mut frames);
+                    let mut more = Vec::new();
+                    for f in frames {
+                        call.sstp.send_frame(&f, &mut more);
+                    }
+                    if let Some(why) = ended {
+                        call.sstp.disconnect(&why, &mut more);
+                    }
+                    queue.extend(more);
+                }
+                Event::Connected(_binding) => {}
+                Event::Closed(_why) => {
+                    self.forget(conn, io);
+                    io.close_stream(conn);
+                    return;
+                }
+            }
+        }
+        self.start_link(now, conn, io);
+    }
+
+    /// Starts the PPP link once the call is accepted.
+    fn start_link(&mut self, now: Instant, conn: ConnId, io: &mut dyn Io) {
+        let Some(call) = self.calls.get_mut(&conn) else {
+            return;
+        };
+        if call.link.is_some() || !call.sstp.is_open() {
+            return;
+        }
+        let mut index = self.next_index.wrapping_add(1).max(1);
+        while self.by_tunnel.contains_key(&index) {
+            index = index.wrapping_add(1).max(1);
+        }
+        self.next_index = index;
+        let tunnel = TunnelId {
+            protocol: io.protocol(),
+            index,
+        };
+        let mut frames = Vec::new();
+        let link = PppLink::new(
+            now,
+            tunnel,
+            call.peer,
+            LinkInfo {
+                tag: "SSTP",
+                client_product: "Microsoft SSTP VPN Client",
+                cipher: String::new(),
+            },
+            &mut frames,
+        );
+        call.link = Some(link);
+        self.by_tunnel.insert(index, conn);
+        let mut writes = Vec::new();
+        for f in frames {
+            call.sstp.send_frame(&f, &mut writes);
+        }
+        for w in writes {
+            if let Event::Write(bytes) = w {
+                io.write_stream(conn, &bytes);
+            }
+        }
+    }
+
+    /// Forgets a call; its tunnel, if open, is reported closed.
+    fn forget(&mut self, conn: ConnId, io: &mut dyn Io) {
+        if let Some(mut call) = self.calls.remove(&conn) {
+            if let Some(link) = call.link.as_mut() {
+                self.by_tunnel.remove(&link.tunnel().index);
+                link.gone(io);
+            }
+        }
+    }
+}
+
+impl Protocol for Sstp {
+    fn name(&self) -> &'static str {
+        "SSTP"
+    }
+
+    fn set_option(&mut self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("Enabled") {
+            self.enabled = value.eq_ignore_ascii_case("true");
+        }
+    }
+
+    fn open_stream(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        peer: SocketAddr,
+        bytes: &[u8],
+        io: &mut dyn Io,
+    ) {
+        if !self.enabled || self.calls.len() >= MAX_CALLS {
+            self.stats.calls_refused += 1;
+            io.close_stream(conn);
+            return;
+        }
+        let mut nonce = [0u8; 32];
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).is_err() {
+            self.stats.calls_refused += 1;
+            io.close_stream(conn);
+            return;
+        }
+        self.stats.calls += 1;
+        let unix = io.unix_ms().map_or(0, |ms| ms / 1000);
+        io.write_stream(
+            conn,
+            &http_response(&etherhub_softether::page::http_date(unix)),
+        );
+        self.calls.insert(
+            conn,
+            Call {
+                sstp: Session::new(now, nonce),
+                peer,
+                link: None,
+            },
+        );
+        self.handle_stream(now, conn, bytes, io);
+    }
+
+    fn handle_stream(&mut self, now: Instant, conn: ConnId, bytes: &[u8], io: &mut dyn Io) {
+        let Some(call) = self.calls.get_mut(&conn) else {
+            return;
+        };
+        let mut events = Vec::new();
+        call.sstp.handle_bytes(now, bytes, &mut events);
+        self.events(now, conn, events, io);
+    }
+
+    fn stream_closed(&mut self, _now: Instant, conn: ConnId, io: &mut dyn Io) {
+        self.forget(conn, io);
+    }
+
+    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+        let Some(&conn) = self.by_tunnel.get(&tunnel.index) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&conn) else {
+            return;
+        };
+        let Some(link) = call.link.as_mut() else {
+            return;
+        };
+        let mut frames = Vec::new();
+        link.send_ip(packet, &mut frames);
+        let mut writes = Vec::new();
+        for f in frames {
+            call.sstp.send_frame(&f, &mut writes);
+        }
+        for w in writes {
+            if let Event::Write(bytes) = w {
+                io.write_stream(conn, &bytes);
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant, io: &mut dyn Io) {
+        let due: Vec<ConnId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| call_timeout(c).is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for conn in due {
+            let Some(call) = self.calls.get_mut(&conn) else {
+                continue;
+            };
+            let mut events = Vec::new();
+            if call.sstp.poll_timeout().is_some_and(|t| t <= now) {
+                call.sstp.handle_timeout(now, &mut events);
+            }
+            if let Some(link) = call.link.as_mut() {
+                if link.poll_timeout().is_some_and(|t| t <= now) {
+                    let mut frames = Vec::new();
+                    let ended = link.timeout(now, &mut self.stats.ppp, io, &mut frames);
+                    for f in frames {
+                        call.sstp.send_frame(&f, &mut events);
+                    }
+                    if let Some(why) = ended {
+                        call.sstp.disconnect(&why, &mut events);
+                    }
+                }
+            }
+            self.events(now, conn, events, io);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.calls.values().filter_map(call_timeout).min()
+    }
+
+    fn close(&mut self, now: Instant, tunnel: TunnelId, io: &mut dyn Io) {
+        let Some(conn) = self.by_tunnel.remove(&tunnel.index) else {
+            return;
+        };
+        let Some(mut call) = self.calls.remove(&conn) else {
+            return;
+        };
+        // the engine ended it: LCP's Terminate and SSTP's disconnect, then the connection goes
+        let mut frames = Vec::new();
+        if let Some(link) = call.link.as_mut() {
+            link.terminate(now, "ended by the server", &mut frames);
+        }
+        let mut writes = Vec::new();
+        for f in frames {
+            call.sstp.send_frame(&f, &mut writes);
+        }
+        call.sstp.disconnect("ended by the server", &mut writes);
+        for w in writes {
+            if let Event::Write(bytes) = w {
+                io.write_stream(conn, &bytes);
+            }
+        }
+        io.close_stream(conn);
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats();
+        vec![
+            ("calls", s.calls),
+            ("calls_refused", s.calls_refused),
+            ("logins", s.ppp.logins),
+            ("refused_logins", s.ppp.refused_logins),
+            ("malformed_dropped", s.malformed_dropped),
+            ("early_dropped", s.early_dropped),
+            ("ppp_dropped", s.ppp.ppp_dropped),
+        ]
+    }
+}
+
+fn call_timeout(c: &Call) -> Option<Instant> {
+    let link = c.link.as_ref().and_then(|l| l.poll_timeout());
+    match (c.sstp.poll_timeout(), link) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
