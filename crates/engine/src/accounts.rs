@@ -170,6 +170,46 @@ mod tests {
     }
 
     #[test]
+    fn an_nt_hash_proof_is_checked_inside_the_accounts() {
+        let mut a = accounts();
+        let nt = etherhub_config::hash::nt_hash("secret123");
+        let proves = |h: &[u8; 16]| *h == nt;
+        let ask = |a: &Accounts, user| {
+            a.authenticate(AuthRequest::NtHash {
+                hub: "DEFAULT",
+                user,
+                proves: &proves,
+            })
+        };
+        // no NT hash kept (a password set before Etherhub kept them): not this method
+        assert_eq!(ask(&a, "meta"), Err(AuthError::WrongMethod));
+        a.set_user(UserSpec {
+            hub: "DEFAULT".into(),
+            name: "meta".into(),
+            auth: UserAuth::Password(hash_user_password("meta", "secret123")),
+            nt_hash: Some(nt),
+            ..Default::default()
+        });
+        assert_eq!(ask(&a, "META").unwrap().user, "meta");
+        let wrong = |_: &[u8; 16]| false;
+        let r = a.authenticate(AuthRequest::NtHash {
+            hub: "DEFAULT",
+            user: "meta",
+            proves: &wrong,
+        });
+        assert_eq!(r, Err(AuthError::AccessDenied));
+        assert_eq!(ask(&a, "nobody"), Err(AuthError::AccessDenied));
+        // an anonymous user has no hash to prove anything with
+        a.set_user(UserSpec {
+            hub: "DEFAULT".into(),
+            name: "guest".into(),
+            auth: UserAuth::Anonymous,
+            ..Default::default()
+        });
+        assert_eq!(ask(&a, "guest"), Err(AuthError::WrongMethod));
+    }
+
+    #[test]
     fn passwords_are_checked_against_softethers_hash() {
         let a = accounts();
         let g = a
