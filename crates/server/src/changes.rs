@@ -291,7 +291,12 @@ mod tests {
         let c = diff(None, &cfg, &env());
         assert_eq!(
             names(&c),
-            vec!["wireguard true", "proto OpenVPN", "hub DEFAULT"]
+            vec![
+                "wireguard true",
+                "proto OpenVPN",
+                "proto SSTP",
+                "hub DEFAULT"
+            ]
         );
         let Change::ProtoOptions { options, .. } = &c[1] else {
             panic!()
@@ -303,7 +308,11 @@ mod tests {
         assert!(options.contains(&("TlsCrypt".into(), "false".into())));
         let key = options.iter().find(|(k, _)| k == "TlsCryptKey").unwrap();
         assert!(key.1.contains("-----BEGIN OpenVPN Static key V1-----"));
-        let Change::Hub(h) = &c[2] else { panic!() };
+        let Change::ProtoOptions { options, .. } = &c[2] else {
+            panic!()
+        };
+        assert_eq!(options, &vec![("Enabled".to_string(), "true".to_string())]);
+        let Change::Hub(h) = &c[3] else { panic!() };
         assert!(h.securenat.is_some());
         assert_eq!(
             h.static_network.map(|n| n.gateway),

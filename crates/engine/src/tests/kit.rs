@@ -179,6 +179,9 @@ impl Client {
             tcp::SocketBuffer::new(vec![0; 256 * 1024]),
             tcp::SocketBuffer::new(vec![0; 256 * 1024]),
         );
+        // a greedy sender that bursts its whole window (no congestion window: SecureNAT's
+        // CUBIC turns it on for every smoltcp socket in the build)
+        s.set_congestion_control(tcp::CongestionControl::None);
         s.connect(
             self.iface.context(),
             (IpAddress::Ipv4(*dst.ip()), dst.port()),
