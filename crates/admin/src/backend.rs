@@ -104,6 +104,17 @@ pub trait Backend: Send + Sync {
         Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
     }
 
+    /// The IPsec services (`IPsecGet`).
+    fn ipsec_services(&self) -> AdminResult<etherhub_config::ipsec::IpsecServices> {
+        Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
+    }
+
+    /// Sets the IPsec services (`IPsecEnable`).
+    fn set_ipsec_services(&self, s: &etherhub_config::ipsec::IpsecServices) -> AdminResult<()> {
+        let _ = s;
+        Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))
+    }
+
     /// OpenVPN client configurations as a zip (`OpenVpnMakeConfig`).
     fn openvpn_config_zip(&self) -> AdminResult<Vec<u8>> {
         Err(AdminError::from_code(crate::error::code::ERR_NOT_SUPPORTED))

@@ -453,6 +453,27 @@ pub static METHODS: &[Method] = &[
         },
     },
     Method {
+        name: "GetIPsecServices",
+        access: Access::Server,
+        run: |b, _, p| call(p, |_: IpsecServices| Ok(ipsec_out(b.ipsec_services()?))),
+    },
+    Method {
+        name: "SetIPsecServices",
+        access: Access::Server,
+        run: |b, _, p| {
+            call(p, |r: IpsecServices| {
+                b.set_ipsec_services(&etherhub_config::ipsec::IpsecServices {
+                    l2tp_ipsec: r.l2tp_ipsec,
+                    l2tp_raw: r.l2tp_raw,
+                    etherip_ipsec: r.etherip_ipsec,
+                    secret: r.secret,
+                    default_hub: r.default_hub,
+                })?;
+                Ok(ipsec_out(b.ipsec_services()?))
+            })
+        },
+    },
+    Method {
         name: "GetProtoOptions",
         access: Access::Anyone,
         run: |b, _, p| {
@@ -915,6 +936,16 @@ fn set_nat_option(b: &dyn Backend, _: &AdminScope, params: Value) -> Result<Valu
 
 fn opt_ip(a: Option<Ipv4Addr>) -> String {
     a.map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn ipsec_out(s: etherhub_config::ipsec::IpsecServices) -> IpsecServices {
+    IpsecServices {
+        l2tp_raw: s.l2tp_raw,
+        l2tp_ipsec: s.l2tp_ipsec,
+        etherip_ipsec: s.etherip_ipsec,
+        secret: s.secret,
+        default_hub: s.default_hub,
+    }
 }
 
 /// AddWgk: SoftEther's three arrays, plus Etherhub's `Address_str` and an empty `Key_str` entry

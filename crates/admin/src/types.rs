@@ -1412,3 +1412,20 @@ pub struct DeleteAccess {
     #[serde(rename = "Id_u32")]
     pub id: u32,
 }
+
+/// `GetIPsecServices` / `SetIPsecServices` (`IPsecGet` / `IPsecEnable`): L2TP over IPsec, raw
+/// L2TP, EtherIP, the pre-shared key and the default hub.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IpsecServices {
+    #[serde(rename = "L2TP_Raw_bool")]
+    pub l2tp_raw: bool,
+    #[serde(rename = "L2TP_IPsec_bool")]
+    pub l2tp_ipsec: bool,
+    #[serde(rename = "EtherIP_IPsec_bool")]
+    pub etherip_ipsec: bool,
+    #[serde(rename = "IPsec_Secret_str")]
+    pub secret: String,
+    #[serde(rename = "L2TP_DefaultHub_str")]
+    pub default_hub: String,
+}

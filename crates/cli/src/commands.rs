@@ -229,6 +229,14 @@ pub const COMMANDS: &[Command] = &[
     ], run: hub_create },
     Command { name: "HubDelete", title: "Delete Virtual Hub", params: &[p("[name]", Ask::Line("Name of Virtual Hub to delete: "), NOT_EMPTY)], run: hub_delete },
     Command { name: "HubList", title: "Get List of Virtual Hubs", params: &[], run: hub_list },
+    Command { name: "IPsecEnable", title: "Enable or Disable IPsec VPN Server Function", params: &[
+        p("L2TP", Ask::Line("Enable L2TP over IPsec Server Function (yes / no): "), NOT_EMPTY),
+        p("L2TPRAW", Ask::Line("Enable Raw L2TP Server Function (yes / no): "), NOT_EMPTY),
+        p("ETHERIP", Ask::Line("Enable EtherIP / L2TPv3 over IPsec Server Function (yes / no): "), NOT_EMPTY),
+        p("PSK", Ask::Line("Pre Shared Key for IPsec (Recommended: 9 letters at maximum): "), NOT_EMPTY),
+        p("DEFAULTHUB", Ask::Line("Default Virtual HUB in a case of omitting the HUB on the Username: "), NOT_EMPTY),
+    ], run: ipsec_enable },
+    Command { name: "IPsecGet", title: "Get the Current IPsec VPN Server Settings", params: &[], run: ipsec_get },
     Command { name: "IpTable", title: "Get the IP Address Table Database", params: &[opt("[session_name]")], run: ip_table },
     Command { name: "ListenerCreate", title: "Create New TCP Listener", params: &[p("[port]", Ask::Line("Port number of newly added TCP/IP Listener: "), Check::Port)], run: listener_create },
     Command { name: "ListenerDelete", title: "Delete TCP Listener", params: &[p("[port]", Ask::Line("Port number of TCP/IP Listener: "), Check::Port)], run: listener_delete },
@@ -1989,6 +1997,36 @@ fn snat_status(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
     ]);
     t.row(&["Kernel-mode NAT is Active", yes_no(v.is_kernel_mode)]);
     t.row(&["Raw IP mode NAT is Active", yes_no(v.is_raw_ip_mode)]);
+    ctx.table(&t, false);
+    Ok(())
+}
+
+fn ipsec_enable(ctx: &mut Ctx<'_>, p: &CmdParams) -> Result<(), CmdError> {
+    let v = IpsecServices {
+        l2tp_ipsec: parse_yes_no("L2TP", p.get("L2TP").unwrap_or_default())?,
+        l2tp_raw: parse_yes_no("L2TPRAW", p.get("L2TPRAW").unwrap_or_default())?,
+        etherip_ipsec: parse_yes_no("ETHERIP", p.get("ETHERIP").unwrap_or_default())?,
+        secret: p.get("PSK").unwrap_or_default().to_string(),
+        default_hub: p.get("DEFAULTHUB").unwrap_or_default().to_string(),
+    };
+    let _: IpsecServices = ctx.rpc("SetIPsecServices", &v)?;
+    Ok(())
+}
+
+fn ipsec_get(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
+    let v: IpsecServices = ctx.rpc("GetIPsecServices", &IpsecServices::default())?;
+    let mut t = Table::standard();
+    t.row(&[
+        "L2TP over IPsec Server Function Enabled",
+        yes_no(v.l2tp_ipsec),
+    ]);
+    t.row(&["Raw L2TP Server Function Enabled", yes_no(v.l2tp_raw)]);
+    t.row(&[
+        "EtherIP / L2TPv3 over IPsec Server Function Enabled",
+        yes_no(v.etherip_ipsec),
+    ]);
+    t.row(&["IPsec Pre-Shared Key String", &v.secret]);
+    t.row(&["Name of Default Virtual Hub", &v.default_hub]);
     ctx.table(&t, false);
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod hash;
+pub mod ipsec;
 pub mod model;
 pub mod policy;
 pub mod proto;

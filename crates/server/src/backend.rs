@@ -257,6 +257,27 @@ impl Backend for AdminBackend {
         })
     }
 
+    fn ipsec_services(&self) -> AdminResult<etherhub_config::ipsec::IpsecServices> {
+        Ok(self.server().config().ipsec())
+    }
+
+    fn set_ipsec_services(&self, s: &etherhub_config::ipsec::IpsecServices) -> AdminResult<()> {
+        if s.l2tp_ipsec || s.l2tp_raw || s.etherip_ipsec {
+            // the settings are kept, but no listener serves them yet: say so rather than
+            // pretend
+            return Err(AdminError::new(
+                ERR_NOT_SUPPORTED,
+                "L2TP, L2TP over IPsec and EtherIP are not served by Etherhub yet (SSTP, \
+                 OpenVPN, WireGuard and SoftEther's protocol are)",
+            ));
+        }
+        self.change(|c| {
+            c.set_ipsec(s).map_err(|e| {
+                anyhow::Error::new(AdminError::new(ERR_INVALID_PARAMETER, e.to_string()))
+            })
+        })
+    }
+
     fn change_user_password(
         &self,
         hub: &str,

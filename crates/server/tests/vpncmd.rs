@@ -520,6 +520,64 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     let bytes = std::fs::read(zip.path().join("openvpn.zip")).unwrap();
     assert_eq!(&bytes[..4], b"PK\x03\x04", "a zip");
 
+    // IPsec's settings as SoftEther names them: SoftEther's defaults, a new key and default
+    // hub kept; L2TP itself is refused with a reason (not served yet), and changes nothing.
+    let ipsec = v.ok(&["IPsecGet"]);
+    for (label, value) in [
+        ("L2TP over IPsec Server Function Enabled", "No"),
+        ("Raw L2TP Server Function Enabled", "No"),
+        ("EtherIP / L2TPv3 over IPsec Server Function Enabled", "No"),
+        ("IPsec Pre-Shared Key String", "vpn"),
+        ("Name of Default Virtual Hub", "DEFAULT"),
+    ] {
+        assert_eq!(row(&ipsec, label), value, "{ipsec}");
+    }
+    v.ok(&[
+        "IPsecEnable",
+        "/L2TP:no",
+        "/L2TPRAW:no",
+        "/ETHERIP:no",
+        "/PSK:s3cret",
+        "/DEFAULTHUB:TEST",
+    ]);
+    let ipsec = v.ok(&["IPsecGet"]);
+    assert_eq!(row(&ipsec, "IPsec Pre-Shared Key String"), "s3cret");
+    assert_eq!(row(&ipsec, "Name of Default Virtual Hub"), "TEST");
+    let (code, text) = v.run(&[
+        &format!("/PASSWORD:{PASSWORD}"),
+        "/CMD",
+        "IPsecEnable",
+        "/L2TP:yes",
+        "/L2TPRAW:no",
+        "/ETHERIP:no",
+        "/PSK:other",
+        "/DEFAULTHUB:DEFAULT",
+    ]);
+    assert_eq!(code, 33, "{text}");
+    // (vpncmd shows only the code's own text; etherhub cmd shows the reason too)
+    let pw = format!("/PASSWORD:{PASSWORD}");
+    let out = run(lab
+        .server
+        .ns
+        .cmd(ETHERHUB)
+        .args(["cmd", "127.0.0.1:5555", "/SERVER", &pw, "/CMD"])
+        .args([
+            "IPsecEnable",
+            "/L2TP:no",
+            "/L2TPRAW:yes",
+            "/ETHERIP:no",
+            "/PSK:other",
+            "/DEFAULTHUB:DEFAULT",
+        ]));
+    let text = out_text(&out);
+    assert!(text.contains("not served by Etherhub yet"), "{text}");
+    let ipsec = v.ok(&["IPsecGet"]);
+    assert_eq!(
+        row(&ipsec, "IPsec Pre-Shared Key String"),
+        "s3cret",
+        "nothing changed"
+    );
+
     // A command Etherhub does not implement gets SoftEther's "not supported", not a hang.
     let (code, text) = v.hub("DEFAULT", &["CascadeList"]);
     assert_eq!(code, 33, "{text}");
