@@ -9,4 +9,10 @@
 //! its clients meet; no code of SoftEther's is in here.
 //!
 //! - [`packet`]: the header and the AVPs of control messages.
+//! - [`server`]: the LNS: tunnels by id and peer, limits, counters, timers;
+//! - `tunnel`: one control connection, its reliable delivery and its sessions.
 pub mod packet;
+pub mod server;
+mod tunnel;
+
+pub use server::{Config, Dropped, Event, SendError, Server, SessionKey};
