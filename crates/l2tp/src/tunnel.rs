@@ -84,7 +84,8 @@ pub(crate) struct Tunnel<P> {
     /// A message from the LAC awaits acknowledgement.
     ack_owed: bool,
     last_heard: Instant,
-    hello_sent: Option<Instant>,
+    /// A HELLO went out and nothing has been heard since.
+    hello_outstanding: bool,
     sessions: HashMap<u16, Session>,
 }
 
@@ -102,7 +103,7 @@ impl<P: Copy> Tunnel<P> {
             early: Vec::new(),
             ack_owed: false,
             last_heard: now,
-            hello_sent: None,
+            hello_outstanding: false,
             sessions: HashMap::new(),
         }
     }
@@ -141,6 +142,7 @@ impl<P: Copy> Tunnel<P> {
             }
         };
         self.last_heard = now;
+        self.hello_outstanding = false;
         if self.acknowledged(now, ctx, nr, events) == Fate::Remove {
             return Fate::Remove;
         }
@@ -183,6 +185,7 @@ impl<P: Copy> Tunnel<P> {
         events: &mut Vec<Event<P>>,
     ) {
         self.last_heard = now;
+        self.hello_outstanding = false;
         if self.session_peer_id(header.session).is_none() || payload.is_empty() {
             ctx.dropped.unknown_session += 1;
             return;
@@ -472,8 +475,7 @@ impl<P: Copy> Tunnel<P> {
 
     fn hello_due(&self, config: &Config) -> Option<Instant> {
         let live = matches!(self.state, State::WaitConnected | State::Established);
-        let outstanding = self.hello_sent.is_some_and(|t| t >= self.last_heard);
-        (live && !outstanding).then(|| self.last_heard + config.hello_interval)
+        (live && !self.hello_outstanding).then(|| self.last_heard + config.hello_interval)
     }
 
     /// When [`Tunnel::handle_timeout`] is next wanted.
@@ -533,7 +535,7 @@ impl<P: Copy> Tunnel<P> {
             });
         }
         if self.hello_due(c).is_some_and(|t| t <= now) {
-            self.hello_sent = Some(now);
+            self.hello_outstanding = true;
             self.send(now, ctx, 0, MessageType::Hello, &[], events);
         }
         Fate::Keep
