@@ -138,10 +138,18 @@ impl Engine {
     ) {
         self.guarded(now, "datagram", |e| {
             let n = e.protocols.count();
-            let claimed = (0..n).map(ProtocolId).find(|id| {
+            // a port of a protocol's own first, then the shared ports' classification by shape
+            let own = (0..n).map(ProtocolId).find(|id| {
                 e.protocols
                     .get(*id)
-                    .is_some_and(|p| p.claims_datagram(bytes))
+                    .is_some_and(|p| p.udp_port() == Some(local.port()))
+            });
+            let claimed = own.or_else(|| {
+                (0..n).map(ProtocolId).find(|id| {
+                    e.protocols
+                        .get(*id)
+                        .is_some_and(|p| p.udp_port().is_none() && p.claims_datagram(bytes))
+                })
             });
             let Some(id) = claimed else {
                 e.core.stats.unknown_datagrams += 1;

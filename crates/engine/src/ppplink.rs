@@ -13,7 +13,7 @@ use etherhub_ppp::ipcp::{Addressing, DUMMY};
 use etherhub_ppp::session::{AuthAnswer, AuthRequest as PppAuth, Config, Event, Session};
 
 use crate::seam::{
-    split_user, AddressRule, AuthError, AuthRequest, CloseReason, Credential, Grant, Io, Medium,
+    split_user_or, AddressRule, AuthError, AuthRequest, CloseReason, Credential, Grant, Io, Medium,
     Opened, SessionDetails, TunnelId,
 };
 
@@ -33,6 +33,8 @@ pub(crate) struct LinkInfo {
     pub client_product: &'static str,
     /// The cipher of the outer transport (TLS for SSTP, ESP for L2TP/IPsec).
     pub cipher: String,
+    /// The hub of a user name that names none.
+    pub default_hub: String,
 }
 
 pub(crate) struct PppLink {
@@ -192,7 +194,7 @@ impl PppLink {
 
     /// The accounts' answer to a login.
     fn login(&mut self, req: &PppAuth, stats: &mut PppStats, io: &mut dyn Io) -> AuthAnswer {
-        let (hub, user) = split_user(req.user());
+        let (hub, user) = split_user_or(req.user(), &self.info.default_hub);
         if io.locked_out(self.client.ip()) {
             // too many wrong passwords from this address lately: not even checked
             stats.refused_logins += 1;

@@ -195,13 +195,19 @@ pub const DEFAULT_HUB: &str = "DEFAULT";
 /// A user name as SoftEther reads it (OpenVPN, PPP): `user@HUB`, `HUB\user`, or `user` (hub
 /// DEFAULT); the hub and the user.
 pub fn split_user(name: &str) -> (&str, &str) {
+    split_user_or(name, DEFAULT_HUB)
+}
+
+/// [`split_user`] with another hub for a name that names none (SoftEther's IPsec
+/// `L2TP_DefaultHub`, which its PPP protocols follow).
+pub fn split_user_or<'a>(name: &'a str, default_hub: &'a str) -> (&'a str, &'a str) {
     if let Some((hub, user)) = name.split_once('\\') {
         return (hub, user);
     }
     if let Some((user, hub)) = name.rsplit_once('@') {
         return (hub, user);
     }
-    (DEFAULT_HUB, name)
+    (default_hub, name)
 }
 
 /// Who an accepted login is.
@@ -268,6 +274,12 @@ pub trait Protocol: Send {
 
     /// Whether a datagram on a shared UDP port is this protocol's, judged by its first bytes
     /// and shape. Must not claim another protocol's datagrams.
+    /// A UDP port of the protocol's own (L2TP's 1701): every datagram to it is this
+    /// protocol's, whatever its shape.
+    fn udp_port(&self) -> Option<u16> {
+        None
+    }
+
     fn claims_datagram(&self, _datagram: &[u8]) -> bool {
         false
     }

@@ -41,6 +41,8 @@ pub struct Sstp {
     by_tunnel: HashMap<u32, ConnId>,
     next_index: u32,
     enabled: bool,
+    /// The hub of a user name that names none (the IPsec settings' `L2TP_DefaultHub`).
+    default_hub: String,
     stats: SstpStats,
 }
 
@@ -51,6 +53,7 @@ impl Default for Sstp {
             by_tunnel: HashMap::new(),
             next_index: 0,
             enabled: true,
+            default_hub: crate::seam::DEFAULT_HUB.into(),
             stats: SstpStats::default(),
         }
     }
@@ -136,6 +139,7 @@ impl Sstp {
                 tag: "SSTP",
                 client_product: "Microsoft SSTP VPN Client",
                 cipher: String::new(),
+                default_hub: self.default_hub.clone(),
             },
             &mut frames,
         );
@@ -171,6 +175,8 @@ impl Protocol for Sstp {
     fn set_option(&mut self, name: &str, value: &str) {
         if name.eq_ignore_ascii_case("Enabled") {
             self.enabled = value.eq_ignore_ascii_case("true");
+        } else if name.eq_ignore_ascii_case("DefaultHub") && !value.is_empty() {
+            self.default_hub = value.to_string();
         }
     }
 

@@ -262,12 +262,11 @@ impl Backend for AdminBackend {
     }
 
     fn set_ipsec_services(&self, s: &etherhub_config::ipsec::IpsecServices) -> AdminResult<()> {
-        if s.l2tp_ipsec || s.l2tp_raw || s.etherip_ipsec {
-            // the settings are kept, but no listener serves them yet: say so rather than
-            // pretend
+        if s.l2tp_ipsec || s.etherip_ipsec {
+            // no listener serves them yet: say so rather than pretend
             return Err(AdminError::new(
                 ERR_NOT_SUPPORTED,
-                "L2TP, L2TP over IPsec and EtherIP are not served by Etherhub yet (SSTP, \
+                "L2TP over IPsec and EtherIP are not served by Etherhub yet (raw L2TP, SSTP, \
                  OpenVPN, WireGuard and SoftEther's protocol are)",
             ));
         }

@@ -84,8 +84,10 @@ struct View {
     wireguard: Option<WireGuardSpec>,
     /// OpenVPN's options as text, and its tls-crypt key (`TlsCryptKey`, the key file's text).
     openvpn: Vec<(String, String)>,
-    /// SSTP's options as text.
+    /// SSTP's options as text, and the IPsec settings' default hub.
     sstp: Vec<(String, String)>,
+    /// L2TP's: the IPsec settings' raw L2TP switch and default hub.
+    l2tp: Vec<(String, String)>,
     hubs: BTreeMap<String, HubView>,
     users: BTreeMap<(String, String), UserSpec>,
     keys: BTreeMap<Key, WgKeySpec>,
@@ -125,6 +127,13 @@ impl View {
             sstp: options_text(cfg, etherhub_config::proto::SSTP),
             ..View::default()
         };
+        let ipsec = cfg.ipsec();
+        v.sstp
+            .push(("DefaultHub".into(), ipsec.default_hub.clone()));
+        v.l2tp = vec![
+            ("RawEnabled".into(), ipsec.l2tp_raw.to_string()),
+            ("DefaultHub".into(), ipsec.default_hub),
+        ];
         if let Some(k) = cfg.openvpn_tls_crypt_key().and_then(|k| k.try_into().ok()) {
             let text = etherhub_openvpn::tls_crypt::StaticKey::from_bytes(k).to_text();
             v.openvpn.push(("TlsCryptKey".into(), text));
@@ -221,6 +230,12 @@ pub fn diff(old: Option<&Config>, new: &Config, env: &NatEnv) -> Vec<Change> {
             options: new.sstp.clone(),
         });
     }
+    if old.l2tp != new.l2tp {
+        out.push(Change::ProtoOptions {
+            protocol: "L2TP".into(),
+            options: new.l2tp.clone(),
+        });
+    }
     for (k, h) in &old.hubs {
         if !new.hubs.contains_key(k) {
             out.push(Change::HubRemoved(h.name.clone()));
@@ -295,6 +310,7 @@ mod tests {
                 "wireguard true",
                 "proto OpenVPN",
                 "proto SSTP",
+                "proto L2TP",
                 "hub DEFAULT"
             ]
         );
@@ -311,8 +327,20 @@ mod tests {
         let Change::ProtoOptions { options, .. } = &c[2] else {
             panic!()
         };
-        assert_eq!(options, &vec![("Enabled".to_string(), "true".to_string())]);
-        let Change::Hub(h) = &c[3] else { panic!() };
+        let text = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            options,
+            &vec![text("Enabled", "true"), text("DefaultHub", "DEFAULT")]
+        );
+        let Change::ProtoOptions { options, .. } = &c[3] else {
+            panic!()
+        };
+        // raw L2TP is off until IPsecEnable turns it on, as in SoftEther
+        assert_eq!(
+            options,
+            &vec![text("RawEnabled", "false"), text("DefaultHub", "DEFAULT")]
+        );
+        let Change::Hub(h) = &c[4] else { panic!() };
         assert!(h.securenat.is_some());
         assert_eq!(
             h.static_network.map(|n| n.gateway),

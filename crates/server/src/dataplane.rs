@@ -63,6 +63,7 @@ pub struct Inner {
     /// OpenVPN's sessions in the engine.
     pub openvpn: ProtocolId,
     pub sstp: ProtocolId,
+    pub l2tp: ProtocolId,
 }
 
 /// The engine and its sockets. See the module docs.
@@ -96,6 +97,7 @@ impl Dataplane {
         let softether = engine.register(Box::new(SoftEtherSessions::new()));
         let openvpn = engine.register(Box::new(etherhub_engine::openvpn::OpenVpn::new(Some(tls))));
         let sstp = engine.register(Box::new(etherhub_engine::sstp::Sstp::new()));
+        let l2tp = engine.register(Box::new(etherhub_engine::l2tp::L2tp::new(rand::random())));
         let dp = Arc::new(Dataplane {
             inner: Mutex::new(Inner {
                 engine,
@@ -109,6 +111,7 @@ impl Dataplane {
                 softether,
                 openvpn,
                 sstp,
+                l2tp,
             }),
             timer: Notify::new(),
         });

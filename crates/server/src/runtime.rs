@@ -118,7 +118,7 @@ pub async fn start(path: PathBuf, bind_ip: Ipv4Addr) -> anyhow::Result<Arc<Serve
     let now = Instant::now();
     let (dataplane, nat_rx, persist_rx) = Dataplane::new(now, tls.clone());
     dataplane.apply(crate::changes::diff(None, &cfg, &nat_env()));
-    let (tcp_ports, udp_ports) = (listener_ports(&cfg), cfg.udp_ports());
+    let (tcp_ports, udp_ports) = (listener_ports(&cfg), crate::server::udp_listen_ports(&cfg));
     let server = Arc::new(Server::new(store, cfg, dataplane.clone(), tls, bind_ip));
     let me = server.clone();
     server.set_conn_handler(Arc::new(move |stream, peer, slot| {

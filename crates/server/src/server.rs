@@ -138,8 +138,8 @@ impl Server {
         lock(&self.user_lists).retain(|hub, _| current.hub(hub).is_ok() && old.hub(hub).is_ok());
         self.connections
             .set_limits(ConnLimits::from_config(&current));
-        let (tcp, udp) = (listener_ports(&current), current.udp_ports());
-        let changed = listener_ports(&old) != tcp || old.udp_ports() != udp;
+        let (tcp, udp) = (listener_ports(&current), udp_listen_ports(&current));
+        let changed = listener_ports(&old) != tcp || udp_listen_ports(&old) != udp;
         drop(current);
         self.refresh_user_lists();
         if changed {
@@ -255,6 +255,16 @@ impl Server {
 }
 
 /// The enabled TCP listener ports of a config.
+/// The UDP ports to listen on: the configured ones (every UDP protocol shares them), and
+/// L2TP's 1701 while raw L2TP is on.
+pub fn udp_listen_ports(cfg: &Config) -> Vec<u16> {
+    let mut ports = cfg.udp_ports();
+    if cfg.ipsec().l2tp_raw && !ports.contains(&etherhub_engine::l2tp::PORT) {
+        ports.push(etherhub_engine::l2tp::PORT);
+    }
+    ports
+}
+
 pub fn listener_ports(cfg: &Config) -> Vec<u16> {
     cfg.listeners()
         .into_iter()

@@ -10,115 +10,10 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GW: &str = "192.168.30.1";
 const WG_IP: &str = "192.168.30.226";
-
-fn lab_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab")
-}
-
-/// Builds the guest once (cached; later calls return at once).
-fn guest_built() {
-    let out = run(Command::new(lab_dir().join("guest")).arg("build"));
-    assert!(out.status.success(), "lab/guest build: {}", out_text(&out));
-}
-
-/// One run of the guest: `in-guest/sstp.sh` with `params`, its share directory kept.
-struct GuestRun {
-    share: tempfile::TempDir,
-    proc: Proc,
-}
-
-impl GuestRun {
-    /// Boots the guest on `guest_ip` behind a tap in `ns` that holds `gateway` (the server's
-    /// side), with the server's certificate for sstpc to check.
-    fn start(ns: &Netns, guest_ip: &str, gateway: &str, params: &str, ca: &str) -> GuestRun {
-        let share = tempfile::tempdir().unwrap();
-        std::fs::copy(
-            lab_dir().join("in-guest/sstp.sh"),
-            share.path().join("sstp.sh"),
-        )
-        .unwrap();
-        std::fs::write(share.path().join("params"), params).unwrap();
-        std::fs::write(share.path().join("ca.pem"), ca).unwrap();
-        let child = Command::new(lab_dir().join("guest"))
-            .args([
-                "run",
-                &ns.name,
-                guest_ip,
-                gateway,
-                "--",
-                "bash",
-                "/lab/sstp.sh",
-            ])
-            .env("LAB_SHARE", share.path())
-            .env("LAB_TIMEOUT", "150")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lab/guest runs");
-        GuestRun {
-            share,
-            proc: Proc {
-                child,
-                what: "lab guest".into(),
-            },
-        }
-    }
-
-    fn file(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.share.path().join(name)).ok()
-    }
-
-    /// Waits (bounded) for a file the guest writes; false when the guest ended first.
-    fn wait_file(&mut self, name: &str, within: Duration) -> bool {
-        let end = Instant::now() + within;
-        while Instant::now() < end {
-            if self.share.path().join(name).exists() {
-                return true;
-            }
-            if self.proc.child.try_wait().ok().flatten().is_some() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        false
-    }
-
-    /// Waits for the guest to power off: its status and output, and the result lines.
-    fn finish(mut self, within: Duration) -> (bool, String, String) {
-        let end = Instant::now() + within;
-        let status = loop {
-            if let Ok(Some(st)) = self.proc.child.try_wait() {
-                break Some(st);
-            }
-            if Instant::now() >= end {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        let mut out = String::new();
-        use std::io::Read;
-        if let Some(mut o) = self.proc.child.stdout.take() {
-            let _ = o.read_to_string(&mut out);
-        }
-        if let Some(mut e) = self.proc.child.stderr.take() {
-            let _ = e.read_to_string(&mut out);
-        }
-        for log in ["sstpc.log", "pppd.log"] {
-            if let Some(t) = self.file(log) {
-                out.push_str(&format!("\n--- {log}\n{t}"));
-            }
-        }
-        let result = self.file("result").unwrap_or_default();
-        (status.is_some_and(|s| s.success()), out, result)
-    }
-}
 
 #[test]
 fn the_stock_sstp_client_connects_through_the_lab_guest() {
@@ -156,7 +51,7 @@ fn the_stock_sstp_client_connects_through_the_lab_guest() {
     // a wrong password: no address, and the failure in the server's log
     let params =
         format!("SERVER={gateway}\nHUB=DEFAULT\nVPN_USER=bob\nVPN_PASS=wrong-password\nHOLD=0\n");
-    let bad = GuestRun::start(&s.ns, &guest_ip, &gateway, &params, &ca);
+    let bad = GuestRun::start(&s.ns, "sstp.sh", &guest_ip, &gateway, &params, &ca);
     let (ok, out, result) = bad.finish(Duration::from_secs(180));
     assert!(!ok, "a wrong password connected:\n{result}\n{out}");
     assert!(result.contains("no PPP address"), "{result}\n{out}");
@@ -173,7 +68,7 @@ fn the_stock_sstp_client_connects_through_the_lab_guest() {
          PING_ALSO={WG_IP}\nIPERF_TARGET={}\nIPERF_SECONDS=3\nHOLD=1\n",
         lan.ip
     );
-    let mut good = GuestRun::start(&s.ns, &guest_ip, &gateway, &params, &ca);
+    let mut good = GuestRun::start(&s.ns, "sstp.sh", &guest_ip, &gateway, &params, &ca);
     let connected = good.wait_file("connected", Duration::from_secs(120));
     let address = good
         .file("connected")

@@ -735,3 +735,112 @@ pub fn udhcpc(ns: &Netns, ifname: &str, dir: &std::path::Path) -> Option<String>
         .map(str::to_string);
     ip.filter(|_| out.status.success())
 }
+
+/// The lab (`lab/`): the guest that runs the stock PPP clients (this machine has no kernel
+/// PPP or ESP).
+#[allow(dead_code)]
+pub fn lab_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab")
+}
+
+#[allow(dead_code)]
+/// Builds the guest once (cached; later calls return at once).
+pub fn guest_built() {
+    let out = run(Command::new(lab_dir().join("guest")).arg("build"));
+    assert!(out.status.success(), "lab/guest build: {}", out_text(&out));
+}
+
+#[allow(dead_code)]
+/// One run of the guest: a script of `lab/in-guest` with `params`, its share directory kept.
+pub struct GuestRun {
+    pub share: tempfile::TempDir,
+    pub proc: Proc,
+}
+
+#[allow(dead_code)]
+impl GuestRun {
+    /// Boots the guest on `guest_ip` behind a tap in `ns` that holds `gateway` (the server's
+    /// side) and runs `script`, with the server's certificate (`ca`) for clients that check it.
+    pub fn start(
+        ns: &Netns,
+        script: &str,
+        guest_ip: &str,
+        gateway: &str,
+        params: &str,
+        ca: &str,
+    ) -> GuestRun {
+        let share = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            lab_dir().join("in-guest").join(script),
+            share.path().join(script),
+        )
+        .unwrap();
+        std::fs::write(share.path().join("params"), params).unwrap();
+        std::fs::write(share.path().join("ca.pem"), ca).unwrap();
+        let child = Command::new(lab_dir().join("guest"))
+            .args(["run", &ns.name, guest_ip, gateway, "--", "bash"])
+            .arg(format!("/lab/{script}"))
+            .env("LAB_SHARE", share.path())
+            .env("LAB_TIMEOUT", "150")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lab/guest runs");
+        GuestRun {
+            share,
+            proc: Proc {
+                child,
+                what: "lab guest".into(),
+            },
+        }
+    }
+
+    pub fn file(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.share.path().join(name)).ok()
+    }
+
+    /// Waits (bounded) for a file the guest writes; false when the guest ended first.
+    pub fn wait_file(&mut self, name: &str, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if self.share.path().join(name).exists() {
+                return true;
+            }
+            if self.proc.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+
+    /// Waits for the guest to power off: its status and output, and the result lines.
+    pub fn finish(mut self, within: Duration) -> (bool, String, String) {
+        let end = Instant::now() + within;
+        let status = loop {
+            if let Ok(Some(st)) = self.proc.child.try_wait() {
+                break Some(st);
+            }
+            if Instant::now() >= end {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let mut out = String::new();
+        use std::io::Read;
+        if let Some(mut o) = self.proc.child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        if let Some(mut e) = self.proc.child.stderr.take() {
+            let _ = e.read_to_string(&mut out);
+        }
+        for log in ["sstpc.log", "xl2tpd.log", "charon.log", "pppd.log"] {
+            if let Some(t) = self.file(log) {
+                out.push_str(&format!("\n--- {log}\n{t}"));
+            }
+        }
+        let result = self.file("result").unwrap_or_default();
+        (status.is_some_and(|s| s.success()), out, result)
+    }
+}

@@ -1,0 +1,278 @@
+//! L2TP behind the seam: the LNS (etherhub-l2tp) on UDP port 1701, each call a PPP link
+//! ([`crate::ppplink`]) to a hub: sessions `SID-<USER>-[L2TP]-<n>`, addresses from SecureNAT.
+//! Raw L2TP for now (SoftEther's `/L2TPRAW`, off by default); L2TP over IPsec will hand it the
+//! same datagrams once ESP is taken off.
+//!
+//! Options (from the IPsec settings): `RawEnabled` (`true`/`false`) and `DefaultHub` (the hub
+//! of a user name that names none).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use etherhub_l2tp::{Config, Event, Server, SessionKey};
+
+use crate::ppplink::{LinkInfo, PppLink, PppStats};
+use crate::seam::{Io, Protocol, TunnelId, DEFAULT_HUB};
+
+/// L2TP's UDP port.
+pub const PORT: u16 = 1701;
+
+/// A peer: the listener's address it came to, and its own.
+type Peer = (SocketAddr, SocketAddr);
+
+struct Call {
+    peer: Peer,
+    session: SessionKey,
+    link: PppLink,
+}
+
+/// Counters of the core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct L2tpStats {
+    pub refused_disabled: u64,
+    pub ppp: PppStats,
+}
+
+/// The L2TP protocol core.
+pub struct L2tp {
+    server: Server<Peer>,
+    calls: HashMap<u32, Call>,
+    by_session: HashMap<(Peer, SessionKey), u32>,
+    next_index: u32,
+    raw: bool,
+    default_hub: String,
+    stats: L2tpStats,
+}
+
+impl L2tp {
+    /// A core whose tunnel and session ids are drawn from `seed` (random, from the caller).
+    pub fn new(seed: u64) -> L2tp {
+        L2tp {
+            server: Server::new(Config::default(), seed),
+            calls: HashMap::new(),
+            by_session: HashMap::new(),
+            next_index: 0,
+            raw: false,
+            default_hub: DEFAULT_HUB.into(),
+            stats: L2tpStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> L2tpStats {
+        let mut s = self.stats;
+        for c in self.calls.values() {
+            s.ppp.ppp_dropped += c.link.dropped();
+        }
+        s
+    }
+
+    /// Acts on the LNS's events.
+    fn events(&mut self, now: Instant, events: Vec<Event<Peer>>, io: &mut dyn Io) {
+        for ev in events {
+            match ev {
+                Event::Transmit { peer, datagram } => transmit(peer, &datagram, io),
+                Event::TunnelUp { .. } | Event::TunnelDown { .. } => {}
+                Event::SessionUp { peer, session } => self.start(now, peer, session, io),
+                Event::Frame {
+                    peer,
+                    session,
+                    frame,
+                } => {
+                    let Some(&index) = self.by_session.get(&(peer, session)) else {
+                        continue;
+                    };
+                    let Some(call) = self.calls.get_mut(&index) else {
+                        continue;
+                    };
+                    let mut frames = Vec::new();
+                    let ended = call
+                        .link
+                        .frame(now, &frame, &mut self.stats.ppp, io, &mut frames);
+                    self.send_frames(index, &frames, io);
+                    if ended.is_some() {
+                        let mut more = Vec::new();
+                        self.server.close_session(now, session, &mut more);
+                        self.forget(index);
+                        self.events(now, more, io);
+                    }
+                }
+                Event::SessionDown { peer, session, .. } => {
+                    if let Some(index) = self.by_session.get(&(peer, session)).copied() {
+                        if let Some(call) = self.calls.get_mut(&index) {
+                            call.link.gone(io);
+                        }
+                        self.forget(index);
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, now: Instant, peer: Peer, session: SessionKey, io: &mut dyn Io) {
+        let mut index = self.next_index.wrapping_add(1).max(1);
+        while self.calls.contains_key(&index) {
+            index = index.wrapping_add(1).max(1);
+        }
+        self.next_index = index;
+        let tunnel = TunnelId {
+            protocol: io.protocol(),
+            index,
+        };
+        let mut frames = Vec::new();
+        let link = PppLink::new(
+            now,
+            tunnel,
+            peer.1,
+            LinkInfo {
+                tag: "L2TP",
+                client_product: "L2TP VPN Client",
+                cipher: String::new(),
+                default_hub: self.default_hub.clone(),
+            },
+            &mut frames,
+        );
+        self.calls.insert(
+            index,
+            Call {
+                peer,
+                session,
+                link,
+            },
+        );
+        self.by_session.insert((peer, session), index);
+        self.send_frames(index, &frames, io);
+    }
+
+    fn send_frames(&mut self, index: u32, frames: &[Vec<u8>], io: &mut dyn Io) {
+        let Some(call) = self.calls.get(&index) else {
+            return;
+        };
+        for f in frames {
+            if let Ok(d) = self.server.send_frame(call.session, f) {
+                transmit(call.peer, &d, io);
+            }
+        }
+    }
+
+    fn forget(&mut self, index: u32) {
+        if let Some(c) = self.calls.remove(&index) {
+            self.by_session.remove(&(c.peer, c.session));
+        }
+    }
+}
+
+fn transmit((local, to): Peer, datagram: &[u8], io: &mut dyn Io) {
+    io.transmit(local, datagram.len(), &mut |buf| {
+        buf[..datagram.len()].copy_from_slice(datagram);
+        Some((to, datagram.len()))
+    });
+}
+
+impl Protocol for L2tp {
+    fn name(&self) -> &'static str {
+        "L2TP"
+    }
+
+    fn udp_port(&self) -> Option<u16> {
+        Some(PORT)
+    }
+
+    fn set_option(&mut self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("RawEnabled") {
+            self.raw = value.eq_ignore_ascii_case("true");
+        } else if name.eq_ignore_ascii_case("DefaultHub") && !value.is_empty() {
+            self.default_hub = value.to_string();
+        }
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        datagram: &[u8],
+        io: &mut dyn Io,
+    ) {
+        if !self.raw {
+            self.stats.refused_disabled += 1;
+            return;
+        }
+        let mut events = Vec::new();
+        self.server
+            .handle_datagram(now, (local, from), datagram, &mut events);
+        self.events(now, events, io);
+    }
+
+    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+        let Some(call) = self.calls.get_mut(&tunnel.index) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        call.link.send_ip(packet, &mut frames);
+        self.send_frames(tunnel.index, &frames, io);
+    }
+
+    fn handle_timeout(&mut self, now: Instant, io: &mut dyn Io) {
+        if self.server.poll_timeout().is_some_and(|t| t <= now) {
+            let mut events = Vec::new();
+            self.server.handle_timeout(now, &mut events);
+            self.events(now, events, io);
+        }
+        let due: Vec<u32> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.link.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(i, _)| *i)
+            .collect();
+        for index in due {
+            let Some(call) = self.calls.get_mut(&index) else {
+                continue;
+            };
+            let mut frames = Vec::new();
+            let ended = call.link.timeout(now, &mut self.stats.ppp, io, &mut frames);
+            let session = call.session;
+            self.send_frames(index, &frames, io);
+            if ended.is_some() {
+                let mut events = Vec::new();
+                self.server.close_session(now, session, &mut events);
+                self.forget(index);
+                self.events(now, events, io);
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let links = self.calls.values().filter_map(|c| c.link.poll_timeout());
+        self.server.poll_timeout().into_iter().chain(links).min()
+    }
+
+    fn close(&mut self, now: Instant, tunnel: TunnelId, io: &mut dyn Io) {
+        let Some(call) = self.calls.get_mut(&tunnel.index) else {
+            return;
+        };
+        // the engine ended it: LCP's Terminate, then the call's CDN
+        let mut frames = Vec::new();
+        call.link.terminate(now, "ended by the server", &mut frames);
+        let session = call.session;
+        self.send_frames(tunnel.index, &frames, io);
+        self.forget(tunnel.index);
+        let mut events = Vec::new();
+        self.server.close_session(now, session, &mut events);
+        self.events(now, events, io);
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats();
+        let d = self.server.dropped;
+        vec![
+            ("logins", s.ppp.logins),
+            ("refused_logins", s.ppp.refused_logins),
+            ("refused_disabled", s.refused_disabled),
+            ("malformed_dropped", d.malformed),
+            ("duplicate_dropped", d.duplicate),
+            ("unknown_tunnel_dropped", d.unknown_tunnel),
+            ("ppp_dropped", s.ppp.ppp_dropped),
+        ]
+    }
+}

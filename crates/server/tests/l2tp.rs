@@ -1,0 +1,107 @@
+//! Raw L2TP (SoftEther's `/L2TPRAW`, no IPsec) with the stock Linux client, xl2tpd handing
+//! the call to pppd, in the lab guest (this machine has no kernel PPP). Off by default: UDP
+//! 1701 is closed until `IPsecEnable /L2TPRAW:yes` opens it. Then the client logs in
+//! with a password (the user named without a hub, so the IPsec settings' default hub takes
+//! it), gets a SecureNAT address over IPCP, pings the gateway and a wireguard-go client on the
+//! same hub, and runs TCP through SecureNAT to a LAN host; SessionList shows
+//! `SID-<USER>-[L2TP]-<n>` and IpTable its address while it is up, and neither after.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+const GW: &str = "192.168.30.1";
+const WG_IP: &str = "192.168.30.227";
+
+#[test]
+fn the_stock_xl2tpd_client_connects_over_raw_l2tp() {
+    if !can_run_netns() {
+        return;
+    }
+    guest_built();
+    let mut lab = Lab::new(1);
+    let lan = lab.lan();
+    let wg = lab.client(0, &format!("{WG_IP}/24"));
+    lab.server.start();
+    let s = &lab.server;
+    s.create_user("alice");
+    s.register_client(&wg, "alice");
+    wg.join(s, Some(&lan));
+    s.create_user("carol");
+    s.must_hub_cmd(&["UserPasswordSet", "carol", "/PASSWORD:carol-l2tp-pw"]);
+    let _iperf = iperf_server(&lan.ns, &lan.ip, 5201, false);
+    let third = 128 | (lab.id % 127) as u8;
+    let (guest_ip, gateway) = (format!("198.18.{third}.2/24"), format!("198.18.{third}.1"));
+    let params = format!(
+        "SERVER={gateway}\nRAW=yes\nVPN_USER=carol\nVPN_PASS=carol-l2tp-pw\nPING_TARGET={GW}\n\
+         PING_ALSO={WG_IP}\nIPERF_TARGET={}\nIPERF_SECONDS=3\nHOLD=1\n",
+        lan.ip
+    );
+
+    // off by default, as in SoftEther: no listener on UDP 1701 until IPsecEnable opens it
+    let ipsec = s.must_cmd(&["IPsecGet"]);
+    assert_eq!(row(&ipsec, "Raw L2TP Server Function Enabled"), "No");
+    let udp_1701 = || {
+        let out = run(s.ns.cmd("ss").args(["-Hlun", "sport = :1701"]));
+        !out.stdout.is_empty()
+    };
+    assert!(!udp_1701(), "UDP 1701 is open while raw L2TP is off");
+    s.must_cmd(&[
+        "IPsecEnable",
+        "/L2TP:no",
+        "/L2TPRAW:yes",
+        "/ETHERIP:no",
+        "/PSK:vpn",
+        "/DEFAULTHUB:DEFAULT",
+    ]);
+    assert!(udp_1701(), "IPsecEnable /L2TPRAW:yes did not open UDP 1701");
+    let ipsec = s.must_cmd(&["IPsecGet"]);
+    assert_eq!(row(&ipsec, "Raw L2TP Server Function Enabled"), "Yes");
+    let mut good = GuestRun::start(&s.ns, "l2tp.sh", &guest_ip, &gateway, &params, "");
+    let connected = good.wait_file("connected", Duration::from_secs(120));
+    let address = good
+        .file("connected")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let (sessions, ips) = (
+        s.must_hub_cmd(&["SessionList"]),
+        s.must_hub_cmd(&["IpTable"]),
+    );
+    std::fs::write(good.share.path().join("go"), "").unwrap();
+    let (ok, out, result) = good.finish(Duration::from_secs(180));
+    assert!(
+        connected,
+        "the client did not connect:\n{result}\n{out}\n--- server ---\n{}",
+        s.log_text()
+    );
+    assert!(
+        address.starts_with("192.168.30."),
+        "address {address:?} is not SecureNAT's"
+    );
+    assert!(sessions.contains("SID-CAROL-[L2TP]-"), "{sessions}");
+    assert!(ips.contains(&address), "{address} not in IpTable:\n{ips}");
+    assert!(ok, "the client side failed:\n{result}\n{out}");
+    assert!(
+        result.contains(&format!("l2tp: ping {GW}: 5/5")),
+        "{result}"
+    );
+    assert!(
+        result.contains(&format!("l2tp: ping {WG_IP}: 3/3")),
+        "{result}"
+    );
+    let mbit: f64 = result
+        .lines()
+        .find(|l| l.contains("iperf3"))
+        .and_then(|l| l.rsplit(": ").next())
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(mbit > 0.0, "no TCP through SecureNAT:\n{result}");
+    let end = Instant::now() + Duration::from_secs(30);
+    while s.must_hub_cmd(&["SessionList"]).contains("[L2TP]") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(!s.must_hub_cmd(&["SessionList"]).contains("[L2TP]"));
+}
