@@ -521,7 +521,8 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     assert_eq!(&bytes[..4], b"PK\x03\x04", "a zip");
 
     // IPsec's settings as SoftEther names them: SoftEther's defaults, a new key and default
-    // hub kept; L2TP itself is refused with a reason (not served yet), and changes nothing.
+    // hub kept; L2TP over IPsec and EtherIP are refused with a reason (not served yet), and
+    // change nothing.
     let ipsec = v.ok(&["IPsecGet"]);
     for (label, value) in [
         ("L2TP over IPsec Server Function Enabled", "No"),
@@ -564,8 +565,8 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
         .args([
             "IPsecEnable",
             "/L2TP:no",
-            "/L2TPRAW:yes",
-            "/ETHERIP:no",
+            "/L2TPRAW:no",
+            "/ETHERIP:yes",
             "/PSK:other",
             "/DEFAULTHUB:DEFAULT",
         ]));
