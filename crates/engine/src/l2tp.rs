@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use etherhub_l2tp::{Config, Event, Server, SessionKey};
 
-use crate::ppplink::{LinkInfo, PppLink, PppStats};
+use crate::ppplink::{next_index, LinkInfo, PppLink, PppStats};
 use crate::seam::{Io, Protocol, TunnelId, DEFAULT_HUB};
 
 /// L2TP's UDP port.
@@ -110,11 +110,8 @@ impl L2tp {
     }
 
     fn start(&mut self, now: Instant, peer: Peer, session: SessionKey, io: &mut dyn Io) {
-        let mut index = self.next_index.wrapping_add(1).max(1);
-        while self.calls.contains_key(&index) {
-            index = index.wrapping_add(1).max(1);
-        }
-        self.next_index = index;
+        let calls = &self.calls;
+        let index = next_index(&mut self.next_index, |i| calls.contains_key(&i));
         let tunnel = TunnelId {
             protocol: io.protocol(),
             index,

@@ -37,6 +37,16 @@ pub(crate) struct LinkInfo {
     pub default_hub: String,
 }
 
+/// The next free tunnel index after `last` (never 0), which becomes the new `last`.
+pub(crate) fn next_index(last: &mut u32, taken: impl Fn(u32) -> bool) -> u32 {
+    let mut index = last.wrapping_add(1).max(1);
+    while taken(index) {
+        index = index.wrapping_add(1).max(1);
+    }
+    *last = index;
+    index
+}
+
 pub(crate) struct PppLink {
     ppp: Session,
     tunnel: TunnelId,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use etherhub_sstp::session::{http_response, Event, Session};
 
-use crate::ppplink::{LinkInfo, PppLink, PppStats};
+use crate::ppplink::{next_index, LinkInfo, PppLink, PppStats};
 use crate::seam::{ConnId, Io, Protocol, TunnelId};
 
 /// Calls at most (each holds a TLS connection; this bounds what a crowd of half-open calls
@@ -121,11 +121,8 @@ impl Sstp {
         if call.link.is_some() || !call.sstp.is_open() {
             return;
         }
-        let mut index = self.next_index.wrapping_add(1).max(1);
-        while self.by_tunnel.contains_key(&index) {
-            index = index.wrapping_add(1).max(1);
-        }
-        self.next_index = index;
+        let by_tunnel = &self.by_tunnel;
+        let index = next_index(&mut self.next_index, |i| by_tunnel.contains_key(&i));
         let tunnel = TunnelId {
             protocol: io.protocol(),
             index,

@@ -9,7 +9,6 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
 
 const GW: &str = "192.168.30.1";
 const WG_IP: &str = "192.168.30.227";
@@ -58,50 +57,14 @@ fn the_stock_xl2tpd_client_connects_over_raw_l2tp() {
     assert!(udp_1701(), "IPsecEnable /L2TPRAW:yes did not open UDP 1701");
     let ipsec = s.must_cmd(&["IPsecGet"]);
     assert_eq!(row(&ipsec, "Raw L2TP Server Function Enabled"), "Yes");
-    let mut good = GuestRun::start(&s.ns, "l2tp.sh", &guest_ip, &gateway, &params, "");
-    let connected = good.wait_file("connected", Duration::from_secs(120));
-    let address = good
-        .file("connected")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let (sessions, ips) = (
-        s.must_hub_cmd(&["SessionList"]),
-        s.must_hub_cmd(&["IpTable"]),
+    ppp_client_round(
+        s,
+        "l2tp.sh",
+        (&guest_ip, &gateway),
+        &params,
+        "",
+        "L2TP",
+        "CAROL",
+        (GW, WG_IP),
     );
-    std::fs::write(good.share.path().join("go"), "").unwrap();
-    let (ok, out, result) = good.finish(Duration::from_secs(180));
-    assert!(
-        connected,
-        "the client did not connect:\n{result}\n{out}\n--- server ---\n{}",
-        s.log_text()
-    );
-    assert!(
-        address.starts_with("192.168.30."),
-        "address {address:?} is not SecureNAT's"
-    );
-    assert!(sessions.contains("SID-CAROL-[L2TP]-"), "{sessions}");
-    assert!(ips.contains(&address), "{address} not in IpTable:\n{ips}");
-    assert!(ok, "the client side failed:\n{result}\n{out}");
-    assert!(
-        result.contains(&format!("l2tp: ping {GW}: 5/5")),
-        "{result}"
-    );
-    assert!(
-        result.contains(&format!("l2tp: ping {WG_IP}: 3/3")),
-        "{result}"
-    );
-    let mbit: f64 = result
-        .lines()
-        .find(|l| l.contains("iperf3"))
-        .and_then(|l| l.rsplit(": ").next())
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    assert!(mbit > 0.0, "no TCP through SecureNAT:\n{result}");
-    let end = Instant::now() + Duration::from_secs(30);
-    while s.must_hub_cmd(&["SessionList"]).contains("[L2TP]") && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert!(!s.must_hub_cmd(&["SessionList"]).contains("[L2TP]"));
 }

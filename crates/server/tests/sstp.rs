@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GW: &str = "192.168.30.1";
 const WG_IP: &str = "192.168.30.226";
@@ -68,51 +68,14 @@ fn the_stock_sstp_client_connects_through_the_lab_guest() {
          PING_ALSO={WG_IP}\nIPERF_TARGET={}\nIPERF_SECONDS=3\nHOLD=1\n",
         lan.ip
     );
-    let mut good = GuestRun::start(&s.ns, "sstp.sh", &guest_ip, &gateway, &params, &ca);
-    let connected = good.wait_file("connected", Duration::from_secs(120));
-    let address = good
-        .file("connected")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let (sessions, ips) = (
-        s.must_hub_cmd(&["SessionList"]),
-        s.must_hub_cmd(&["IpTable"]),
+    ppp_client_round(
+        s,
+        "sstp.sh",
+        (&guest_ip, &gateway),
+        &params,
+        &ca,
+        "SSTP",
+        "BOB",
+        (GW, WG_IP),
     );
-    std::fs::write(good.share.path().join("go"), "").unwrap();
-    let (ok, out, result) = good.finish(Duration::from_secs(180));
-    assert!(
-        connected,
-        "the client did not connect:\n{result}\n{out}\n--- server ---\n{}",
-        s.log_text()
-    );
-    assert!(
-        address.starts_with("192.168.30."),
-        "address {address:?} is not SecureNAT's"
-    );
-    assert!(sessions.contains("SID-BOB-[SSTP]-"), "{sessions}");
-    assert!(ips.contains(&address), "{address} not in IpTable:\n{ips}");
-    assert!(ok, "the client side failed:\n{result}\n{out}");
-    assert!(
-        result.contains(&format!("sstp: ping {GW}: 5/5")),
-        "{result}"
-    );
-    assert!(
-        result.contains(&format!("sstp: ping {WG_IP}: 3/3")),
-        "{result}"
-    );
-    let mbit: f64 = result
-        .lines()
-        .find(|l| l.contains("iperf3"))
-        .and_then(|l| l.rsplit(": ").next())
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    assert!(mbit > 0.0, "no TCP through SecureNAT:\n{result}");
-    // the client left: its session goes
-    let end = Instant::now() + Duration::from_secs(30);
-    while s.must_hub_cmd(&["SessionList"]).contains("SSTP") && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert!(!s.must_hub_cmd(&["SessionList"]).contains("SSTP"));
 }

@@ -844,3 +844,72 @@ impl GuestRun {
         (status.is_some_and(|s| s.success()), out, result)
     }
 }
+
+/// Runs a PPP client of the lab (`script`, `tag` its session tag: `SSTP`, `L2TP`) that holds
+/// its link (`HOLD=1` in `params`) and checks what every such client must show: a SecureNAT
+/// address, the session `SID-<USER>-[<tag>]-` in SessionList and its address in IpTable
+/// while it is up, the gateway and `also` answering pings, TCP through SecureNAT (iperf3),
+/// and the session gone after the client leaves. `user` in upper case, as session names
+/// have it.
+#[allow(dead_code, clippy::too_many_arguments)]
+pub fn ppp_client_round(
+    s: &EtherhubServer,
+    script: &str,
+    (guest_ip, gateway): (&str, &str),
+    params: &str,
+    ca: &str,
+    tag: &str,
+    user: &str,
+    (gw, also): (&str, &str),
+) {
+    let mut good = GuestRun::start(&s.ns, script, guest_ip, gateway, params, ca);
+    let connected = good.wait_file("connected", Duration::from_secs(120));
+    let address = good
+        .file("connected")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let (sessions, ips) = (
+        s.must_hub_cmd(&["SessionList"]),
+        s.must_hub_cmd(&["IpTable"]),
+    );
+    std::fs::write(good.share.path().join("go"), "").unwrap();
+    let (ok, out, result) = good.finish(Duration::from_secs(180));
+    assert!(
+        connected,
+        "the client did not connect:\n{result}\n{out}\n--- server ---\n{}",
+        s.log_text()
+    );
+    assert!(
+        address.starts_with("192.168.30."),
+        "address {address:?} is not SecureNAT's"
+    );
+    let name = format!("SID-{user}-[{tag}]-");
+    assert!(sessions.contains(&name), "{name} not in\n{sessions}");
+    assert!(ips.contains(&address), "{address} not in IpTable:\n{ips}");
+    assert!(ok, "the client side failed:\n{result}\n{out}");
+    let proto = tag.to_ascii_lowercase();
+    assert!(
+        result.contains(&format!("{proto}: ping {gw}: 5/5")),
+        "{result}"
+    );
+    assert!(
+        result.contains(&format!("{proto}: ping {also}: 3/3")),
+        "{result}"
+    );
+    let mbit: f64 = result
+        .lines()
+        .find(|l| l.contains("iperf3"))
+        .and_then(|l| l.rsplit(": ").next())
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(mbit > 0.0, "no TCP through SecureNAT:\n{result}");
+    // the client left: its session goes
+    let gone = format!("[{tag}]");
+    let end = Instant::now() + Duration::from_secs(30);
+    while s.must_hub_cmd(&["SessionList"]).contains(&gone) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(!s.must_hub_cmd(&["SessionList"]).contains(&gone));
+}
