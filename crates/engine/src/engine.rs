@@ -59,6 +59,9 @@ pub enum DisconnectError {
 struct Protocols {
     wireguard: WireGuard,
     others: Vec<Box<dyn Protocol>>,
+    /// The UDP ports of the protocols that have one of their own ([`Protocol::udp_port`]),
+    /// read once at registration.
+    own_ports: Vec<(u16, ProtocolId)>,
 }
 
 impl Protocols {
@@ -110,6 +113,7 @@ impl Engine {
             protocols: Protocols {
                 wireguard: WireGuard::default(),
                 others: Vec::new(),
+                own_ports: Vec::new(),
             },
             core: Core::new(now),
         }
@@ -117,8 +121,13 @@ impl Engine {
 
     /// Registers another protocol core; its tunnels get this slot.
     pub fn register(&mut self, protocol: Box<dyn Protocol>) -> ProtocolId {
+        let port = protocol.udp_port();
         self.protocols.others.push(protocol);
-        ProtocolId(self.protocols.count() - 1)
+        let id = ProtocolId(self.protocols.count() - 1);
+        if let Some(port) = port {
+            self.protocols.own_ports.push((port, id));
+        }
+        id
     }
 
     /// Whether UDP GSO runs are formed (the runtime turns it off when the kernel refuses them).
@@ -139,16 +148,17 @@ impl Engine {
         self.guarded(now, "datagram", |e| {
             let n = e.protocols.count();
             // a port of a protocol's own first, then the shared ports' classification by shape
-            let own = (0..n).map(ProtocolId).find(|id| {
-                e.protocols
-                    .get(*id)
-                    .is_some_and(|p| p.udp_port() == Some(local.port()))
-            });
+            let own_ports = &e.protocols.own_ports;
+            let own = own_ports
+                .iter()
+                .find(|(port, _)| *port == local.port())
+                .map(|(_, id)| *id);
             let claimed = own.or_else(|| {
                 (0..n).map(ProtocolId).find(|id| {
-                    e.protocols
-                        .get(*id)
-                        .is_some_and(|p| p.udp_port().is_none() && p.claims_datagram(bytes))
+                    !own_ports.iter().any(|(_, i)| i == id)
+                        && e.protocols
+                            .get_ref(*id)
+                            .is_some_and(|p| p.claims_datagram(bytes))
                 })
             });
             let Some(id) = claimed else {
