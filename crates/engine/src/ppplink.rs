@@ -150,7 +150,7 @@ impl PppLink {
     }
 
     /// Frames only (the link is closing or the events carry nothing else).
-    fn frames(&mut self, events: Vec<Event>, out: &mut Vec<Vec<u8>>) {
+    fn frames(&mut self, events: impl IntoIterator<Item = Event>, out: &mut Vec<Vec<u8>>) {
         for ev in events {
             if let Event::Transmit(f) = ev {
                 out.push(f);
@@ -188,12 +188,8 @@ impl PppLink {
                 }
                 Event::Closed(why) => {
                     self.gone(io);
-                    // the frames before it (a Terminate-Ack, a Failure) still go out
-                    for ev in queue {
-                        if let Event::Transmit(f) = ev {
-                            out.push(f);
-                        }
-                    }
+                    // the frames queued with it (a Terminate-Ack, a Failure) still go out
+                    self.frames(queue, out);
                     return Some(why);
                 }
             }

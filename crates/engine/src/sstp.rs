@@ -93,10 +93,7 @@ impl Sstp {
                     };
                     let mut frames = Vec::new();
                     let ended = link.frame(now, &frame, &mut self.stats.ppp, io, &mut frames);
-                    let mut more = Vec::new();
-                    for f in frames {
-                        call.sstp.send_frame(&f, &mut more);
-                    }
+                    let mut more = framed(&mut call.sstp, frames);
                     if let Some(why) = ended {
                         call.sstp.disconnect(&why, &mut more);
                     }
@@ -142,15 +139,7 @@ impl Sstp {
         );
         call.link = Some(link);
         self.by_tunnel.insert(index, conn);
-        let mut writes = Vec::new();
-        for f in frames {
-            call.sstp.send_frame(&f, &mut writes);
-        }
-        for w in writes {
-            if let Event::Write(bytes) = w {
-                io.write_stream(conn, &bytes);
-            }
-        }
+        write_out(conn, framed(&mut call.sstp, frames), io);
     }
 
     /// Forgets a call; its tunnel, if open, is reported closed.
@@ -238,15 +227,7 @@ impl Protocol for Sstp {
         };
         let mut frames = Vec::new();
         link.send_ip(packet, &mut frames);
-        let mut writes = Vec::new();
-        for f in frames {
-            call.sstp.send_frame(&f, &mut writes);
-        }
-        for w in writes {
-            if let Event::Write(bytes) = w {
-                io.write_stream(conn, &bytes);
-            }
-        }
+        write_out(conn, framed(&mut call.sstp, frames), io);
     }
 
     fn handle_timeout(&mut self, now: Instant, io: &mut dyn Io) {
@@ -268,9 +249,7 @@ impl Protocol for Sstp {
                 if link.poll_timeout().is_some_and(|t| t <= now) {
                     let mut frames = Vec::new();
                     let ended = link.timeout(now, &mut self.stats.ppp, io, &mut frames);
-                    for f in frames {
-                        call.sstp.send_frame(&f, &mut events);
-                    }
+                    events.extend(framed(&mut call.sstp, frames));
                     if let Some(why) = ended {
                         call.sstp.disconnect(&why, &mut events);
                     }
@@ -296,16 +275,9 @@ impl Protocol for Sstp {
         if let Some(link) = call.link.as_mut() {
             link.terminate(now, "ended by the server", &mut frames);
         }
-        let mut writes = Vec::new();
-        for f in frames {
-            call.sstp.send_frame(&f, &mut writes);
-        }
+        let mut writes = framed(&mut call.sstp, frames);
         call.sstp.disconnect("ended by the server", &mut writes);
-        for w in writes {
-            if let Event::Write(bytes) = w {
-                io.write_stream(conn, &bytes);
-            }
-        }
+        write_out(conn, writes, io);
         io.close_stream(conn);
     }
 
@@ -320,6 +292,24 @@ impl Protocol for Sstp {
             ("early_dropped", s.early_dropped),
             ("ppp_dropped", s.ppp.ppp_dropped),
         ]
+    }
+}
+
+/// PPP frames as the call's SSTP data packets (write events).
+fn framed(sstp: &mut Session, frames: Vec<Vec<u8>>) -> Vec<Event> {
+    let mut out = Vec::new();
+    for f in frames {
+        sstp.send_frame(&f, &mut out);
+    }
+    out
+}
+
+/// Writes what the call wrote (sending frames and disconnecting make writes only).
+fn write_out(conn: ConnId, events: Vec<Event>, io: &mut dyn Io) {
+    for e in events {
+        if let Event::Write(bytes) = e {
+            io.write_stream(conn, &bytes);
+        }
     }
 }
 
