@@ -18,20 +18,9 @@ fn the_stock_xl2tpd_client_connects_over_raw_l2tp() {
     if !can_run_netns() {
         return;
     }
-    guest_built();
-    let mut lab = Lab::new(1);
-    let lan = lab.lan();
-    let wg = lab.client(0, &format!("{WG_IP}/24"));
-    lab.server.start();
-    let s = &lab.server;
-    s.create_user("alice");
-    s.register_client(&wg, "alice");
-    wg.join(s, Some(&lan));
-    s.create_user("carol");
-    s.must_hub_cmd(&["UserPasswordSet", "carol", "/PASSWORD:carol-l2tp-pw"]);
-    let _iperf = iperf_server(&lan.ns, &lan.ip, 5201, false);
-    let third = 128 | (lab.id % 127) as u8;
-    let (guest_ip, gateway) = (format!("198.18.{third}.2/24"), format!("198.18.{third}.1"));
+    let scene = ppp_scene(WG_IP, "carol", "carol-l2tp-pw");
+    let (s, lan) = (&scene.lab.server, &scene.lan);
+    let (guest_ip, gateway) = (&scene.guest_ip, &scene.gateway);
     let params = format!(
         "SERVER={gateway}\nRAW=yes\nVPN_USER=carol\nVPN_PASS=carol-l2tp-pw\nPING_TARGET={GW}\n\
          PING_ALSO={WG_IP}\nIPERF_TARGET={}\nIPERF_SECONDS=3\nHOLD=1\n",
@@ -60,7 +49,7 @@ fn the_stock_xl2tpd_client_connects_over_raw_l2tp() {
     ppp_client_round(
         s,
         "l2tp.sh",
-        (&guest_ip, &gateway),
+        (guest_ip, gateway),
         &params,
         "",
         "L2TP",

@@ -20,17 +20,9 @@ fn the_stock_sstp_client_connects_through_the_lab_guest() {
     if !can_run_netns() {
         return;
     }
-    guest_built();
-    let mut lab = Lab::new(1);
-    let lan = lab.lan();
-    let wg = lab.client(0, &format!("{WG_IP}/24"));
-    lab.server.start();
-    let s = &lab.server;
-    s.create_user("alice");
-    s.register_client(&wg, "alice");
-    wg.join(s, Some(&lan));
-    s.create_user("bob");
-    s.must_hub_cmd(&["UserPasswordSet", "bob", "/PASSWORD:bob-sstp-pw"]);
+    let scene = ppp_scene(WG_IP, "bob", "bob-sstp-pw");
+    let (s, lan) = (&scene.lab.server, &scene.lan);
+    let (guest_ip, gateway) = (&scene.guest_ip, &scene.gateway);
     let options = s.must_cmd(&["ProtoOptionsGet", "SSTP"]);
     assert!(
         options
@@ -42,16 +34,11 @@ fn the_stock_sstp_client_connects_through_the_lab_guest() {
     let cert = cert_dir.path().join("server.pem");
     s.must_cmd(&["ServerCertGet", cert.to_str().unwrap()]);
     let ca = std::fs::read_to_string(&cert).unwrap();
-    let _iperf = iperf_server(&lan.ns, &lan.ip, 5201, false);
-    // the guest's link: a tap in the server's namespace holding the gateway, on a /24 clear of
-    // the lab's client underlays (198.18.128.0/17 is unused by them)
-    let third = 128 | (lab.id % 127) as u8;
-    let (guest_ip, gateway) = (format!("198.18.{third}.2/24"), format!("198.18.{third}.1"));
 
     // a wrong password: no address, and the failure in the server's log
     let params =
         format!("SERVER={gateway}\nHUB=DEFAULT\nVPN_USER=bob\nVPN_PASS=wrong-password\nHOLD=0\n");
-    let bad = GuestRun::start(&s.ns, "sstp.sh", &guest_ip, &gateway, &params, &ca);
+    let bad = GuestRun::start(&s.ns, "sstp.sh", guest_ip, gateway, &params, &ca);
     let (ok, out, result) = bad.finish(Duration::from_secs(180));
     assert!(!ok, "a wrong password connected:\n{result}\n{out}");
     assert!(result.contains("no PPP address"), "{result}\n{out}");
@@ -71,7 +58,7 @@ fn the_stock_sstp_client_connects_through_the_lab_guest() {
     ppp_client_round(
         s,
         "sstp.sh",
-        (&guest_ip, &gateway),
+        (guest_ip, gateway),
         &params,
         &ca,
         "SSTP",

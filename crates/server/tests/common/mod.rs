@@ -845,6 +845,45 @@ impl GuestRun {
     }
 }
 
+/// What a lab PPP client test meets: the server, a wireguard-go client (user alice, at
+/// `wg_ip`) joined to hub DEFAULT with the LAN behind the server, a password user, an iperf3
+/// server on the LAN, and the guest's link: a tap in the server's namespace holding `gateway`,
+/// on a /24 clear of the lab's client underlays (198.18.128.0/17 is unused by them).
+#[allow(dead_code)]
+pub struct PppScene {
+    pub lab: Lab,
+    pub lan: Lan,
+    pub wg: WgClient,
+    pub iperf: Proc,
+    pub guest_ip: String,
+    pub gateway: String,
+}
+
+#[allow(dead_code)]
+pub fn ppp_scene(wg_ip: &str, user: &str, password: &str) -> PppScene {
+    guest_built();
+    let mut lab = Lab::new(1);
+    let lan = lab.lan();
+    let wg = lab.client(0, &format!("{wg_ip}/24"));
+    lab.server.start();
+    let s = &lab.server;
+    s.create_user("alice");
+    s.register_client(&wg, "alice");
+    wg.join(s, Some(&lan));
+    s.create_user(user);
+    s.must_hub_cmd(&["UserPasswordSet", user, &format!("/PASSWORD:{password}")]);
+    let iperf = iperf_server(&lan.ns, &lan.ip, 5201, false);
+    let third = 128 | (lab.id % 127) as u8;
+    PppScene {
+        guest_ip: format!("198.18.{third}.2/24"),
+        gateway: format!("198.18.{third}.1"),
+        lab,
+        lan,
+        wg,
+        iperf,
+    }
+}
+
 /// Runs a PPP client of the lab (`script`, `tag` its session tag: `SSTP`, `L2TP`) that holds
 /// its link (`HOLD=1` in `params`) and checks what every such client must show: a SecureNAT
 /// address, the session `SID-<USER>-[<tag>]-` in SessionList and its address in IpTable
