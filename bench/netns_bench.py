@@ -21,6 +21,10 @@ Paths measured, each for several rounds (median, min, max reported):
              its kernel routes to the LAN) -> LAN host (the anchor of OpenVPN)
   ov-etherhub   Debian's openvpn client A -> Etherhub (UDP, tun, the config OpenVpnMakeConfig
              writes) SecureNAT -> LAN host
+  l2tp-softether  strongSwan + xl2tpd/pppd in the lab guest (lab/guest, on a tap in ebS) ->
+             Debian's SoftEther VPN Server's L2TP/IPsec SecureNAT -> LAN host (the anchor)
+  l2tp-etherhub   the same client -> Etherhub's L2TP/IPsec SecureNAT -> LAN host
+             (TCP one stream each way only: the guest boots for every measurement)
 
 Tests per path: TCP single stream A->far and far->A (-R), TCP 4 streams both ways, UDP at full rate
 (received Mbit/s and loss), ping RTT, the server process's CPU seconds per GB moved, and the CPU
@@ -351,6 +355,63 @@ def summary(vals):
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
 
 
+LAB_GUEST = os.path.join(ROOT, "lab", "guest")
+L2TP_PSK = "bench-psk-5150"
+
+
+def l2tp_guest_round(secs, reverse, cpu_pids):
+    """One L2TP/IPsec measurement: the lab guest (tap in ebS, 198.18.210.2) connects to the
+    server in ebS as bench, then runs iperf3 (one TCP stream, `secs` s, -R when `reverse`) to
+    the LAN host through the tunnel; the server's CPU is read around the transfer only."""
+    share = tempfile.mkdtemp(prefix="etherhub-bench-l2tp-")
+    with open(os.path.join(ROOT, "lab", "in-guest", "l2tp.sh")) as f, \
+            open(os.path.join(share, "l2tp.sh"), "w") as g:
+        g.write(f.read())
+    with open(os.path.join(share, "params"), "w") as f:
+        f.write(f"SERVER=198.18.210.1\nPSK={L2TP_PSK}\nVPN_USER=bench\nVPN_PASS=benchpw\n"
+                f"PING_TARGET=192.168.30.1\nIPERF_TARGET=198.19.200.2\nIPERF_SECONDS={secs}\n"
+                f"IPERF_ARGS={'-R' if reverse else ''}\nHOLD=1\n")
+    env = dict(os.environ, LAB_SHARE=share, LAB_TIMEOUT=str(secs + 120))
+    g = subprocess.Popen([LAB_GUEST, "run", "ebS", "198.18.210.2/24", "198.18.210.1", "--", "bash",
+                          "/lab/l2tp.sh"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    procs.append(g)
+    end = time.time() + 120
+    while not os.path.exists(os.path.join(share, "connected")) and g.poll() is None and time.time() < end:
+        time.sleep(0.2)
+    c0 = sum(cpu_seconds(p) for p in cpu_pids)
+    open(os.path.join(share, "go"), "w").close()
+    try:
+        out, _ = g.communicate(timeout=secs + 90)
+    except subprocess.TimeoutExpired:
+        stop(g)
+        raise RuntimeError("the lab guest ran too long")
+    c1 = sum(cpu_seconds(p) for p in cpu_pids)
+    with open(os.path.join(share, "result")) as f:
+        result = f.read()
+    mbit = None
+    for line in result.splitlines():
+        if "iperf3" in line and line.endswith("Mbit/s"):
+            mbit = float(line.rsplit(": ", 1)[1].split()[0])
+    if mbit is None:
+        raise RuntimeError(f"no iperf3 figure from the guest:\n{result}\n{out[-3000:]}")
+    gb = max(mbit * 1e6 * secs / 8 / 1e9, 1e-9)
+    carrier = next((l for l in result.splitlines() if "IPsec SA up" in l), "")
+    return {"mbps": mbit, "cpu_s_per_gb": (c1 - c0) / gb, "carrier": carrier}
+
+
+def measure_l2tp(name, secs, rounds, cpu_pids):
+    res = {"tcp": [], "tcp_rev": [], "cpu_s_per_gb": [], "cpu_rev_s_per_gb": []}
+    for r in range(rounds):
+        for key, cpu_key, reverse in (("tcp", "cpu_s_per_gb", False), ("tcp_rev", "cpu_rev_s_per_gb", True)):
+            m = l2tp_guest_round(secs, reverse, cpu_pids)
+            res[key].append(m["mbps"])
+            res[cpu_key].append(m["cpu_s_per_gb"])
+        print(f"  {name} round {r + 1}: tcp {res['tcp'][-1]:.0f} rev {res['tcp_rev'][-1]:.0f} Mbit/s "
+              f"({m['carrier']})", file=sys.stderr)
+    return res
+
+
 def etherhub_cmd(*args, hub=None):
     cmd = [ETHERHUB, "cmd", "127.0.0.1:5555", "/SERVER"]
     if hub:
@@ -373,7 +434,7 @@ def main():
     if a.securenat:
         paths.add("securenat")
     unknown = paths - {"baseline", "anchor", "relay", "hub", "securenat", "se-softether", "se-etherhub",
-                       "ov-openvpn", "ov-etherhub"}
+                       "ov-openvpn", "ov-etherhub", "l2tp-softether", "l2tp-etherhub"}
     if unknown:
         sys.exit(f"unknown path(s): {', '.join(sorted(unknown))}")
     if os.geteuid() != 0:
@@ -567,6 +628,42 @@ def main():
             except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as e:
                 print(f"ov-etherhub path failed: {e}", file=sys.stderr)
                 errors["ov-etherhub"] = str(e)
+        if "l2tp-softether" in paths:
+            print("l2tp: strongSwan + xl2tpd (guest) -> Debian's SoftEther VPN Server SecureNAT -> LAN",
+                  file=sys.stderr)
+            try:
+                hs, hpid, _ = holder()
+                nse(hpid, "ebS", "vpnserver", "start")
+                for _ in range(100):
+                    if "LISTEN" in sh("ip", "netns", "exec", "ebS", "ss", "-Hltn", "sport = :443", check=False):
+                        break
+                    time.sleep(0.1)
+                vs = lambda *a: nse(hpid, "ebS", "timeout", "30", "vpncmd", "127.0.0.1:5555", "/SERVER", *a)
+                vs("/CMD", "KeepDisable")
+                vs("/HUB:DEFAULT", "/CMD", "UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none")
+                vs("/HUB:DEFAULT", "/CMD", "UserPasswordSet", "bench", "/PASSWORD:benchpw")
+                vs("/HUB:DEFAULT", "/CMD", "SecureNatEnable")
+                vs("/CMD", "IPsecEnable", "/L2TP:yes", "/L2TPRAW:no", "/ETHERIP:no", f"/PSK:{L2TP_PSK}",
+                   "/DEFAULTHUB:DEFAULT")
+                server_pids = tuple(descendants(hpid, "vpnserver"))
+                results["l2tp-softether"] = measure_l2tp("l2tp-softether", a.secs, a.rounds, server_pids)
+                nse(hpid, "ebS", "timeout", "30", "vpnserver", "stop", check=False)
+                stop(hs)
+            except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+                print(f"l2tp-softether path failed: {e}", file=sys.stderr)
+                errors["l2tp-softether"] = str(e)
+
+        if "l2tp-etherhub" in paths:
+            print("l2tp: strongSwan + xl2tpd (guest) -> Etherhub SecureNAT -> LAN", file=sys.stderr)
+            try:
+                srv = etherhub_with_user(tmp, "l2tp")
+                etherhub_cmd("IPsecEnable", "/L2TP:yes", "/L2TPRAW:no", "/ETHERIP:no", f"/PSK:{L2TP_PSK}",
+                             "/DEFAULTHUB:DEFAULT")
+                results["l2tp-etherhub"] = measure_l2tp("l2tp-etherhub", a.secs, a.rounds, (srv.pid,))
+                stop(srv)
+            except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+                print(f"l2tp-etherhub path failed: {e}", file=sys.stderr)
+                errors["l2tp-etherhub"] = str(e)
     finally:
         cleanup()
 
@@ -576,7 +673,8 @@ def main():
     ratios = {}
     # every path against the plain tunnel; client-to-client also against the relaying server
     for path, against in (("hub", "anchor"), ("securenat", "anchor"), ("relay", "anchor"), ("hub", "relay"),
-                          ("se-etherhub", "se-softether"), ("ov-etherhub", "ov-openvpn")):
+                          ("se-etherhub", "se-softether"), ("ov-etherhub", "ov-openvpn"),
+                          ("l2tp-etherhub", "l2tp-softether")):
         ref = table.get(against, {})
         if path in table and ref:
             r = ratios.setdefault(f"{path}/{against}", {})

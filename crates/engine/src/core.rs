@@ -91,6 +91,12 @@ pub enum EngineEvent {
         hub: String,
         user: String,
     },
+    /// A protocol refused a peer before any login (IKE's pre-shared key), and why.
+    PeerRefused {
+        client: SocketAddr,
+        protocol: &'static str,
+        reason: String,
+    },
 }
 
 /// Counters of the engine's own decisions.
@@ -909,6 +915,14 @@ impl Io for Core {
             client,
             hub: hub.to_string(),
             user: user.to_string(),
+        });
+    }
+
+    fn peer_refused(&mut self, client: SocketAddr, protocol: &'static str, reason: &str) {
+        self.events.push_back(EngineEvent::PeerRefused {
+            client,
+            protocol,
+            reason: reason.to_string(),
         });
     }
 

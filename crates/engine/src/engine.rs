@@ -59,7 +59,7 @@ pub enum DisconnectError {
 struct Protocols {
     wireguard: WireGuard,
     others: Vec<Box<dyn Protocol>>,
-    /// The UDP ports of the protocols that have one of their own ([`Protocol::udp_port`]),
+    /// The UDP ports of the protocols that have one of their own ([`Protocol::udp_ports`]),
     /// read once at registration.
     own_ports: Vec<(u16, ProtocolId)>,
 }
@@ -121,10 +121,10 @@ impl Engine {
 
     /// Registers another protocol core; its tunnels get this slot.
     pub fn register(&mut self, protocol: Box<dyn Protocol>) -> ProtocolId {
-        let port = protocol.udp_port();
+        let ports = protocol.udp_ports();
         self.protocols.others.push(protocol);
         let id = ProtocolId(self.protocols.count() - 1);
-        if let Some(port) = port {
+        for &port in ports {
             self.protocols.own_ports.push((port, id));
         }
         id

@@ -1,10 +1,10 @@
 //! L2TP behind the seam: the LNS (etherhub-l2tp) on UDP port 1701, each call a PPP link
 //! ([`crate::ppplink`]) to a hub: sessions `SID-<USER>-[L2TP]-<n>`, addresses from SecureNAT.
-//! Raw L2TP for now (SoftEther's `/L2TPRAW`, off by default); L2TP over IPsec will hand it the
-//! same datagrams once ESP is taken off.
+//! Raw L2TP (SoftEther's `/L2TPRAW`) and L2TP over IPsec (`/L2TP`: IKE on UDP 500 and 4500,
+//! ESP as IP protocol 50 or in UDP 4500, see [`crate::ipsec`]), both off by default.
 //!
-//! Options (from the IPsec settings): `RawEnabled` (`true`/`false`) and `DefaultHub` (the hub
-//! of a user name that names none).
+//! Options (from the IPsec settings): `RawEnabled` and `IpsecEnabled` (`true`/`false`), `Psk`
+//! (IKE's pre-shared key) and `DefaultHub` (the hub of a user name that names none).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,14 +12,13 @@ use std::time::Instant;
 
 use etherhub_l2tp::{Config, Event, Server, SessionKey};
 
+pub use crate::ipsec::{Peer, ESP_PORT, IKE_PORT, NAT_T_PORT};
+use crate::ipsec::{Ipsec, IpsecStats};
 use crate::ppplink::{next_index, LinkInfo, PppLink, PppStats};
 use crate::seam::{Io, Protocol, TunnelId, DEFAULT_HUB};
 
 /// L2TP's UDP port.
 pub const PORT: u16 = 1701;
-
-/// A peer: the listener's address it came to, and its own.
-type Peer = (SocketAddr, SocketAddr);
 
 struct Call {
     peer: Peer,
@@ -41,19 +40,26 @@ pub struct L2tp {
     by_session: HashMap<(Peer, SessionKey), u32>,
     next_index: u32,
     raw: bool,
+    ipsec: Ipsec,
     default_hub: String,
     stats: L2tpStats,
 }
 
 impl L2tp {
-    /// A core whose tunnel and session ids are drawn from `seed` (random, from the caller).
-    pub fn new(seed: u64) -> L2tp {
+    /// A core whose ids, IKE cookies, nonces and keys are drawn from `seed` (random, from the
+    /// caller).
+    pub fn new(seed: [u8; 32]) -> L2tp {
+        let mut ids = [0u8; 8];
+        ids.copy_from_slice(&seed[..8]);
+        let mut ike = seed;
+        ike[..8].fill(0);
         L2tp {
-            server: Server::new(Config::default(), seed),
+            server: Server::new(Config::default(), u64::from_le_bytes(ids)),
             calls: HashMap::new(),
             by_session: HashMap::new(),
             next_index: 0,
             raw: false,
+            ipsec: Ipsec::new(ike),
             default_hub: DEFAULT_HUB.into(),
             stats: L2tpStats::default(),
         }
@@ -71,7 +77,7 @@ impl L2tp {
     fn events(&mut self, now: Instant, events: Vec<Event<Peer>>, io: &mut dyn Io) {
         for ev in events {
             match ev {
-                Event::Transmit { peer, datagram } => transmit(peer, &datagram, io),
+                Event::Transmit { peer, datagram } => self.transmit(peer, &datagram, io),
                 Event::TunnelUp { .. } | Event::TunnelDown { .. } => {}
                 Event::SessionUp { peer, session } => self.start(now, peer, session, io),
                 Event::Frame {
@@ -120,7 +126,7 @@ impl L2tp {
         let link = PppLink::new(
             now,
             tunnel,
-            peer.1,
+            peer.client(),
             LinkInfo {
                 tag: "L2TP",
                 client_product: "L2TP VPN Client",
@@ -147,7 +153,8 @@ impl L2tp {
         };
         for f in frames {
             if let Ok(d) = self.server.send_frame(call.session, f) {
-                transmit(call.peer, &d, io);
+                let peer = call.peer;
+                self.transmit(peer, &d, io);
             }
         }
     }
@@ -159,11 +166,21 @@ impl L2tp {
     }
 }
 
-fn transmit((local, to): Peer, datagram: &[u8], io: &mut dyn Io) {
-    io.transmit(local, datagram.len(), &mut |buf| {
-        buf[..datagram.len()].copy_from_slice(datagram);
-        Some((to, datagram.len()))
-    });
+impl L2tp {
+    /// An L2TP datagram to a peer, raw or inside ESP.
+    fn transmit(&mut self, peer: Peer, datagram: &[u8], io: &mut dyn Io) {
+        match peer {
+            Peer::Raw { local, from } => io.transmit(local, datagram.len(), &mut |buf| {
+                buf[..datagram.len()].copy_from_slice(datagram);
+                Some((from, datagram.len()))
+            }),
+            Peer::Ipsec { .. } => self.ipsec.send(peer, datagram, io),
+        }
+    }
+
+    pub fn ipsec_stats(&self) -> IpsecStats {
+        self.ipsec.stats()
+    }
 }
 
 impl Protocol for L2tp {
@@ -171,13 +188,17 @@ impl Protocol for L2tp {
         "L2TP"
     }
 
-    fn udp_port(&self) -> Option<u16> {
-        Some(PORT)
+    fn udp_ports(&self) -> &'static [u16] {
+        &[PORT, IKE_PORT, NAT_T_PORT, ESP_PORT]
     }
 
     fn set_option(&mut self, name: &str, value: &str) {
         if name.eq_ignore_ascii_case("RawEnabled") {
             self.raw = value.eq_ignore_ascii_case("true");
+        } else if name.eq_ignore_ascii_case("IpsecEnabled") {
+            self.ipsec.set_enabled(value.eq_ignore_ascii_case("true"));
+        } else if name.eq_ignore_ascii_case("Psk") && !value.is_empty() {
+            self.ipsec.set_psk(value);
         } else if name.eq_ignore_ascii_case("DefaultHub") && !value.is_empty() {
             self.default_hub = value.to_string();
         }
@@ -191,13 +212,22 @@ impl Protocol for L2tp {
         datagram: &[u8],
         io: &mut dyn Io,
     ) {
-        if !self.raw {
-            self.stats.refused_disabled += 1;
-            return;
-        }
         let mut events = Vec::new();
-        self.server
-            .handle_datagram(now, (local, from), datagram, &mut events);
+        if local.port() == PORT {
+            if !self.raw {
+                self.stats.refused_disabled += 1;
+                return;
+            }
+            let peer = Peer::Raw { local, from };
+            self.server
+                .handle_datagram(now, peer, datagram, &mut events);
+        } else {
+            let Some(d) = self.ipsec.handle(now, local, from, datagram, io) else {
+                return;
+            };
+            let bytes = self.ipsec.opened(d.range);
+            self.server.handle_datagram(now, d.peer, bytes, &mut events);
+        }
         self.events(now, events, io);
     }
 
@@ -211,6 +241,7 @@ impl Protocol for L2tp {
     }
 
     fn handle_timeout(&mut self, now: Instant, io: &mut dyn Io) {
+        self.ipsec.handle_timeout(now, io);
         if self.server.poll_timeout().is_some_and(|t| t <= now) {
             let mut events = Vec::new();
             self.server.handle_timeout(now, &mut events);
@@ -241,7 +272,13 @@ impl Protocol for L2tp {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let links = self.calls.values().filter_map(|c| c.link.poll_timeout());
-        self.server.poll_timeout().into_iter().chain(links).min()
+        let ipsec = self.ipsec.poll_timeout();
+        self.server
+            .poll_timeout()
+            .into_iter()
+            .chain(ipsec)
+            .chain(links)
+            .min()
     }
 
     fn close(&mut self, now: Instant, tunnel: TunnelId, io: &mut dyn Io) {
@@ -262,6 +299,7 @@ impl Protocol for L2tp {
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let s = self.stats();
         let d = self.server.dropped;
+        let (i, k) = (self.ipsec.stats(), self.ipsec.ike_dropped());
         vec![
             ("logins", s.ppp.logins),
             ("refused_logins", s.ppp.refused_logins),
@@ -270,6 +308,17 @@ impl Protocol for L2tp {
             ("duplicate_dropped", d.duplicate),
             ("unknown_tunnel_dropped", d.unknown_tunnel),
             ("ppp_dropped", s.ppp.ppp_dropped),
+            ("ipsec_children_up", i.children_up),
+            ("esp_received", i.esp_received),
+            ("esp_sent", i.esp_sent),
+            ("esp_unknown_spi_dropped", i.esp_unknown_spi),
+            ("esp_auth_failed_dropped", i.esp_auth_failed),
+            ("esp_replayed_dropped", i.esp_replayed),
+            ("esp_malformed_dropped", i.esp_malformed),
+            ("ipsec_refused_disabled", i.refused_disabled),
+            ("ike_malformed_dropped", k.malformed),
+            ("ike_flood_dropped", k.flood),
+            ("ike_auth_failed", k.auth_failed),
         ]
     }
 }

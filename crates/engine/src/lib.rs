@@ -21,6 +21,7 @@ mod change;
 mod core;
 mod engine;
 pub mod fault;
+pub mod ipsec;
 pub mod l2tp;
 pub mod openvpn;
 mod ppplink;

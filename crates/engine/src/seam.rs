@@ -272,14 +272,16 @@ pub trait Protocol: Send {
     /// The protocol's name in logs.
     fn name(&self) -> &'static str;
 
-    /// Whether a datagram on a shared UDP port is this protocol's, judged by its first bytes
-    /// and shape. Must not claim another protocol's datagrams.
-    /// A UDP port of the protocol's own (L2TP's 1701): every datagram to it is this
-    /// protocol's, whatever its shape.
-    fn udp_port(&self) -> Option<u16> {
-        None
+    /// UDP ports of the protocol's own (L2TP's 1701, IKE's 500 and 4500): every datagram to
+    /// them is this protocol's, whatever its shape. Port 0 stands for IP protocol 50 (ESP),
+    /// which the runtime reads from a raw socket and hands over without its IP header, with
+    /// port 0 on both addresses.
+    fn udp_ports(&self) -> &'static [u16] {
+        &[]
     }
 
+    /// Whether a datagram on a shared UDP port is this protocol's, judged by its first bytes
+    /// and shape. Must not claim another protocol's datagrams.
     fn claims_datagram(&self, _datagram: &[u8]) -> bool {
         false
     }
@@ -392,6 +394,10 @@ pub trait Io {
     /// A login from `client` failed its password check (the runtime counts these per address,
     /// with the admin logins, and locks an address out).
     fn login_failed(&mut self, client: SocketAddr, hub: &str, user: &str);
+
+    /// A peer was refused before any login (IKE: a pre-shared key that does not match, no
+    /// acceptable proposal): the runtime logs the reason.
+    fn peer_refused(&mut self, client: SocketAddr, protocol: &'static str, reason: &str);
 
     /// WireGuard's question during a handshake: may this static key connect, as whom, with
     /// which preshared key and address?

@@ -262,12 +262,12 @@ impl Backend for AdminBackend {
     }
 
     fn set_ipsec_services(&self, s: &etherhub_config::ipsec::IpsecServices) -> AdminResult<()> {
-        if s.l2tp_ipsec || s.etherip_ipsec {
-            // no listener serves them yet: say so rather than pretend
+        if s.etherip_ipsec {
+            // nothing serves it yet: say so rather than pretend
             return Err(AdminError::new(
                 ERR_NOT_SUPPORTED,
-                "L2TP over IPsec and EtherIP are not served by Etherhub yet (raw L2TP, SSTP, \
-                 OpenVPN, WireGuard and SoftEther's protocol are)",
+                "EtherIP over IPsec is not served by Etherhub yet (L2TP over IPsec, raw L2TP, \
+                 SSTP, OpenVPN, WireGuard and SoftEther's protocol are)",
             ));
         }
         self.change(|c| {

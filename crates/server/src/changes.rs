@@ -132,6 +132,8 @@ impl View {
             .push(("DefaultHub".into(), ipsec.default_hub.clone()));
         v.l2tp = vec![
             ("RawEnabled".into(), ipsec.l2tp_raw.to_string()),
+            ("IpsecEnabled".into(), ipsec.l2tp_ipsec.to_string()),
+            ("Psk".into(), ipsec.secret.clone()),
             ("DefaultHub".into(), ipsec.default_hub),
         ];
         if let Some(k) = cfg.openvpn_tls_crypt_key().and_then(|k| k.try_into().ok()) {

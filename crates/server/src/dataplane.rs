@@ -254,7 +254,16 @@ impl Dataplane {
             }
         }
         while let Some(t) = engine.poll_transmit() {
-            match listeners.get_mut(&t.local) {
+            // a core may name the address a datagram came to (IKE's), where the listener is
+            // bound to the wildcard address of its port
+            let l = match listeners.contains_key(&t.local) {
+                true => listeners.get_mut(&t.local),
+                false => listeners
+                    .iter_mut()
+                    .find(|(a, _)| a.port() == t.local.port() && a.ip().is_unspecified())
+                    .map(|(_, l)| l),
+            };
+            match l {
                 Some(l) => l.batch.push(t.to, t.contents, t.segment_size),
                 None => stats.send_failures += 1,
             }

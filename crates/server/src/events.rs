@@ -76,6 +76,11 @@ pub fn log(ev: &EngineEvent) {
             user,
             "security: VPN login failed (counted for the address's lockout)"
         ),
+        EngineEvent::PeerRefused {
+            client,
+            protocol,
+            reason,
+        } => tracing::warn!(%client, protocol, reason, "security: VPN peer refused"),
         EngineEvent::Fault(f) => tracing::error!(
             input = f.input,
             hub = f.hub.as_deref().unwrap_or("-"),

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime};
+use crate::udp::Carrier;
+use std::os::fd::AsRawFd;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
@@ -212,25 +214,54 @@ impl Server {
     }
 
     /// Binds a UDP port (every UDP protocol shares it); a port that cannot be bound is skipped.
+    /// Port 0 stands for IP protocol 50 (ESP), a raw socket (L2TP/IPsec without NAT).
     pub async fn start_udp(&self, port: u16) -> bool {
         let addr = SocketAddr::from((self.bind_ip, port));
-        match UdpSocket::bind(addr).await {
+        let bound = if port == etherhub_engine::l2tp::ESP_PORT {
+            raw_esp_socket(self.bind_ip)
+        } else {
+            UdpSocket::bind(addr).await
+        };
+        match bound {
             Ok(s) => {
                 // Room for bursts: every client's datagrams meet in this one socket. The kernel
                 // caps the sizes at net.core.rmem_max / wmem_max.
                 let sr = socket2::SockRef::from(&s);
                 let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
                 let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
-                tracing::info!(
-                    %addr,
-                    recv_buffer = sr.recv_buffer_size().unwrap_or(0),
-                    "UDP listener started"
-                );
+                let carrier = match port {
+                    etherhub_engine::l2tp::ESP_PORT => Carrier::RawEsp,
+                    etherhub_engine::l2tp::IKE_PORT | etherhub_engine::l2tp::NAT_T_PORT => {
+                        if let Err(e) = crate::sys::enable_pktinfo(s.as_raw_fd()) {
+                            tracing::warn!(%addr, error = %e, "IP_PKTINFO refused: IKE's NAT detection will see the wildcard address");
+                        }
+                        Carrier::UdpPktinfo
+                    }
+                    _ => Carrier::Udp,
+                };
+                if carrier == Carrier::RawEsp {
+                    tracing::info!(ip = %self.bind_ip, "ESP (IP protocol 50) listener started");
+                } else {
+                    tracing::info!(
+                        %addr,
+                        recv_buffer = sr.recv_buffer_size().unwrap_or(0),
+                        "UDP listener started"
+                    );
+                }
                 let s = Arc::new(s);
                 self.dataplane.add_listener(addr, s.clone());
-                let task = tokio::spawn(crate::udp::recv_loop(self.dataplane.clone(), s, addr));
+                let task = tokio::spawn(crate::udp::recv_loop(
+                    self.dataplane.clone(),
+                    s,
+                    addr,
+                    carrier,
+                ));
                 lock(&self.udp_tasks).insert(port, task);
                 true
+            }
+            Err(e) if port == etherhub_engine::l2tp::ESP_PORT => {
+                tracing::warn!(error = %e, "ESP (IP protocol 50) listener not started (needs CAP_NET_RAW): L2TP/IPsec clients without a NAT between them and the server cannot connect");
+                false
             }
             Err(e) => {
                 tracing::warn!(%addr, error = %e, "UDP listener not started (skipped)");
@@ -254,16 +285,42 @@ impl Server {
     }
 }
 
-/// The enabled TCP listener ports of a config.
-/// The UDP ports to listen on: the configured ones (every UDP protocol shares them), and
-/// L2TP's 1701 while raw L2TP is on.
+/// The UDP ports to listen on: the configured ones (every UDP protocol shares them), L2TP's
+/// 1701 while raw L2TP is on, and IKE's 500 and 4500 with ESP (port 0 here) while L2TP over
+/// IPsec is on.
 pub fn udp_listen_ports(cfg: &Config) -> Vec<u16> {
+    use etherhub_engine::l2tp::{ESP_PORT, IKE_PORT, NAT_T_PORT, PORT};
     let mut ports = cfg.udp_ports();
-    if cfg.ipsec().l2tp_raw && !ports.contains(&etherhub_engine::l2tp::PORT) {
-        ports.push(etherhub_engine::l2tp::PORT);
+    let ipsec = cfg.ipsec();
+    let mut own = Vec::new();
+    if ipsec.l2tp_raw {
+        own.push(PORT);
+    }
+    if ipsec.l2tp_ipsec {
+        own.extend([IKE_PORT, NAT_T_PORT, ESP_PORT]);
+    }
+    for p in own {
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
     }
     ports
 }
+
+/// A raw socket for IP protocol 50, as a tokio `UdpSocket` (the same datagram calls work on
+/// it; what it reads carries the IP header).
+fn raw_esp_socket(ip: std::net::Ipv4Addr) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(50)),
+    )?;
+    s.bind(&SocketAddr::from((ip, 0)).into())?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(std::net::UdpSocket::from(s))
+}
+
+/// The enabled TCP listener ports of a config.
 
 pub fn listener_ports(cfg: &Config) -> Vec<u16> {
     cfg.listeners()

@@ -77,8 +77,14 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
+    /// Control-message room per datagram (the destination address, where the socket has
+    /// [`enable_pktinfo`]), as u64s for cmsghdr's alignment.
+    controls: Vec<[u64; 8]>,
     /// (length, source) of each datagram of the last call
     pub got: Vec<(usize, SocketAddr)>,
+    /// The address each datagram of the last call was sent to, where the socket says
+    /// ([`enable_pktinfo`]).
+    pub dst: Vec<Option<Ipv4Addr>>,
 }
 
 // SAFETY: the raw pointers inside iovec/mmsghdr only ever point into this struct's own buffers
@@ -93,7 +99,9 @@ impl RecvBatch {
             addrs: vec![unsafe { zeroed() }; BATCH],
             iovs: Vec::with_capacity(BATCH),
             msgs: Vec::with_capacity(BATCH),
+            controls: vec![[0; 8]; BATCH],
             got: Vec::with_capacity(BATCH),
+            dst: Vec::with_capacity(BATCH),
         }
     }
 
@@ -106,6 +114,7 @@ impl RecvBatch {
         self.iovs.clear();
         self.msgs.clear();
         self.got.clear();
+        self.dst.clear();
         for b in &mut self.bufs {
             self.iovs.push(libc::iovec {
                 iov_base: b.as_mut_ptr().cast(),
@@ -119,6 +128,8 @@ impl RecvBatch {
             h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
+            h.msg_control = self.controls[i].as_mut_ptr().cast();
+            h.msg_controllen = size_of::<[u64; 8]>() as _;
             self.msgs.push(libc::mmsghdr {
                 msg_hdr: h,
                 msg_len: 0,
@@ -144,9 +155,47 @@ impl RecvBatch {
                 // an address family we do not serve: keep the slot, mark it empty
                 None => self.got.push((0, SocketAddr::from(([0, 0, 0, 0], 0)))),
             }
+            self.dst.push(pktinfo_of(&self.msgs[i].msg_hdr));
         }
         Ok(n as usize)
     }
+}
+
+/// The destination address in a received message's `IP_PKTINFO` control message.
+fn pktinfo_of(h: &libc::msghdr) -> Option<Ipv4Addr> {
+    // SAFETY: the kernel filled msg_control (msg_controllen bytes, within our buffer); the
+    // CMSG macros walk it within those bounds.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in_pktinfo);
+                return Some(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes()));
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
+/// Asks the kernel to say each datagram's destination address ([`RecvBatch::dst`]): IKE's
+/// NAT detection hashes the address the peer sent to, which a wildcard bind does not tell.
+pub fn enable_pktinfo(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a plain setsockopt with a c_int option value that outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `UDP_SEGMENT` from linux/udp.h (not in libc for glibc targets): the segment size of a UDP

@@ -13,7 +13,24 @@ use tokio::net::UdpSocket;
 /// Largest datagram handled: WireGuard adds 32 bytes to an inner packet of at most 65535.
 pub const BUF_SIZE: usize = 65_536 + 64;
 
-pub async fn recv_loop(dp: Arc<Dataplane>, sock: Arc<UdpSocket>, local: SocketAddr) {
+/// What a listener's socket delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carrier {
+    /// UDP datagrams; the engine hears the listener's own address as their destination.
+    Udp,
+    /// UDP datagrams, each with the address it was sent to (`IP_PKTINFO`: IKE's ports).
+    UdpPktinfo,
+    /// IP protocol 50 (ESP) on a raw socket: each packet with its IP header, which is taken
+    /// off; the engine hears port 0 on both sides (see `etherhub_engine::l2tp::ESP_PORT`).
+    RawEsp,
+}
+
+pub async fn recv_loop(
+    dp: Arc<Dataplane>,
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    carrier: Carrier,
+) {
     let mut batch = RecvBatch::new(BUF_SIZE);
     let fd = sock.as_raw_fd();
     loop {
@@ -28,9 +45,63 @@ pub async fn recv_loop(dp: Arc<Dataplane>, sock: Arc<UdpSocket>, local: SocketAd
             // ICMP errors from earlier sends surface here on Linux; they are not fatal
             Err(_) => continue,
         };
-        let datagrams = (0..n)
-            .filter(|&i| batch.got[i].0 > 0)
-            .map(|i| (batch.got[i].1, batch.datagram(i)));
-        dp.on_datagrams(Instant::now(), local, datagrams);
+        if carrier == Carrier::Udp {
+            let datagrams = (0..n)
+                .filter(|&i| batch.got[i].0 > 0)
+                .map(|i| (batch.got[i].1, batch.datagram(i)));
+            dp.on_datagrams(Instant::now(), local, datagrams);
+            continue;
+        }
+        // one at a time: each has its own destination
+        let now = Instant::now();
+        for i in (0..n).filter(|&i| batch.got[i].0 > 0) {
+            let (from, bytes) = (batch.got[i].1, batch.datagram(i));
+            let (to, from, bytes) = match carrier {
+                Carrier::RawEsp => {
+                    let Some((dst, payload)) = strip_ipv4(bytes) else {
+                        continue;
+                    };
+                    (SocketAddr::from((dst, 0)), SocketAddr::new(from.ip(), 0), payload)
+                }
+                _ => match batch.dst[i] {
+                    Some(dst) => (SocketAddr::from((dst, local.port())), from, bytes),
+                    None => (local, from, bytes),
+                },
+            };
+            dp.on_datagrams(now, to, std::iter::once((from, bytes)));
+        }
+    }
+}
+
+/// An IPv4 packet's destination and payload (what a raw socket hands over).
+fn strip_ipv4(packet: &[u8]) -> Option<(std::net::Ipv4Addr, &[u8])> {
+    if packet.len() < 20 || packet[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    if ihl < 20 || packet.len() < ihl {
+        return None;
+    }
+    let end = total.clamp(ihl, packet.len());
+    let dst = std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    Some((dst, &packet[ihl..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raw_packet_loses_its_ip_header_and_keeps_its_destination() {
+        let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 50, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1];
+        p.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        p.extend_from_slice(&[0xee; 4]); // trailing bytes past the IP length are not payload
+        let (dst, payload) = strip_ipv4(&p).unwrap();
+        assert_eq!(dst, std::net::Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(payload, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(strip_ipv4(&p[..19]).is_none());
+        p[0] = 0x65;
+        assert!(strip_ipv4(&p).is_none());
     }
 }

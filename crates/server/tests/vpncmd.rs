@@ -521,8 +521,8 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     assert_eq!(&bytes[..4], b"PK\x03\x04", "a zip");
 
     // IPsec's settings as SoftEther names them: SoftEther's defaults, a new key and default
-    // hub kept; L2TP over IPsec and EtherIP are refused with a reason (not served yet), and
-    // change nothing.
+    // hub kept, L2TP over IPsec turned on and off; EtherIP is refused with a reason (not
+    // served yet), and changes nothing.
     let ipsec = v.ok(&["IPsecGet"]);
     for (label, value) in [
         ("L2TP over IPsec Server Function Enabled", "No"),
@@ -544,13 +544,29 @@ fn stock_vpncmd_administers_etherhub_over_tcp_443() {
     let ipsec = v.ok(&["IPsecGet"]);
     assert_eq!(row(&ipsec, "IPsec Pre-Shared Key String"), "s3cret");
     assert_eq!(row(&ipsec, "Name of Default Virtual Hub"), "TEST");
+    for on in ["yes", "no"] {
+        v.ok(&[
+            "IPsecEnable",
+            &format!("/L2TP:{on}"),
+            "/L2TPRAW:no",
+            "/ETHERIP:no",
+            "/PSK:s3cret",
+            "/DEFAULTHUB:TEST",
+        ]);
+        let ipsec = v.ok(&["IPsecGet"]);
+        let shown = if on == "yes" { "Yes" } else { "No" };
+        assert_eq!(
+            row(&ipsec, "L2TP over IPsec Server Function Enabled"),
+            shown
+        );
+    }
     let (code, text) = v.run(&[
         &format!("/PASSWORD:{PASSWORD}"),
         "/CMD",
         "IPsecEnable",
-        "/L2TP:yes",
+        "/L2TP:no",
         "/L2TPRAW:no",
-        "/ETHERIP:no",
+        "/ETHERIP:yes",
         "/PSK:other",
         "/DEFAULTHUB:DEFAULT",
     ]);

@@ -889,7 +889,7 @@ pub fn ppp_scene(wg_ip: &str, user: &str, password: &str) -> PppScene {
 /// address, the session `SID-<USER>-[<tag>]-` in SessionList and its address in IpTable
 /// while it is up, the gateway and `also` answering pings, TCP through SecureNAT (iperf3),
 /// and the session gone after the client leaves. `user` in upper case, as session names
-/// have it.
+/// have it. Returns the client's result lines.
 #[allow(dead_code, clippy::too_many_arguments)]
 pub fn ppp_client_round(
     s: &EtherhubServer,
@@ -900,7 +900,7 @@ pub fn ppp_client_round(
     tag: &str,
     user: &str,
     (gw, also): (&str, &str),
-) {
+) -> String {
     let mut good = GuestRun::start(&s.ns, script, guest_ip, gateway, params, ca);
     let connected = good.wait_file("connected", Duration::from_secs(120));
     let address = good
@@ -951,4 +951,5 @@ pub fn ppp_client_round(
         std::thread::sleep(Duration::from_millis(300));
     }
     assert!(!s.must_hub_cmd(&["SessionList"]).contains(&gone));
+    result
 }
