@@ -271,8 +271,8 @@ fn strip_trailer(plain: &[u8]) -> Result<(u8, &[u8]), EspError> {
     let end = n - 2 - pad;
     let monotone = plain[end..n - 2]
         .iter()
-        .zip(1u8..)
-        .all(|(&byte, want)| byte == want);
+        .enumerate()
+        .all(|(i, &byte)| usize::from(byte) == i + 1);
     if !monotone {
         return Err(EspError::BadPadding);
     }
@@ -1074,6 +1074,14 @@ mod tests {
             let mut all: Vec<u8> = (1..=14).collect();
             all.extend([14, 59]);
             assert_eq!(try_open(&all), Ok((59, vec![])));
+            // the longest padding there is
+            let mut most = vec![0xcd; 15];
+            most.extend((1..=255).map(|i: u32| i as u8));
+            most.extend([255, 17]);
+            assert_eq!(try_open(&most), Ok((17, vec![0xcd; 15])));
+            *most.last_mut().unwrap() = 4;
+            most[15 + 254] = 0;
+            assert_eq!(try_open(&most), Err(EspError::BadPadding));
         }
         // GCM carries plaintexts of any length; 1 byte has no room for the trailer
         let (tx, mut rx) = pair(&gcm(16));
