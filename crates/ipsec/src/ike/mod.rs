@@ -62,6 +62,9 @@ pub struct Config {
     pub aggressive_mode: bool,
     /// Quick modes in progress per phase-1 SA.
     pub max_quick_per_sa: usize,
+    /// An established phase-1 SA with no child SA and no authenticated message for this long
+    /// is forgotten.
+    pub phase1_idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             child_max_lifetime: Duration::from_secs(24 * 3600),
             aggressive_mode: true,
             max_quick_per_sa: 16,
+            phase1_idle_timeout: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -94,6 +98,7 @@ impl std::fmt::Debug for Config {
             .field("child_max_lifetime", &self.child_max_lifetime)
             .field("aggressive_mode", &self.aggressive_mode)
             .field("max_quick_per_sa", &self.max_quick_per_sa)
+            .field("phase1_idle_timeout", &self.phase1_idle_timeout)
             .finish()
     }
 }
@@ -281,6 +286,8 @@ struct Phase1 {
     aggressive: bool,
     state: P1State,
     deadline: Instant,
+    /// The last authenticated message (established SAs).
+    last_seen: Instant,
     choice: P1Choice,
     sai_b: Vec<u8>,
     nat_t: Option<NatT>,
@@ -915,6 +922,7 @@ impl Responder {
             aggressive,
             state: P1State::MmSaSent,
             deadline: now + self.config.half_open_timeout,
+            last_seen: now,
             choice,
             sai_b: sai.to_vec(),
             nat_t,
@@ -1067,6 +1075,7 @@ impl Responder {
             .map_or(self.config.phase1_lifetime, Duration::from_secs)
             .min(self.config.phase1_max_lifetime);
         sa.deadline = now + life;
+        sa.last_seen = now;
         self.release_half_open(sa.init_peer.ip());
         self.initiations.remove(&(sa.init_peer, sa.icookie));
     }
@@ -1380,6 +1389,7 @@ impl Responder {
                 return Outcome::Keep;
             }
             let child = q.pending.take().expect("pending");
+            sa.last_seen = now;
             sa.peer = peer;
             sa.local = local;
             let child_peer = match child.encap {
@@ -1470,13 +1480,11 @@ impl Responder {
         };
         let km_in = keymat(our_spi);
         let km_out = keymat(choice.peer_spi);
-        let peer_original = {
-            let oa = sa.nat_t.map_or(P_NATOA, |n| match n {
-                NatT::Rfc3947 => P_NATOA,
-                NatT::Draft(_) => P_NATOA_DRAFT,
-            });
-            all(&ps, oa).first().and_then(|b| parse_nat_oa(b))
-        };
+        // NAT-OAi: the first NAT-OA, of the RFC's type or the drafts'
+        let peer_original = ps
+            .iter()
+            .find(|p| p.kind == P_NATOA || p.kind == P_NATOA_DRAFT)
+            .and_then(|p| parse_nat_oa(p.body));
         let lifetime = choice
             .lifetime
             .filter(|&l| l > 0)
@@ -1533,6 +1541,7 @@ impl Responder {
         transmit(out, local, peer, &reply);
         sa.peer = peer;
         sa.local = local;
+        sa.last_seen = now;
         sa.quick.insert(
             h.mid,
             Quick {
@@ -1559,7 +1568,6 @@ impl Responder {
         msg: &[u8],
         out: &mut Vec<Event>,
     ) -> Outcome {
-        let _ = now;
         if h.flags & FLAG_ENCRYPTED == 0 || !sa.established() {
             self.dropped.unauthenticated += 1;
             return Outcome::Keep;
@@ -1584,6 +1592,7 @@ impl Responder {
             self.dropped.bad_hash += 1;
             return Outcome::Keep;
         };
+        sa.last_seen = now;
         sa.info_seen.push_back(h.mid);
         if sa.info_seen.len() > 64 {
             sa.info_seen.pop_front();
@@ -1696,22 +1705,35 @@ impl Responder {
 
     /// When `handle_timeout` next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sas = self
-            .sas
-            .values()
-            .flat_map(|s| std::iter::once(s.deadline).chain(s.quick.values().map(|q| q.deadline)));
+        let idle = self.config.phase1_idle_timeout;
+        let sas = self.sas.values().flat_map(|s| {
+            let idle = s.established().then(|| s.last_seen + idle);
+            std::iter::once(s.deadline)
+                .chain(idle)
+                .chain(s.quick.values().map(|q| q.deadline))
+        });
         sas.chain(self.children.values().map(|c| c.deadline)).min()
     }
 
-    /// Expires half-open and old phase-1 SAs, unfinished quick modes and child SAs (emitting
-    /// `ChildDown` for those).
+    /// Expires half-open, old and idle phase-1 SAs, unfinished quick modes and child SAs
+    /// (emitting `ChildDown` for those).
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Event>) {
-        let expired: Vec<[u8; 16]> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| s.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
+        let parents: HashSet<[u8; 16]> = self.children.values().map(|c| c.parent).collect();
+        let idle = self.config.phase1_idle_timeout;
+        let mut expired = Vec::new();
+        for (k, s) in self.sas.iter_mut() {
+            if s.established() && s.last_seen + idle <= now {
+                if parents.contains(k) {
+                    s.last_seen = now;
+                } else {
+                    expired.push(*k);
+                    continue;
+                }
+            }
+            if s.deadline <= now {
+                expired.push(*k);
+            }
+        }
         for k in expired {
             if let Some(s) = self.sas.remove(&k) {
                 self.forget(s, out);

@@ -106,6 +106,8 @@ struct Initiator {
     fake_natd: bool,
     vids: Vec<[u8; 16]>,
     initial_contact: bool,
+    /// Every message sent, for retransmissions.
+    sent: std::cell::RefCell<Vec<Vec<u8>>>,
 }
 
 impl Initiator {
@@ -137,6 +139,7 @@ impl Initiator {
             fake_natd: false,
             vids: vec![VID_RFC3947, VID_DRAFT_02N, VID_DPD],
             initial_contact: true,
+            sent: Default::default(),
         }
     }
 
@@ -239,6 +242,7 @@ impl Initiator {
     fn send(&self, r: &mut Responder, now: Instant, msg: &[u8]) -> Vec<Event> {
         let mut out = Vec::new();
         r.handle(now, self.to, self.me, msg, &mut out);
+        self.sent.borrow_mut().push(msg.to_vec());
         out
     }
 
@@ -885,11 +889,28 @@ fn retransmissions_get_the_same_reply() {
     let b = only_transmit(&i.send(&mut r, now, &m3));
     assert_eq!(a, b, "retransmitted message 3 gets the same message 4");
     assert_eq!(r.dropped().retransmit, 2);
-    // a whole run, then retransmitted message 5 and quick mode 1
+    // a whole run, then retransmitted message 5 and quick mode 1 and 3
     let mut r = responder();
     let mut i = Initiator::new(HashAlg::Sha1, Group::Modp2048, 128, 9);
-    i.main_mode(&mut r, now);
+    let m6 = only_transmit(&i.main_mode(&mut r, now));
     assert_eq!(established(&r), 1);
+    let m5 = i.sent.borrow().last().unwrap().clone();
+    assert_eq!(only_transmit(&i.send(&mut r, now, &m5)), m6);
+    let before = r.dropped().retransmit;
+    i.quick_mode(&mut r, now, 0x51, Esp::cbc(128, 2), 0x5151);
+    let (qm1, qm3) = {
+        let sent = i.sent.borrow();
+        (sent[sent.len() - 2].clone(), sent[sent.len() - 1].clone())
+    };
+    let ev = i.send(&mut r, now, &qm1);
+    assert_eq!(
+        ev.len(),
+        1,
+        "the same quick mode 2 again, no new child: {ev:?}"
+    );
+    assert!(i.send(&mut r, now, &qm3).is_empty(), "no second ChildUp");
+    assert_eq!(r.dropped().retransmit, before + 2);
+    assert_eq!(r.child_spis().len(), 1);
 }
 
 #[test]
@@ -1037,10 +1058,28 @@ fn lifetimes_expire() {
             inbound_spi: c.inbound.spi
         }]
     );
-    assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(28800)));
-    r.handle_timeout(now + Duration::from_secs(28800), &mut ev);
+    // the phase-1 SA, childless now, goes after its idle timeout
+    let idle = now + Duration::from_secs(3600 + 15 * 60);
+    assert_eq!(r.poll_timeout(), Some(idle));
+    r.handle_timeout(idle - Duration::from_secs(1), &mut ev);
+    assert_eq!(r.phase1_sas().len(), 1);
+    r.handle_timeout(idle, &mut ev);
     assert!(r.phase1_sas().is_empty());
     assert_eq!(r.poll_timeout(), None);
+    // with a child, only its lifetime ends it
+    let mut r = responder();
+    let mut i = Initiator::new(HashAlg::Sha1, Group::Modp1024, 128, 16);
+    i.main_mode(&mut r, now);
+    i.quick_mode(&mut r, now, 1, Esp::cbc(128, 2), 0x1);
+    let mut t = now;
+    while let Some(next) = r.poll_timeout() {
+        if next >= now + Duration::from_secs(3600) {
+            break;
+        }
+        t = next;
+        r.handle_timeout(t, &mut ev);
+    }
+    assert_eq!(established(&r), 1, "kept alive by its child until {t:?}");
 }
 
 #[test]
