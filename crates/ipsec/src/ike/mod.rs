@@ -881,7 +881,7 @@ impl Responder {
             self.dropped.malformed += 1;
             return;
         }
-        let choice = match choose_phase1(&sa_offer, ke.map(<[u8]>::len)) {
+        let choice = match choose_phase1(&sa_offer, ke.filter(|_| aggressive).map(<[u8]>::len)) {
             Ok(c) => c,
             Err(offered) => {
                 self.dropped.no_proposal_chosen += 1;

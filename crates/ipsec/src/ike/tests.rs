@@ -106,6 +106,8 @@ struct Initiator {
     fake_natd: bool,
     vids: Vec<[u8; 16]>,
     initial_contact: bool,
+    /// NAT-D's payload type: 20 (RFC 3947) or 130 (drafts).
+    natd_type: u8,
     /// Every message sent, for retransmissions.
     sent: std::cell::RefCell<Vec<Vec<u8>>>,
 }
@@ -139,6 +141,7 @@ impl Initiator {
             fake_natd: false,
             vids: vec![VID_RFC3947, VID_DRAFT_02N, VID_DPD],
             initial_contact: true,
+            natd_type: P_NATD,
             sent: Default::default(),
         }
     }
@@ -299,6 +302,15 @@ impl Initiator {
         let h2 = Header::parse(&m2).unwrap();
         self.cr = h2.rcookie;
         let ps = payloads(h2.next, &m2[HDR_LEN..]).unwrap();
+        let best = [VID_RFC3947, VID_DRAFT_03, VID_DRAFT_02N, VID_DRAFT_02]
+            .into_iter()
+            .find(|v| self.vids.contains(v))
+            .unwrap();
+        assert_eq!(
+            all(&ps, P_VID),
+            vec![&best[..], &VID_DPD[..]],
+            "the best NAT-T VID, DPD"
+        );
         let sa = Sa::parse(ps[0].body).unwrap();
         assert_eq!(sa.proposals.len(), 1);
         assert_eq!(sa.proposals[0].transforms.len(), 1);
@@ -320,8 +332,8 @@ impl Initiator {
             &[
                 (P_KE, &self.gxi),
                 (P_NONCE, &self.ni),
-                (P_NATD, &d_server),
-                (P_NATD, &d_me),
+                (self.natd_type, &d_server),
+                (self.natd_type, &d_me),
             ],
         );
         let ev = self.send(r, now, &m3);
@@ -331,7 +343,7 @@ impl Initiator {
         self.gxr = find(&ps, P_KE).unwrap().to_vec();
         assert_eq!(self.gxr.len(), self.group.len(), "full-length public value");
         self.nr = find(&ps, P_NONCE).unwrap().to_vec();
-        let natd = all(&ps, P_NATD);
+        let natd = all(&ps, self.natd_type);
         assert_eq!(natd.len(), 2);
         assert_eq!(
             natd[0],
@@ -786,6 +798,24 @@ fn nat_detected_and_floating() {
     };
     let (child, _) = i.quick_mode(&mut r, now, 8, esp, 0x778);
     assert_eq!(child.encap, Encap::Udp);
+}
+
+#[test]
+fn draft_nat_t() {
+    let now = Instant::now();
+    let mut r = responder();
+    let mut i = Initiator::new(HashAlg::Sha1, Group::Modp1024, 256, 30);
+    i.vids = vec![VID_DRAFT_02, VID_DRAFT_02N];
+    i.natd_type = P_NATD_DRAFT;
+    i.fake_natd = true;
+    i.main_mode(&mut r, now);
+    assert!(r.phase1_sas()[0].peer_behind_nat);
+    let esp = Esp {
+        mode: 61444,
+        ..Esp::cbc(256, 2)
+    };
+    let (child, peer) = i.quick_mode(&mut r, now, 9, esp, 0x999);
+    assert_eq!((child.encap, peer.port()), (Encap::Udp, 4500));
 }
 
 #[test]
