@@ -386,6 +386,7 @@ impl Inbound {
     /// window, the ICV, then decrypts and checks the padding. Returns the next header (17 for
     /// UDP; 59 is a dummy packet the caller should drop) and the payload, a slice of `packet`.
     /// The window only advances for packets that authenticate.
+    /// After an error the contents of `packet` are unspecified (GCM may have decrypted it).
     pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<(u8, &'a [u8]), EspError> {
         if packet.len() < HEADER_LEN {
             return Err(EspError::Truncated);
