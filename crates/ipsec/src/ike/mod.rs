@@ -804,12 +804,12 @@ impl Responder {
             Outcome::Keep => {
                 self.sas.insert(key, sa);
             }
-            Outcome::Drop => self.forget(sa, out),
+            Outcome::Drop => self.forget(sa),
         }
     }
 
     /// Releases what an SA held (it is already out of the map). Its children stay.
-    fn forget(&mut self, sa: Phase1, _out: &mut [Event]) {
+    fn forget(&mut self, sa: Phase1) {
         self.initiations.remove(&(sa.init_peer, sa.icookie));
         if !sa.established() {
             self.release_half_open(sa.init_peer.ip());
@@ -1299,7 +1299,7 @@ impl Responder {
             .collect();
         for k in old {
             if let Some(s) = self.sas.remove(&k) {
-                self.forget(s, out);
+                self.forget(s);
             }
         }
         let gone: Vec<u32> = self
@@ -1736,7 +1736,7 @@ impl Responder {
         }
         for k in expired {
             if let Some(s) = self.sas.remove(&k) {
-                self.forget(s, out);
+                self.forget(s);
             }
         }
         let mut freed = Vec::new();
