@@ -186,7 +186,8 @@ impl Ipsec {
         io: &mut dyn Io,
     ) {
         let mut events = Vec::new();
-        self.responder.handle(now, local, from, message, &mut events);
+        self.responder
+            .handle(now, local, from, message, &mut events);
         self.events(events, io);
     }
 
@@ -201,13 +202,14 @@ impl Ipsec {
         };
         self.scratch.clear();
         self.scratch.extend_from_slice(packet);
+        let base = self.scratch.as_ptr() as usize;
         let (next, payload) = match child.inbound.open(&mut self.scratch) {
             Ok(p) => p,
             Err(EspError::Authentication) => {
                 self.stats.esp_auth_failed += 1;
                 return None;
             }
-            Err(EspError::Replay) => {
+            Err(EspError::Replay(_)) => {
                 self.stats.esp_replayed += 1;
                 return None;
             }
@@ -222,7 +224,6 @@ impl Ipsec {
             // L2TP tunnel stays with the address it began on
             self.stats.esp_moved += 1;
         }
-        let base = payload.as_ptr() as usize - self.scratch.as_ptr() as usize;
         let (client_port, our_port, l2tp) = match (next, natt::udp_payload(payload)) {
             (UDP, Some(u)) => u,
             _ => {
@@ -230,7 +231,8 @@ impl Ipsec {
                 return None;
             }
         };
-        let start = base + (l2tp.as_ptr() as usize - payload.as_ptr() as usize);
+        // where the L2TP datagram lies in the scratch buffer it was opened in
+        let start = l2tp.as_ptr() as usize - base;
         let range = start..start + l2tp.len();
         Some(Delivered {
             peer: Peer::Ipsec {

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use etherhub_l2tp::{Config, Event, Server, SessionKey};
 
-pub use crate::ipsec::{Peer, ESP_PORT, IKE_PORT, NAT_T_PORT};
 use crate::ipsec::{Ipsec, IpsecStats};
+pub use crate::ipsec::{Peer, ESP_PORT, IKE_PORT, NAT_T_PORT};
 use crate::ppplink::{next_index, LinkInfo, PppLink, PppStats};
 use crate::seam::{Io, Protocol, TunnelId, DEFAULT_HUB};
 
@@ -148,12 +148,11 @@ impl L2tp {
     }
 
     fn send_frames(&mut self, index: u32, frames: &[Vec<u8>], io: &mut dyn Io) {
-        let Some(call) = self.calls.get(&index) else {
+        let Some(&Call { peer, session, .. }) = self.calls.get(&index) else {
             return;
         };
         for f in frames {
-            if let Ok(d) = self.server.send_frame(call.session, f) {
-                let peer = call.peer;
+            if let Ok(d) = self.server.send_frame(session, f) {
                 self.transmit(peer, &d, io);
             }
         }

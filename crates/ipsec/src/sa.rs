@@ -17,13 +17,21 @@ pub enum EspCipher {
 pub enum EspInteg {
     None,
     /// HMAC-SHA1-96 (RFC 2404): 20 byte key, 12 byte ICV.
-    HmacSha1_96 { key: Vec<u8> },
+    HmacSha1_96 {
+        key: Vec<u8>,
+    },
     /// HMAC-SHA-256-128 (RFC 4868): 32 byte key, 16 byte ICV.
-    HmacSha256_128 { key: Vec<u8> },
+    HmacSha256_128 {
+        key: Vec<u8>,
+    },
     /// HMAC-SHA-384-192: 48 byte key, 24 byte ICV.
-    HmacSha384_192 { key: Vec<u8> },
+    HmacSha384_192 {
+        key: Vec<u8>,
+    },
     /// HMAC-SHA-512-256: 64 byte key, 32 byte ICV.
-    HmacSha512_256 { key: Vec<u8> },
+    HmacSha512_256 {
+        key: Vec<u8>,
+    },
 }
 
 /// One direction of a child SA.

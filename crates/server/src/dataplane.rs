@@ -43,6 +43,8 @@ pub const STREAM_QUEUE: usize = 4096;
 struct Listener {
     socket: Arc<UdpSocket>,
     batch: SendBatch,
+    /// A raw socket (ESP): no GSO runs, whatever the UDP sockets do.
+    raw: bool,
 }
 
 /// What is held under the lock.
@@ -146,14 +148,16 @@ impl Dataplane {
         });
     }
 
-    pub fn add_listener(&self, local: SocketAddr, socket: Arc<UdpSocket>) {
-        self.lock().listeners.insert(
-            local,
-            Listener {
-                socket,
-                batch: SendBatch::default(),
-            },
-        );
+    /// A UDP listener's socket, or a raw one (`raw`: ESP) that must never get GSO runs.
+    pub fn add_listener(&self, local: SocketAddr, socket: Arc<UdpSocket>, raw: bool) {
+        let batch = if raw {
+            SendBatch::without_gso()
+        } else {
+            SendBatch::default()
+        };
+        self.lock()
+            .listeners
+            .insert(local, Listener { socket, batch, raw });
     }
 
     pub fn remove_listener(&self, local: SocketAddr) {
@@ -274,7 +278,7 @@ impl Dataplane {
                 let fd: RawFd = l.socket.as_raw_fd();
                 stats.send_failures += l.batch.flush(fd) as u64;
             }
-            gso &= l.batch.uses_gso();
+            gso &= l.raw || l.batch.uses_gso();
         }
         if !gso {
             engine.set_gso(false);

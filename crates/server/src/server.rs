@@ -5,13 +5,13 @@
 use crate::changes::{diff, system_resolvers, NatEnv};
 use crate::dataplane::Dataplane;
 use crate::tcp::{ConnHandler, ConnLimits, ConnTracker};
+use crate::udp::Carrier;
 use etherhub_config::{Config, Store};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime};
-use crate::udp::Carrier;
-use std::os::fd::AsRawFd;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
@@ -249,7 +249,8 @@ impl Server {
                     );
                 }
                 let s = Arc::new(s);
-                self.dataplane.add_listener(addr, s.clone());
+                self.dataplane
+                    .add_listener(addr, s.clone(), carrier == Carrier::RawEsp);
                 let task = tokio::spawn(crate::udp::recv_loop(
                     self.dataplane.clone(),
                     s,
@@ -321,7 +322,6 @@ fn raw_esp_socket(ip: std::net::Ipv4Addr) -> std::io::Result<UdpSocket> {
 }
 
 /// The enabled TCP listener ports of a config.
-
 pub fn listener_ports(cfg: &Config) -> Vec<u16> {
     cfg.listeners()
         .into_iter()

@@ -248,6 +248,15 @@ impl Default for SendBatch {
 }
 
 impl SendBatch {
+    /// A batch that sends every GSO run as single datagrams: for a raw socket (ESP), where
+    /// the kernel would send a run as one packet.
+    pub fn without_gso() -> SendBatch {
+        SendBatch {
+            gso: false,
+            ..SendBatch::default()
+        }
+    }
+
     /// Queues a datagram, or a GSO run of `segment`-sized datagrams (the last may be shorter).
     pub fn push(&mut self, to: SocketAddr, bytes: &[u8], segment: Option<usize>) {
         let start = self.data.len();

@@ -61,7 +61,11 @@ pub async fn recv_loop(
                     let Some((dst, payload)) = strip_ipv4(bytes) else {
                         continue;
                     };
-                    (SocketAddr::from((dst, 0)), SocketAddr::new(from.ip(), 0), payload)
+                    (
+                        SocketAddr::from((dst, 0)),
+                        SocketAddr::new(from.ip(), 0),
+                        payload,
+                    )
                 }
                 _ => match batch.dst[i] {
                     Some(dst) => (SocketAddr::from((dst, local.port())), from, bytes),
@@ -94,7 +98,9 @@ mod tests {
 
     #[test]
     fn a_raw_packet_loses_its_ip_header_and_keeps_its_destination() {
-        let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 50, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1];
+        let mut p = vec![
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 50, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1,
+        ];
         p.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
         p.extend_from_slice(&[0xee; 4]); // trailing bytes past the IP length are not payload
         let (dst, payload) = strip_ipv4(&p).unwrap();
