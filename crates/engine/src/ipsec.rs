@@ -77,6 +77,8 @@ pub struct IpsecStats {
     pub esp_moved: u64,
     /// IKE or ESP while L2TP over IPsec is off.
     pub refused_disabled: u64,
+    /// Peers IKE refused (wrong pre-shared key, nothing acceptable proposed).
+    pub refused: u64,
 }
 
 /// IKE's responder and the ESP SAs it agreed.
@@ -91,6 +93,10 @@ pub struct Ipsec {
     iv_count: u64,
     /// Where the datagram being opened is decrypted.
     scratch: Vec<u8>,
+    /// When a refusal was last logged, and how many since were not (at most one a second:
+    /// a flood of bad proposals must not flood the log).
+    refusal_logged: Option<Instant>,
+    refusals_unlogged: u64,
     stats: IpsecStats,
 }
 
@@ -121,6 +127,8 @@ impl Ipsec {
             iv_key,
             iv_count: 0,
             scratch: Vec::with_capacity(2048),
+            refusal_logged: None,
+            refusals_unlogged: 0,
             stats: IpsecStats::default(),
         }
     }
@@ -188,7 +196,7 @@ impl Ipsec {
         let mut events = Vec::new();
         self.responder
             .handle(now, local, from, message, &mut events);
-        self.events(events, io);
+        self.events(now, events, io);
     }
 
     fn esp(&mut self, from: SocketAddr, packet: &[u8]) -> Option<Delivered> {
@@ -275,27 +283,11 @@ impl Ipsec {
         });
     }
 
-    /// Ends the SAs of a peer whose L2TP tunnel is gone (a Delete to it for each).
-    pub fn forget_peer(&mut self, now: Instant, outer: SocketAddr, io: &mut dyn Io) {
-        let spis: Vec<u32> = self
-            .children
-            .iter()
-            .filter(|(_, c)| c.peer == outer)
-            .map(|(s, _)| *s)
-            .collect();
-        let mut events = Vec::new();
-        for spi in spis {
-            self.responder.delete_child(now, spi, &mut events);
-            self.remove_child(spi);
-        }
-        self.events(events, io);
-    }
-
     pub fn handle_timeout(&mut self, now: Instant, io: &mut dyn Io) {
         if self.responder.poll_timeout().is_some_and(|t| t <= now) {
             let mut events = Vec::new();
             self.responder.handle_timeout(now, &mut events);
-            self.events(events, io);
+            self.events(now, events, io);
         }
     }
 
@@ -303,7 +295,7 @@ impl Ipsec {
         self.responder.poll_timeout()
     }
 
-    fn events(&mut self, events: Vec<ike::Event>, io: &mut dyn Io) {
+    fn events(&mut self, now: Instant, events: Vec<ike::Event>, io: &mut dyn Io) {
         for ev in events {
             match ev {
                 ike::Event::Transmit {
@@ -316,8 +308,28 @@ impl Ipsec {
                 }),
                 ike::Event::ChildUp { local, peer, sa } => self.child_up(local, peer, sa),
                 ike::Event::ChildDown { inbound_spi, .. } => self.remove_child(inbound_spi),
-                ike::Event::Refused { peer, reason } => io.peer_refused(peer, "IKE", &reason),
+                ike::Event::Refused { peer, reason } => self.refused(now, peer, &reason, io),
             }
+        }
+    }
+
+    fn refused(&mut self, now: Instant, peer: SocketAddr, reason: &str, io: &mut dyn Io) {
+        self.stats.refused += 1;
+        if self
+            .refusal_logged
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+        {
+            self.refusals_unlogged += 1;
+            return;
+        }
+        self.refusal_logged = Some(now);
+        match std::mem::take(&mut self.refusals_unlogged) {
+            0 => io.peer_refused(peer, "IKE", reason),
+            n => io.peer_refused(
+                peer,
+                "IKE",
+                &format!("{reason} (and {n} more refusals in the last second, not logged)"),
+            ),
         }
     }
 

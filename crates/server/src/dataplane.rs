@@ -179,6 +179,20 @@ impl Dataplane {
         });
     }
 
+    /// A batch of datagrams, each with the address it came to (IKE's ports, ESP).
+    pub fn on_datagrams_to<'a>(
+        &self,
+        now: Instant,
+        datagrams: impl Iterator<Item = (SocketAddr, SocketAddr, &'a [u8])>,
+    ) {
+        self.with_engine(now, |e| {
+            for (local, from, bytes) in datagrams {
+                e.handle_datagram(now, local, from, bytes);
+            }
+            e.end_of_batch(now);
+        });
+    }
+
     /// Results of SecureNAT's sockets.
     pub fn on_outside(&self, now: Instant, events: impl Iterator<Item = (NatRef, IoEvent)>) {
         self.with_engine(now, |e| {

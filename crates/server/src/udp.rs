@@ -52,28 +52,25 @@ pub async fn recv_loop(
             dp.on_datagrams(Instant::now(), local, datagrams);
             continue;
         }
-        // one at a time: each has its own destination
-        let now = Instant::now();
-        for i in (0..n).filter(|&i| batch.got[i].0 > 0) {
-            let (from, bytes) = (batch.got[i].1, batch.datagram(i));
-            let (to, from, bytes) = match carrier {
-                Carrier::RawEsp => {
-                    let Some((dst, payload)) = strip_ipv4(bytes) else {
-                        continue;
-                    };
-                    (
-                        SocketAddr::from((dst, 0)),
-                        SocketAddr::new(from.ip(), 0),
-                        payload,
-                    )
+        // each with the address it came to
+        let batch = &batch;
+        let datagrams = (0..n)
+            .filter(|&i| batch.got[i].0 > 0)
+            .filter_map(|i| {
+                let (from, bytes) = (batch.got[i].1, batch.datagram(i));
+                match carrier {
+                    Carrier::RawEsp => {
+                        let (dst, payload) = strip_ipv4(bytes)?;
+                        let from = SocketAddr::new(from.ip(), 0);
+                        Some((SocketAddr::from((dst, 0)), from, payload))
+                    }
+                    _ => match batch.dst[i] {
+                        Some(dst) => Some((SocketAddr::from((dst, local.port())), from, bytes)),
+                        None => Some((local, from, bytes)),
+                    },
                 }
-                _ => match batch.dst[i] {
-                    Some(dst) => (SocketAddr::from((dst, local.port())), from, bytes),
-                    None => (local, from, bytes),
-                },
-            };
-            dp.on_datagrams(now, to, std::iter::once((from, bytes)));
-        }
+            });
+        dp.on_datagrams_to(Instant::now(), datagrams);
     }
 }
 

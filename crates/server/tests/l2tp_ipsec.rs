@@ -7,7 +7,8 @@
 //! as `SID-<USER>-[L2TP]-<n>` in SessionList and in IpTable. There is no NAT between the guest
 //! and the server, and Etherhub's NAT detection says so: ESP goes as IP protocol 50, not in
 //! UDP (SoftEther claims a NAT to everyone). A client that forces UDP encapsulation gets ESP in
-//! UDP 4500. A rekey of the ESP SAs in the middle of a transfer breaks nothing.
+//! UDP 4500. A rekey of the ESP SAs in the middle of a transfer breaks nothing, and neither
+//! does a flood of IKE initiations from one address.
 
 mod common;
 
@@ -56,6 +57,37 @@ fn udp_open(s: &EtherhubServer, port: u16) -> bool {
     !out.stdout.is_empty()
 }
 
+/// Main mode's first message from one address, each with a new initiator cookie, as fast as
+/// one process sends them, for at most 8 s or 200,000 messages: prints how many it sent.
+fn ike_flood(s: &EtherhubServer, server: &str) -> std::process::Child {
+    let script = format!(
+        r#"
+import os, socket, struct, time
+# SA payload: DOI IPsec, one ISAKMP proposal, one transform: AES-CBC-128, SHA1, PSK, MODP 1024
+attrs = b"".join(struct.pack("!HH", 0x8000 | t, v) for t, v in ((1, 7), (14, 128), (2, 2), (3, 1), (4, 2)))
+transform = struct.pack("!BBHBBH", 0, 0, 8 + len(attrs), 1, 1, 0) + attrs
+proposal = struct.pack("!BBHBBBB", 0, 0, 8 + len(transform), 1, 1, 0, 1) + transform
+sa = struct.pack("!BBHII", 0, 0, 12 + len(proposal), 1, 1) + proposal
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end, n = time.time() + 8, 0
+while n < 200000 and time.time() < end:
+    header = os.urandom(8) + bytes(8) + struct.pack("!BBBBII", 1, 0x10, 2, 0, 0, 28 + len(sa))
+    try:
+        s.sendto(header + sa, ("{server}", 500))
+        n += 1
+    except OSError:
+        time.sleep(0.001)
+print(n)
+"#
+    );
+    s.ns.cmd("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs")
+}
+
 fn params(gateway: &str, lan_ip: &str, psk: &str, more: &str) -> String {
     format!(
         "SERVER={gateway}\nPSK={psk}\nVPN_USER=dave\nVPN_PASS=dave-l2tp-pw\nPING_TARGET={GW}\n\
@@ -91,17 +123,26 @@ fn strongswan_and_xl2tpd_connect_over_l2tp_ipsec_and_a_wrong_psk_is_refused() {
     );
     assert!(!s.must_hub_cmd(&["SessionList"]).contains("[L2TP]"));
 
-    // the right key: no NAT between them, so ESP is IP protocol 50
-    let result = ppp_client_round(
+    // the right key: no NAT between them, so ESP is IP protocol 50. While the client pings
+    // and moves data, one address floods UDP 500 with IKE initiations.
+    let mut flood = None;
+    let result = ppp_client_round_with(
         s,
         "l2tp.sh",
         (guest_ip, gateway),
         &params(gateway, &lan.ip, PSK, ""),
         "",
-        "L2TP",
-        "DAVE",
+        ("L2TP", "DAVE"),
         (GW, WG_IP),
+        &mut || flood = Some(ike_flood(s, gateway)),
     );
+    let sent = flood.map(|f| {
+        let out = f.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    let sent: u64 = sent.and_then(|s| s.parse().ok()).unwrap_or(0);
+    eprintln!("IKE initiations sent during the transfer: {sent}");
+    assert!(sent >= 1000, "the flood did not run ({sent} sent)");
     eprintln!("{result}");
     assert!(
         result.contains("IPsec SA up") && result.contains("ESP (IP protocol 50)"),

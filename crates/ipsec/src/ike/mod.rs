@@ -853,6 +853,13 @@ impl Responder {
             }
             return;
         }
+        // before any parsing: a flood from one address costs no more than this
+        let per_ip = self.half_open_by_ip.get(&peer.ip()).copied().unwrap_or(0);
+        if per_ip >= self.config.max_half_open_per_ip || self.half_open >= self.config.max_half_open
+        {
+            self.dropped.flood += 1;
+            return;
+        }
         let Some(ps) = payloads(h.next, &msg[HDR_LEN..]) else {
             self.dropped.malformed += 1;
             return;
@@ -895,12 +902,6 @@ impl Responder {
                 return;
             }
         };
-        let per_ip = self.half_open_by_ip.get(&peer.ip()).copied().unwrap_or(0);
-        if per_ip >= self.config.max_half_open_per_ip || self.half_open >= self.config.max_half_open
-        {
-            self.dropped.flood += 1;
-            return;
-        }
         let rcookie = loop {
             let c: [u8; 8] = self.random();
             let mut key = [0u8; 16];

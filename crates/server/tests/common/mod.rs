@@ -901,6 +901,31 @@ pub fn ppp_client_round(
     user: &str,
     (gw, also): (&str, &str),
 ) -> String {
+    ppp_client_round_with(
+        s,
+        script,
+        (guest_ip, gateway),
+        params,
+        ca,
+        (tag, user),
+        (gw, also),
+        &mut || {},
+    )
+}
+
+/// [`ppp_client_round`], with `during` run once the client is connected, right before it
+/// goes on to its pings and transfer.
+#[allow(dead_code, clippy::too_many_arguments)]
+pub fn ppp_client_round_with(
+    s: &EtherhubServer,
+    script: &str,
+    (guest_ip, gateway): (&str, &str),
+    params: &str,
+    ca: &str,
+    (tag, user): (&str, &str),
+    (gw, also): (&str, &str),
+    during: &mut dyn FnMut(),
+) -> String {
     let mut good = GuestRun::start(&s.ns, script, guest_ip, gateway, params, ca);
     let connected = good.wait_file("connected", Duration::from_secs(120));
     let address = good
@@ -912,6 +937,9 @@ pub fn ppp_client_round(
         s.must_hub_cmd(&["SessionList"]),
         s.must_hub_cmd(&["IpTable"]),
     );
+    if connected {
+        during();
+    }
     std::fs::write(good.share.path().join("go"), "").unwrap();
     let (ok, out, result) = good.finish(Duration::from_secs(180));
     assert!(
