@@ -54,22 +54,20 @@ pub async fn recv_loop(
         }
         // each with the address it came to
         let batch = &batch;
-        let datagrams = (0..n)
-            .filter(|&i| batch.got[i].0 > 0)
-            .filter_map(|i| {
-                let (from, bytes) = (batch.got[i].1, batch.datagram(i));
-                match carrier {
-                    Carrier::RawEsp => {
-                        let (dst, payload) = strip_ipv4(bytes)?;
-                        let from = SocketAddr::new(from.ip(), 0);
-                        Some((SocketAddr::from((dst, 0)), from, payload))
-                    }
-                    _ => match batch.dst[i] {
-                        Some(dst) => Some((SocketAddr::from((dst, local.port())), from, bytes)),
-                        None => Some((local, from, bytes)),
-                    },
+        let datagrams = (0..n).filter(|&i| batch.got[i].0 > 0).filter_map(|i| {
+            let (from, bytes) = (batch.got[i].1, batch.datagram(i));
+            match carrier {
+                Carrier::RawEsp => {
+                    let (dst, payload) = strip_ipv4(bytes)?;
+                    let from = SocketAddr::new(from.ip(), 0);
+                    Some((SocketAddr::from((dst, 0)), from, payload))
                 }
-            });
+                _ => match batch.dst[i] {
+                    Some(dst) => Some((SocketAddr::from((dst, local.port())), from, bytes)),
+                    None => Some((local, from, bytes)),
+                },
+            }
+        });
         dp.on_datagrams_to(Instant::now(), datagrams);
     }
 }

@@ -1,6 +1,7 @@
 //! The engine in memory: in-process WireGuard clients through the engine to hubs, SecureNAT and
 //! a fake outside, on a fake clock.
 
+mod ipsec;
 mod kit;
 mod openvpn;
 mod policy;
