@@ -93,6 +93,9 @@ pub struct Ipsec {
     iv_count: u64,
     /// Where the datagram being opened is decrypted.
     scratch: Vec<u8>,
+    /// Where an outgoing datagram gets its UDP header, and then its ESP.
+    inner: Vec<u8>,
+    sealed: Vec<u8>,
     /// When a refusal was last logged, and how many since were not (at most one a second:
     /// a flood of bad proposals must not flood the log).
     refusal_logged: Option<Instant>,
@@ -127,6 +130,8 @@ impl Ipsec {
             iv_key,
             iv_count: 0,
             scratch: Vec::with_capacity(2048),
+            inner: Vec::with_capacity(2048),
+            sealed: Vec::with_capacity(2048),
             refusal_logged: None,
             refusals_unlogged: 0,
             stats: IpsecStats::default(),
@@ -269,16 +274,21 @@ impl Ipsec {
         else {
             return;
         };
-        let mut inner = Vec::with_capacity(datagram.len() + 8);
-        natt::push_udp(our_port, client_port, datagram, &mut inner);
-        let mut out = Vec::with_capacity(inner.len() + 80);
-        if child.outbound.seal(UDP, &inner, &mut out).is_err() {
+        self.inner.clear();
+        natt::push_udp(our_port, client_port, datagram, &mut self.inner);
+        self.sealed.clear();
+        if child
+            .outbound
+            .seal(UDP, &self.inner, &mut self.sealed)
+            .is_err()
+        {
             return;
         }
+        let out = &self.sealed;
         self.stats.esp_sent += 1;
         let to = child.peer;
         io.transmit(child.local, out.len(), &mut |buf| {
-            buf[..out.len()].copy_from_slice(&out);
+            buf[..out.len()].copy_from_slice(out);
             Some((to, out.len()))
         });
     }

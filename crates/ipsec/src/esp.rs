@@ -18,7 +18,8 @@ use aes::cipher::{
     BlockCipher, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, BlockSizeUser, InnerIvInit,
     KeyInit,
 };
-use ring::{aead, hmac};
+use ring::aead;
+use ring::hmac as ring_hmac;
 
 use crate::sa::{EspCipher, EspInteg, EspKeys};
 
@@ -166,9 +167,50 @@ impl Cipher {
 
 /// HMAC key prepared, and how much of the tag goes on the wire.
 struct Integ {
-    key: hmac::Key,
+    key: MacKey,
     icv_len: usize,
     name: &'static str,
+}
+
+/// A prepared HMAC key. SHA-1 through RustCrypto's `sha1`, which uses the CPU's SHA
+/// extensions where there are some (ring's SHA-1 is portable code, and was a fifth of the
+/// server's CPU time on the L2TP/IPsec path); the SHA-2 family through ring.
+enum MacKey {
+    Sha1(hmac::Hmac<sha1::Sha1>),
+    Ring(ring::hmac::Key),
+}
+
+/// A tag: the longest HMAC output (SHA-512's), with its length.
+struct Tag {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Tag {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl MacKey {
+    fn sign(&self, data: &[u8]) -> Tag {
+        use hmac::Mac as _;
+        let mut bytes = [0u8; 64];
+        match self {
+            MacKey::Sha1(k) => {
+                let mut m = k.clone();
+                m.update(data);
+                bytes[..20].copy_from_slice(&m.finalize().into_bytes());
+                Tag { bytes, len: 20 }
+            }
+            MacKey::Ring(k) => {
+                let t = ring::hmac::sign(k, data);
+                let len = t.as_ref().len();
+                bytes[..len].copy_from_slice(t.as_ref());
+                Tag { bytes, len }
+            }
+        }
+    }
 }
 
 /// Prepares the keys of one direction of an SA.
@@ -193,21 +235,15 @@ fn prepare(keys: &EspKeys) -> Result<(Cipher, Option<Integ>), EspError> {
     };
     let integ = match &keys.integ {
         EspInteg::None => None,
-        EspInteg::HmacSha1_96 { key } => Some((
-            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            key,
-            20,
-            12,
-            "hmac-sha1-96",
-        )),
+        EspInteg::HmacSha1_96 { key } => Some((None, key, 20, 12, "hmac-sha1-96")),
         EspInteg::HmacSha256_128 { key } => {
-            Some((hmac::HMAC_SHA256, key, 32, 16, "hmac-sha256-128"))
+            Some((Some(ring_hmac::HMAC_SHA256), key, 32, 16, "hmac-sha256-128"))
         }
         EspInteg::HmacSha384_192 { key } => {
-            Some((hmac::HMAC_SHA384, key, 48, 24, "hmac-sha384-192"))
+            Some((Some(ring_hmac::HMAC_SHA384), key, 48, 24, "hmac-sha384-192"))
         }
         EspInteg::HmacSha512_256 { key } => {
-            Some((hmac::HMAC_SHA512, key, 64, 32, "hmac-sha512-256"))
+            Some((Some(ring_hmac::HMAC_SHA512), key, 64, 32, "hmac-sha512-256"))
         }
     };
     let integ = match integ {
@@ -216,11 +252,14 @@ fn prepare(keys: &EspKeys) -> Result<(Cipher, Option<Integ>), EspError> {
             if key.len() != key_len {
                 return Err(EspError::BadKey("integrity key of the wrong length"));
             }
-            Some(Integ {
-                key: hmac::Key::new(alg, key),
-                icv_len,
-                name,
-            })
+            let key = match alg {
+                Some(alg) => MacKey::Ring(ring_hmac::Key::new(alg, key)),
+                None => MacKey::Sha1(
+                    <hmac::Hmac<sha1::Sha1> as hmac::Mac>::new_from_slice(key)
+                        .map_err(|_| EspError::BadKey("integrity key rejected"))?,
+                ),
+            };
+            Some(Integ { key, icv_len, name })
         }
     };
     match (&cipher, &integ) {
@@ -419,7 +458,7 @@ impl Inbound {
                     return Err(EspError::BadKey("AES-CBC needs an integrity algorithm"));
                 };
                 let (signed, icv) = packet.split_at_mut(ct_end);
-                let tag = hmac::sign(&integ.key, signed);
+                let tag = integ.key.sign(signed);
                 if !ct_eq(&tag.as_ref()[..integ.icv_len], icv) {
                     return Err(EspError::Authentication);
                 }
@@ -583,7 +622,7 @@ impl Outbound {
             }
         }
         if let Some(integ) = &self.integ {
-            let tag = hmac::sign(&integ.key, &out[start..]);
+            let tag = integ.key.sign(&out[start..]);
             out.extend_from_slice(&tag.as_ref()[..integ.icv_len]);
         }
         Ok(())
@@ -837,9 +876,9 @@ mod tests {
                 key: sha1_key.clone(),
             },
         };
-        let icv_key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &sha1_key);
+        let icv_key = ring_hmac::Key::new(ring_hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &sha1_key);
         let mut packet = unsigned.to_vec();
-        packet.extend_from_slice(&hmac::sign(&icv_key, unsigned).as_ref()[..12]);
+        packet.extend_from_slice(&ring_hmac::sign(&icv_key, unsigned).as_ref()[..12]);
         known_answer(keys, seq, payload, 1, &packet);
     }
 
