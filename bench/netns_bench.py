@@ -195,6 +195,23 @@ def descendants(pid, name):
     return out
 
 
+def softether_server():
+    """Debian's vpnserver in ebS (inside a holder), with the user bench (password benchpw) on
+    hub DEFAULT and SecureNAT on: the holder, the PID to enter, and a vpncmd caller."""
+    hs, hpid, _ = holder()
+    nse(hpid, "ebS", "vpnserver", "start")
+    for _ in range(100):
+        if "LISTEN" in sh("ip", "netns", "exec", "ebS", "ss", "-Hltn", "sport = :443", check=False):
+            break
+        time.sleep(0.1)
+    vs = lambda *a: nse(hpid, "ebS", "timeout", "30", "vpncmd", "127.0.0.1:5555", "/SERVER", *a)
+    vs("/CMD", "KeepDisable")
+    vs("/HUB:DEFAULT", "/CMD", "UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none")
+    vs("/HUB:DEFAULT", "/CMD", "UserPasswordSet", "bench", "/PASSWORD:benchpw")
+    vs("/HUB:DEFAULT", "/CMD", "SecureNatEnable")
+    return hs, hpid, vs
+
+
 def vpnclient_connect(h, ns, server, maxtcp, tmp):
     """Debian's vpnclient in `ns` (inside holder `h`) connected to `server` as bench@DEFAULT,
     with an address from SecureNAT's DHCP and the LAN routed through the tunnel."""
@@ -559,17 +576,7 @@ def main():
         if "se-softether" in paths:
             print("softether: vpnclient -> Debian's SoftEther VPN Server SecureNAT -> LAN", file=sys.stderr)
             try:
-                hs, hpid, _ = holder()
-                nse(hpid, "ebS", "vpnserver", "start")
-                for _ in range(100):
-                    if "LISTEN" in sh("ip", "netns", "exec", "ebS", "ss", "-Hltn", "sport = :443", check=False):
-                        break
-                    time.sleep(0.1)
-                vs = lambda *a: nse(hpid, "ebS", "timeout", "30", "vpncmd", "127.0.0.1:5555", "/SERVER", *a)
-                vs("/CMD", "KeepDisable")
-                vs("/HUB:DEFAULT", "/CMD", "UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none")
-                vs("/HUB:DEFAULT", "/CMD", "UserPasswordSet", "bench", "/PASSWORD:benchpw")
-                vs("/HUB:DEFAULT", "/CMD", "SecureNatEnable")
+                hs, hpid, vs = softether_server()
                 hc, cpid, _ = holder()
                 vpnclient_connect(cpid, "ebA", "198.18.200.1:443", a.se_maxtcp, tmp)
                 server_pids = tuple(descendants(hpid, "vpnserver"))
@@ -647,17 +654,7 @@ def main():
             print("l2tp: strongSwan + xl2tpd (guest) -> Debian's SoftEther VPN Server SecureNAT -> LAN",
                   file=sys.stderr)
             try:
-                hs, hpid, _ = holder()
-                nse(hpid, "ebS", "vpnserver", "start")
-                for _ in range(100):
-                    if "LISTEN" in sh("ip", "netns", "exec", "ebS", "ss", "-Hltn", "sport = :443", check=False):
-                        break
-                    time.sleep(0.1)
-                vs = lambda *a: nse(hpid, "ebS", "timeout", "30", "vpncmd", "127.0.0.1:5555", "/SERVER", *a)
-                vs("/CMD", "KeepDisable")
-                vs("/HUB:DEFAULT", "/CMD", "UserCreate", "bench", "/GROUP:none", "/REALNAME:none", "/NOTE:none")
-                vs("/HUB:DEFAULT", "/CMD", "UserPasswordSet", "bench", "/PASSWORD:benchpw")
-                vs("/HUB:DEFAULT", "/CMD", "SecureNatEnable")
+                hs, hpid, vs = softether_server()
                 vs("/CMD", "IPsecEnable", "/L2TP:yes", "/L2TPRAW:no", "/ETHERIP:no", f"/PSK:{L2TP_PSK}",
                    "/DEFAULTHUB:DEFAULT")
                 server_pids = tuple(descendants(hpid, "vpnserver"))

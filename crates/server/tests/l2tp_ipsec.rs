@@ -19,6 +19,17 @@ const GW: &str = "192.168.30.1";
 const WG_IP: &str = "192.168.30.229";
 const PSK: &str = "lab-psk-7391";
 
+/// The PPP clients' scene with L2TP over IPsec turned on (`None` where namespaces cannot be
+/// made).
+fn ipsec_scene() -> Option<PppScene> {
+    if !can_run_netns() {
+        return None;
+    }
+    let scene = ppp_scene(WG_IP, "dave", "dave-l2tp-pw");
+    enable_ipsec(&scene.lab.server);
+    Some(scene)
+}
+
 fn enable_ipsec(s: &EtherhubServer) {
     let ipsec = s.must_cmd(&["IPsecGet"]);
     assert_eq!(row(&ipsec, "L2TP over IPsec Server Function Enabled"), "No");
@@ -97,13 +108,11 @@ fn params(gateway: &str, lan_ip: &str, psk: &str, more: &str) -> String {
 
 #[test]
 fn strongswan_and_xl2tpd_connect_over_l2tp_ipsec_and_a_wrong_psk_is_refused() {
-    if !can_run_netns() {
+    let Some(scene) = ipsec_scene() else {
         return;
-    }
-    let scene = ppp_scene(WG_IP, "dave", "dave-l2tp-pw");
+    };
     let (s, lan) = (&scene.lab.server, &scene.lan);
     let (guest_ip, gateway) = (scene.guest_ip.as_str(), scene.gateway.as_str());
-    enable_ipsec(s);
 
     // a wrong pre-shared key: no SA, and the reason in the server's log
     let bad = params(
@@ -151,17 +160,15 @@ fn strongswan_and_xl2tpd_connect_over_l2tp_ipsec_and_a_wrong_psk_is_refused() {
 }
 
 #[test]
-fn a_client_that_forces_udp_encapsulation_gets_esp_in_udp_and_survives_rekeys() {
-    if !can_run_netns() {
+fn a_client_that_forces_udp_encapsulation_gets_esp_in_udp_and_survives_both_rekeys() {
+    let Some(scene) = ipsec_scene() else {
         return;
-    }
-    let scene = ppp_scene(WG_IP, "dave", "dave-l2tp-pw");
+    };
     let (s, lan) = (&scene.lab.server, &scene.lan);
     let (guest_ip, gateway) = (scene.guest_ip.as_str(), scene.gateway.as_str());
-    enable_ipsec(s);
     // ENCAP=yes: strongSwan fakes its NAT detection hash, so both sides go to UDP 4500; the
-    // ESP SAs are rekeyed every 10 s (the slow guest needs a few to install one), and the
-    // transfer runs 15 s
+    // ESP SAs are rekeyed every 10 s (the slow guest needs a few to install one) and the IKE
+    // SA renewed after 16 s (IKEv1: a new main mode), while a transfer runs 15 s
     let result = ppp_client_round(
         s,
         "l2tp.sh",
@@ -170,7 +177,7 @@ fn a_client_that_forces_udp_encapsulation_gets_esp_in_udp_and_survives_rekeys() 
             gateway,
             &lan.ip,
             PSK,
-            "ENCAP=yes\nREKEY=10\nIPERF_SECONDS=15\n",
+            "ENCAP=yes\nREKEY=10\nIKE_REKEY=16\nIPERF_SECONDS=15\n",
         ),
         "",
         "L2TP",
@@ -187,5 +194,14 @@ fn a_client_that_forces_udp_encapsulation_gets_esp_in_udp_and_survives_rekeys() 
     assert!(
         children >= 2,
         "no rekey happened during the transfer:\n{result}"
+    );
+    let ike_sas: u32 = result
+        .lines()
+        .find_map(|l| l.strip_prefix("l2tp: IKE SAs established: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        ike_sas >= 2,
+        "the IKE SA was not renewed during the transfer:\n{result}"
     );
 }
