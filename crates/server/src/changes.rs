@@ -337,10 +337,16 @@ mod tests {
         let Change::ProtoOptions { options, .. } = &c[3] else {
             panic!()
         };
-        // raw L2TP is off until IPsecEnable turns it on, as in SoftEther
+        // raw L2TP and L2TP over IPsec are off until IPsecEnable turns them on, with
+        // SoftEther's key, as in SoftEther
         assert_eq!(
             options,
-            &vec![text("RawEnabled", "false"), text("DefaultHub", "DEFAULT")]
+            &vec![
+                text("RawEnabled", "false"),
+                text("IpsecEnabled", "false"),
+                text("Psk", "vpn"),
+                text("DefaultHub", "DEFAULT")
+            ]
         );
         let Change::Hub(h) = &c[4] else { panic!() };
         assert!(h.securenat.is_some());
