@@ -4,13 +4,16 @@
 //!
 //! The link starts once the call is accepted (the client's Call Connect Request answered):
 //! PPP frames before it would be dropped. The crypto binding's nonce is checked by the SSTP
-//! core; its certificate hash and compound MAC are not (SoftEther checks neither).
+//! core, and its certificate hash here against the server's certificate (option
+//! `ServerCert`, the DER in hex): a client that hashed another certificate went through a TLS
+//! relay, and its call ends. (SoftEther checks neither.) The compound MAC is not checked.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use etherhub_sstp::session::{http_response, Event, Session};
+use etherhub_sstp::packet::{CERT_HASH_SHA1, CERT_HASH_SHA256};
+use etherhub_sstp::session::{http_response, CryptoBinding, Event, Session};
 
 use crate::ppplink::{next_index, LinkInfo, PppLink, PppStats};
 use crate::seam::{ConnId, Io, Protocol, TunnelId};
@@ -32,6 +35,8 @@ pub struct SstpStats {
     pub calls_refused: u64,
     pub malformed_dropped: u64,
     pub early_dropped: u64,
+    /// Calls ended because their crypto binding hashed another certificate than ours.
+    pub binding_refused: u64,
     pub ppp: PppStats,
 }
 
@@ -43,6 +48,8 @@ pub struct Sstp {
     enabled: bool,
     /// The hub of a user name that names none (the IPsec settings' `L2TP_DefaultHub`).
     default_hub: String,
+    /// SHA-1 and SHA-256 of the server's certificate, as a crypto binding names it.
+    cert_hashes: Option<([u8; 20], [u8; 32])>,
     stats: SstpStats,
 }
 
@@ -54,6 +61,7 @@ impl Default for Sstp {
             next_index: 0,
             enabled: true,
             default_hub: crate::seam::DEFAULT_HUB.into(),
+            cert_hashes: None,
             stats: SstpStats::default(),
         }
     }
@@ -99,7 +107,15 @@ impl Sstp {
                     }
                     queue.extend(more);
                 }
-                Event::Connected(_binding) => {}
+                Event::Connected(binding) => {
+                    if let Some(why) = self.cert_hashes.and_then(|h| foreign_cert(&binding, h)) {
+                        self.stats.binding_refused += 1;
+                        io.peer_refused(call.peer, "SSTP", why);
+                        let mut more = Vec::new();
+                        call.sstp.disconnect(why, &mut more);
+                        queue.extend(more);
+                    }
+                }
                 Event::Closed(_why) => {
                     self.forget(conn, io);
                     io.close_stream(conn);
@@ -163,6 +179,15 @@ impl Protocol for Sstp {
             self.enabled = value.eq_ignore_ascii_case("true");
         } else if name.eq_ignore_ascii_case("DefaultHub") && !value.is_empty() {
             self.default_hub = value.to_string();
+        } else if name.eq_ignore_ascii_case("ServerCert") {
+            self.cert_hashes = unhex(value).map(|der| {
+                let (mut sha1, mut sha256) = ([0u8; 20], [0u8; 32]);
+                let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+                sha1.copy_from_slice(d.as_ref());
+                let d = ring::digest::digest(&ring::digest::SHA256, &der);
+                sha256.copy_from_slice(d.as_ref());
+                (sha1, sha256)
+            });
         }
     }
 
@@ -290,6 +315,7 @@ impl Protocol for Sstp {
             ("refused_logins", s.ppp.refused_logins),
             ("malformed_dropped", s.malformed_dropped),
             ("early_dropped", s.early_dropped),
+            ("binding_refused", s.binding_refused),
             ("ppp_dropped", s.ppp.ppp_dropped),
         ]
     }
@@ -318,5 +344,72 @@ fn call_timeout(c: &Call) -> Option<Instant> {
     match (c.sstp.poll_timeout(), link) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// Why a crypto binding names another certificate than the server's, if it does. SHA-1's
+/// hash fills the first 20 of the field's 32 bytes (MS-SSTP 2.2.7).
+fn foreign_cert(b: &CryptoBinding, (sha1, sha256): ([u8; 20], [u8; 32])) -> Option<&'static str> {
+    let matches = match b.hash_protocol {
+        CERT_HASH_SHA256 => b.cert_hash == sha256,
+        CERT_HASH_SHA1 => b.cert_hash[..20] == sha1 && b.cert_hash[20..] == [0; 12],
+        _ => return Some("a crypto binding with an unknown hash protocol"),
+    };
+    (!matches).then_some(
+        "the crypto binding hashes another certificate than the server's (a TLS relay between \
+         the client and the server?)",
+    )
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crypto_binding_must_hash_the_servers_certificate() {
+        let mut sstp = Sstp::new();
+        let der = b"not really DER, but bytes all the same";
+        let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+        sstp.set_option("ServerCert", &hex);
+        let hashes = sstp.cert_hashes.expect("hashes from the certificate");
+        let sha256 = ring::digest::digest(&ring::digest::SHA256, der);
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+        let binding = |protocol, hash: &[u8]| {
+            let mut b = CryptoBinding {
+                hash_protocol: protocol,
+                cert_hash: [0; 32],
+                compound_mac: [0; 32],
+            };
+            b.cert_hash[..hash.len()].copy_from_slice(hash);
+            b
+        };
+        assert_eq!(
+            foreign_cert(&binding(CERT_HASH_SHA256, sha256.as_ref()), hashes),
+            None
+        );
+        assert_eq!(
+            foreign_cert(&binding(CERT_HASH_SHA1, sha1.as_ref()), hashes),
+            None
+        );
+        // another certificate, the right hash under the wrong protocol, junk after SHA-1's
+        assert!(foreign_cert(&binding(CERT_HASH_SHA256, &[7; 32]), hashes).is_some());
+        assert!(foreign_cert(&binding(CERT_HASH_SHA1, sha256.as_ref()), hashes).is_some());
+        let mut padded = binding(CERT_HASH_SHA1, sha1.as_ref());
+        padded.cert_hash[31] = 1;
+        assert!(foreign_cert(&padded, hashes).is_some());
+        assert!(foreign_cert(&binding(9, sha256.as_ref()), hashes).is_some());
+        // a value that is not hex leaves no hashes (and so no check), rather than wrong ones
+        sstp.set_option("ServerCert", "zz");
+        assert!(sstp.cert_hashes.is_none());
     }
 }

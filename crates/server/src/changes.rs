@@ -130,6 +130,11 @@ impl View {
         let ipsec = cfg.ipsec();
         v.sstp
             .push(("DefaultHub".into(), ipsec.default_hub.clone()));
+        if let Some((cert, _)) = cfg.server_cert() {
+            // what SSTP's crypto binding must hash
+            let hex: String = cert.iter().map(|b| format!("{b:02x}")).collect();
+            v.sstp.push(("ServerCert".into(), hex));
+        }
         v.l2tp = vec![
             ("RawEnabled".into(), ipsec.l2tp_raw.to_string()),
             ("IpsecEnabled".into(), ipsec.l2tp_ipsec.to_string()),
