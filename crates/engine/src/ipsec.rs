@@ -257,6 +257,18 @@ impl Ipsec {
         })
     }
 
+    /// What protects a peer's traffic (its newest child SA's algorithms), for its sessions.
+    pub fn suite(&self, peer: &Peer) -> Option<String> {
+        let Peer::Ipsec { outer, .. } = peer else {
+            return None;
+        };
+        let spi = self.newest.get(outer)?;
+        Some(format!(
+            "IPsec ESP {}",
+            self.children.get(spi)?.inbound.suite()
+        ))
+    }
+
     /// An L2TP datagram to a peer inside ESP, through its newest child SA.
     pub fn send(&mut self, peer: Peer, datagram: &[u8], io: &mut dyn Io) {
         let Peer::Ipsec {

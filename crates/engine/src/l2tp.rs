@@ -130,7 +130,7 @@ impl L2tp {
             LinkInfo {
                 tag: "L2TP",
                 client_product: "L2TP VPN Client",
-                cipher: String::new(),
+                cipher: self.ipsec.suite(&peer).unwrap_or_default(),
                 default_hub: self.default_hub.clone(),
             },
             &mut frames,

@@ -393,6 +393,14 @@ impl fmt::Debug for Inbound {
 }
 
 impl Inbound {
+    /// The SA's algorithms as people name them: `aes128-cbc/hmac-sha1-96`, `aes256-gcm16`.
+    pub fn suite(&self) -> String {
+        match &self.integ {
+            Some(i) => format!("{}/{}", self.cipher.name(), i.name),
+            None => self.cipher.name(),
+        }
+    }
+
     /// Prepares the SA; [`EspError::BadKey`] for key lengths that do not fit the algorithms,
     /// AES-192-GCM, AES-CBC without integrity, or AES-GCM with a separate integrity algorithm.
     pub fn new(keys: EspKeys) -> Result<Inbound, EspError> {

@@ -68,6 +68,18 @@ fn udp_open(s: &EtherhubServer, port: u16) -> bool {
     !out.stdout.is_empty()
 }
 
+/// SessionGet of the session whose name starts with `prefix`.
+fn session_get(s: &EtherhubServer, prefix: &str) -> String {
+    let list = s.must_hub_cmd(&["SessionList"]);
+    let name = list
+        .lines()
+        .find_map(|l| l.split('|').nth(1).filter(|n| n.starts_with(prefix)))
+        .unwrap_or_else(|| panic!("no {prefix} in {list}"))
+        .trim()
+        .to_string();
+    s.must_hub_cmd(&["SessionGet", &name])
+}
+
 /// Main mode's first message from one address, each with a new initiator cookie, as fast as
 /// one process sends them, for at most 8 s or 200,000 messages: prints how many it sent.
 fn ike_flood(s: &EtherhubServer, server: &str) -> std::process::Child {
@@ -134,7 +146,7 @@ fn strongswan_and_xl2tpd_connect_over_l2tp_ipsec_and_a_wrong_psk_is_refused() {
 
     // the right key: no NAT between them, so ESP is IP protocol 50. While the client pings
     // and moves data, one address floods UDP 500 with IKE initiations.
-    let mut flood = None;
+    let (mut flood, mut session) = (None, String::new());
     let result = ppp_client_round_with(
         s,
         "l2tp.sh",
@@ -143,7 +155,15 @@ fn strongswan_and_xl2tpd_connect_over_l2tp_ipsec_and_a_wrong_psk_is_refused() {
         "",
         ("L2TP", "DAVE"),
         (GW, WG_IP),
-        &mut || flood = Some(ike_flood(s, gateway)),
+        &mut || {
+            session = session_get(s, "SID-DAVE-[L2TP]-");
+            flood = Some(ike_flood(s, gateway));
+        },
+    );
+    // SessionGet names what protects it
+    assert!(
+        session.contains("IPsec ESP aes128-cbc/hmac-sha1-96"),
+        "{session}"
     );
     let sent = flood.map(|f| {
         let out = f.wait_with_output().unwrap();
