@@ -362,7 +362,7 @@ fn foreign_cert(b: &CryptoBinding, (sha1, sha256): ([u8; 20], [u8; 32])) -> Opti
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
