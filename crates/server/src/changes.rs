@@ -335,9 +335,16 @@ mod tests {
             panic!()
         };
         let text = |a: &str, b: &str| (a.to_string(), b.to_string());
+        // SSTP's crypto binding is checked against the server's certificate, in hex
+        let (cert, _) = cfg.server_cert().expect("the default has a certificate");
+        let hex: String = cert.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             options,
-            &vec![text("Enabled", "true"), text("DefaultHub", "DEFAULT")]
+            &vec![
+                text("Enabled", "true"),
+                text("DefaultHub", "DEFAULT"),
+                text("ServerCert", &hex)
+            ]
         );
         let Change::ProtoOptions { options, .. } = &c[3] else {
             panic!()
