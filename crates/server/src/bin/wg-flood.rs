@@ -10,9 +10,12 @@
 //!   wg-flood --target 198.18.0.1:443 --server-public <b64> [--psk <b64>] [--valid-private <b64>]
 //!            [--seconds 10] [--count 1000000] [--unknown-keys 32]
 
+#[path = "tool/args.rs"]
+mod args;
+
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use etherhub_wireguard::{generate_private_key, key_from_base64, Key};
+use etherhub_wireguard::{generate_private_key, Key};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -35,24 +38,10 @@ fn parse_args() -> Result<Args, String> {
     let mut seconds = 10;
     let mut count = 1_000_000;
     let mut unknown_keys = 32;
-    let key = |s: Option<String>| -> Result<Key, String> {
-        key_from_base64(&s.ok_or("a key is missing")?).map_err(|e| e.to_string())
-    };
-    let num = |s: Option<String>| -> Result<u64, String> {
-        s.ok_or("a number is missing")?
-            .parse()
-            .map_err(|e| format!("{e}"))
-    };
+    use args::{addr, key, num};
     while let Some(flag) = a.next() {
         match flag.as_str() {
-            "--target" => {
-                target = Some(
-                    a.next()
-                        .ok_or("--target needs ip:port")?
-                        .parse()
-                        .map_err(|e| format!("--target: {e}"))?,
-                )
-            }
+            "--target" => target = Some(addr("--target", a.next())?),
             "--server-public" => server_public = Some(key(a.next())?),
             "--psk" => psk = Some(key(a.next())?),
             "--valid-private" => valid_private = Some(key(a.next())?),

@@ -11,6 +11,9 @@
 //!   wg-peers --target ip:port --server-public <b64> [--psk <b64>] --keys FILE
 //!            [--seconds 60] [--rate 200]
 
+#[path = "tool/args.rs"]
+mod args;
+
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use etherhub_wireguard::{
@@ -44,14 +47,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut a = std::env::args().skip(1);
     let (mut target, mut server_public, mut psk, mut keys) = (None, None, None, None);
     let (mut seconds, mut rate) = (60, 200);
-    let key = |s: Option<String>| -> Result<Key, String> {
-        key_from_base64(&s.ok_or("a key is missing")?).map_err(|e| e.to_string())
-    };
-    let num = |s: Option<String>| -> Result<u64, String> {
-        s.ok_or("a number is missing")?
-            .parse()
-            .map_err(|e| format!("{e}"))
-    };
+    use args::{addr, key, num};
     while let Some(flag) = a.next() {
         match flag.as_str() {
             "--gen" => {
@@ -68,14 +64,7 @@ fn parse_args() -> Result<Option<Args>, String> {
                 }
                 return Ok(None);
             }
-            "--target" => {
-                target = Some(
-                    a.next()
-                        .ok_or("--target needs ip:port")?
-                        .parse()
-                        .map_err(|e| format!("--target: {e}"))?,
-                )
-            }
+            "--target" => target = Some(addr("--target", a.next())?),
             "--server-public" => server_public = Some(key(a.next())?),
             "--psk" => psk = Some(key(a.next())?),
             "--keys" => {
