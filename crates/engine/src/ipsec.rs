@@ -177,13 +177,18 @@ impl Ipsec {
                 self.ike(now, local, from, datagram, io);
                 None
             }
-            NAT_T_PORT => match natt::classify(datagram)? {
-                Kind::Keepalive => None,
-                Kind::Ike(message) => {
+            NAT_T_PORT => match natt::classify(datagram) {
+                None => {
+                    // neither IKE behind its marker, nor ESP, nor a keepalive
+                    self.stats.esp_malformed += 1;
+                    None
+                }
+                Some(Kind::Keepalive) => None,
+                Some(Kind::Ike(message)) => {
                     self.ike(now, local, from, message, io);
                     None
                 }
-                Kind::Esp(packet) => self.esp(from, packet),
+                Some(Kind::Esp(packet)) => self.esp(from, packet),
             },
             ESP_PORT => self.esp(from, datagram),
             _ => None,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use etherhub_l2tp::{Config, Event, Server, SessionKey};
 
-use crate::ipsec::{Ipsec, IpsecStats};
+use crate::ipsec::Ipsec;
 pub use crate::ipsec::{Peer, ESP_PORT, IKE_PORT, NAT_T_PORT};
 use crate::ppplink::{next_index, LinkInfo, PppLink, PppStats};
 use crate::seam::{Io, Protocol, TunnelId, DEFAULT_HUB};
@@ -176,10 +176,6 @@ impl L2tp {
             Peer::Ipsec { .. } => self.ipsec.send(peer, datagram, io),
         }
     }
-
-    pub fn ipsec_stats(&self) -> IpsecStats {
-        self.ipsec.stats()
-    }
 }
 
 impl Protocol for L2tp {
@@ -314,6 +310,8 @@ impl Protocol for L2tp {
             ("esp_auth_failed_dropped", i.esp_auth_failed),
             ("esp_replayed_dropped", i.esp_replayed),
             ("esp_malformed_dropped", i.esp_malformed),
+            ("esp_moved", i.esp_moved),
+            ("ipsec_refused", i.refused),
             ("ipsec_refused_disabled", i.refused_disabled),
             ("ike_malformed_dropped", k.malformed),
             ("ike_flood_dropped", k.flood),

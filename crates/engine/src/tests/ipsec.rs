@@ -104,7 +104,8 @@ fn ike_is_answered_only_while_on_and_bad_esp_is_counted() {
     assert_eq!(&out[0].2[..4], &[0; 4], "non-ESP marker");
     assert_eq!(&out[0].2[4..12], &[3; 8]);
 
-    // ESP for an SPI nobody agreed, as protocol 50 and in UDP; a NAT keepalive; garbage IKE
+    // ESP for an SPI nobody agreed, as protocol 50 and in UDP; a NAT keepalive; a marker with
+    // nothing behind it; garbage IKE
     e.handle_datagram(
         now,
         esp,
@@ -113,11 +114,14 @@ fn ike_is_answered_only_while_on_and_bad_esp_is_counted() {
     );
     e.handle_datagram(now, nat_t, floated, &[0xde, 0xad, 0, 1, 0, 0, 0, 1, 9, 9]);
     e.handle_datagram(now, nat_t, floated, &[0xff]);
+    e.handle_datagram(now, nat_t, floated, &[0, 0, 0, 0]);
     e.handle_datagram(now, ike, peer, &[0x55; 11]);
     assert!(sent(&mut e).is_empty(), "none of it is answered");
     assert_eq!(counter(&e, "esp_unknown_spi_dropped"), 2);
     assert_eq!(counter(&e, "ike_malformed_dropped"), 1);
     assert_eq!(counter(&e, "esp_received"), 0);
+    // the keepalive is no fault; the bare marker, with no IKE behind it, is
+    assert_eq!(counter(&e, "esp_malformed_dropped"), 1);
 
     // and off again: the same first message goes unanswered
     options(&mut e, now, false);
