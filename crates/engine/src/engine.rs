@@ -587,8 +587,9 @@ impl Engine {
                 for id in (0..self.protocols.count()).map(ProtocolId) {
                     if let Some(p) = self.protocols.get(id) {
                         if p.name().eq_ignore_ascii_case(&protocol) {
+                            self.core.current = id;
                             for (n, v) in &options {
-                                p.set_option(n, v);
+                                p.set_option(now, n, v, &mut self.core);
                             }
                         }
                     }

@@ -166,6 +166,38 @@ impl L2tp {
 }
 
 impl L2tp {
+    /// Ends the calls of the peers `which` picks (their service was turned off): LCP's
+    /// Terminate and the call's CDN go out while they still can, and the tunnels close.
+    fn end_calls(
+        &mut self,
+        now: Instant,
+        which: impl Fn(&Peer) -> bool,
+        why: &str,
+        io: &mut dyn Io,
+    ) {
+        let ending: Vec<u32> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| which(&c.peer))
+            .map(|(i, _)| *i)
+            .collect();
+        for index in ending {
+            let Some(call) = self.calls.get_mut(&index) else {
+                continue;
+            };
+            // the tunnel is reported closed first: terminating marks the link closed
+            call.link.gone(io);
+            let mut frames = Vec::new();
+            call.link.terminate(now, why, &mut frames);
+            let session = call.session;
+            self.send_frames(index, &frames, io);
+            self.forget(index);
+            let mut events = Vec::new();
+            self.server.close_session(now, session, &mut events);
+            self.events(now, events, io);
+        }
+    }
+
     /// An L2TP datagram to a peer, raw or inside ESP.
     fn transmit(&mut self, peer: Peer, datagram: &[u8], io: &mut dyn Io) {
         match peer {
@@ -187,11 +219,24 @@ impl Protocol for L2tp {
         &[PORT, IKE_PORT, NAT_T_PORT, ESP_PORT]
     }
 
-    fn set_option(&mut self, name: &str, value: &str) {
+    fn set_option(&mut self, now: Instant, name: &str, value: &str, io: &mut dyn Io) {
+        let on = value.eq_ignore_ascii_case("true");
         if name.eq_ignore_ascii_case("RawEnabled") {
-            self.raw = value.eq_ignore_ascii_case("true");
+            self.raw = on;
+            if !on {
+                self.end_calls(
+                    now,
+                    |p| matches!(p, Peer::Raw { .. }),
+                    "raw L2TP turned off",
+                    io,
+                );
+            }
         } else if name.eq_ignore_ascii_case("IpsecEnabled") {
-            self.ipsec.set_enabled(value.eq_ignore_ascii_case("true"));
+            self.ipsec.set_enabled(on);
+            if !on {
+                let ipsec = |p: &Peer| matches!(p, Peer::Ipsec { .. });
+                self.end_calls(now, ipsec, "L2TP over IPsec turned off", io);
+            }
         } else if name.eq_ignore_ascii_case("Psk") && !value.is_empty() {
             self.ipsec.set_psk(value);
         } else if name.eq_ignore_ascii_case("DefaultHub") && !value.is_empty() {

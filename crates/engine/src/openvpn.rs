@@ -417,7 +417,7 @@ impl Protocol for OpenVpn {
         looks_like_openvpn(datagram)
     }
 
-    fn set_option(&mut self, name: &str, value: &str) {
+    fn set_option(&mut self, _now: Instant, name: &str, value: &str, _io: &mut dyn Io) {
         let yes = value.eq_ignore_ascii_case("true");
         if name.eq_ignore_ascii_case("Enabled") {
             self.options.enabled = yes;

@@ -337,8 +337,9 @@ pub trait Protocol: Send {
     }
 
     /// One of the protocol's options (SoftEther 5's ProtoOptions), as text (`true`/`false` for
-    /// booleans). New sessions follow it.
-    fn set_option(&mut self, _name: &str, _value: &str) {}
+    /// booleans). New sessions follow it; a core may end live tunnels an option no longer
+    /// allows (reporting them through [`Io::closed`]).
+    fn set_option(&mut self, _now: Instant, _name: &str, _value: &str, _io: &mut dyn Io) {}
 
     /// The core's own counters (logins, refusals, dropped input), by name.
     fn counters(&self) -> Vec<(&'static str, u64)> {

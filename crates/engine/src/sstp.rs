@@ -174,20 +174,13 @@ impl Protocol for Sstp {
         "SSTP"
     }
 
-    fn set_option(&mut self, name: &str, value: &str) {
+    fn set_option(&mut self, _now: Instant, name: &str, value: &str, _io: &mut dyn Io) {
         if name.eq_ignore_ascii_case("Enabled") {
             self.enabled = value.eq_ignore_ascii_case("true");
         } else if name.eq_ignore_ascii_case("DefaultHub") && !value.is_empty() {
             self.default_hub = value.to_string();
         } else if name.eq_ignore_ascii_case("ServerCert") {
-            self.cert_hashes = unhex(value).map(|der| {
-                let (mut sha1, mut sha256) = ([0u8; 20], [0u8; 32]);
-                let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
-                sha1.copy_from_slice(d.as_ref());
-                let d = ring::digest::digest(&ring::digest::SHA256, &der);
-                sha256.copy_from_slice(d.as_ref());
-                (sha1, sha256)
-            });
+            self.cert_hashes = cert_hashes(value);
         }
     }
 
@@ -361,6 +354,18 @@ fn foreign_cert(b: &CryptoBinding, (sha1, sha256): ([u8; 20], [u8; 32])) -> Opti
     )
 }
 
+/// SHA-1 and SHA-256 of a certificate given as its DER in hex; `None` for text that is not
+/// hex (no check then, rather than a wrong one).
+fn cert_hashes(hex: &str) -> Option<([u8; 20], [u8; 32])> {
+    let der = unhex(hex)?;
+    let (mut sha1, mut sha256) = ([0u8; 20], [0u8; 32]);
+    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+    sha1.copy_from_slice(d.as_ref());
+    let d = ring::digest::digest(&ring::digest::SHA256, &der);
+    sha256.copy_from_slice(d.as_ref());
+    Some((sha1, sha256))
+}
+
 fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
@@ -377,11 +382,9 @@ mod tests {
 
     #[test]
     fn a_crypto_binding_must_hash_the_servers_certificate() {
-        let mut sstp = Sstp::new();
         let der = b"not really DER, but bytes all the same";
         let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
-        sstp.set_option("ServerCert", &hex);
-        let hashes = sstp.cert_hashes.expect("hashes from the certificate");
+        let hashes = cert_hashes(&hex).expect("hashes from the certificate");
         let sha256 = ring::digest::digest(&ring::digest::SHA256, der);
         let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
         let binding = |protocol, hash: &[u8]| {
@@ -409,7 +412,7 @@ mod tests {
         assert!(foreign_cert(&padded, hashes).is_some());
         assert!(foreign_cert(&binding(9, sha256.as_ref()), hashes).is_some());
         // a value that is not hex leaves no hashes (and so no check), rather than wrong ones
-        sstp.set_option("ServerCert", "zz");
-        assert!(sstp.cert_hashes.is_none());
+        assert!(cert_hashes("zz").is_none());
+        assert!(cert_hashes("abc").is_none());
     }
 }

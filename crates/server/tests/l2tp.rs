@@ -4,7 +4,8 @@
 //! with a password (the user named without a hub, so the IPsec settings' default hub takes
 //! it), gets a SecureNAT address over IPCP, pings the gateway and a wireguard-go client on the
 //! same hub, and runs TCP through SecureNAT to a LAN host; SessionList shows
-//! `SID-<USER>-[L2TP]-<n>` and IpTable its address while it is up, and neither after.
+//! `SID-<USER>-[L2TP]-<n>` and IpTable its address while it is up, and neither after. Turning
+//! raw L2TP off ends a live call at once.
 
 mod common;
 
@@ -56,4 +57,13 @@ fn the_stock_xl2tpd_client_connects_over_raw_l2tp() {
         "CAROL",
         (GW, WG_IP),
     );
+
+    // turning raw L2TP off ends a live call at once, not when its echoes time out
+    turning_off_ends_the_call(
+        s,
+        (guest_ip, gateway),
+        &params,
+        &["/L2TP:no", "/L2TPRAW:no"],
+    );
+    assert!(!udp_1701(), "UDP 1701 is still open");
 }

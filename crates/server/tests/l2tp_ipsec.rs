@@ -8,7 +8,7 @@
 //! and the server, and Etherhub's NAT detection says so: ESP goes as IP protocol 50, not in
 //! UDP (SoftEther claims a NAT to everyone). A client that forces UDP encapsulation gets ESP in
 //! UDP 4500. A rekey of the ESP SAs in the middle of a transfer breaks nothing, and neither
-//! does a flood of IKE initiations from one address.
+//! does a flood of IKE initiations from one address. Turning the service off ends live calls.
 
 mod common;
 
@@ -224,4 +224,13 @@ fn a_client_that_forces_udp_encapsulation_gets_esp_in_udp_and_survives_both_reke
         ike_sas >= 2,
         "the IKE SA was not renewed during the transfer:\n{result}"
     );
+
+    // turning L2TP over IPsec off ends a live call at once, and closes IKE's ports
+    turning_off_ends_the_call(
+        s,
+        (guest_ip, gateway),
+        &params(gateway, &lan.ip, PSK, "ENCAP=yes\n"),
+        &["/L2TP:no", "/L2TPRAW:no"],
+    );
+    assert!(!udp_open(s, 500), "UDP 500 is still open");
 }

@@ -845,6 +845,36 @@ impl GuestRun {
     }
 }
 
+/// Connects the lab's L2TP client (`params` with `HOLD=1`), then sets the IPsec services
+/// (`off`: the `/L2TP:` and `/L2TPRAW:` values, key `vpn`, hub DEFAULT) and checks that the
+/// live call has ended at once: gone from SessionList, and the client's link down.
+#[allow(dead_code)]
+pub fn turning_off_ends_the_call(
+    s: &EtherhubServer,
+    (guest_ip, gateway): (&str, &str),
+    params: &str,
+    off: &[&str],
+) {
+    let mut held = GuestRun::start(&s.ns, "l2tp.sh", guest_ip, gateway, params, "");
+    assert!(
+        held.wait_file("connected", Duration::from_secs(120)),
+        "the client did not connect"
+    );
+    assert!(s.must_hub_cmd(&["SessionList"]).contains("[L2TP]"));
+    let mut args = vec!["IPsecEnable"];
+    args.extend_from_slice(off);
+    args.extend_from_slice(&["/ETHERIP:no", "/PSK:vpn", "/DEFAULTHUB:DEFAULT"]);
+    s.must_cmd(&args);
+    let sessions = s.must_hub_cmd(&["SessionList"]);
+    assert!(
+        !sessions.contains("[L2TP]"),
+        "the call outlived its service:\n{sessions}"
+    );
+    std::fs::write(held.share.path().join("go"), "").unwrap();
+    let (ok, _, result) = held.finish(Duration::from_secs(120));
+    assert!(!ok, "the client kept its link:\n{result}");
+}
+
 /// What a lab PPP client test meets: the server, a wireguard-go client (user alice, at
 /// `wg_ip`) joined to hub DEFAULT with the LAN behind the server, a password user, an iperf3
 /// server on the LAN, and the guest's link: a tap in the server's namespace holding `gateway`,
