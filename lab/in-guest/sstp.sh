@@ -39,7 +39,7 @@ done
 out "sstp: up in $(read -r t1 _ </proc/uptime; awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s, PPP address $addr, peer $(ip -4 -o addr show dev sstp0 | awk '{print $6}')"
 for r in $ROUTES ${IPERF_TARGET:+$IPERF_TARGET/32}; do ip route replace "$r" dev sstp0; done
 if [ "$HOLD" = 1 ]; then
-  echo "$addr" >/lab/connected
+  echo "$addr" >/lab/connected.part && mv /lab/connected.part /lab/connected
   for i in $(seq 150); do ls /lab | grep -qx go && break; sleep 0.2; done
 fi
 p=$(ping -c 5 -i 0.2 -W 2 "$PING_TARGET" 2>&1)

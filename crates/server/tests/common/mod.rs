@@ -804,7 +804,10 @@ impl GuestRun {
     pub fn wait_file(&mut self, name: &str, within: Duration) -> bool {
         let end = Instant::now() + within;
         while Instant::now() < end {
-            if self.share.path().join(name).exists() {
+            // The guest renames a finished file into place; a whole line is asked for as well, so a
+            // file seen half-written is never taken for the answer.
+            let text = std::fs::read_to_string(self.share.path().join(name)).unwrap_or_default();
+            if text.ends_with('\n') {
                 return true;
             }
             if self.proc.child.try_wait().ok().flatten().is_some() {
