@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use etherhub_hub::{Hub, SessionId};
 use etherhub_securenat::{IoEvent, NatHost};
-use etherhub_wireguard::Key;
+use etherhub_wireguard::{DataPath, Key, PeerId};
 
 use crate::accounts::fold;
 use crate::change::{Change, HubSpec};
@@ -18,7 +18,7 @@ use crate::seam::{
     AddressRule, CloseReason, ConnId, Credential, Live, Medium, Protocol, ProtocolId,
     SessionDetails, StreamOutput, Transmit, TunnelId,
 };
-use crate::wireguard::WireGuard;
+use crate::wireguard::{Outbox, WireGuard};
 
 /// What the admin sees of a session beyond the hub's own row: its protocol and tunnel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -353,9 +353,60 @@ impl Engine {
 
     // ---- outputs ------------------------------------------------------------------------------
 
-    /// The next datagram (or GSO run) to send.
+    /// The next datagram (or GSO run) to send. Packets to WireGuard peers still waiting in
+    /// plaintext ([`Engine::defer_wireguard_sealing`]) are encrypted first.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        self.protocols
+            .wireguard
+            .seal_pending(&mut self.core.transmits);
         self.core.transmits.poll()
+    }
+
+    // ---- workers (see `crate::workers`) ------------------------------------------------------
+
+    /// With `true`, packets to WireGuard peers wait in plaintext until a worker takes them
+    /// ([`Engine::take_wireguard_outbox`]) to encrypt outside the engine, or until
+    /// [`Engine::poll_transmit`].
+    pub fn defer_wireguard_sealing(&mut self, on: bool) {
+        self.protocols
+            .wireguard
+            .set_deferred(on, &mut self.core.transmits);
+    }
+
+    /// The packets to WireGuard peers waiting in plaintext; `into` is emptied first.
+    pub fn take_wireguard_outbox(&mut self, into: &mut Outbox) {
+        self.protocols.wireguard.take_outbox(into);
+    }
+
+    /// A handle on the WireGuard server's peers for opening and sealing data messages of
+    /// established sessions outside the engine, while WireGuard is on.
+    pub fn wireguard_data_path(&self) -> Option<DataPath> {
+        self.protocols.wireguard.data_path()
+    }
+
+    /// A WireGuard data message `path` opened outside the engine, delivered as if the engine
+    /// had opened it (follow with [`Engine::end_of_batch`] as for datagrams). False, and
+    /// nothing done, when `path` is of a server since replaced.
+    pub fn wireguard_opened(
+        &mut self,
+        now: Instant,
+        path: &DataPath,
+        (local, from): (SocketAddr, SocketAddr),
+        peer: PeerId,
+        packet: &[u8],
+    ) -> bool {
+        let mut done = false;
+        self.guarded(now, "datagram", |e| {
+            e.core.current = ProtocolId(0);
+            done = (e.protocols.wireguard).opened(path, local, from, peer, packet, &mut e.core);
+        });
+        done
+    }
+
+    /// A panic a worker caught outside the engine, recorded as the engine's own are.
+    pub fn record_fault(&mut self, now: Instant, input: &'static str, message: String) {
+        self.core.active = None;
+        self.contain(now, input, message);
     }
 
     /// The next write or close for a stream connection.

@@ -11,9 +11,10 @@
 //! randomness (beyond what the protocols' cryptography draws from the OS as its libraries
 //! do: WireGuard's and TLS's handshakes), or log. Time comes in as `now`; datagrams, stream bytes, socket work for
 //! SecureNAT and events go out through the `poll_*` methods, for the runtime to carry out.
-//! Its state is one value: a runtime that wants several worker threads gives each its own
-//! peers and shares hubs between them (a later step), never a lock a packet waits on beyond its
-//! own peer's and hub's.
+//! Its state is one value. A runtime with several threads keeps it behind one lock and lets each
+//! receiving thread be a [`workers::Worker`]: WireGuard's data messages are decrypted and
+//! encrypted on that thread, under their own peer's lock only, and the engine's lock covers the
+//! switching between them.
 #![forbid(unsafe_code)]
 
 mod accounts;
@@ -30,6 +31,7 @@ pub mod softether;
 pub mod sstp;
 pub mod transmit;
 pub mod wireguard;
+pub mod workers;
 
 #[cfg(test)]
 mod tests;

@@ -9,13 +9,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use etherhub_wireguard::{
-    is_wireguard, Action, Event, Key, KeyAccess, KeyDirectory, PeerId, PeerInfo, Server,
+    is_wireguard, Action, DataPath, Event, Key, KeyAccess, KeyDirectory, PeerId, PeerInfo, Server,
     ServerStats, MIN_BUFFER_LEN,
 };
 
 use crate::seam::{
     AddressRule, CloseReason, Credential, Io, Medium, Opened, Protocol, SessionDetails, TunnelId,
 };
+use crate::transmit::TransmitQueue;
 
 /// How often boringtun's per-peer timers run (keepalive, rekey, handshake retries).
 pub const TIMER_INTERVAL: Duration = Duration::from_millis(250);
@@ -52,6 +53,57 @@ impl KeyDirectory for Directory<'_> {
     }
 }
 
+/// Packets for peers, kept in plaintext until whoever takes them encrypts them: a worker
+/// outside the engine (`crate::workers`), or [`Engine::poll_transmit`](crate::Engine::poll_transmit).
+#[derive(Default)]
+pub struct Outbox {
+    /// Peer, the local address it talks to, and where its packet lies in `bytes`.
+    entries: Vec<(PeerId, SocketAddr, usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl Outbox {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Packets waiting.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes.clear();
+    }
+
+    fn push(&mut self, peer: PeerId, local: SocketAddr, packet: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(packet);
+        self.entries.push((peer, local, start, packet.len()));
+    }
+
+    /// Encrypts every packet with `seal` (the server's or a [`DataPath`]'s) into `queue`, oldest
+    /// first, and empties the box.
+    pub fn seal_into<'s>(
+        &mut self,
+        queue: &mut TransmitQueue,
+        mut seal: impl for<'a> FnMut(PeerId, &[u8], &'a mut [u8]) -> Action<'a> + 's,
+    ) {
+        for &(peer, local, start, len) in &self.entries {
+            let packet = &self.bytes[start..start + len];
+            queue.push_with(local, (len + OVERHEAD).max(MIN_BUFFER_LEN), &mut |out| {
+                match seal(peer, packet, out) {
+                    // boringtun writes from the start of the buffer
+                    Action::Send(to, bytes) => Some((to, bytes.len())),
+                    _ => None,
+                }
+            });
+        }
+        self.clear();
+    }
+}
+
 /// The WireGuard protocol core. Off until it has the server's keys.
 pub struct WireGuard {
     server: Option<Server>,
@@ -59,6 +111,9 @@ pub struct WireGuard {
     places: HashMap<PeerId, PeerPlace>,
     timer_out: Vec<(PeerId, SocketAddr, Vec<u8>)>,
     next_timer: Option<Instant>,
+    /// Packets to peers wait here in plaintext instead of being encrypted at once.
+    deferred: bool,
+    outbox: Outbox,
 }
 
 impl Default for WireGuard {
@@ -69,6 +124,8 @@ impl Default for WireGuard {
             places: HashMap::new(),
             timer_out: Vec::new(),
             next_timer: None,
+            deferred: false,
+            outbox: Outbox::default(),
         }
     }
 }
@@ -96,6 +153,7 @@ impl WireGuard {
             _ => {
                 self.server = Some(Server::new(private_key, psk));
                 self.places.clear();
+                self.outbox.clear();
                 true
             }
         }
@@ -106,6 +164,87 @@ impl WireGuard {
         self.server = None;
         self.places.clear();
         self.next_timer = None;
+        self.outbox.clear();
+    }
+
+    /// A handle that opens and seals established peers' data messages from other threads,
+    /// while on.
+    pub fn data_path(&self) -> Option<DataPath> {
+        self.server.as_ref().map(Server::data_path)
+    }
+
+    /// Whether packets to peers wait in plaintext (see [`Outbox`]).
+    pub(crate) fn set_deferred(&mut self, deferred: bool, queue: &mut TransmitQueue) {
+        self.deferred = deferred;
+        self.seal_pending(queue);
+    }
+
+    /// Encrypts what waits into `queue`.
+    pub(crate) fn seal_pending(&mut self, queue: &mut TransmitQueue) {
+        match &mut self.server {
+            Some(server) if !self.outbox.is_empty() => {
+                self.outbox.seal_into(queue, |peer, packet, out| {
+                    server.encapsulate(peer, packet, out)
+                });
+            }
+            _ => self.outbox.clear(),
+        }
+    }
+
+    /// Hands what waits to a worker: `into` gets the packets, this core an empty box.
+    pub(crate) fn take_outbox(&mut self, into: &mut Outbox) {
+        into.clear();
+        std::mem::swap(into, &mut self.outbox);
+    }
+
+    /// A packet a [`DataPath`] of this server opened (outside the engine): the peer's place is
+    /// noted and the packet goes to its tunnel, as if the server had opened it here. A packet
+    /// opened by a server since replaced is dropped: false.
+    pub(crate) fn opened(
+        &mut self,
+        path: &DataPath,
+        local: SocketAddr,
+        from: SocketAddr,
+        peer: PeerId,
+        packet: &[u8],
+        io: &mut dyn Io,
+    ) -> bool {
+        if !self.server.as_ref().is_some_and(|s| path.is_of(s)) {
+            return false;
+        }
+        Self::deliver(&mut self.places, local, from, peer, packet, io);
+        true
+    }
+
+    /// An opened packet to its tunnel, its peer's place kept up to date (roaming).
+    fn deliver(
+        places: &mut HashMap<PeerId, PeerPlace>,
+        local: SocketAddr,
+        from: SocketAddr,
+        peer: PeerId,
+        packet: &[u8],
+        io: &mut dyn Io,
+    ) {
+        let t = tunnel(io, peer);
+        match places.get_mut(&peer) {
+            Some(p) => {
+                p.local = local;
+                if p.endpoint != from {
+                    p.endpoint = from;
+                    io.roamed(t, from);
+                }
+            }
+            None => {
+                places.insert(
+                    peer,
+                    PeerPlace {
+                        local,
+                        endpoint: from,
+                    },
+                );
+            }
+        }
+        io.packet(t, packet);
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -235,28 +374,7 @@ impl Protocol for WireGuard {
                     Some((to, len))
                 });
             }
-            Action::Packet(peer, packet) => {
-                let t = tunnel(io, peer);
-                match places.get_mut(&peer) {
-                    Some(p) => {
-                        p.local = local;
-                        if p.endpoint != from {
-                            p.endpoint = from;
-                            io.roamed(t, from);
-                        }
-                    }
-                    None => {
-                        places.insert(
-                            peer,
-                            PeerPlace {
-                                local,
-                                endpoint: from,
-                            },
-                        );
-                    }
-                }
-                io.packet(t, packet);
-            }
+            Action::Packet(peer, packet) => Self::deliver(places, local, from, peer, packet, io),
         }
         Self::drain_events(server, places, Some(local), None, io);
         Self::send_queued(server, buf, local, io);
@@ -270,6 +388,10 @@ impl Protocol for WireGuard {
         let Some(place) = self.places.get(&peer) else {
             return;
         };
+        if self.deferred {
+            self.outbox.push(peer, place.local, packet);
+            return;
+        }
         let max = (packet.len() + OVERHEAD).max(MIN_BUFFER_LEN);
         io.transmit(place.local, max, &mut |out| {
             match server.encapsulate(peer, packet, out) {

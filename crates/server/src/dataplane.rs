@@ -1,14 +1,19 @@
 //! The runtime around the engine: the engine behind one lock, the UDP sockets its datagrams
 //! leave from, SecureNAT's sockets, and the timer that wakes it. Each input is one short hold of
 //! the lock: feed the engine, then carry out what it asks (send, open sockets, log), release.
+//!
+//! UDP listeners' batches come from several tasks at once (a socket per thread, see
+//! `server::start_udp`), each a [`Worker`]: WireGuard's data is opened before the lock and
+//! sealed after it, on the task's own thread, and what it sealed leaves from the task's socket.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use etherhub_engine::softether::SoftEtherSessions;
+use etherhub_engine::workers::{Datagram, Worker};
 use etherhub_engine::{Change, ConnId, Engine, EngineEvent, NatRef, ProtocolId, StreamOutput};
 use etherhub_securenat::IoEvent;
 use tokio::net::UdpSocket;
@@ -72,12 +77,47 @@ pub struct Inner {
 pub struct Dataplane {
     inner: Mutex<Inner>,
     timer: Notify,
+    /// The UDP listeners' sockets by address, for workers sending to a peer that talks to
+    /// another listener than theirs.
+    senders: RwLock<HashMap<SocketAddr, Arc<UdpSocket>>>,
+}
+
+/// One receiving task's part of the data plane: its [`Worker`], its socket, and the batches
+/// that leave after the engine's lock is released.
+pub struct WorkerIo {
+    worker: Worker,
+    local: SocketAddr,
+    socket: Arc<UdpSocket>,
+    batches: HashMap<SocketAddr, SendBatch>,
+    /// Datagrams the kernel did not take, to be added to the runtime's count at the next lock.
+    send_failures: u64,
+}
+
+impl WorkerIo {
+    /// The worker of a task receiving on `socket`, bound to `local`.
+    pub fn new(local: SocketAddr, socket: Arc<UdpSocket>) -> WorkerIo {
+        WorkerIo {
+            worker: Worker::new(true),
+            local,
+            socket,
+            batches: HashMap::new(),
+            send_failures: 0,
+        }
+    }
 }
 
 /// A poisoned lock means a panic outside the engine's containment, after which the process
 /// exits (see `runtime::install_panic_hook`); the data is still the best there is meanwhile.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Dataplane {
@@ -96,6 +136,8 @@ impl Dataplane {
         let (persist, persist_rx) = mpsc::unbounded_channel();
         let mut engine = Engine::new(now);
         engine.set_unix_time(now, crate::defaults::now_ms());
+        // WireGuard's data is sealed by the receiving tasks' workers, outside the lock
+        engine.defer_wireguard_sealing(true);
         let softether = engine.register(Box::new(SoftEtherSessions::new()));
         let openvpn = engine.register(Box::new(etherhub_engine::openvpn::OpenVpn::new(Some(tls))));
         let sstp = engine.register(Box::new(etherhub_engine::sstp::Sstp::new()));
@@ -116,6 +158,7 @@ impl Dataplane {
                 l2tp,
             }),
             timer: Notify::new(),
+            senders: RwLock::default(),
         });
         (dp, nat_rx, persist_rx)
     }
@@ -153,6 +196,7 @@ impl Dataplane {
         let batch = if raw {
             SendBatch::without_gso()
         } else {
+            write(&self.senders).insert(local, socket.clone());
             SendBatch::default()
         };
         self.lock()
@@ -161,22 +205,46 @@ impl Dataplane {
     }
 
     pub fn remove_listener(&self, local: SocketAddr) {
+        write(&self.senders).remove(&local);
         self.lock().listeners.remove(&local);
     }
 
-    /// A batch of datagrams that arrived on the listener at `local`.
-    pub fn on_datagrams<'a>(
-        &self,
-        now: Instant,
-        local: SocketAddr,
-        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
-    ) {
-        self.with_engine(now, |e| {
-            for (from, bytes) in datagrams {
-                e.handle_datagram(now, local, from, bytes);
+    /// A batch of datagrams that arrived on a UDP listener, taken by its task's worker: opened
+    /// before the lock, fed to the engine under it, sealed and sent after it.
+    pub fn on_datagrams(&self, now: Instant, batch: &[Datagram<'_>], w: &mut WorkerIo) {
+        w.worker.open(batch);
+        {
+            let mut inner = self.lock();
+            inner.stats.send_failures += std::mem::take(&mut w.send_failures);
+            w.worker.feed(&mut inner.engine, now, batch);
+            self.finish(&mut inner, now);
+        }
+        w.worker.seal();
+        while let Some(t) = w.worker.poll_transmit() {
+            (w.batches.entry(t.local).or_default()).push(t.to, t.contents, t.segment_size);
+        }
+        let mut gso = true;
+        for (local, batch) in &mut w.batches {
+            if batch.is_empty() {
+                continue;
             }
-            e.end_of_batch(now);
-        });
+            let socket = match *local == w.local {
+                true => Some(w.socket.clone()),
+                false => read(&self.senders).get(local).cloned(),
+            };
+            w.send_failures += match socket {
+                Some(s) => batch.flush(s.as_raw_fd()) as u64,
+                None => {
+                    let n = batch.len() as u64;
+                    batch.clear();
+                    n
+                }
+            };
+            gso &= batch.uses_gso();
+        }
+        if !gso {
+            w.worker.set_gso(false);
+        }
     }
 
     /// A batch of datagrams, each with the address it came to (IKE's ports, ESP).

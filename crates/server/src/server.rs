@@ -25,7 +25,7 @@ pub struct Server {
     pub dataplane: Arc<Dataplane>,
     tls: Mutex<Arc<rustls::ServerConfig>>,
     tcp_tasks: Mutex<HashMap<u16, JoinHandle<()>>>,
-    udp_tasks: Mutex<HashMap<u16, JoinHandle<()>>>,
+    udp_tasks: Mutex<HashMap<u16, Vec<JoinHandle<()>>>>,
     pub started: SystemTime,
     pub started_instant: Instant,
     /// where listeners bind (0.0.0.0 normally)
@@ -217,13 +217,15 @@ impl Server {
     /// Port 0 stands for IP protocol 50 (ESP), a raw socket (L2TP/IPsec without NAT).
     pub async fn start_udp(&self, port: u16) -> bool {
         let addr = SocketAddr::from((self.bind_ip, port));
-        let bound = if port == etherhub_engine::l2tp::ESP_PORT {
-            raw_esp_socket(self.bind_ip)
-        } else {
-            UdpSocket::bind(addr).await
+        use etherhub_engine::l2tp::{ESP_PORT, IKE_PORT, NAT_T_PORT};
+        let bound = match port {
+            ESP_PORT => raw_esp_socket(self.bind_ip).map(|s| vec![s]),
+            IKE_PORT | NAT_T_PORT => UdpSocket::bind(addr).await.map(|s| vec![s]),
+            _ => reuseport_sockets(addr, udp_sockets_per_port()),
         };
         match bound {
-            Ok(s) => {
+            Ok(mut sockets) => {
+                let s = sockets.remove(0);
                 // Room for bursts: every client's datagrams meet in this one socket. The kernel
                 // caps the sizes at net.core.rmem_max / wmem_max.
                 let sr = socket2::SockRef::from(&s);
@@ -251,13 +253,25 @@ impl Server {
                 let s = Arc::new(s);
                 self.dataplane
                     .add_listener(addr, s.clone(), carrier == Carrier::RawEsp);
-                let task = tokio::spawn(crate::udp::recv_loop(
+                let mut tasks = vec![tokio::spawn(crate::udp::recv_loop(
                     self.dataplane.clone(),
                     s,
                     addr,
                     carrier,
-                ));
-                lock(&self.udp_tasks).insert(port, task);
+                ))];
+                // the port's further sockets (SO_REUSEPORT): a task and a worker each
+                for more in sockets {
+                    let sr = socket2::SockRef::from(&more);
+                    let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+                    let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
+                    tasks.push(tokio::spawn(crate::udp::recv_loop(
+                        self.dataplane.clone(),
+                        Arc::new(more),
+                        addr,
+                        carrier,
+                    )));
+                }
+                lock(&self.udp_tasks).insert(port, tasks);
                 true
             }
             Err(e) if port == etherhub_engine::l2tp::ESP_PORT => {
@@ -272,7 +286,7 @@ impl Server {
     }
 
     pub fn stop_udp(&self, port: u16) {
-        if let Some(t) = lock(&self.udp_tasks).remove(&port) {
+        for t in lock(&self.udp_tasks).remove(&port).unwrap_or_default() {
             t.abort();
         }
         self.dataplane
@@ -310,6 +324,32 @@ pub fn udp_listen_ports(cfg: &Config) -> Vec<u16> {
 
 /// A raw socket for IP protocol 50, as a tokio `UdpSocket` (the same datagram calls work on
 /// it; what it reads carries the IP header).
+/// Sockets per UDP port of the shared protocols: one per core (the runtime's threads), at
+/// most 8.
+fn udp_sockets_per_port() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// `n` UDP sockets on one address with `SO_REUSEPORT`: the kernel spreads clients over them by
+/// their addresses, each client keeping to one. The port is first bound alone, so that a port
+/// another program holds is refused as before rather than shared.
+fn reuseport_sockets(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
+    drop(std::net::UdpSocket::bind(addr)?);
+    (0..n.max(1))
+        .map(|_| {
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            s.set_reuse_port(true)?;
+            s.bind(&addr.into())?;
+            s.set_nonblocking(true)?;
+            UdpSocket::from_std(std::net::UdpSocket::from(s))
+        })
+        .collect()
+}
+
 fn raw_esp_socket(ip: std::net::Ipv4Addr) -> std::io::Result<UdpSocket> {
     let s = socket2::Socket::new(
         socket2::Domain::IPV4,

@@ -286,9 +286,14 @@ impl SendBatch {
     }
 
     /// Datagrams queued (a GSO run counts as its segments).
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.msgs.iter().map(Msg::datagrams).sum()
+    }
+
+    /// Drops what is queued.
+    pub fn clear(&mut self) {
+        self.msgs.clear();
+        self.data.clear();
     }
 
     /// Whether GSO runs still leave as one send each.

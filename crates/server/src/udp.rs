@@ -1,8 +1,11 @@
-//! The UDP listener: one socket per port, drained with `recvmmsg` in batches, each batch handed
-//! to the engine under one hold of its lock; what it answers leaves with `sendmmsg`.
+//! The UDP listener: sockets drained with `recvmmsg` in batches, each batch handed to the
+//! engine under one hold of its lock; what it answers leaves with `sendmmsg`. A port of the
+//! shared UDP protocols has a socket per thread (`SO_REUSEPORT`: the kernel keeps each client on
+//! one of them), each drained by its own task with its own worker (see `crate::dataplane`).
 
-use crate::dataplane::Dataplane;
+use crate::dataplane::{Dataplane, WorkerIo};
 use crate::sys::RecvBatch;
+use etherhub_engine::workers::Datagram;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -33,6 +36,7 @@ pub async fn recv_loop(
 ) {
     let mut batch = RecvBatch::new(BUF_SIZE);
     let fd = sock.as_raw_fd();
+    let mut worker = WorkerIo::new(local, sock.clone());
     loop {
         if let Err(e) = sock.readable().await {
             tracing::warn!(%local, error = %e, "UDP socket failed; listener stopped");
@@ -46,10 +50,15 @@ pub async fn recv_loop(
             Err(_) => continue,
         };
         if carrier == Carrier::Udp {
-            let datagrams = (0..n)
+            let datagrams: Vec<Datagram> = (0..n)
                 .filter(|&i| batch.got[i].0 > 0)
-                .map(|i| (batch.got[i].1, batch.datagram(i)));
-            dp.on_datagrams(Instant::now(), local, datagrams);
+                .map(|i| Datagram {
+                    local,
+                    from: batch.got[i].1,
+                    bytes: batch.datagram(i),
+                })
+                .collect();
+            dp.on_datagrams(Instant::now(), &datagrams, &mut worker);
             continue;
         }
         // each with the address it came to

@@ -36,7 +36,9 @@ pub use keys::{
     generate_private_key, key_from_base64, key_to_base64, public_key_of, Key, KeyError,
 };
 pub use ratelimit::{PER_SOURCE_BURST, PER_SOURCE_PER_SECOND};
-pub use server::{Server, DEFAULT_HANDSHAKE_RATE_LIMIT, MIN_BUFFER_LEN, PEER_EXPIRY};
+pub use server::{
+    DataPath, Opened, Server, DEFAULT_HANDSHAKE_RATE_LIMIT, MIN_BUFFER_LEN, PEER_EXPIRY,
+};
 pub use wire::is_wireguard;
 
 /// A live peer, valid until its [`Event::Disconnected`]. It is also the upper 24 bits of the

@@ -13,10 +13,15 @@
 //! handshakes arrive faster than the gate's rate, those it lets through (valid MAC2) are limited
 //! per source address as wireguard-go does ([`crate::ratelimit`]), so no single sender that
 //! can receive cookies makes the server do Diffie-Hellman work at its own pace.
+//!
+//! Threads: each peer sits behind its own lock, in a table the [`Server`] shares with any number
+//! of [`DataPath`] handles. The server (one owner, for handshakes, timers and the peer set) and
+//! the handles (data messages of established sessions, from any thread) meet only at one peer's
+//! lock, held for one packet. The table's own lock is written only when a peer comes or goes.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use boringtun::noise::errors::WireGuardError;
@@ -97,6 +102,139 @@ impl Peer {
     }
 }
 
+/// The live peers, each behind its own lock.
+#[derive(Default)]
+struct Table {
+    peers: RwLock<HashMap<PeerId, Mutex<Peer>>>,
+}
+
+/// A lock is poisoned only by a panic inside boringtun, which the engine contains; the peer's
+/// state is still the best there is.
+fn lock(peer: &Mutex<Peer>) -> MutexGuard<'_, Peer> {
+    peer.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Table {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<PeerId, Mutex<Peer>>> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<PeerId, Mutex<Peer>>> {
+        self.peers.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What [`DataPath::open`] made of a datagram.
+#[derive(Debug)]
+pub enum Opened<'a> {
+    /// The IP packet a peer sent, decrypted into the caller's buffer.
+    Packet(PeerId, &'a [u8]),
+    /// A keepalive: the peer is alive and its endpoint is where it came from.
+    Keepalive(PeerId),
+    /// Not for this path (a handshake, an unknown or unconfirmed peer, a peer with packets
+    /// waiting, or a message that did not open): give it to [`Server::handle_datagram`], which
+    /// decides and counts. Nothing was changed.
+    Server,
+}
+
+/// The data messages of established sessions, from any thread: a handle on the server's peer
+/// table. See the module docs.
+#[derive(Clone)]
+pub struct DataPath {
+    table: Arc<Table>,
+}
+
+impl DataPath {
+    /// Decrypts a data message of a peer whose session needs nothing of the server, holding only
+    /// that peer's lock. `out` must hold the datagram's length.
+    pub fn open<'a>(&self, src: SocketAddr, datagram: &[u8], out: &'a mut [u8]) -> Opened<'a> {
+        let Some(msg) = Message::new_checked(datagram) else {
+            return Opened::Server;
+        };
+        let Some(receiver) = msg.receiver_index() else {
+            return Opened::Server;
+        };
+        if msg.kind() != MessageType::Data || out.len() < datagram.len().max(MIN_BUFFER_LEN) {
+            return Opened::Server;
+        }
+        let id = PeerId(receiver >> 8);
+        let peers = self.table.read();
+        let Some(cell) = peers.get(&id) else {
+            return Opened::Server;
+        };
+        let mut peer = lock(cell);
+        if peer.unconfirmed || peer.queued_max > 0 {
+            return Opened::Server;
+        }
+        // A data message never makes boringtun answer; a failure changed nothing in the Tunn,
+        // and the server, taking it in its turn, counts it.
+        match peer.tunn.decapsulate(Some(src.ip()), datagram, out) {
+            TunnResult::WriteToTunnelV4(packet, _) | TunnResult::WriteToTunnelV6(packet, _) => {
+                peer.endpoint = src;
+                peer.rx_packets += 1;
+                peer.rx_bytes += packet.len() as u64;
+                Opened::Packet(id, packet)
+            }
+            TunnResult::Done => {
+                peer.endpoint = src;
+                Opened::Keepalive(id)
+            }
+            TunnResult::WriteToNetwork(_) | TunnResult::Err(_) => Opened::Server,
+        }
+    }
+
+    /// Encrypts one IP packet to a peer, as [`Server::encapsulate`] does, holding only that
+    /// peer's lock.
+    pub fn seal<'a>(&self, peer: PeerId, ip_packet: &[u8], out: &'a mut [u8]) -> Action<'a> {
+        let peers = self.table.read();
+        match peers.get(&peer) {
+            Some(cell) => encapsulate(&mut lock(cell), ip_packet, out),
+            None => Action::Nothing,
+        }
+    }
+
+    /// Whether this handle is on `server`'s table (a server replaced by another, with new keys,
+    /// has a new table whose peer numbers mean other peers).
+    pub fn is_of(&self, server: &Server) -> bool {
+        Arc::ptr_eq(&self.table, &server.table)
+    }
+}
+
+/// [`Server::encapsulate`] on one locked peer.
+fn encapsulate<'a>(p: &mut Peer, ip_packet: &[u8], out: &'a mut [u8]) -> Action<'a> {
+    if out.len() < (ip_packet.len() + DATA_OVERHEAD).max(MIN_BUFFER_LEN) {
+        p.dropped += 1;
+        return Action::Nothing;
+    }
+    if p.unconfirmed {
+        if p.held.len() < MAX_HELD {
+            p.held.push_back(ip_packet.to_vec());
+            p.queued_max = p.queued_max.max(ip_packet.len());
+        } else {
+            p.dropped += 1;
+        }
+        return Action::Nothing;
+    }
+    match p.tunn.encapsulate(ip_packet, out) {
+        TunnResult::WriteToNetwork(datagram) => {
+            if Message::new_checked(datagram).map(|m| m.kind()) == Some(MessageType::Data) {
+                p.count_sent(datagram);
+            } else {
+                p.queued_max = p.queued_max.max(ip_packet.len());
+            }
+            Action::Send(p.endpoint, datagram)
+        }
+        TunnResult::Done => {
+            p.queued_max = p.queued_max.max(ip_packet.len());
+            Action::Nothing
+        }
+        _ => {
+            p.dropped += 1;
+            Action::Nothing
+        }
+    }
+}
+
 /// A WireGuard server for many peers. See the crate docs for the call order.
 pub struct Server {
     private: StaticSecret,
@@ -108,7 +246,7 @@ pub struct Server {
     limiter: HandshakeLimiter,
     /// The live peer of each key that has one.
     peer_of_key: HashMap<Key, PeerId>,
-    peers: HashMap<PeerId, Peer>,
+    table: Arc<Table>,
     next_index: u32,
     /// Peers whose session just became usable while boringtun may hold packets for them.
     ready: VecDeque<PeerId>,
@@ -140,13 +278,20 @@ impl Server {
             public,
             preshared_key,
             peer_of_key: HashMap::new(),
-            peers: HashMap::new(),
+            table: Arc::default(),
             // A random start makes it unlikely that a client still holding a session from before a
             // restart lands on a new peer with the same index.
             next_index: OsRng.next_u32() % MAX_PEER_INDEX + 1,
             ready: VecDeque::new(),
             events: VecDeque::new(),
             stats: ServerStats::default(),
+        }
+    }
+
+    /// A handle for data messages from other threads (see the module docs).
+    pub fn data_path(&self) -> DataPath {
+        DataPath {
+            table: self.table.clone(),
         }
     }
 
@@ -209,7 +354,7 @@ impl Server {
             None => return self.handle_initiation(now, src, datagram, out, keys),
             Some(receiver) => PeerId(receiver >> 8),
         };
-        if !self.peers.contains_key(&id) {
+        if !self.table.read().contains_key(&id) {
             self.stats.unknown_index_dropped += 1;
             return Action::Nothing;
         }
@@ -301,9 +446,9 @@ impl Server {
             return Action::Nothing;
         };
         let unconfirmed = tunn.time_since_last_handshake().is_none();
-        self.peers.insert(
+        self.table.write().insert(
             id,
-            Peer {
+            Mutex::new(Peer {
                 tunn,
                 public_key: key,
                 endpoint: src,
@@ -316,7 +461,7 @@ impl Server {
                 unconfirmed,
                 held: VecDeque::new(),
                 queued_max: 0,
-            },
+            }),
         );
         self.peer_of_key.insert(key, id);
         self.stats.handshakes_ok += 1;
@@ -337,10 +482,12 @@ impl Server {
         datagram: &[u8],
         out: &'a mut [u8],
     ) -> Action<'a> {
-        let Some(peer) = self.peers.get_mut(&id) else {
+        let peers = self.table.read();
+        let Some(cell) = peers.get(&id) else {
             self.stats.unknown_index_dropped += 1;
             return Action::Nothing;
         };
+        let mut peer = lock(cell);
         let (action, session_usable) = match peer.tunn.decapsulate(Some(src.ip()), datagram, out) {
             // Initiation -> our response; response (to our initiation) -> boringtun's keepalive.
             TunnResult::WriteToNetwork(reply) => {
@@ -410,7 +557,8 @@ impl Server {
 
     /// One step of flushing: where to send and how many bytes at the start of `out`.
     fn flush_into(&mut self, id: PeerId, out: &mut [u8]) -> Option<(SocketAddr, usize)> {
-        let peer = self.peers.get_mut(&id)?;
+        let peers = self.table.read();
+        let mut peer = lock(peers.get(&id)?);
         if peer.queued_max == 0 {
             return None;
         }
@@ -464,39 +612,10 @@ impl Server {
         ip_packet: &[u8],
         out: &'a mut [u8],
     ) -> Action<'a> {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return Action::Nothing;
-        };
-        if out.len() < (ip_packet.len() + DATA_OVERHEAD).max(MIN_BUFFER_LEN) {
-            p.dropped += 1;
-            return Action::Nothing;
-        }
-        if p.unconfirmed {
-            if p.held.len() < MAX_HELD {
-                p.held.push_back(ip_packet.to_vec());
-                p.queued_max = p.queued_max.max(ip_packet.len());
-            } else {
-                p.dropped += 1;
-            }
-            return Action::Nothing;
-        }
-        match p.tunn.encapsulate(ip_packet, out) {
-            TunnResult::WriteToNetwork(datagram) => {
-                if Message::new_checked(datagram).map(|m| m.kind()) == Some(MessageType::Data) {
-                    p.count_sent(datagram);
-                } else {
-                    p.queued_max = p.queued_max.max(ip_packet.len());
-                }
-                Action::Send(p.endpoint, datagram)
-            }
-            TunnResult::Done => {
-                p.queued_max = p.queued_max.max(ip_packet.len());
-                Action::Nothing
-            }
-            _ => {
-                p.dropped += 1;
-                Action::Nothing
-            }
+        let peers = self.table.read();
+        match peers.get(&peer) {
+            Some(cell) => encapsulate(&mut lock(cell), ip_packet, out),
+            None => Action::Nothing,
         }
     }
 
@@ -510,7 +629,8 @@ impl Server {
         self.gate.reset_count();
         let mut buf = [0u8; MIN_BUFFER_LEN];
         let mut dead = Vec::new();
-        for (&id, peer) in &mut self.peers {
+        for (&id, cell) in self.table.read().iter() {
+            let mut peer = lock(cell);
             let stale = match peer.last_handshake {
                 Some(at) => now.saturating_duration_since(at) > PEER_EXPIRY,
                 None => true,
@@ -543,7 +663,7 @@ impl Server {
 
     /// A snapshot of one live peer.
     pub fn peer(&self, id: PeerId) -> Option<PeerInfo> {
-        self.peers.get(&id).map(Peer::info)
+        self.table.read().get(&id).map(|p| lock(p).info())
     }
 
     /// The live peer of a client key.
@@ -553,7 +673,9 @@ impl Server {
 
     /// Snapshots of all live peers, ordered by id.
     pub fn peers(&self) -> Vec<(PeerId, PeerInfo)> {
-        let mut all: Vec<_> = self.peers.iter().map(|(&id, p)| (id, p.info())).collect();
+        let mut all: Vec<_> = (self.table.read().iter())
+            .map(|(&id, p)| (id, lock(p).info()))
+            .collect();
         all.sort_unstable_by_key(|(id, _)| *id);
         all
     }
@@ -565,9 +687,10 @@ impl Server {
 
     /// Removes a live peer and queues its `Disconnected`; false if it was not live.
     fn drop_peer(&mut self, id: PeerId) -> bool {
-        let Some(peer) = self.peers.remove(&id) else {
+        let Some(peer) = self.table.write().remove(&id) else {
             return false;
         };
+        let peer = peer.into_inner().unwrap_or_else(|p| p.into_inner());
         if self.peer_of_key.get(&peer.public_key) == Some(&id) {
             self.peer_of_key.remove(&peer.public_key);
         }
@@ -585,7 +708,7 @@ impl Server {
             } else {
                 self.next_index + 1
             };
-            if !self.peers.contains_key(&id) {
+            if !self.table.read().contains_key(&id) {
                 return Some(id);
             }
         }
@@ -598,7 +721,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("public_key", &crate::key_to_base64(&self.public_key()))
             .field("peers_by_key", &self.peer_of_key.len())
-            .field("peers", &self.peers.len())
+            .field("peers", &self.table.read().len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }

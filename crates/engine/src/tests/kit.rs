@@ -222,7 +222,7 @@ impl Client {
         self.send_raw(buf);
     }
 
-    fn initiation(&mut self) -> Vec<u8> {
+    pub fn initiation(&mut self) -> Vec<u8> {
         match self.tunn.format_handshake_initiation(&mut self.buf, true) {
             TunnResult::WriteToNetwork(b) => b.to_vec(),
             other => panic!("no initiation: {other:?}"),

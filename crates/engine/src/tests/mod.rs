@@ -7,6 +7,7 @@ mod openvpn;
 mod policy;
 mod softether;
 mod stream;
+mod workers;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 

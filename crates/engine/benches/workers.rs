@@ -1,0 +1,419 @@
+//! The engine in memory, on one thread and on several: packets per second through a hub, client
+//! to client, from many WireGuard peers whose datagrams were encrypted beforehand. No sockets.
+//!
+//! Each round encrypts a fresh set of datagrams (untimed: WireGuard's counters must be new),
+//! then times one way of taking them:
+//! - `engine`: one thread hands every datagram to the engine, which opens and seals inline (the
+//!   way before workers);
+//! - `1 worker`, `2 workers`, ...: that many threads, each a [`Worker`] taking the datagrams of
+//!   its own peers (as a socket per thread with `SO_REUSEPORT` would hand them over) in batches,
+//!   the engine behind one `Mutex`.
+//!
+//! Every datagram sent back is counted and must be one per packet in. The figures are medians
+//! over the rounds. `cargo bench -p etherhub-engine --bench workers` (options after `--`:
+//! `--peers N --packets N --rounds N --size BYTES --batch N --threads N`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use boringtun::noise::{Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use etherhub_engine::workers::{Datagram, Worker};
+use etherhub_engine::{Change, Engine, HubSpec, UserAuth, UserSpec, WgKeySpec, WireGuardSpec};
+use etherhub_hub::StaticNetwork;
+use etherhub_wireguard::{generate_private_key, public_key_of};
+
+const LOCAL: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 443);
+
+struct Options {
+    peers: usize,
+    packets: usize,
+    rounds: usize,
+    size: usize,
+    batch: usize,
+    threads: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        peers: 64,
+        packets: 400,
+        rounds: 7,
+        size: 1420,
+        batch: 32,
+        threads: 2,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = || -> usize {
+            args.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} needs a number", args[i]))
+        };
+        match args[i].as_str() {
+            "--peers" => o.peers = value().clamp(2, 250),
+            "--packets" => o.packets = value().max(1),
+            "--rounds" => o.rounds = value().max(1),
+            "--size" => o.size = value().clamp(64, 1420),
+            "--batch" => o.batch = value().clamp(1, 1024),
+            "--threads" => o.threads = value().clamp(1, 64),
+            // cargo bench passes --bench; anything else is ignored as criterion's would be
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn address(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(192, 168, 30, 2 + i as u8)
+}
+
+fn endpoint(i: usize) -> SocketAddr {
+    SocketAddr::from(([198, 18, 1 + (i / 200) as u8, 1 + (i % 200) as u8], 50000))
+}
+
+/// An IPv4/UDP packet of `len` bytes.
+fn udp(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let mut sum = 0u32;
+    for i in (0..20).step_by(2) {
+        sum += u32::from(u16::from_be_bytes([p[i], p[i + 1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&4001u16.to_be_bytes());
+    p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+    p
+}
+
+/// The engine with one hub and `peers` connected WireGuard clients, each held to its address.
+fn setup(peers: usize) -> (Engine, Vec<Tunn>) {
+    let now = Instant::now();
+    let mut engine = Engine::new(now);
+    let server = generate_private_key();
+    engine.apply(
+        now,
+        Change::WireGuard(Some(WireGuardSpec {
+            private_key: server,
+            psk: None,
+        })),
+    );
+    engine.apply(
+        now,
+        Change::Hub(HubSpec {
+            name: "DEFAULT".into(),
+            online: true,
+            static_network: Some(StaticNetwork {
+                gateway: Ipv4Addr::new(192, 168, 30, 1),
+                mask: Ipv4Addr::new(255, 255, 255, 0),
+            }),
+            securenat: None,
+            access: Vec::new(),
+        }),
+    );
+    let mut clients = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    for i in 0..peers {
+        let private = generate_private_key();
+        let user = format!("u{i}");
+        engine.apply(
+            now,
+            Change::User(UserSpec {
+                hub: "DEFAULT".into(),
+                name: user.clone(),
+                auth: UserAuth::Anonymous,
+                ..Default::default()
+            }),
+        );
+        engine.apply(
+            now,
+            Change::WgKey(WgKeySpec {
+                key: public_key_of(&private),
+                hub: "DEFAULT".into(),
+                user,
+                psk: None,
+                address: Some(address(i)),
+            }),
+        );
+        let mut tunn = Tunn::new(
+            StaticSecret::from(private),
+            PublicKey::from(public_key_of(&server)),
+            None,
+            None,
+            i as u32 + 1,
+            None,
+        );
+        let TunnResult::WriteToNetwork(init) = tunn.format_handshake_initiation(&mut buf, true)
+        else {
+            panic!("no initiation");
+        };
+        let init = init.to_vec();
+        engine.handle_datagram(now, LOCAL, endpoint(i), &init);
+        engine.end_of_batch(now);
+        let response = engine.poll_transmit().expect("a handshake response");
+        let response = response.contents.to_vec();
+        let TunnResult::WriteToNetwork(keepalive) = tunn.decapsulate(None, &response, &mut buf)
+        else {
+            panic!("no keepalive");
+        };
+        let keepalive = keepalive.to_vec();
+        engine.handle_datagram(now, LOCAL, endpoint(i), &keepalive);
+        engine.end_of_batch(now);
+        while engine.poll_transmit().is_some() {}
+        clients.push(tunn);
+    }
+    while engine.poll_event().is_some() {}
+    (engine, clients)
+}
+
+/// One round's datagrams: peer by peer, each sending to the next peer's address.
+fn encrypt_round(clients: &mut [Tunn], o: &Options) -> Vec<Vec<(SocketAddr, Vec<u8>)>> {
+    let n = clients.len();
+    let mut buf = vec![0u8; o.size + 64];
+    (0..n)
+        .map(|i| {
+            let packet = udp(address(i), address((i + 1) % n), o.size);
+            (0..o.packets)
+                .map(|_| match clients[i].encapsulate(&packet, &mut buf) {
+                    TunnResult::WriteToNetwork(d) => (endpoint(i), d.to_vec()),
+                    other => panic!("client {i} did not encrypt: {other:?}"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The datagrams of the peers `mine`, interleaved peer by peer as they would arrive.
+fn interleave<'a>(round: &'a [Vec<(SocketAddr, Vec<u8>)>], mine: &[usize]) -> Vec<Datagram<'a>> {
+    let per = round.first().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(per * mine.len());
+    let mut each: Vec<_> = mine.iter().map(|&i| round[i].iter()).collect();
+    for _ in 0..per {
+        for (from, bytes) in each.iter_mut().filter_map(Iterator::next) {
+            out.push(Datagram {
+                local: LOCAL,
+                from: *from,
+                bytes,
+            });
+        }
+    }
+    out
+}
+
+/// Datagrams a transmit holds.
+fn count(segment: Option<usize>, len: usize) -> usize {
+    segment.map_or(1, |s| len.div_ceil(s))
+}
+
+/// The engine alone on one thread, sealing inline: (seconds, datagrams out).
+fn run_engine(
+    engine: &mut Engine,
+    round: &[Vec<(SocketAddr, Vec<u8>)>],
+    o: &Options,
+) -> (f64, usize) {
+    engine.defer_wireguard_sealing(false);
+    let all: Vec<usize> = (0..round.len()).collect();
+    let input = interleave(round, &all);
+    let now = Instant::now();
+    let start = Instant::now();
+    let mut sent = 0;
+    for chunk in input.chunks(o.batch) {
+        for d in chunk {
+            engine.handle_datagram(now, d.local, d.from, d.bytes);
+        }
+        engine.end_of_batch(now);
+        while let Some(t) = engine.poll_transmit() {
+            sent += count(t.segment_size, t.contents.len());
+        }
+    }
+    (start.elapsed().as_secs_f64(), sent)
+}
+
+/// Time spent in each step by all threads together: open, waiting for the engine, feed, seal.
+#[derive(Default, Clone, Copy)]
+struct Steps([Duration; 4]);
+
+impl std::ops::AddAssign for Steps {
+    fn add_assign(&mut self, o: Steps) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+    }
+}
+
+/// `threads` workers over one engine: (seconds, datagrams out, time per step).
+fn run_workers(
+    engine: &Mutex<Engine>,
+    workers: &mut [Worker],
+    round: &[Vec<(SocketAddr, Vec<u8>)>],
+    o: &Options,
+) -> (f64, usize, Steps) {
+    let threads = workers.len();
+    engine.lock().unwrap().defer_wireguard_sealing(true);
+    let inputs: Vec<Vec<Datagram>> = (0..threads)
+        .map(|w| {
+            let mine: Vec<usize> = (0..round.len()).filter(|i| i % threads == w).collect();
+            interleave(round, &mine)
+        })
+        .collect();
+    let now = Instant::now();
+    let start = Instant::now();
+    let (sent, steps) = std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .zip(&inputs)
+            .map(|(worker, input)| {
+                s.spawn(move || {
+                    let (mut sent, mut steps) = (0, Steps::default());
+                    for chunk in input.chunks(o.batch) {
+                        let t0 = Instant::now();
+                        worker.open(chunk);
+                        let t1 = Instant::now();
+                        {
+                            let mut e = engine.lock().unwrap();
+                            let t2 = Instant::now();
+                            worker.feed(&mut e, now, chunk);
+                            steps.0[1] += t2 - t1;
+                            steps.0[2] += t2.elapsed();
+                            // what the engine itself queued (nothing, for this traffic)
+                            while let Some(t) = e.poll_transmit() {
+                                sent += count(t.segment_size, t.contents.len());
+                            }
+                        }
+                        let t3 = Instant::now();
+                        worker.seal();
+                        while let Some(t) = worker.poll_transmit() {
+                            sent += count(t.segment_size, t.contents.len());
+                        }
+                        steps.0[0] += t1 - t0;
+                        steps.0[3] += t3.elapsed();
+                    }
+                    (sent, steps)
+                })
+            })
+            .collect();
+        let mut all = (0, Steps::default());
+        for h in handles {
+            let (n, st) = h.join().unwrap();
+            all.0 += n;
+            all.1 += st;
+        }
+        all
+    });
+    (start.elapsed().as_secs_f64(), sent, steps)
+}
+
+/// The machine's own ceiling: `total` packets encrypted by `threads` clients on as many
+/// threads, nothing shared. Packets per second.
+fn crypto_only(clients: &mut [Tunn], threads: usize, total: usize, size: usize) -> f64 {
+    let packet = udp(address(0), address(1), size);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for tunn in clients.iter_mut().take(threads) {
+            let packet = &packet;
+            s.spawn(move || {
+                let mut buf = vec![0u8; size + 64];
+                for _ in 0..total / threads {
+                    let TunnResult::WriteToNetwork(d) = tunn.encapsulate(packet, &mut buf) else {
+                        panic!("did not encrypt");
+                    };
+                    std::hint::black_box(d);
+                }
+            });
+        }
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let o = options();
+    let (engine, mut clients) = setup(o.peers);
+    let engine = Mutex::new(engine);
+    let total = o.peers * o.packets;
+    println!(
+        "engine workers: {} peers, {} packets of {} bytes each per round ({} in all), batches of {}, {} rounds, hub path client to client",
+        o.peers, o.packets, o.size, total, o.batch, o.rounds
+    );
+    let mut names = vec!["engine (inline)".to_string()];
+    names.extend((1..=o.threads).map(|n| format!("{n} worker{}", if n == 1 { "" } else { "s" })));
+    let mut pps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut steps = vec![Steps::default(); names.len()];
+    let mut workers: Vec<Vec<Worker>> = (1..=o.threads)
+        .map(|n| (0..n).map(|_| Worker::new(true)).collect())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for _ in 0..o.rounds {
+        for (k, name) in names.iter().enumerate() {
+            let round = encrypt_round(&mut clients, &o);
+            let (secs, sent) = if k == 0 {
+                run_engine(&mut engine.lock().unwrap(), &round, &o)
+            } else {
+                let (secs, sent, st) = run_workers(&engine, &mut workers[k - 1], &round, &o);
+                steps[k] += st;
+                (secs, sent)
+            };
+            assert_eq!(sent, total, "{name}: every packet in must leave once");
+            pps[k].push(total as f64 / secs);
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let crypto: Vec<f64> = (1..=o.threads)
+        .map(|n| {
+            median(
+                (0..o.rounds)
+                    .map(|_| crypto_only(&mut clients, n, total, o.size))
+                    .collect(),
+            )
+        })
+        .collect();
+    let faults = engine.lock().unwrap().stats().faults;
+    assert_eq!(faults, 0, "no fault on the way");
+    let one = median(pps[1].clone());
+    for (k, (name, v)) in names.iter().zip(&pps).enumerate() {
+        let m = median(v.clone());
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / (v.len() * total) as f64;
+        let [open, wait, feed, seal] = steps[k].0.map(per);
+        let split = match k {
+            0 => String::new(),
+            _ => format!(
+                "  µs per packet: open {open:.2}, wait {wait:.2}, engine {feed:.2}, seal {seal:.2}"
+            ),
+        };
+        println!(
+            "{name:>16}: {:>9.0} packets/s  {:>6.2} Gbit/s inner  {:.2}x 1 worker{split}",
+            m,
+            m * o.size as f64 * 8.0 / 1e9,
+            m / one
+        );
+    }
+    for (n, c) in crypto.iter().enumerate() {
+        println!(
+            "encryption only, {} thread{}: {c:>9.0} packets/s, {:.2}x 1 thread (the machine's ceiling)",
+            n + 1,
+            if n == 0 { "" } else { "s" },
+            c / crypto[0]
+        );
+    }
+}

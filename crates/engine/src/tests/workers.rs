@@ -1,0 +1,254 @@
+//! Workers: WireGuard's data opened and sealed outside the engine, on several threads, with the
+//! engine behind one lock.
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use boringtun::noise::TunnResult;
+
+use super::kit::{hub, World, LOCAL};
+use super::GW;
+use crate::workers::{Datagram, Worker};
+use crate::{Change, WireGuardSpec};
+
+const B_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 11);
+const C_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 12);
+const D_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 13);
+
+/// An IPv4/UDP packet of `len` bytes whose payload starts with `tag`.
+fn udp(src: Ipv4Addr, dst: Ipv4Addr, len: usize, tag: u32) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let mut sum = 0u32;
+    for i in (0..20).step_by(2) {
+        sum += u32::from(u16::from_be_bytes([p[i], p[i + 1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&4001u16.to_be_bytes());
+    p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+    p[28..32].copy_from_slice(&tag.to_be_bytes());
+    p
+}
+
+/// Four clients, each held to its address, connected and confirmed; the engine defers sealing.
+fn four() -> World {
+    let mut w = World::new(&[hub("DEFAULT", GW)]);
+    for (i, ip) in [super::A_IP, B_IP, C_IP, D_IP].into_iter().enumerate() {
+        w.add_client("DEFAULT", &format!("u{i}"), ip, GW, Some(ip));
+        w.handshake(i);
+    }
+    w.engine.defer_wireguard_sealing(true);
+    w
+}
+
+/// Client `i` encrypts `packet`.
+fn seal(w: &mut World, i: usize, packet: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; packet.len() + 64];
+    match w.clients[i].tunn.encapsulate(packet, &mut buf) {
+        TunnResult::WriteToNetwork(d) => d.to_vec(),
+        other => panic!("client {i} did not encrypt: {other:?}"),
+    }
+}
+
+/// What a worker sent, opened by the client it went to: (client, packet).
+fn opened_by_clients(w: &mut World, worker: &mut Worker) -> Vec<(usize, Vec<u8>)> {
+    let mut sent = Vec::new();
+    while let Some(t) = worker.poll_transmit() {
+        assert_eq!(t.local, LOCAL);
+        let seg = t.segment_size.unwrap_or(t.contents.len());
+        for d in t.contents.chunks(seg) {
+            sent.push((t.to, d.to_vec()));
+        }
+    }
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    for (to, d) in sent {
+        let i = w
+            .clients
+            .iter()
+            .position(|c| c.underlay == to)
+            .expect("a client's address");
+        match w.clients[i].tunn.decapsulate(None, &d, &mut buf) {
+            TunnResult::WriteToTunnelV4(p, _) => got.push((i, p.to_vec())),
+            other => panic!("client {i} could not open what the worker sealed: {other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn a_worker_opens_and_seals_outside_the_engine_and_the_engine_gets_the_rest() {
+    let mut w = four();
+    let mut worker = Worker::new(true);
+    let to_b = udp(super::A_IP, B_IP, 1000, 1);
+    let d = seal(&mut w, 0, &to_b);
+    let from = w.clients[0].underlay;
+    let batch = [Datagram {
+        local: LOCAL,
+        from,
+        bytes: &d,
+    }];
+    // the first batch has no data path yet: the engine opens it, and still defers the sealing
+    worker.open(&batch);
+    worker.feed(&mut w.engine, w.now, &batch);
+    worker.seal();
+    assert_eq!((worker.stats.opened, worker.stats.sealed), (0, 1));
+    assert_eq!(opened_by_clients(&mut w, &mut worker), vec![(1, to_b)]);
+
+    // from now on the worker opens, and a handshake in the same batch is the engine's
+    let to_c = udp(super::A_IP, C_IP, 1400, 2);
+    let d1 = seal(&mut w, 0, &to_c);
+    let init = w.clients[3].initiation();
+    let d3 = w.clients[3].underlay;
+    let batch = [
+        Datagram {
+            local: LOCAL,
+            from,
+            bytes: &d1,
+        },
+        Datagram {
+            local: LOCAL,
+            from: d3,
+            bytes: &init,
+        },
+    ];
+    worker.open(&batch);
+    assert_eq!(worker.stats.opened, 1);
+    worker.feed(&mut w.engine, w.now, &batch);
+    worker.seal();
+    assert_eq!(worker.stats.sealed, 2);
+    assert_eq!(opened_by_clients(&mut w, &mut worker), vec![(2, to_c)]);
+    // the handshake response left through the engine's own queue
+    let mut responses = 0;
+    while let Some(t) = w.engine.poll_transmit() {
+        assert_eq!(t.to, d3);
+        responses += 1;
+    }
+    assert_eq!(responses, 1);
+    let info = w.engine.wireguard().peer(crate::TunnelId {
+        protocol: crate::ProtocolId(0),
+        index: w
+            .engine
+            .wireguard()
+            .tunnel_of_key(&w.clients[0].public)
+            .unwrap(),
+    });
+    assert_eq!(
+        info.map(|p| p.rx_packets),
+        Some(2),
+        "the worker's packet is counted"
+    );
+    assert_eq!(w.engine.stats().faults, 0);
+}
+
+#[test]
+fn a_packet_opened_by_a_replaced_server_is_dropped() {
+    let mut w = four();
+    let mut worker = Worker::new(true);
+    let from = w.clients[0].underlay;
+    let warm = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 0));
+    let batch = [Datagram {
+        local: LOCAL,
+        from,
+        bytes: &warm,
+    }];
+    worker.open(&batch);
+    worker.feed(&mut w.engine, w.now, &batch);
+    worker.seal();
+    while worker.poll_transmit().is_some() {}
+
+    let d = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 1));
+    let batch = [Datagram {
+        local: LOCAL,
+        from,
+        bytes: &d,
+    }];
+    worker.open(&batch);
+    assert_eq!(worker.stats.opened, 1);
+    // new keys between opening and feeding: a new server, whose peer numbers mean nothing yet
+    w.engine.apply(
+        w.now,
+        Change::WireGuard(Some(WireGuardSpec {
+            private_key: etherhub_wireguard::generate_private_key(),
+            psk: None,
+        })),
+    );
+    worker.feed(&mut w.engine, w.now, &batch);
+    worker.seal();
+    assert_eq!(worker.stats.stale, 1);
+    assert!(worker.poll_transmit().is_none());
+}
+
+#[test]
+fn two_threads_share_one_engine_and_every_packet_arrives_once() {
+    let mut w = four();
+    const PER_CLIENT: u32 = 300;
+    // each client sends to the next one; client i's datagrams go to thread i % 2
+    let ips = [super::A_IP, B_IP, C_IP, D_IP];
+    let mut work: [Vec<(std::net::SocketAddr, Vec<u8>)>; 2] = Default::default();
+    for n in 0..PER_CLIENT {
+        for i in 0..4 {
+            let p = udp(ips[i], ips[(i + 1) % 4], 600, n * 4 + i as u32);
+            let d = seal(&mut w, i, &p);
+            work[i % 2].push((w.clients[i].underlay, d));
+        }
+    }
+    let now = w.now;
+    let engine = Mutex::new(std::mem::replace(&mut w.engine, crate::Engine::new(now)));
+    let sent: Vec<Vec<(std::net::SocketAddr, Vec<u8>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .iter()
+            .map(|mine| {
+                let engine = &engine;
+                s.spawn(move || {
+                    let mut worker = Worker::new(false);
+                    let mut out = Vec::new();
+                    for chunk in mine.chunks(16) {
+                        let batch: Vec<Datagram> = chunk
+                            .iter()
+                            .map(|(from, d)| Datagram {
+                                local: LOCAL,
+                                from: *from,
+                                bytes: d,
+                            })
+                            .collect();
+                        worker.open(&batch);
+                        worker.feed(&mut engine.lock().unwrap(), now, &batch);
+                        worker.seal();
+                        while let Some(t) = worker.poll_transmit() {
+                            out.push((t.to, t.contents.to_vec()));
+                        }
+                    }
+                    assert!(worker.stats.opened > 0, "the worker opened nothing itself");
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    w.engine = engine.into_inner().unwrap();
+    let mut tags = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    for (to, d) in sent.into_iter().flatten() {
+        let i = w.clients.iter().position(|c| c.underlay == to).unwrap();
+        match w.clients[i].tunn.decapsulate(None, &d, &mut buf) {
+            TunnResult::WriteToTunnelV4(p, _) => {
+                assert_eq!(&p[16..20], &ips[i].octets(), "delivered to its destination");
+                tags.push(u32::from_be_bytes([p[28], p[29], p[30], p[31]]));
+            }
+            other => panic!("client {i}: {other:?}"),
+        }
+    }
+    tags.sort_unstable();
+    assert_eq!(tags, (0..PER_CLIENT * 4).collect::<Vec<_>>());
+    assert_eq!(w.engine.stats().faults, 0);
+}

@@ -1,0 +1,198 @@
+//! Workers: the part of a datagram's way that needs no engine, done by whichever thread received
+//! it, so that a runtime with several threads spreads the cryptography over every core.
+//!
+//! The engine stays one value, behind whatever lock the runtime keeps it in. A worker takes a
+//! batch of datagrams in three steps, and holds that lock only for the middle one:
+//! 1. [`Worker::open`], without the engine: WireGuard data messages of established sessions are
+//!    decrypted through the server's [`DataPath`], each under its own peer's lock.
+//! 2. [`Worker::feed`], holding the engine: the opened packets and every other datagram go in,
+//!    in the order they came (handshakes and the other protocols are the engine's as before);
+//!    the packets the hubs answer to WireGuard peers come out still in plaintext.
+//! 3. [`Worker::seal`], without the engine again: those are encrypted into the worker's own
+//!    [`TransmitQueue`], which the runtime drains with [`Worker::poll_transmit`] and sends.
+//!
+//! What the lock covers is then switching, SecureNAT and every protocol's control; the AEAD of
+//! WireGuard's data runs on as many threads as receive. Two threads opening datagrams of one
+//! peer meet at that peer's lock only.
+//!
+//! Call [`Engine::defer_wireguard_sealing`] once for the engine a worker feeds.
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use etherhub_wireguard::{DataPath, Opened, PeerId, MIN_BUFFER_LEN};
+
+use crate::fault::{self, Containment};
+use crate::seam::Transmit;
+use crate::transmit::TransmitQueue;
+use crate::wireguard::Outbox;
+use crate::Engine;
+
+/// One received datagram: the listener it came to, its sender, its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram<'a> {
+    pub local: SocketAddr,
+    pub from: SocketAddr,
+    pub bytes: &'a [u8],
+}
+
+/// What step 1 made of one datagram of the batch.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// Decrypted: the packet lies in `plain[start..start + len]`.
+    Opened {
+        peer: PeerId,
+        start: usize,
+        len: usize,
+    },
+    /// A keepalive, fully handled by opening it.
+    Keepalive,
+    /// For the engine as it came.
+    Engine,
+}
+
+/// A worker's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Data messages opened outside the engine.
+    pub opened: u64,
+    /// Packets to peers sealed outside the engine.
+    pub sealed: u64,
+    /// Opened packets dropped because the WireGuard server was replaced meanwhile.
+    pub stale: u64,
+    /// Panics caught in steps 1 and 3 (reported to the engine at the next [`Worker::feed`]).
+    pub faults: u64,
+}
+
+/// One thread's scratch for the three steps (see the module docs). Reused from batch to batch.
+pub struct Worker {
+    /// The WireGuard server's data path as of the last feed (none while WireGuard is off or
+    /// before the first feed: then every datagram goes to the engine).
+    path: Option<DataPath>,
+    slots: Vec<Slot>,
+    /// Opened packets, back to back. It only grows: its bytes are overwritten, never cleared.
+    plain: Vec<u8>,
+    outbox: Outbox,
+    transmits: TransmitQueue,
+    /// A panic caught outside the engine, for the engine's record.
+    fault: Option<(&'static str, String)>,
+    pub stats: WorkerStats,
+}
+
+impl Worker {
+    /// A worker whose queue forms GSO runs (`gso`) or not.
+    pub fn new(gso: bool) -> Worker {
+        Worker {
+            path: None,
+            slots: Vec::new(),
+            plain: Vec::new(),
+            outbox: Outbox::default(),
+            transmits: TransmitQueue::new(gso),
+            fault: None,
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// Whether the queue forms GSO runs (the runtime turns it off when the kernel refuses them).
+    pub fn set_gso(&mut self, gso: bool) {
+        self.transmits.set_gso(gso);
+    }
+
+    /// Step 1, without the engine: opens what the WireGuard data path can open.
+    pub fn open(&mut self, batch: &[Datagram<'_>]) {
+        self.slots.clear();
+        let Some(path) = &self.path else {
+            self.slots.resize(batch.len(), Slot::Engine);
+            return;
+        };
+        let (slots, plain, stats) = (&mut self.slots, &mut self.plain, &mut self.stats);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            let _inside = Containment::enter();
+            let mut start = 0;
+            for d in batch {
+                // boringtun asks room for a handshake message even to open a short packet
+                let room = start + d.bytes.len().max(MIN_BUFFER_LEN);
+                if plain.len() < room {
+                    plain.resize(room, 0);
+                }
+                let slot = match path.open(d.from, d.bytes, &mut plain[start..room]) {
+                    Opened::Packet(peer, packet) => Slot::Opened {
+                        peer,
+                        start,
+                        len: packet.len(),
+                    },
+                    Opened::Keepalive(_) => Slot::Keepalive,
+                    Opened::Server => Slot::Engine,
+                };
+                if let Slot::Opened { len, .. } = slot {
+                    stats.opened += 1;
+                    start += len;
+                }
+                slots.push(slot);
+            }
+        }));
+        if let Err(payload) = caught {
+            // the datagram it happened on and the rest go to the engine, which contains a
+            // second panic to the tunnel concerned
+            self.stats.faults += 1;
+            self.fault = Some(("worker open", fault::message(payload.as_ref())));
+            self.slots.resize(batch.len(), Slot::Engine);
+        }
+    }
+
+    /// Step 2, holding the engine: the batch goes in (the same `batch` as to [`Worker::open`]),
+    /// and the packets for WireGuard peers it caused come out for [`Worker::seal`]. The engine's
+    /// other outputs stay with it, to be polled as after any input.
+    pub fn feed(&mut self, engine: &mut Engine, now: Instant, batch: &[Datagram<'_>]) {
+        if let Some((input, message)) = self.fault.take() {
+            engine.record_fault(now, input, message);
+        }
+        for (d, slot) in batch.iter().zip(&self.slots) {
+            match *slot {
+                Slot::Opened { peer, start, len } => {
+                    let path = self.path.as_ref().expect("opened through a data path");
+                    let packet = &self.plain[start..start + len];
+                    if !engine.wireguard_opened(now, path, (d.local, d.from), peer, packet) {
+                        self.stats.stale += 1;
+                    }
+                }
+                Slot::Keepalive => {}
+                Slot::Engine => engine.handle_datagram(now, d.local, d.from, d.bytes),
+            }
+        }
+        engine.end_of_batch(now);
+        engine.take_wireguard_outbox(&mut self.outbox);
+        self.path = engine.wireguard_data_path();
+    }
+
+    /// Step 3, without the engine: encrypts what step 2 left for WireGuard peers.
+    pub fn seal(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let Some(path) = &self.path else {
+            self.outbox.clear();
+            return;
+        };
+        let (outbox, transmits) = (&mut self.outbox, &mut self.transmits);
+        let n = outbox.len() as u64;
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            let _inside = Containment::enter();
+            outbox.seal_into(transmits, |peer, packet, out| path.seal(peer, packet, out));
+        }));
+        match caught {
+            Ok(()) => self.stats.sealed += n,
+            Err(payload) => {
+                self.outbox.clear();
+                self.stats.faults += 1;
+                self.fault = Some(("worker seal", fault::message(payload.as_ref())));
+            }
+        }
+    }
+
+    /// The next datagram (or GSO run) step 3 produced.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        self.transmits.poll()
+    }
+}
