@@ -24,6 +24,10 @@ use etherhub_engine::{Change, Engine, HubSpec, UserAuth, UserSpec, WgKeySpec, Wi
 use etherhub_hub::StaticNetwork;
 use etherhub_wireguard::{generate_private_key, public_key_of};
 
+#[path = "../src/tests/packets.rs"]
+mod packets;
+use packets::udp;
+
 const LOCAL: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 443);
 
 struct Options {
@@ -76,29 +80,6 @@ fn address(i: usize) -> Ipv4Addr {
 
 fn endpoint(i: usize) -> SocketAddr {
     SocketAddr::from(([198, 18, 1 + (i / 200) as u8, 1 + (i % 200) as u8], 50000))
-}
-
-/// An IPv4/UDP packet of `len` bytes.
-fn udp(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let mut sum = 0u32;
-    for i in (0..20).step_by(2) {
-        sum += u32::from(u16::from_be_bytes([p[i], p[i + 1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
-    p[22..24].copy_from_slice(&4001u16.to_be_bytes());
-    p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
-    p
 }
 
 /// The engine with one hub and `peers` connected WireGuard clients, each held to its address.
@@ -187,7 +168,7 @@ fn encrypt_round(clients: &mut [Tunn], o: &Options) -> Vec<Vec<(SocketAddr, Vec<
     let mut buf = vec![0u8; o.size + 64];
     (0..n)
         .map(|i| {
-            let packet = udp(address(i), address((i + 1) % n), o.size);
+            let packet = udp(address(i), address((i + 1) % n), o.size, i as u32);
             (0..o.packets)
                 .map(|_| match clients[i].encapsulate(&packet, &mut buf) {
                     TunnResult::WriteToNetwork(d) => (endpoint(i), d.to_vec()),
@@ -321,7 +302,7 @@ fn run_workers(
 /// The machine's own ceiling: `total` packets encrypted by `threads` clients on as many
 /// threads, nothing shared. Packets per second.
 fn crypto_only(clients: &mut [Tunn], threads: usize, total: usize, size: usize) -> f64 {
-    let packet = udp(address(0), address(1), size);
+    let packet = udp(address(0), address(1), size, 0);
     let start = Instant::now();
     std::thread::scope(|s| {
         for tunn in clients.iter_mut().take(threads) {

@@ -34,7 +34,10 @@ struct Run {
 /// [`TransmitQueue::poll`] to take, until it returns `None`; the buffer is reused.
 #[derive(Default)]
 pub struct TransmitQueue {
+    /// Datagrams back to back in `data[..used]`. The vector only grows: its bytes past `used`
+    /// are overwritten by the next datagrams, never cleared first.
     data: Vec<u8>,
+    used: usize,
     runs: Vec<Run>,
     next: usize,
     gso: bool,
@@ -68,17 +71,18 @@ impl TransmitQueue {
     pub fn push_with(&mut self, local: SocketAddr, max_len: usize, write: &mut WriteDatagram<'_>) {
         if self.is_empty() && !self.runs.is_empty() {
             self.runs.clear();
-            self.data.clear();
+            self.used = 0;
             self.next = 0;
         }
-        let start = self.data.len();
-        self.data.resize(start + max_len, 0);
-        let Some((to, len)) = write(&mut self.data[start..]) else {
-            self.data.truncate(start);
+        let start = self.used;
+        if self.data.len() < start + max_len {
+            self.data.resize(start + max_len, 0);
+        }
+        let Some((to, len)) = write(&mut self.data[start..start + max_len]) else {
             return;
         };
         let len = len.min(max_len);
-        self.data.truncate(start + len);
+        self.used = start + len;
         if len == 0 {
             return;
         }

@@ -344,6 +344,9 @@ fn reuseport_sockets(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocke
             )?;
             s.set_reuse_port(true)?;
             s.bind(&addr.into())?;
+            if let Err(e) = crate::sys::enable_gro(s.as_raw_fd()) {
+                tracing::debug!(%addr, error = %e, "UDP_GRO refused: datagrams arrive one by one");
+            }
             s.set_nonblocking(true)?;
             UdpSocket::from_std(std::net::UdpSocket::from(s))
         })

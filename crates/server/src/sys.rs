@@ -85,6 +85,9 @@ pub struct RecvBatch {
     /// The address each datagram of the last call was sent to, where the socket says
     /// ([`enable_pktinfo`]).
     pub dst: Vec<Option<Ipv4Addr>>,
+    /// Where the kernel coalesced a run of one sender's datagrams into one message
+    /// ([`enable_gro`]): their size (the last may be shorter). See [`RecvBatch::datagrams`].
+    pub segment: Vec<Option<usize>>,
 }
 
 // SAFETY: the raw pointers inside iovec/mmsghdr only ever point into this struct's own buffers
@@ -102,11 +105,21 @@ impl RecvBatch {
             controls: vec![[0; 8]; BATCH],
             got: Vec::with_capacity(BATCH),
             dst: Vec::with_capacity(BATCH),
+            segment: Vec::with_capacity(BATCH),
         }
     }
 
+    /// Message `i` of the last call: one datagram, or a coalesced run (see
+    /// [`RecvBatch::datagrams`]).
     pub fn datagram(&self, i: usize) -> &[u8] {
         &self.bufs[i][..self.got[i].0]
+    }
+
+    /// The datagrams of message `i`, a coalesced run cut back into the datagrams it was.
+    pub fn datagrams(&self, i: usize) -> impl Iterator<Item = &[u8]> {
+        let all = self.datagram(i);
+        let size = self.segment[i].filter(|&s| s > 0).unwrap_or(all.len().max(1));
+        all.chunks(size)
     }
 
     /// One non-blocking `recvmmsg`; fills `got`. WouldBlock when nothing is waiting.
@@ -115,6 +128,7 @@ impl RecvBatch {
         self.msgs.clear();
         self.got.clear();
         self.dst.clear();
+        self.segment.clear();
         for b in &mut self.bufs {
             self.iovs.push(libc::iovec {
                 iov_base: b.as_mut_ptr().cast(),
@@ -155,14 +169,18 @@ impl RecvBatch {
                 // an address family we do not serve: keep the slot, mark it empty
                 None => self.got.push((0, SocketAddr::from(([0, 0, 0, 0], 0)))),
             }
-            self.dst.push(pktinfo_of(&self.msgs[i].msg_hdr));
+            let (dst, segment) = control_of(&self.msgs[i].msg_hdr);
+            self.dst.push(dst);
+            self.segment.push(segment);
         }
         Ok(n as usize)
     }
 }
 
-/// The destination address in a received message's `IP_PKTINFO` control message.
-fn pktinfo_of(h: &libc::msghdr) -> Option<Ipv4Addr> {
+/// What a received message's control messages say: its destination address (`IP_PKTINFO`)
+/// and the size of the datagrams the kernel coalesced into it (`UDP_GRO`).
+fn control_of(h: &libc::msghdr) -> (Option<Ipv4Addr>, Option<usize>) {
+    let (mut dst, mut segment) = (None, None);
     // SAFETY: the kernel filled msg_control (msg_controllen bytes, within our buffer); the
     // CMSG macros walk it within those bounds.
     unsafe {
@@ -170,12 +188,42 @@ fn pktinfo_of(h: &libc::msghdr) -> Option<Ipv4Addr> {
         while !c.is_null() {
             if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
                 let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in_pktinfo);
-                return Some(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes()));
+                dst = Some(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes()));
+            }
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                segment = usize::try_from(size).ok();
             }
             c = libc::CMSG_NXTHDR(h, c);
         }
     }
-    None
+    (dst, segment)
+}
+
+/// `UDP_GRO` from linux/udp.h: receive runs of one sender's equal-sized datagrams as one
+/// message, with their size in a control message.
+const UDP_GRO: libc::c_int = 104;
+
+/// Asks the kernel to hand over runs of datagrams coalesced (`UDP_GRO`): a client sending with
+/// GSO (wireguard-go does) has its run arrive in one message instead of being cut into
+/// datagrams first, each its own read. Every message must then be cut with
+/// [`RecvBatch::datagrams`].
+pub fn enable_gro(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a plain setsockopt with a c_int option value that outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_UDP,
+            UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Asks the kernel to say each datagram's destination address ([`RecvBatch::dst`]): IKE's
@@ -452,14 +500,25 @@ mod tests {
     }
 
     fn drain(sock: &std::net::UdpSocket, want: usize) -> Vec<(SocketAddr, Vec<u8>)> {
-        let mut inb = RecvBatch::new(4096);
-        let mut seen = Vec::new();
+        drain_counting(sock, want).0
+    }
+
+    /// The datagrams that arrived, and how many messages were coalesced runs.
+    fn drain_counting(
+        sock: &std::net::UdpSocket,
+        want: usize,
+    ) -> (Vec<(SocketAddr, Vec<u8>)>, usize) {
+        let mut inb = RecvBatch::new(65_536);
+        let (mut seen, mut runs) = (Vec::new(), 0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while seen.len() < want && std::time::Instant::now() < deadline {
             match inb.recv(sock.as_raw_fd()) {
                 Ok(n) => {
                     for i in 0..n {
-                        seen.push((inb.got[i].1, inb.datagram(i).to_vec()));
+                        runs += usize::from(inb.segment[i].is_some());
+                        for d in inb.datagrams(i) {
+                            seen.push((inb.got[i].1, d.to_vec()));
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -468,7 +527,28 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
-        seen
+        (seen, runs)
+    }
+
+    #[test]
+    fn with_gro_a_run_arrives_in_one_message_and_is_cut_back_into_its_datagrams() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_gro(b.as_raw_fd()).unwrap();
+        let tb = b.local_addr().unwrap();
+        let mut out = SendBatch::default();
+        let (mut want, run) = numbered(0, 30, 1452);
+        let (short, short_run) = numbered(30, 1, 100);
+        want.extend(short);
+        out.push(tb, &[run, short_run].concat(), Some(1452));
+        let (single, _) = numbered(31, 1, 700);
+        out.push(tb, &single[0], None);
+        want.extend(single);
+        assert_eq!(out.flush(a.as_raw_fd()), 0);
+        let (got, runs) = drain_counting(&b, want.len());
+        let got: Vec<Vec<u8>> = got.into_iter().map(|x| x.1).collect();
+        assert_eq!(got, want);
+        assert!(runs >= 1, "loopback hands a GSO send to a GRO socket whole");
     }
 
     /// `count` datagrams of `len` bytes numbered from `first`, and their concatenation.

@@ -2,6 +2,7 @@
 //! engine under one hold of its lock; what it answers leaves with `sendmmsg`. A port of the
 //! shared UDP protocols has a socket per thread (`SO_REUSEPORT`: the kernel keeps each client on
 //! one of them), each drained by its own task with its own worker (see `crate::dataplane`).
+//! Those sockets take a client's GSO runs whole (`UDP_GRO`), cut into datagrams here.
 
 use crate::dataplane::{Dataplane, WorkerIo};
 use crate::sys::RecvBatch;
@@ -52,10 +53,9 @@ pub async fn recv_loop(
         if carrier == Carrier::Udp {
             let datagrams: Vec<Datagram> = (0..n)
                 .filter(|&i| batch.got[i].0 > 0)
-                .map(|i| Datagram {
-                    local,
-                    from: batch.got[i].1,
-                    bytes: batch.datagram(i),
+                .flat_map(|i| {
+                    let from = batch.got[i].1;
+                    (batch.datagrams(i)).map(move |bytes| Datagram { local, from, bytes })
                 })
                 .collect();
             dp.on_datagrams(Instant::now(), &datagrams, &mut worker);

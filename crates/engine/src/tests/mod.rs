@@ -4,6 +4,7 @@
 mod ipsec;
 mod kit;
 mod openvpn;
+mod packets;
 mod policy;
 mod softether;
 mod stream;
