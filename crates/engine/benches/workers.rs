@@ -372,6 +372,8 @@ fn main() {
     let faults = engine.lock().unwrap().stats().faults;
     assert_eq!(faults, 0, "no fault on the way");
     let one = median(pps[1].clone());
+    // the machine's load drifts: each round's workers against its own 1 worker as well
+    let paired = |k: usize| median(pps[k].iter().zip(&pps[1]).map(|(a, b)| a / b).collect());
     for (k, (name, v)) in names.iter().zip(&pps).enumerate() {
         let m = median(v.clone());
         let per = |d: Duration| d.as_secs_f64() * 1e6 / (v.len() * total) as f64;
@@ -383,10 +385,11 @@ fn main() {
             ),
         };
         println!(
-            "{name:>16}: {:>9.0} packets/s  {:>6.2} Gbit/s inner  {:.2}x 1 worker{split}",
+            "{name:>16}: {:>9.0} packets/s  {:>6.2} Gbit/s inner  {:.2}x 1 worker (round by round {:.2}x){split}",
             m,
             m * o.size as f64 * 8.0 / 1e9,
-            m / one
+            m / one,
+            paired(k)
         );
     }
     for (n, c) in crypto.iter().enumerate() {

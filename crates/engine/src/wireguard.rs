@@ -57,9 +57,9 @@ impl KeyDirectory for Directory<'_> {
 /// outside the engine (`crate::workers`), or [`Engine::poll_transmit`](crate::Engine::poll_transmit).
 #[derive(Default)]
 pub struct Outbox {
-    /// Peer, the local address it talks to, and where its packet lies in `bytes`.
-    entries: Vec<(PeerId, SocketAddr, usize, usize)>,
-    bytes: Vec<u8>,
+    /// Peer, the local address it talks to, and its packet (as the hub delivered it: moved,
+    /// not copied).
+    entries: Vec<(PeerId, SocketAddr, Vec<u8>)>,
 }
 
 impl Outbox {
@@ -74,13 +74,6 @@ impl Outbox {
 
     pub fn clear(&mut self) {
         self.entries.clear();
-        self.bytes.clear();
-    }
-
-    fn push(&mut self, peer: PeerId, local: SocketAddr, packet: &[u8]) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(packet);
-        self.entries.push((peer, local, start, packet.len()));
     }
 
     /// Encrypts every packet with `seal` (the server's or a [`DataPath`]'s) into `queue`, oldest
@@ -90,8 +83,8 @@ impl Outbox {
         queue: &mut TransmitQueue,
         mut seal: impl for<'a> FnMut(PeerId, &[u8], &'a mut [u8]) -> Action<'a> + 's,
     ) {
-        for &(peer, local, start, len) in &self.entries {
-            let packet = &self.bytes[start..start + len];
+        for (peer, local, packet) in &self.entries {
+            let (peer, local, len) = (*peer, *local, packet.len());
             queue.push_with(local, (len + OVERHEAD).max(MIN_BUFFER_LEN), &mut |out| {
                 match seal(peer, packet, out) {
                     // boringtun writes from the start of the buffer
@@ -189,6 +182,19 @@ impl WireGuard {
             }
             _ => self.outbox.clear(),
         }
+    }
+
+    /// A packet for a tunnel, kept in the outbox while sealing is deferred; given back when it
+    /// is not (the caller sends it the usual way).
+    pub(crate) fn defer(&mut self, tunnel: TunnelId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
+        if !self.deferred || self.server.is_none() {
+            return Err(packet);
+        }
+        let peer = PeerId(tunnel.index);
+        if let Some(place) = self.places.get(&peer) {
+            self.outbox.entries.push((peer, place.local, packet));
+        }
+        Ok(())
     }
 
     /// Hands what waits to a worker: `into` gets the packets, this core an empty box.
@@ -389,7 +395,7 @@ impl Protocol for WireGuard {
             return;
         };
         if self.deferred {
-            self.outbox.push(peer, place.local, packet);
+            (self.outbox.entries).push((peer, place.local, packet.to_vec()));
             return;
         }
         let max = (packet.len() + OVERHEAD).max(MIN_BUFFER_LEN);

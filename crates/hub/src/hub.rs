@@ -204,6 +204,18 @@ pub struct Hub<H = SecureNatHost> {
     wall: Option<(Instant, u64)>,
     /// Sessions in monitoring mode (each gets a copy of every frame).
     monitors: BTreeSet<SessionId>,
+    /// Emptied vectors kept for the next frame, so that switching one allocates only the
+    /// frames and packets themselves.
+    scratch: Scratch,
+}
+
+/// See [`Hub::scratch`]. Each is cleared before use too: a panic the engine contained may
+/// have left one half-filled.
+#[derive(Default)]
+struct Scratch {
+    frames: Vec<Vec<u8>>,
+    packets: Vec<Vec<u8>>,
+    targets: Vec<SessionId>,
 }
 
 impl Hub {
@@ -248,6 +260,7 @@ impl<H: VirtualHost> Hub<H> {
             delayed: DelayLine::default(),
             wall: None,
             monitors: BTreeSet::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -694,14 +707,15 @@ impl<H: VirtualHost> Hub<H> {
             return;
         };
         *last_comm = now;
-        let mut frames = Vec::new();
-        match adapter.send_ip(packet, route, now, &mut frames) {
+        let frames = &mut self.scratch.frames;
+        frames.clear();
+        match adapter.send_ip(packet, route, now, frames) {
             Ok(evicted) => self.dropped += evicted,
             Err(SendError::Malformed | SendError::Unsupported | SendError::QueueFull) => {
                 self.dropped += 1
             }
         }
-        self.queue.extend(frames.into_iter().map(|f| (from, f)));
+        self.queue.extend(frames.drain(..).map(|f| (from, f)));
         self.run(now, out);
     }
 
@@ -1079,28 +1093,30 @@ impl<H: VirtualHost> Hub<H> {
         self.mac_table.learn(src_mac, from, now);
 
         // every other session but those monitoring, which get their copy below
-        let all_others = || {
-            self.sessions
-                .keys()
-                .filter(|id| **id != from && !self.monitors.contains(id))
-                .copied()
-                .collect()
+        let mut targets = std::mem::take(&mut self.scratch.targets);
+        targets.clear();
+        let all_others = |targets: &mut Vec<SessionId>| {
+            targets.extend(
+                (self.sessions.keys())
+                    .filter(|id| **id != from && !self.monitors.contains(id))
+                    .copied(),
+            )
         };
-        let mut targets: Vec<SessionId> = if broadcast {
-            all_others()
+        if broadcast {
+            all_others(&mut targets);
         } else {
             match self.mac_table.get(&dst_mac, now) {
                 // Never reflect a frame back out of the port it came in on; a monitoring
                 // session gets its copy below.
-                Some(s) if *s == from || self.monitors.contains(s) => Vec::new(),
-                Some(s) => vec![*s],
-                None => all_others(),
+                Some(s) if *s == from || self.monitors.contains(s) => {}
+                Some(s) => targets.push(*s),
+                None => all_others(&mut targets),
             }
-        };
+        }
         let regular = targets.len();
         targets.extend(self.monitors.iter().filter(|id| **id != from));
 
-        for (i, to) in targets.into_iter().enumerate() {
+        for (i, &to) in targets.iter().enumerate() {
             let Some(session) = self.sessions.get_mut(&to) else {
                 continue;
             };
@@ -1153,6 +1169,8 @@ impl<H: VirtualHost> Hub<H> {
                 Admit::Dropped => self.policy_dropped += 1,
             }
         }
+        targets.clear();
+        self.scratch.targets = targets;
     }
 
     /// Hands a frame to one session's port.
@@ -1168,14 +1186,17 @@ impl<H: VirtualHost> Hub<H> {
         let Some(session) = self.sessions.get_mut(&to) else {
             return;
         };
-        let mut frames = Vec::new();
-        let mut packets = Vec::new();
+        let Scratch {
+            frames, packets, ..
+        } = &mut self.scratch;
+        frames.clear();
+        packets.clear();
         session.send.count(broadcast, frame.len());
         session.last_comm = now;
         self.traffic.send.count(broadcast, frame.len());
         let malformed = match &mut session.port {
             Port::L3(adapter) => adapter
-                .receive_frame(frame, route, now, &mut packets, &mut frames)
+                .receive_frame(frame, route, now, packets, frames)
                 .is_err(),
             Port::L2 => {
                 out.push(Delivery {
@@ -1184,7 +1205,7 @@ impl<H: VirtualHost> Hub<H> {
                 });
                 false
             }
-            Port::Host(host) => match host.handle_frame(frame, now, &mut frames) {
+            Port::Host(host) => match host.handle_frame(frame, now, frames) {
                 HostInput::Malformed => true,
                 HostInput::Deferred => {
                     self.deferred = true;
@@ -1196,11 +1217,11 @@ impl<H: VirtualHost> Hub<H> {
         if malformed {
             self.dropped += 1;
         }
-        out.extend(packets.into_iter().map(|packet| Delivery {
+        out.extend(packets.drain(..).map(|packet| Delivery {
             session: to,
             packet,
         }));
-        self.queue.extend(frames.into_iter().map(|f| (to, f)));
+        self.queue.extend(frames.drain(..).map(|f| (to, f)));
     }
 
     fn info(&self, id: SessionId, s: &Session<H>) -> SessionInfo {

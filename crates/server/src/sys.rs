@@ -118,7 +118,9 @@ impl RecvBatch {
     /// The datagrams of message `i`, a coalesced run cut back into the datagrams it was.
     pub fn datagrams(&self, i: usize) -> impl Iterator<Item = &[u8]> {
         let all = self.datagram(i);
-        let size = self.segment[i].filter(|&s| s > 0).unwrap_or(all.len().max(1));
+        let size = self.segment[i]
+            .filter(|&s| s > 0)
+            .unwrap_or(all.len().max(1));
         all.chunks(size)
     }
 

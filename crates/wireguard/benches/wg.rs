@@ -3,9 +3,7 @@
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use criterion::{
-    criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use etherhub_wireguard::{
     generate_private_key, public_key_of, Action, Key, KeyAccess, KeyDirectory, Server,
 };
