@@ -1,12 +1,13 @@
 //! WireGuard datagrams from anyone: `is_wireguard`, then `Server::handle_datagram` and the polls
 //! that follow it. Three modes (first byte): raw datagrams; a real client's initiation with the
 //! input XORed in; raw datagrams after a real handshake, with the live receiver index patched in
-//! so they reach the transport-data path of an established peer.
+//! so they reach the transport-data path of an established peer, first through the server's
+//! `DataPath` (as a worker thread opens them) and, where it declines, the server.
 #![no_main]
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use etherhub_wireguard::{is_wireguard, public_key_of, Action, Key, KeyAccess, Server};
+use etherhub_wireguard::{is_wireguard, public_key_of, Action, Key, KeyAccess, Opened, Server};
 use std::collections::HashMap;
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
@@ -114,12 +115,20 @@ fuzz_target!(|data: &[u8]| {
             // the server's sender index is the receiver index of everything sent to it
             let index = response.get(4..8).map(|b| [b[0], b[1], b[2], b[3]]);
             let _ = tunn.decapsulate(None, response, &mut cbuf);
+            let path = server.data_path();
+            // boringtun puts the peer's number in the upper 24 bits of the index
+            let peer = index.map(|b| etherhub_wireguard::PeerId(u32::from_le_bytes(b) >> 8));
             for d in datagrams(rest) {
                 let mut d = d.to_vec();
                 if let (Some(idx), Some(slot)) = (index, d.get_mut(4..8)) {
                     slot.copy_from_slice(&idx);
                 }
-                feed(&mut server, &keys, now, &d, &mut out);
+                if let Opened::Server = path.open(src(), &d, &mut out) {
+                    feed(&mut server, &keys, now, &d, &mut out);
+                }
+                if let Some(peer) = peer {
+                    let _ = path.seal(peer, &d, &mut out);
+                }
             }
             let mut timers = Vec::new();
             server.handle_timers(now + Duration::from_secs(200), &mut timers);

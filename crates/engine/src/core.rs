@@ -3,6 +3,8 @@
 //! [`Io`] the cores are driven with.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use etherhub_wireguard::idhash::IdMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -194,7 +196,7 @@ pub(crate) struct HubSlot {
     pub hub: Hub<NatHost>,
     pub spec: HubSpec,
     pub nat_generation: u32,
-    pub tunnels: HashMap<SessionId, TunnelId>,
+    pub tunnels: IdMap<SessionId, TunnelId>,
     /// Outside results arrived since the host last ran.
     pub nat_dirty: bool,
     /// When the NAT timer last ran the host.
@@ -310,7 +312,7 @@ pub(crate) struct Core {
     pub hubs: BTreeMap<HubId, HubSlot>,
     /// Folded hub names to ids.
     pub hub_names: HashMap<String, HubId>,
-    pub links: HashMap<TunnelId, Link>,
+    pub links: IdMap<TunnelId, Link>,
     pub transmits: TransmitQueue,
     pub streams: VecDeque<StreamOutput>,
     pub outside: VecDeque<Outside>,
@@ -344,7 +346,7 @@ impl Core {
             accounts: Accounts::default(),
             hubs: BTreeMap::new(),
             hub_names: HashMap::new(),
-            links: HashMap::new(),
+            links: IdMap::default(),
             transmits: TransmitQueue::new(true),
             streams: VecDeque::new(),
             outside: VecDeque::new(),
@@ -386,7 +388,7 @@ impl Core {
             hub: Hub::for_hosts(&spec.name),
             spec,
             nat_generation: 0,
-            tunnels: HashMap::new(),
+            tunnels: IdMap::default(),
             nat_dirty: false,
             nat_timer: None,
         };

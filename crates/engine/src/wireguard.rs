@@ -4,10 +4,10 @@
 //! through [`Io::wireguard_key`]); the new peer opens an IP tunnel for the key's user on the
 //! key's hub, restricted to the key's address, or to the first one it uses when it has none.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use etherhub_wireguard::idhash::IdMap;
 use etherhub_wireguard::{
     is_wireguard, Action, DataPath, Event, Key, KeyAccess, KeyDirectory, PeerId, PeerInfo, Server,
     ServerStats, MIN_BUFFER_LEN,
@@ -101,7 +101,7 @@ impl Outbox {
 pub struct WireGuard {
     server: Option<Server>,
     buf: Vec<u8>,
-    places: HashMap<PeerId, PeerPlace>,
+    places: IdMap<PeerId, PeerPlace>,
     timer_out: Vec<(PeerId, SocketAddr, Vec<u8>)>,
     next_timer: Option<Instant>,
     /// Packets to peers wait here in plaintext instead of being encrypted at once.
@@ -114,7 +114,7 @@ impl Default for WireGuard {
         WireGuard {
             server: None,
             buf: vec![0; BUF_SIZE],
-            places: HashMap::new(),
+            places: IdMap::default(),
             timer_out: Vec::new(),
             next_timer: None,
             deferred: false,
@@ -224,7 +224,7 @@ impl WireGuard {
 
     /// An opened packet to its tunnel, its peer's place kept up to date (roaming).
     fn deliver(
-        places: &mut HashMap<PeerId, PeerPlace>,
+        places: &mut IdMap<PeerId, PeerPlace>,
         local: SocketAddr,
         from: SocketAddr,
         peer: PeerId,
@@ -281,7 +281,7 @@ impl WireGuard {
     /// (except `closing`, which the engine itself ended).
     fn drain_events(
         server: &mut Server,
-        places: &mut HashMap<PeerId, PeerPlace>,
+        places: &mut IdMap<PeerId, PeerPlace>,
         local: Option<SocketAddr>,
         closing: Option<PeerId>,
         io: &mut dyn Io,

@@ -109,6 +109,7 @@ impl Worker {
         let (slots, plain, stats) = (&mut self.slots, &mut self.plain, &mut self.stats);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
+            let path = path.reader();
             let mut start = 0;
             for d in batch {
                 // boringtun asks room for a handshake message even to open a short packet
@@ -179,6 +180,7 @@ impl Worker {
         let n = outbox.len() as u64;
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
+            let path = path.reader();
             outbox.seal_into(transmits, |peer, packet, out| path.seal(peer, packet, out));
         }));
         match caught {

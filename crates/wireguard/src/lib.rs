@@ -24,6 +24,7 @@
 //! then [`Server::poll_event`] until `None`. Every ~250 ms: [`Server::handle_timers`].
 #![forbid(unsafe_code)]
 
+pub mod idhash;
 mod keys;
 mod ratelimit;
 mod server;
@@ -37,7 +38,7 @@ pub use keys::{
 };
 pub use ratelimit::{PER_SOURCE_BURST, PER_SOURCE_PER_SECOND};
 pub use server::{
-    DataPath, Opened, Server, DEFAULT_HANDSHAKE_RATE_LIMIT, MIN_BUFFER_LEN, PEER_EXPIRY,
+    DataPath, Opened, PathReader, Server, DEFAULT_HANDSHAKE_RATE_LIMIT, MIN_BUFFER_LEN, PEER_EXPIRY,
 };
 pub use wire::is_wireguard;
 

@@ -31,6 +31,7 @@ use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use rand_core::{OsRng, RngCore};
 
+use crate::idhash::IdMap;
 use crate::ratelimit::HandshakeLimiter;
 use crate::wire::{Message, MessageType, COOKIE_REPLY_LEN, DATA_OVERHEAD, HANDSHAKE_INIT_LEN};
 use crate::{Action, Event, Key, KeyDirectory, PeerId, PeerInfo, ServerStats};
@@ -105,7 +106,7 @@ impl Peer {
 /// The live peers, each behind its own lock.
 #[derive(Default)]
 struct Table {
-    peers: RwLock<HashMap<PeerId, Mutex<Peer>>>,
+    peers: RwLock<IdMap<PeerId, Mutex<Peer>>>,
 }
 
 /// A lock is poisoned only by a panic inside boringtun, which the engine contains; the peer's
@@ -115,11 +116,11 @@ fn lock(peer: &Mutex<Peer>) -> MutexGuard<'_, Peer> {
 }
 
 impl Table {
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<PeerId, Mutex<Peer>>> {
+    fn read(&self) -> RwLockReadGuard<'_, IdMap<PeerId, Mutex<Peer>>> {
         self.peers.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<PeerId, Mutex<Peer>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, IdMap<PeerId, Mutex<Peer>>> {
         self.peers.write().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -145,6 +146,39 @@ pub struct DataPath {
 }
 
 impl DataPath {
+    /// Decrypts one data message: [`PathReader::open`].
+    pub fn open<'a>(&self, src: SocketAddr, datagram: &[u8], out: &'a mut [u8]) -> Opened<'a> {
+        self.reader().open(src, datagram, out)
+    }
+
+    /// Encrypts one packet: [`PathReader::seal`].
+    pub fn seal<'a>(&self, peer: PeerId, ip_packet: &[u8], out: &'a mut [u8]) -> Action<'a> {
+        self.reader().seal(peer, ip_packet, out)
+    }
+
+    /// The peer table held for reading, for a batch of opens and seals: the table's lock is
+    /// taken once, not once a packet (on several cores its count is a contended cache line).
+    /// Hold it for one batch only, and take no other lock meanwhile that the server's owner
+    /// may hold while it adds or removes a peer.
+    pub fn reader(&self) -> PathReader<'_> {
+        PathReader {
+            peers: self.table.read(),
+        }
+    }
+
+    /// Whether this handle is on `server`'s table (a server replaced by another, with new keys,
+    /// has a new table whose peer numbers mean other peers).
+    pub fn is_of(&self, server: &Server) -> bool {
+        Arc::ptr_eq(&self.table, &server.table)
+    }
+}
+
+/// The peer table held for reading: see [`DataPath::reader`].
+pub struct PathReader<'a> {
+    peers: RwLockReadGuard<'a, IdMap<PeerId, Mutex<Peer>>>,
+}
+
+impl PathReader<'_> {
     /// Decrypts a data message of a peer whose session needs nothing of the server, holding only
     /// that peer's lock. `out` must hold the datagram's length.
     pub fn open<'a>(&self, src: SocketAddr, datagram: &[u8], out: &'a mut [u8]) -> Opened<'a> {
@@ -158,8 +192,7 @@ impl DataPath {
             return Opened::Server;
         }
         let id = PeerId(receiver >> 8);
-        let peers = self.table.read();
-        let Some(cell) = peers.get(&id) else {
+        let Some(cell) = self.peers.get(&id) else {
             return Opened::Server;
         };
         let mut peer = lock(cell);
@@ -186,17 +219,10 @@ impl DataPath {
     /// Encrypts one IP packet to a peer, as [`Server::encapsulate`] does, holding only that
     /// peer's lock.
     pub fn seal<'a>(&self, peer: PeerId, ip_packet: &[u8], out: &'a mut [u8]) -> Action<'a> {
-        let peers = self.table.read();
-        match peers.get(&peer) {
+        match self.peers.get(&peer) {
             Some(cell) => encapsulate(&mut lock(cell), ip_packet, out),
             None => Action::Nothing,
         }
-    }
-
-    /// Whether this handle is on `server`'s table (a server replaced by another, with new keys,
-    /// has a new table whose peer numbers mean other peers).
-    pub fn is_of(&self, server: &Server) -> bool {
-        Arc::ptr_eq(&self.table, &server.table)
     }
 }
 
