@@ -15,6 +15,9 @@
 //! WireGuard's data runs on as many threads as receive. Two threads opening datagrams of one
 //! peer meet at that peer's lock only.
 //!
+//! Other inputs (SecureNAT's sockets answering, stream connections) can leave their WireGuard
+//! packets to a worker too: [`Worker::collect`] under the lock, then [`Worker::seal`].
+//!
 //! Call [`Engine::defer_wireguard_sealing`] once for the engine a worker feeds.
 
 use std::net::SocketAddr;
@@ -163,6 +166,12 @@ impl Worker {
             }
         }
         engine.end_of_batch(now);
+        self.collect(engine);
+    }
+
+    /// Holding the engine after any other input (SecureNAT's sockets, streams): takes the
+    /// packets for WireGuard peers it caused, for [`Worker::seal`].
+    pub fn collect(&mut self, engine: &mut Engine) {
         engine.take_wireguard_outbox(&mut self.outbox);
         self.path = engine.wireguard_data_path();
     }

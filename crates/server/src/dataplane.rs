@@ -86,8 +86,8 @@ pub struct Dataplane {
 /// that leave after the engine's lock is released.
 pub struct WorkerIo {
     worker: Worker,
-    local: SocketAddr,
-    socket: Arc<UdpSocket>,
+    /// The task's own listener socket, if it has one (SecureNAT's task has none).
+    own: Option<(SocketAddr, Arc<UdpSocket>)>,
     batches: HashMap<SocketAddr, SendBatch>,
     /// Datagrams the kernel did not take, to be added to the runtime's count at the next lock.
     send_failures: u64,
@@ -97,9 +97,17 @@ impl WorkerIo {
     /// The worker of a task receiving on `socket`, bound to `local`.
     pub fn new(local: SocketAddr, socket: Arc<UdpSocket>) -> WorkerIo {
         WorkerIo {
+            own: Some((local, socket)),
+            ..WorkerIo::detached()
+        }
+    }
+
+    /// The worker of a task with no socket of its own: what it seals leaves from the listener
+    /// each peer talks to.
+    pub fn detached() -> WorkerIo {
+        WorkerIo {
             worker: Worker::new(true),
-            local,
-            socket,
+            own: None,
             batches: HashMap::new(),
             send_failures: 0,
         }
@@ -219,6 +227,11 @@ impl Dataplane {
             w.worker.feed(&mut inner.engine, now, batch);
             self.finish(&mut inner, now);
         }
+        self.seal_and_send(w);
+    }
+
+    /// What a worker took for WireGuard peers, sealed and sent, without the lock.
+    fn seal_and_send(&self, w: &mut WorkerIo) {
         w.worker.seal();
         while let Some(t) = w.worker.poll_transmit() {
             (w.batches.entry(t.local).or_default()).push(t.to, t.contents, t.segment_size);
@@ -228,9 +241,9 @@ impl Dataplane {
             if batch.is_empty() {
                 continue;
             }
-            let socket = match *local == w.local {
-                true => Some(w.socket.clone()),
-                false => read(&self.senders).get(local).cloned(),
+            let socket = match &w.own {
+                Some((own, socket)) if own == local => Some(socket.clone()),
+                _ => read(&self.senders).get(local).cloned(),
             };
             w.send_failures += match socket {
                 Some(s) => batch.flush(s.as_raw_fd()) as u64,
@@ -261,14 +274,25 @@ impl Dataplane {
         });
     }
 
-    /// Results of SecureNAT's sockets.
-    pub fn on_outside(&self, now: Instant, events: impl Iterator<Item = (NatRef, IoEvent)>) {
-        self.with_engine(now, |e| {
+    /// Results of SecureNAT's sockets; what they cause for WireGuard peers (downloads) is
+    /// sealed by `w` after the lock.
+    pub fn on_outside(
+        &self,
+        now: Instant,
+        events: impl Iterator<Item = (NatRef, IoEvent)>,
+        w: &mut WorkerIo,
+    ) {
+        {
+            let mut inner = self.lock();
+            inner.stats.send_failures += std::mem::take(&mut w.send_failures);
             for (nat, ev) in events {
-                e.handle_outside(now, nat, ev);
+                inner.engine.handle_outside(now, nat, ev);
             }
-            e.end_of_batch(now);
-        });
+            inner.engine.end_of_batch(now);
+            w.worker.collect(&mut inner.engine);
+            self.finish(&mut inner, now);
+        }
+        self.seal_and_send(w);
     }
 
     /// A new stream connection of `protocol`: its id, and the queue of what the engine writes
@@ -417,7 +441,8 @@ pub async fn timer_loop(dp: Arc<Dataplane>) {
 /// Feeds SecureNAT's socket results to the engine, a batch at a time.
 pub async fn nat_loop(dp: Arc<Dataplane>, mut rx: mpsc::UnboundedReceiver<(NatRef, IoEvent)>) {
     let mut batch = Vec::with_capacity(256);
+    let mut worker = WorkerIo::detached();
     while rx.recv_many(&mut batch, 256).await > 0 {
-        dp.on_outside(Instant::now(), batch.drain(..));
+        dp.on_outside(Instant::now(), batch.drain(..), &mut worker);
     }
 }

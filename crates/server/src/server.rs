@@ -226,8 +226,8 @@ impl Server {
         match bound {
             Ok(mut sockets) => {
                 let s = sockets.remove(0);
-                // Room for bursts: every client's datagrams meet in this one socket. The kernel
-                // caps the sizes at net.core.rmem_max / wmem_max.
+                // Room for bursts: many clients' datagrams meet in each socket. The kernel caps
+                // the sizes at net.core.rmem_max / wmem_max.
                 let sr = socket2::SockRef::from(&s);
                 let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
                 let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
@@ -322,8 +322,6 @@ pub fn udp_listen_ports(cfg: &Config) -> Vec<u16> {
     ports
 }
 
-/// A raw socket for IP protocol 50, as a tokio `UdpSocket` (the same datagram calls work on
-/// it; what it reads carries the IP header).
 /// Sockets per UDP port of the shared protocols: one per core (the runtime's threads), at
 /// most 8.
 fn udp_sockets_per_port() -> usize {
@@ -353,6 +351,8 @@ fn reuseport_sockets(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocke
         .collect()
 }
 
+/// A raw socket for IP protocol 50, as a tokio `UdpSocket` (the same datagram calls work on
+/// it; what it reads carries the IP header).
 fn raw_esp_socket(ip: std::net::Ipv4Addr) -> std::io::Result<UdpSocket> {
     let s = socket2::Socket::new(
         socket2::Domain::IPV4,

@@ -211,33 +211,24 @@ const UDP_GRO: libc::c_int = 104;
 /// datagrams first, each its own read. Every message must then be cut with
 /// [`RecvBatch::datagrams`].
 pub fn enable_gro(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: a plain setsockopt with a c_int option value that outlives the call.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_UDP,
-            UDP_GRO,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    turn_on(fd, libc::SOL_UDP, UDP_GRO)
 }
 
 /// Asks the kernel to say each datagram's destination address ([`RecvBatch::dst`]): IKE's
 /// NAT detection hashes the address the peer sent to, which a wildcard bind does not tell.
 pub fn enable_pktinfo(fd: RawFd) -> io::Result<()> {
+    turn_on(fd, libc::IPPROTO_IP, libc::IP_PKTINFO)
+}
+
+/// Sets a socket option whose value is the `int` 1.
+fn turn_on(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: a plain setsockopt with a c_int option value that outlives the call.
     let r = unsafe {
         libc::setsockopt(
             fd,
-            libc::IPPROTO_IP,
-            libc::IP_PKTINFO,
+            level,
+            name,
             (&on as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
