@@ -73,7 +73,11 @@ fn from_storage(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
 
 /// Buffers for one `recvmmsg` call, reused from call to call.
 pub struct RecvBatch {
-    bufs: Vec<Vec<u8>>,
+    /// Room for `BATCH` messages of `size` bytes each, in one allocation: large enough that the
+    /// allocator maps it fresh, so the kernel backs only the pages datagrams were written to
+    /// (a slot holds up to 64 KiB, most datagrams use one page of it).
+    buf: Vec<u8>,
+    size: usize,
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
@@ -97,7 +101,8 @@ unsafe impl Send for RecvBatch {}
 impl RecvBatch {
     pub fn new(buf_size: usize) -> Self {
         RecvBatch {
-            bufs: (0..BATCH).map(|_| vec![0u8; buf_size]).collect(),
+            buf: vec![0u8; BATCH * buf_size],
+            size: buf_size,
             // SAFETY: plain data, zero is valid.
             addrs: vec![unsafe { zeroed() }; BATCH],
             iovs: Vec::with_capacity(BATCH),
@@ -112,7 +117,8 @@ impl RecvBatch {
     /// Message `i` of the last call: one datagram, or a coalesced run (see
     /// [`RecvBatch::datagrams`]).
     pub fn datagram(&self, i: usize) -> &[u8] {
-        &self.bufs[i][..self.got[i].0]
+        let start = i * self.size;
+        &self.buf[start..start + self.got[i].0]
     }
 
     /// The datagrams of message `i`, a coalesced run cut back into the datagrams it was.
@@ -131,7 +137,7 @@ impl RecvBatch {
         self.got.clear();
         self.dst.clear();
         self.segment.clear();
-        for b in &mut self.bufs {
+        for b in self.buf.chunks_exact_mut(self.size) {
             self.iovs.push(libc::iovec {
                 iov_base: b.as_mut_ptr().cast(),
                 iov_len: b.len(),
