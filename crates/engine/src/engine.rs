@@ -386,7 +386,7 @@ impl Engine {
 
     /// A WireGuard data message `path` opened outside the engine, delivered as if the engine
     /// had opened it (follow with [`Engine::end_of_batch`] as for datagrams). False, and
-    /// nothing done, when `path` is of a server since replaced.
+    /// nothing done, when `path` is of a server since replaced or the peer has ended since.
     pub fn wireguard_opened(
         &mut self,
         now: Instant,

@@ -205,7 +205,9 @@ impl WireGuard {
 
     /// A packet a [`DataPath`] of this server opened (outside the engine): the peer's place is
     /// noted and the packet goes to its tunnel, as if the server had opened it here. A packet
-    /// opened by a server since replaced is dropped: false.
+    /// opened by a server since replaced, or for a peer ended meanwhile (it has no place: a
+    /// peer has one from its handshake on, before a worker can open its data), is dropped:
+    /// false.
     pub(crate) fn opened(
         &mut self,
         path: &DataPath,
@@ -215,7 +217,8 @@ impl WireGuard {
         packet: &[u8],
         io: &mut dyn Io,
     ) -> bool {
-        if !self.server.as_ref().is_some_and(|s| path.is_of(s)) {
+        if !self.server.as_ref().is_some_and(|s| path.is_of(s)) || !self.places.contains_key(&peer)
+        {
             return false;
         }
         Self::deliver(&mut self.places, local, from, peer, packet, io);

@@ -32,6 +32,10 @@ use crate::transmit::TransmitQueue;
 use crate::wireguard::Outbox;
 use crate::Engine;
 
+/// Packets opened or sealed under one hold of the peer table's read lock (a batch with coalesced
+/// runs can hold thousands; the engine's owner, adding a peer, waits for the lock meanwhile).
+const READER_SPAN: usize = 64;
+
 /// One received datagram: the listener it came to, its sender, its bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Datagram<'a> {
@@ -62,7 +66,8 @@ pub struct WorkerStats {
     pub opened: u64,
     /// Packets to peers sealed outside the engine.
     pub sealed: u64,
-    /// Opened packets dropped because the WireGuard server was replaced meanwhile.
+    /// Opened packets dropped because their peer ended, or the WireGuard server was replaced,
+    /// between opening and feeding.
     pub stale: u64,
     /// Panics caught in steps 1 and 3 (reported to the engine at the next [`Worker::feed`]).
     pub faults: u64,
@@ -112,15 +117,20 @@ impl Worker {
         let (slots, plain, stats) = (&mut self.slots, &mut self.plain, &mut self.stats);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
-            let path = path.reader();
+            let mut reader = path.reader();
             let mut start = 0;
-            for d in batch {
+            for (i, d) in batch.iter().enumerate() {
+                // the table's read lock is let go now and then: adding a peer waits for it
+                if i > 0 && i % READER_SPAN == 0 {
+                    drop(reader);
+                    reader = path.reader();
+                }
                 // boringtun asks room for a handshake message even to open a short packet
                 let room = start + d.bytes.len().max(MIN_BUFFER_LEN);
                 if plain.len() < room {
                     plain.resize(room, 0);
                 }
-                let slot = match path.open(d.from, d.bytes, &mut plain[start..room]) {
+                let slot = match reader.open(d.from, d.bytes, &mut plain[start..room]) {
                     Opened::Packet(peer, packet) => Slot::Opened {
                         peer,
                         start,
@@ -189,8 +199,17 @@ impl Worker {
         let n = outbox.len() as u64;
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
-            let path = path.reader();
-            outbox.seal_into(transmits, |peer, packet, out| path.seal(peer, packet, out));
+            let (mut reader, mut n) = (None, 0);
+            outbox.seal_into(transmits, |peer, packet, out| {
+                if n % READER_SPAN == 0 {
+                    // let go before taking it again: a writer may be waiting in between
+                    reader = None;
+                }
+                n += 1;
+                reader
+                    .get_or_insert_with(|| path.reader())
+                    .seal(peer, packet, out)
+            });
         }));
         match caught {
             Ok(()) => self.stats.sealed += n,

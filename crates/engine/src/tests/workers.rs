@@ -189,7 +189,8 @@ fn two_threads_share_one_engine_and_every_packet_arrives_once() {
                 s.spawn(move || {
                     let mut worker = Worker::new(false);
                     let mut out = Vec::new();
-                    for chunk in mine.chunks(16) {
+                    // batches longer than one hold of the peer table's lock, both ways
+                    for chunk in mine.chunks(100) {
                         let batch: Vec<Datagram> = chunk
                             .iter()
                             .map(|(from, d)| Datagram {
@@ -227,5 +228,42 @@ fn two_threads_share_one_engine_and_every_packet_arrives_once() {
     }
     tags.sort_unstable();
     assert_eq!(tags, (0..PER_CLIENT * 4).collect::<Vec<_>>());
+    assert_eq!(w.engine.stats().faults, 0);
+}
+
+#[test]
+fn a_packet_of_a_peer_ended_meanwhile_is_dropped_and_brings_nothing_back() {
+    let mut w = four();
+    let mut worker = Worker::new(true);
+    let from = w.clients[0].underlay;
+    // a long batch: more packets than one hold of the peer table's lock covers
+    let data: Vec<Vec<u8>> = (0..150)
+        .map(|n| seal(&mut w, 0, &udp(super::A_IP, B_IP, 200, n)))
+        .collect();
+    let batch: Vec<Datagram> = data
+        .iter()
+        .map(|d| Datagram {
+            local: LOCAL,
+            from,
+            bytes: d,
+        })
+        .collect();
+    worker.open(&batch[..1]);
+    worker.feed(&mut w.engine, w.now, &batch[..1]);
+    worker.seal();
+    while worker.poll_transmit().is_some() {}
+    worker.open(&batch[1..]);
+    assert_eq!(worker.stats.opened, 149, "opened outside the engine");
+    let session = w
+        .sessions("DEFAULT")
+        .into_iter()
+        .find(|s| s.contains("U0"))
+        .unwrap();
+    w.engine.disconnect(w.now, "DEFAULT", &session).unwrap();
+    worker.feed(&mut w.engine, w.now, &batch[1..]);
+    worker.seal();
+    assert_eq!(worker.stats.stale, 149);
+    assert!(worker.poll_transmit().is_none());
+    assert!(!w.sessions("DEFAULT").iter().any(|s| s.contains("U0")));
     assert_eq!(w.engine.stats().faults, 0);
 }
