@@ -27,6 +27,15 @@ fn four() -> World {
     w
 }
 
+/// A datagram to the server's listener.
+fn datagram(from: std::net::SocketAddr, bytes: &[u8]) -> Datagram<'_> {
+    Datagram {
+        local: LOCAL,
+        from,
+        bytes,
+    }
+}
+
 /// Client `i` encrypts `packet`.
 fn seal(w: &mut World, i: usize, packet: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; packet.len() + 64];
@@ -69,11 +78,7 @@ fn a_worker_opens_and_seals_outside_the_engine_and_the_engine_gets_the_rest() {
     let to_b = udp(super::A_IP, B_IP, 1000, 1);
     let d = seal(&mut w, 0, &to_b);
     let from = w.clients[0].underlay;
-    let batch = [Datagram {
-        local: LOCAL,
-        from,
-        bytes: &d,
-    }];
+    let batch = [datagram(from, &d)];
     // the first batch has no data path yet: the engine opens it, and still defers the sealing
     worker.open(&batch);
     worker.feed(&mut w.engine, w.now, &batch);
@@ -86,18 +91,7 @@ fn a_worker_opens_and_seals_outside_the_engine_and_the_engine_gets_the_rest() {
     let d1 = seal(&mut w, 0, &to_c);
     let init = w.clients[3].initiation();
     let d3 = w.clients[3].underlay;
-    let batch = [
-        Datagram {
-            local: LOCAL,
-            from,
-            bytes: &d1,
-        },
-        Datagram {
-            local: LOCAL,
-            from: d3,
-            bytes: &init,
-        },
-    ];
+    let batch = [datagram(from, &d1), datagram(d3, &init)];
     worker.open(&batch);
     assert_eq!(worker.stats.opened, 1);
     worker.feed(&mut w.engine, w.now, &batch);
@@ -133,22 +127,14 @@ fn a_packet_opened_by_a_replaced_server_is_dropped() {
     let mut worker = Worker::new(true);
     let from = w.clients[0].underlay;
     let warm = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 0));
-    let batch = [Datagram {
-        local: LOCAL,
-        from,
-        bytes: &warm,
-    }];
+    let batch = [datagram(from, &warm)];
     worker.open(&batch);
     worker.feed(&mut w.engine, w.now, &batch);
     worker.seal();
     while worker.poll_transmit().is_some() {}
 
     let d = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 1));
-    let batch = [Datagram {
-        local: LOCAL,
-        from,
-        bytes: &d,
-    }];
+    let batch = [datagram(from, &d)];
     worker.open(&batch);
     assert_eq!(worker.stats.opened, 1);
     // new keys between opening and feeding: a new server, whose peer numbers mean nothing yet
@@ -191,14 +177,8 @@ fn two_threads_share_one_engine_and_every_packet_arrives_once() {
                     let mut out = Vec::new();
                     // batches longer than one hold of the peer table's lock, both ways
                     for chunk in mine.chunks(100) {
-                        let batch: Vec<Datagram> = chunk
-                            .iter()
-                            .map(|(from, d)| Datagram {
-                                local: LOCAL,
-                                from: *from,
-                                bytes: d,
-                            })
-                            .collect();
+                        let batch: Vec<Datagram> =
+                            chunk.iter().map(|(from, d)| datagram(*from, d)).collect();
                         worker.open(&batch);
                         worker.feed(&mut engine.lock().unwrap(), now, &batch);
                         worker.seal();
@@ -240,14 +220,7 @@ fn a_packet_of_a_peer_ended_meanwhile_is_dropped_and_brings_nothing_back() {
     let data: Vec<Vec<u8>> = (0..150)
         .map(|n| seal(&mut w, 0, &udp(super::A_IP, B_IP, 200, n)))
         .collect();
-    let batch: Vec<Datagram> = data
-        .iter()
-        .map(|d| Datagram {
-            local: LOCAL,
-            from,
-            bytes: d,
-        })
-        .collect();
+    let batch: Vec<Datagram> = data.iter().map(|d| datagram(from, d)).collect();
     worker.open(&batch[..1]);
     worker.feed(&mut w.engine, w.now, &batch[..1]);
     worker.seal();
