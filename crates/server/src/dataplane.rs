@@ -221,10 +221,22 @@ impl Dataplane {
     /// before the lock, fed to the engine under it, sealed and sent after it.
     pub fn on_datagrams(&self, now: Instant, batch: &[Datagram<'_>], w: &mut WorkerIo) {
         w.worker.open(batch);
+        self.with_worker(now, w, |e, worker| worker.feed(e, now, batch));
+    }
+
+    /// Runs `f` on the engine and a worker under the lock (`f` leaves the packets for WireGuard
+    /// peers to the worker), carries out the rest of what the engine asked, and after the lock
+    /// seals and sends the worker's packets.
+    fn with_worker(
+        &self,
+        now: Instant,
+        w: &mut WorkerIo,
+        f: impl FnOnce(&mut Engine, &mut Worker),
+    ) {
         {
             let mut inner = self.lock();
             inner.stats.send_failures += std::mem::take(&mut w.send_failures);
-            w.worker.feed(&mut inner.engine, now, batch);
+            f(&mut inner.engine, &mut w.worker);
             self.finish(&mut inner, now);
         }
         self.seal_and_send(w);
@@ -260,20 +272,6 @@ impl Dataplane {
         }
     }
 
-    /// A batch of datagrams, each with the address it came to (IKE's ports, ESP).
-    pub fn on_datagrams_to<'a>(
-        &self,
-        now: Instant,
-        datagrams: impl Iterator<Item = (SocketAddr, SocketAddr, &'a [u8])>,
-    ) {
-        self.with_engine(now, |e| {
-            for (local, from, bytes) in datagrams {
-                e.handle_datagram(now, local, from, bytes);
-            }
-            e.end_of_batch(now);
-        });
-    }
-
     /// Results of SecureNAT's sockets; what they cause for WireGuard peers (downloads) is
     /// sealed by `w` after the lock.
     pub fn on_outside(
@@ -282,17 +280,13 @@ impl Dataplane {
         events: impl Iterator<Item = (NatRef, IoEvent)>,
         w: &mut WorkerIo,
     ) {
-        {
-            let mut inner = self.lock();
-            inner.stats.send_failures += std::mem::take(&mut w.send_failures);
+        self.with_worker(now, w, |e, worker| {
             for (nat, ev) in events {
-                inner.engine.handle_outside(now, nat, ev);
+                e.handle_outside(now, nat, ev);
             }
-            inner.engine.end_of_batch(now);
-            w.worker.collect(&mut inner.engine);
-            self.finish(&mut inner, now);
-        }
-        self.seal_and_send(w);
+            e.end_of_batch(now);
+            worker.collect(e);
+        });
     }
 
     /// A new stream connection of `protocol`: its id, and the queue of what the engine writes

@@ -216,24 +216,27 @@ impl Server {
     /// Binds a UDP port (every UDP protocol shares it); a port that cannot be bound is skipped.
     /// Port 0 stands for IP protocol 50 (ESP), a raw socket (L2TP/IPsec without NAT).
     pub async fn start_udp(&self, port: u16) -> bool {
-        let addr = SocketAddr::from((self.bind_ip, port));
         use etherhub_engine::l2tp::{ESP_PORT, IKE_PORT, NAT_T_PORT};
+        let addr = SocketAddr::from((self.bind_ip, port));
         let bound = match port {
             ESP_PORT => raw_esp_socket(self.bind_ip).map(|s| vec![s]),
             IKE_PORT | NAT_T_PORT => UdpSocket::bind(addr).await.map(|s| vec![s]),
             _ => reuseport_sockets(addr, udp_sockets_per_port()),
         };
         match bound {
-            Ok(mut sockets) => {
-                let s = sockets.remove(0);
+            Ok(sockets) => {
                 // Room for bursts: many clients' datagrams meet in each socket. The kernel caps
                 // the sizes at net.core.rmem_max / wmem_max.
-                let sr = socket2::SockRef::from(&s);
-                let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
-                let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
+                for s in &sockets {
+                    let sr = socket2::SockRef::from(s);
+                    let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+                    let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
+                }
+                let sockets: Vec<Arc<UdpSocket>> = sockets.into_iter().map(Arc::new).collect();
+                let s = &sockets[0];
                 let carrier = match port {
-                    etherhub_engine::l2tp::ESP_PORT => Carrier::RawEsp,
-                    etherhub_engine::l2tp::IKE_PORT | etherhub_engine::l2tp::NAT_T_PORT => {
+                    ESP_PORT => Carrier::RawEsp,
+                    IKE_PORT | NAT_T_PORT => {
                         if let Err(e) = crate::sys::enable_pktinfo(s.as_raw_fd()) {
                             tracing::warn!(%addr, error = %e, "IP_PKTINFO refused: IKE's NAT detection will see the wildcard address");
                         }
@@ -244,37 +247,26 @@ impl Server {
                 if carrier == Carrier::RawEsp {
                     tracing::info!(ip = %self.bind_ip, "ESP (IP protocol 50) listener started");
                 } else {
+                    let recv_buffer = socket2::SockRef::from(&**s).recv_buffer_size();
                     tracing::info!(
                         %addr,
-                        recv_buffer = sr.recv_buffer_size().unwrap_or(0),
+                        recv_buffer = recv_buffer.unwrap_or(0),
                         "UDP listener started"
                     );
                 }
-                let s = Arc::new(s);
                 self.dataplane
                     .add_listener(addr, s.clone(), carrier == Carrier::RawEsp);
-                let mut tasks = vec![tokio::spawn(crate::udp::recv_loop(
-                    self.dataplane.clone(),
-                    s,
-                    addr,
-                    carrier,
-                ))];
-                // the port's further sockets (SO_REUSEPORT): a task and a worker each
-                for more in sockets {
-                    let sr = socket2::SockRef::from(&more);
-                    let _ = sr.set_recv_buffer_size(UDP_SOCKET_BUFFER);
-                    let _ = sr.set_send_buffer_size(UDP_SOCKET_BUFFER);
-                    tasks.push(tokio::spawn(crate::udp::recv_loop(
-                        self.dataplane.clone(),
-                        Arc::new(more),
-                        addr,
-                        carrier,
-                    )));
-                }
+                // every socket of the port (several with SO_REUSEPORT): a task and a worker each
+                let tasks = (sockets.into_iter())
+                    .map(|s| {
+                        let dp = self.dataplane.clone();
+                        tokio::spawn(crate::udp::recv_loop(dp, s, addr, carrier))
+                    })
+                    .collect();
                 lock(&self.udp_tasks).insert(port, tasks);
                 true
             }
-            Err(e) if port == etherhub_engine::l2tp::ESP_PORT => {
+            Err(e) if port == ESP_PORT => {
                 tracing::warn!(error = %e, "ESP (IP protocol 50) listener not started (needs CAP_NET_RAW): L2TP/IPsec clients without a NAT between them and the server cannot connect");
                 false
             }

@@ -50,34 +50,32 @@ pub async fn recv_loop(
             // ICMP errors from earlier sends surface here on Linux; they are not fatal
             Err(_) => continue,
         };
-        if carrier == Carrier::Udp {
-            let datagrams: Vec<Datagram> = (0..n)
-                .filter(|&i| batch.got[i].0 > 0)
-                .flat_map(|i| {
-                    let from = batch.got[i].1;
-                    (batch.datagrams(i)).map(move |bytes| Datagram { local, from, bytes })
-                })
-                .collect();
-            dp.on_datagrams(Instant::now(), &datagrams, &mut worker);
-            continue;
-        }
-        // each with the address it came to
         let batch = &batch;
-        let datagrams = (0..n).filter(|&i| batch.got[i].0 > 0).filter_map(|i| {
-            let (from, bytes) = (batch.got[i].1, batch.datagram(i));
-            match carrier {
-                Carrier::RawEsp => {
-                    let (dst, payload) = strip_ipv4(bytes)?;
-                    let from = SocketAddr::new(from.ip(), 0);
-                    Some((SocketAddr::from((dst, 0)), from, payload))
-                }
-                _ => match batch.dst[i] {
-                    Some(dst) => Some((SocketAddr::from((dst, local.port())), from, bytes)),
-                    None => Some((local, from, bytes)),
-                },
-            }
-        });
-        dp.on_datagrams_to(Instant::now(), datagrams);
+        let datagrams: Vec<Datagram> = (0..n)
+            .filter(|&i| batch.got[i].0 > 0)
+            .flat_map(|i| {
+                let from = batch.got[i].1;
+                // a coalesced run (UDP_GRO) cut back into its datagrams, each with the
+                // address it came to where the socket tells (IKE's ports, ESP)
+                batch.datagrams(i).filter_map(move |bytes| match carrier {
+                    Carrier::Udp => Some(Datagram { local, from, bytes }),
+                    Carrier::UdpPktinfo => Some(Datagram {
+                        local: batch.dst[i].map_or(local, |d| SocketAddr::from((d, local.port()))),
+                        from,
+                        bytes,
+                    }),
+                    Carrier::RawEsp => {
+                        let (dst, payload) = strip_ipv4(bytes)?;
+                        Some(Datagram {
+                            local: SocketAddr::from((dst, 0)),
+                            from: SocketAddr::new(from.ip(), 0),
+                            bytes: payload,
+                        })
+                    }
+                })
+            })
+            .collect();
+        dp.on_datagrams(Instant::now(), &datagrams, &mut worker);
     }
 }
 
