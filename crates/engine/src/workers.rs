@@ -117,14 +117,14 @@ impl Worker {
         let (slots, plain, stats) = (&mut self.slots, &mut self.plain, &mut self.stats);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
-            let mut reader = path.reader();
-            let mut start = 0;
+            let (mut reader, mut start) = (None, 0);
             for (i, d) in batch.iter().enumerate() {
-                // the table's read lock is let go now and then: adding a peer waits for it
-                if i > 0 && i % READER_SPAN == 0 {
-                    drop(reader);
-                    reader = path.reader();
+                // the table's read lock is let go now and then (adding a peer waits for it), and
+                // before it is taken again: a writer may be waiting in between
+                if i % READER_SPAN == 0 {
+                    reader = None;
                 }
+                let reader = reader.get_or_insert_with(|| path.reader());
                 // boringtun asks room for a handshake message even to open a short packet
                 let room = start + d.bytes.len().max(MIN_BUFFER_LEN);
                 if plain.len() < room {
@@ -199,13 +199,13 @@ impl Worker {
         let n = outbox.len() as u64;
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
-            let (mut reader, mut n) = (None, 0);
+            let (mut reader, mut i) = (None, 0);
             outbox.seal_into(transmits, |peer, packet, out| {
-                if n % READER_SPAN == 0 {
-                    // let go before taking it again: a writer may be waiting in between
+                // as in `open`
+                if i % READER_SPAN == 0 {
                     reader = None;
                 }
-                n += 1;
+                i += 1;
                 reader
                     .get_or_insert_with(|| path.reader())
                     .seal(peer, packet, out)
