@@ -20,7 +20,7 @@ use crate::guard::{
     vlan_untag, DelayLine, Impaired, StormLimiter, DHCP_HOLD_MAX, DHCP_HOLD_MIN,
 };
 use crate::l3::{L3Adapter, Route, SendError};
-use crate::packet::{is_group_mac, is_host_ipv4, parse_arp};
+use crate::packet::{is_group_mac, is_host_ipv4, parse_arp, Spare};
 use crate::policy::{Admit, Kinds, PortPolicy, Shaper, EXCLUSIVE_TIME};
 use crate::table::AgeingTable;
 use crate::vhost::{HostInput, SecureNatHost, VirtualHost, VirtualHostConfig};
@@ -216,6 +216,8 @@ struct Scratch {
     frames: Vec<Vec<u8>>,
     packets: Vec<Vec<u8>>,
     targets: Vec<SessionId>,
+    /// Buffers for the frames the L3 adapters build and the packets they unwrap.
+    spare: Spare,
 }
 
 impl Hub {
@@ -707,9 +709,9 @@ impl<H: VirtualHost> Hub<H> {
             return;
         };
         *last_comm = now;
-        let frames = &mut self.scratch.frames;
+        let Scratch { frames, spare, .. } = &mut self.scratch;
         frames.clear();
-        match adapter.send_ip(packet, route, now, frames) {
+        match adapter.send_ip(packet, route, now, frames, spare) {
             Ok(evicted) => self.dropped += evicted,
             Err(SendError::Malformed | SendError::Unsupported | SendError::QueueFull) => {
                 self.dropped += 1
@@ -784,6 +786,7 @@ impl<H: VirtualHost> Hub<H> {
             }
             budget -= 1;
             self.switch(from, &frame, now, out);
+            self.scratch.spare.give(frame);
         }
     }
 
@@ -1187,7 +1190,10 @@ impl<H: VirtualHost> Hub<H> {
             return;
         };
         let Scratch {
-            frames, packets, ..
+            frames,
+            packets,
+            spare,
+            ..
         } = &mut self.scratch;
         frames.clear();
         packets.clear();
@@ -1196,7 +1202,7 @@ impl<H: VirtualHost> Hub<H> {
         self.traffic.send.count(broadcast, frame.len());
         let malformed = match &mut session.port {
             Port::L3(adapter) => adapter
-                .receive_frame(frame, route, now, packets, frames)
+                .receive_frame(frame, route, now, packets, frames, spare)
                 .is_err(),
             Port::L2 => {
                 out.push(Delivery {

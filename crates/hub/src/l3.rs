@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use smoltcp::wire::{ArpOperation, EthernetFrame, EthernetProtocol, Ipv4Packet};
 
 use crate::packet::{
-    arp_frame, directed_broadcast, ethernet_frame, ipv4_multicast_mac, is_host_ipv4, parse_arp,
-    same_subnet, BROADCAST_MAC,
+    arp_frame, directed_broadcast, ethernet_frame, ethernet_frame_in, ipv4_multicast_mac,
+    is_host_ipv4, parse_arp, same_subnet, Spare, BROADCAST_MAC,
 };
 
 /// How long a resolved neighbour stays cached.
@@ -109,14 +109,16 @@ impl L3Adapter {
         self.ip
     }
 
-    /// Wrap an IP packet from the session; frames for the switch are pushed to `frames`.
-    /// Returns how many earlier queued packets were dropped to make room (0 or 1) on success.
+    /// Wrap an IP packet from the session; frames for the switch are pushed to `frames`, in
+    /// buffers from `spare`. Returns how many earlier queued packets were dropped to make room
+    /// (0 or 1) on success.
     pub fn send_ip(
         &mut self,
         packet: &[u8],
         route: Route,
         now: Instant,
         frames: &mut Vec<Vec<u8>>,
+        spare: &mut Spare,
     ) -> Result<u64, SendError> {
         match packet.first().map(|b| b >> 4) {
             Some(4) => {}
@@ -135,7 +137,8 @@ impl L3Adapter {
         }
 
         if route.is_broadcast(dst, self.ip) {
-            frames.push(ethernet_frame(
+            frames.push(ethernet_frame_in(
+                spare.take(),
                 self.mac,
                 BROADCAST_MAC,
                 EthernetProtocol::Ipv4,
@@ -145,7 +148,8 @@ impl L3Adapter {
         }
         if dst.is_multicast() {
             let mac = ipv4_multicast_mac(dst);
-            frames.push(ethernet_frame(
+            frames.push(ethernet_frame_in(
+                spare.take(),
                 self.mac,
                 mac,
                 EthernetProtocol::Ipv4,
@@ -159,7 +163,8 @@ impl L3Adapter {
 
         let hop = route.next_hop(dst);
         if let Some(n) = self.neighbours.get(&hop).filter(|n| n.expires > now) {
-            frames.push(ethernet_frame(
+            frames.push(ethernet_frame_in(
+                spare.take(),
                 self.mac,
                 n.mac,
                 EthernetProtocol::Ipv4,
@@ -218,9 +223,9 @@ impl L3Adapter {
         )
     }
 
-    /// A frame the switch delivered to this port. IP packets for the session go to `packets`,
-    /// frames back into the switch (ARP replies, released queue) to `frames`.
-    /// Returns `Err(())` for a malformed frame.
+    /// A frame the switch delivered to this port. IP packets for the session go to `packets`
+    /// (in buffers from `spare`), frames back into the switch (ARP replies, released queue) to
+    /// `frames`. Returns `Err(())` for a malformed frame.
     pub fn receive_frame(
         &mut self,
         frame: &[u8],
@@ -228,6 +233,7 @@ impl L3Adapter {
         now: Instant,
         packets: &mut Vec<Vec<u8>>,
         frames: &mut Vec<Vec<u8>>,
+        spare: &mut Spare,
     ) -> Result<(), ()> {
         let eth = EthernetFrame::new_checked(frame).map_err(|_| ())?;
         let dst_mac = eth.dst_addr().0;
@@ -279,7 +285,9 @@ impl L3Adapter {
                 };
                 if accept {
                     // Ethernet padding after the IPv4 total length is cut off.
-                    packets.push(eth.payload()[..usize::from(ip.total_len())].to_vec());
+                    let mut packet = spare.take();
+                    packet.extend_from_slice(&eth.payload()[..usize::from(ip.total_len())]);
+                    packets.push(packet);
                 }
                 Ok(())
             }
@@ -373,7 +381,10 @@ mod tests {
         };
         let mut frames = Vec::new();
         let pkt = udp_like(ME, Ipv4Addr::new(8, 8, 8, 8), 4);
-        assert_eq!(a.send_ip(&pkt, route, t0, &mut frames), Ok(0));
+        assert_eq!(
+            a.send_ip(&pkt, route, t0, &mut frames, &mut Spare::default()),
+            Ok(0)
+        );
         assert_eq!(a.ip(), Some(ME));
         assert_eq!(frames.len(), 1);
         let eth = EthernetFrame::new_checked(&frames[0][..]).unwrap();
@@ -385,8 +396,15 @@ mod tests {
         let gw_mac = [0x5e, 0x5a, 0x1c, 0x33, 0x53, 0x05];
         let reply = arp_frame(ArpOperation::Reply, gw_mac, GW, a.mac(), a.mac(), ME);
         let (mut packets, mut frames) = (Vec::new(), Vec::new());
-        a.receive_frame(&reply, route, t0, &mut packets, &mut frames)
-            .unwrap();
+        a.receive_frame(
+            &reply,
+            route,
+            t0,
+            &mut packets,
+            &mut frames,
+            &mut Spare::default(),
+        )
+        .unwrap();
         assert!(packets.is_empty());
         assert_eq!(frames.len(), 1);
         let eth = EthernetFrame::new_checked(&frames[0][..]).unwrap();
@@ -401,8 +419,22 @@ mod tests {
         let mut a = L3Adapter::new([0x5e, 0, 0, 0, 0, 1]);
         let mut frames = Vec::new();
         let pkt = udp_like(ME, Ipv4Addr::new(192, 168, 30, 99), 0);
-        a.send_ip(&pkt, Route::default(), t0, &mut frames).unwrap();
-        a.send_ip(&pkt, Route::default(), t0, &mut frames).unwrap();
+        a.send_ip(
+            &pkt,
+            Route::default(),
+            t0,
+            &mut frames,
+            &mut Spare::default(),
+        )
+        .unwrap();
+        a.send_ip(
+            &pkt,
+            Route::default(),
+            t0,
+            &mut frames,
+            &mut Spare::default(),
+        )
+        .unwrap();
         assert_eq!(frames.len(), 1, "one ARP request per next hop");
         frames.clear();
         let mut dropped = 0;
@@ -420,15 +452,33 @@ mod tests {
         let mut frames = Vec::new();
         let now = Instant::now();
         assert_eq!(
-            a.send_ip(&[0x45, 0, 0], Route::default(), now, &mut frames),
+            a.send_ip(
+                &[0x45, 0, 0],
+                Route::default(),
+                now,
+                &mut frames,
+                &mut Spare::default()
+            ),
             Err(SendError::Malformed)
         );
         assert_eq!(
-            a.send_ip(&[0x60; 40], Route::default(), now, &mut frames),
+            a.send_ip(
+                &[0x60; 40],
+                Route::default(),
+                now,
+                &mut frames,
+                &mut Spare::default()
+            ),
             Err(SendError::Unsupported)
         );
         assert_eq!(
-            a.send_ip(&[], Route::default(), now, &mut frames),
+            a.send_ip(
+                &[],
+                Route::default(),
+                now,
+                &mut frames,
+                &mut Spare::default()
+            ),
             Err(SendError::Malformed)
         );
         assert!(frames.is_empty());

@@ -36,6 +36,31 @@ pub(crate) fn ipv4_multicast_mac(ip: Ipv4Addr) -> [u8; 6] {
     [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
 }
 
+/// Emptied buffers kept for the next frame or packet, so that switching one does not allocate
+/// each time: a frame the switch is done with comes back here.
+#[derive(Debug, Default)]
+pub(crate) struct Spare(Vec<Vec<u8>>);
+
+/// How many buffers [`Spare`] keeps, and the largest it keeps.
+const SPARE_BUFFERS: usize = 64;
+const SPARE_CAPACITY: usize = 4096;
+
+impl Spare {
+    /// An empty buffer, kept or new.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut buf = self.0.pop().unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    /// Keeps `buf` for a later [`Spare::take`], unless enough are kept or it is large.
+    pub fn give(&mut self, buf: Vec<u8>) {
+        if self.0.len() < SPARE_BUFFERS && buf.capacity() <= SPARE_CAPACITY {
+            self.0.push(buf);
+        }
+    }
+}
+
 /// An Ethernet frame around `payload`.
 pub(crate) fn ethernet_frame(
     src: [u8; 6],
@@ -43,15 +68,24 @@ pub(crate) fn ethernet_frame(
     ethertype: EthernetProtocol,
     payload: &[u8],
 ) -> Vec<u8> {
-    let repr = EthernetRepr {
-        src_addr: EthernetAddress(src),
-        dst_addr: EthernetAddress(dst),
-        ethertype,
-    };
-    let mut buf = vec![0u8; ETHERNET_HEADER_LEN + payload.len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    repr.emit(&mut frame);
-    frame.payload_mut().copy_from_slice(payload);
+    ethernet_frame_in(Vec::new(), src, dst, ethertype, payload)
+}
+
+/// [`ethernet_frame`], written into `buf` (emptied first): no zeroing, and no allocation when
+/// `buf` is large enough.
+pub(crate) fn ethernet_frame_in(
+    mut buf: Vec<u8>,
+    src: [u8; 6],
+    dst: [u8; 6],
+    ethertype: EthernetProtocol,
+    payload: &[u8],
+) -> Vec<u8> {
+    buf.clear();
+    buf.reserve(ETHERNET_HEADER_LEN + payload.len());
+    buf.extend_from_slice(&dst);
+    buf.extend_from_slice(&src);
+    buf.extend_from_slice(&u16::from(ethertype).to_be_bytes());
+    buf.extend_from_slice(payload);
     buf
 }
 
@@ -138,6 +172,36 @@ mod tests {
         assert_eq!(arp.operation, ArpOperation::Request);
         assert_eq!(arp.sender_mac, [0x5e, 1, 2, 3, 4, 5]);
         assert_eq!((arp.sender_ip, arp.target_ip), (a, b));
+    }
+
+    #[test]
+    fn a_frame_written_into_a_used_buffer_is_the_frame_and_nothing_else() {
+        let payload = [0x45u8, 0, 0, 20, 1, 2, 3, 4];
+        let mut spare = Spare::default();
+        // a longer frame went through the buffer before
+        spare.give(vec![0xaa; 1500]);
+        let buf = spare.take();
+        assert!(buf.is_empty() && buf.capacity() >= 1500);
+        let (src, dst) = ([0x5e, 1, 2, 3, 4, 5], [0x5e, 6, 7, 8, 9, 10]);
+        let f = ethernet_frame_in(buf, src, dst, EthernetProtocol::Ipv4, &payload);
+        assert_eq!(f.len(), 14 + payload.len());
+        let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+        assert_eq!(
+            (eth.src_addr().0, eth.dst_addr().0, eth.ethertype()),
+            (src, dst, EthernetProtocol::Ipv4)
+        );
+        assert_eq!(eth.payload(), payload);
+        assert_eq!(
+            f,
+            ethernet_frame(src, dst, EthernetProtocol::Ipv4, &payload)
+        );
+        // only so many, and none too large, are kept
+        for _ in 0..SPARE_BUFFERS + 10 {
+            spare.give(Vec::with_capacity(100));
+        }
+        spare.give(Vec::with_capacity(SPARE_CAPACITY + 1));
+        assert_eq!(spare.0.len(), SPARE_BUFFERS);
+        assert!(spare.0.iter().all(|b| b.capacity() <= SPARE_CAPACITY));
     }
 
     #[test]
