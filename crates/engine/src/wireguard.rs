@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use etherhub_wireguard::idhash::IdMap;
+use etherhub_hash::IdMap;
 use etherhub_wireguard::{
     is_wireguard, Action, DataPath, Event, Key, KeyAccess, KeyDirectory, PeerId, PeerInfo, Server,
     ServerStats, MIN_BUFFER_LEN,

@@ -8,7 +8,9 @@
 //! before the call returns, so one `input_ip` can already carry a ping across an ARP exchange.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use etherhub_hash::{IdMap, KeyedMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -174,7 +176,8 @@ fn tagged_prefix(user: &str, protocol: &str) -> String {
 /// [`Hub::tick`] about once a second; send every [`Delivery`] pushed by any of them.
 pub struct Hub<H = SecureNatHost> {
     name: String,
-    sessions: BTreeMap<SessionId, Session<H>>,
+    /// Looked up several times for every frame; listed in the order of their ids.
+    sessions: IdMap<SessionId, Session<H>>,
     session_counter: u32,
     mac_table: AgeingTable<[u8; 6], SessionId>,
     ip_table: AgeingTable<IpAddr, (SessionId, [u8; 6])>,
@@ -196,7 +199,7 @@ pub struct Hub<H = SecureNatHost> {
     /// IPv4 addresses handed out: by DHCP servers, as the hub saw their acks (to which session,
     /// until when), or by the server itself to an IP session ([`Hub::assign_address`], for the
     /// session's life). DHCPForce lets a session send from these only.
-    dhcp: HashMap<Ipv4Addr, (SessionId, Option<Instant>)>,
+    dhcp: KeyedMap<Ipv4Addr, (SessionId, Option<Instant>)>,
     /// Frames access rules delay, with their sender and whether rules remain to check per
     /// receiver.
     delayed: DelayLine<(SessionId, bool)>,
@@ -244,7 +247,7 @@ impl<H: VirtualHost> Hub<H> {
     pub fn for_hosts(name: &str) -> Self {
         Self {
             name: name.to_string(),
-            sessions: BTreeMap::new(),
+            sessions: IdMap::default(),
             session_counter: 0,
             mac_table: AgeingTable::new(MAX_MAC_ENTRIES, MAC_TABLE_EXPIRE),
             ip_table: AgeingTable::new(MAX_IP_ENTRIES, IP_TABLE_EXPIRE),
@@ -258,7 +261,7 @@ impl<H: VirtualHost> Hub<H> {
             last_now: None,
             queue: VecDeque::new(),
             deferred: false,
-            dhcp: HashMap::new(),
+            dhcp: KeyedMap::default(),
             delayed: DelayLine::default(),
             wall: None,
             monitors: BTreeSet::new(),
@@ -765,7 +768,9 @@ impl<H: VirtualHost> Hub<H> {
         self.dhcp
             .retain(|_, (_, until)| until.is_none_or(|t| t > now));
         let mut frames = Vec::new();
-        for (id, session) in self.sessions.iter_mut() {
+        let mut sessions: Vec<_> = self.sessions.iter_mut().collect();
+        sessions.sort_unstable_by_key(|(id, _)| **id);
+        for (id, session) in sessions {
             match &mut session.port {
                 Port::L3(adapter) => self.dropped += adapter.tick(now, &mut frames),
                 Port::Host(host) => host.poll(now, &mut frames),
@@ -1098,12 +1103,14 @@ impl<H: VirtualHost> Hub<H> {
         // every other session but those monitoring, which get their copy below
         let mut targets = std::mem::take(&mut self.scratch.targets);
         targets.clear();
+        // in the order the sessions came
         let all_others = |targets: &mut Vec<SessionId>| {
             targets.extend(
                 (self.sessions.keys())
                     .filter(|id| **id != from && !self.monitors.contains(id))
                     .copied(),
-            )
+            );
+            targets.sort_unstable();
         };
         if broadcast {
             all_others(&mut targets);
@@ -1261,10 +1268,11 @@ impl<H: VirtualHost> Hub<H> {
 
     /// All sessions, in creation order.
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        self.sessions
-            .iter()
+        let mut all: Vec<SessionInfo> = (self.sessions.iter())
             .map(|(id, s)| self.info(*id, s))
-            .collect()
+            .collect();
+        all.sort_unstable_by_key(|s| s.id);
+        all
     }
 
     pub fn session(&self, id: SessionId) -> Option<SessionInfo> {
@@ -1281,10 +1289,10 @@ impl<H: VirtualHost> Hub<H> {
     }
 
     pub fn session_by_name(&self, name: &str) -> Option<SessionId> {
-        self.sessions
-            .iter()
-            .find(|(_, s)| s.name.eq_ignore_ascii_case(name))
+        (self.sessions.iter())
+            .filter(|(_, s)| s.name.eq_ignore_ascii_case(name))
             .map(|(id, _)| *id)
+            .min()
     }
 
     fn session_name(&self, id: SessionId) -> String {

@@ -9,10 +9,11 @@
 //! The session's address is learned from the source of its first IPv4 packet, as SoftEther does for
 //! WireGuard.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use etherhub_hash::KeyedMap;
 use smoltcp::wire::{ArpOperation, EthernetFrame, EthernetProtocol, Ipv4Packet};
 
 use crate::packet::{
@@ -87,8 +88,8 @@ struct Pending {
 pub(crate) struct L3Adapter {
     mac: [u8; 6],
     ip: Option<Ipv4Addr>,
-    neighbours: HashMap<Ipv4Addr, Neighbour>,
-    pending: HashMap<Ipv4Addr, Pending>,
+    neighbours: KeyedMap<Ipv4Addr, Neighbour>,
+    pending: KeyedMap<Ipv4Addr, Pending>,
 }
 
 impl L3Adapter {
@@ -96,8 +97,8 @@ impl L3Adapter {
         Self {
             mac,
             ip: None,
-            neighbours: HashMap::new(),
-            pending: HashMap::new(),
+            neighbours: KeyedMap::default(),
+            pending: KeyedMap::default(),
         }
     }
 

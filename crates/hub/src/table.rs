@@ -5,9 +5,10 @@
 //! ticks. When the table is full, a new key first evicts expired entries and then the least
 //! recently updated one, so a flood of fake addresses cannot lock real stations out.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+
+use etherhub_hash::KeyedMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Slot<V> {
@@ -18,7 +19,7 @@ pub(crate) struct Slot<V> {
 
 #[derive(Debug)]
 pub(crate) struct AgeingTable<K, V> {
-    entries: HashMap<K, Slot<V>>,
+    entries: KeyedMap<K, Slot<V>>,
     capacity: usize,
     expire: Duration,
 }
@@ -26,7 +27,7 @@ pub(crate) struct AgeingTable<K, V> {
 impl<K: Copy + Eq + Hash + Ord, V: Clone> AgeingTable<K, V> {
     pub fn new(capacity: usize, expire: Duration) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: KeyedMap::default(),
             capacity: capacity.max(1),
             expire,
         }

@@ -24,7 +24,6 @@
 //! then [`Server::poll_event`] until `None`. Every ~250 ms: [`Server::handle_timers`].
 #![forbid(unsafe_code)]
 
-pub mod idhash;
 mod keys;
 mod ratelimit;
 mod server;

@@ -31,10 +31,10 @@ use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use rand_core::{OsRng, RngCore};
 
-use crate::idhash::IdMap;
 use crate::ratelimit::HandshakeLimiter;
 use crate::wire::{Message, MessageType, COOKIE_REPLY_LEN, DATA_OVERHEAD, HANDSHAKE_INIT_LEN};
 use crate::{Action, Event, Key, KeyDirectory, PeerId, PeerInfo, ServerStats};
+use etherhub_hash::IdMap;
 
 /// Handshake messages per second the server answers before it demands cookies (boringtun's own
 /// device uses the same figure).
