@@ -9,9 +9,15 @@
 //!   its own peers (as a socket per thread with `SO_REUSEPORT` would hand them over) in batches,
 //!   the engine behind one `Mutex`.
 //!
+//! Which worker takes a peer (`--split`): `hash` (the default) hashes the peer's address and
+//! port, as the kernel's `SO_REUSEPORT` does, so that the peer a packet goes to sits on another
+//! worker about as often as chance has it; `alternate` gives peer i to worker i mod n, so that
+//! with 2 workers every packet's receiver (peer i + 1) sits on the other worker: the worst case,
+//! where each peer's keys and hub session change cores with every packet.
+//!
 //! Every datagram sent back is counted and must be one per packet in. The figures are medians
 //! over the rounds. `cargo bench -p etherhub-engine --bench workers` (options after `--`:
-//! `--peers N --packets N --rounds N --size BYTES --batch N --threads N`).
+//! `--peers N --packets N --rounds N --size BYTES --batch N --threads N --split hash|alternate`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -37,6 +43,8 @@ struct Options {
     size: usize,
     batch: usize,
     threads: usize,
+    /// Peers to workers by the hash of their endpoint (else peer i to worker i mod n).
+    hashed: bool,
 }
 
 fn options() -> Options {
@@ -47,6 +55,7 @@ fn options() -> Options {
         size: 1420,
         batch: 32,
         threads: 2,
+        hashed: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -63,6 +72,13 @@ fn options() -> Options {
             "--size" => o.size = value().clamp(64, 1420),
             "--batch" => o.batch = value().clamp(1, 1024),
             "--threads" => o.threads = value().clamp(1, 64),
+            "--split" => {
+                o.hashed = match args.get(i + 1).map(String::as_str) {
+                    Some("hash") => true,
+                    Some("alternate") => false,
+                    _ => panic!("--split takes hash or alternate"),
+                }
+            }
             // cargo bench passes --bench; anything else is ignored as criterion's would be
             _ => {
                 i += 1;
@@ -80,6 +96,18 @@ fn address(i: usize) -> Ipv4Addr {
 
 fn endpoint(i: usize) -> SocketAddr {
     SocketAddr::from(([198, 18, 1 + (i / 200) as u8, 1 + (i % 200) as u8], 50000))
+}
+
+/// The worker of `threads` that takes peer `i`'s datagrams (see `--split`).
+fn worker_of(i: usize, threads: usize, hashed: bool) -> usize {
+    if hashed {
+        // std's SipHash with its fixed keys: the same split in every run
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&endpoint(i), &mut h);
+        std::hash::Hasher::finish(&h) as usize % threads
+    } else {
+        i % threads
+    }
 }
 
 /// The engine with one hub and `peers` connected WireGuard clients, each held to its address.
@@ -139,6 +167,14 @@ fn setup(peers: usize) -> (Engine, Vec<Tunn>) {
             i as u32 + 1,
             None,
         );
+        // the server answers 100 handshakes a second before it asks for cookies; its timers
+        // start the next second
+        if i > 0 && i % 90 == 0 {
+            std::thread::sleep(Duration::from_millis(1100));
+            engine.handle_timeout(Instant::now());
+            while engine.poll_transmit().is_some() {}
+        }
+        let now = Instant::now();
         let TunnResult::WriteToNetwork(init) = tunn.format_handshake_initiation(&mut buf, true)
         else {
             panic!("no initiation");
@@ -150,7 +186,7 @@ fn setup(peers: usize) -> (Engine, Vec<Tunn>) {
         let response = response.contents.to_vec();
         let TunnResult::WriteToNetwork(keepalive) = tunn.decapsulate(None, &response, &mut buf)
         else {
-            panic!("no keepalive");
+            panic!("no keepalive for peer {i}");
         };
         let keepalive = keepalive.to_vec();
         engine.handle_datagram(now, LOCAL, endpoint(i), &keepalive);
@@ -248,7 +284,9 @@ fn run_workers(
     engine.lock().unwrap().defer_wireguard_sealing(true);
     let inputs: Vec<Vec<Datagram>> = (0..threads)
         .map(|w| {
-            let mine: Vec<usize> = (0..round.len()).filter(|i| i % threads == w).collect();
+            let mine: Vec<usize> = (0..round.len())
+                .filter(|&i| worker_of(i, threads, o.hashed) == w)
+                .collect();
             interleave(round, &mine)
         })
         .collect();
@@ -334,6 +372,24 @@ fn main() {
     println!(
         "engine workers: {} peers, {} packets of {} bytes each per round ({} in all), batches of {}, {} rounds, hub path client to client",
         o.peers, o.packets, o.size, total, o.batch, o.rounds
+    );
+    let n = o.threads;
+    let (sizes, crossing) = if n > 1 {
+        let of = |i| worker_of(i, n, o.hashed);
+        let sizes: Vec<usize> = (0..n)
+            .map(|w| (0..o.peers).filter(|&i| of(i) == w).count())
+            .collect();
+        let crossing = (0..o.peers)
+            .filter(|&i| of(i) != of((i + 1) % o.peers))
+            .count();
+        (sizes, crossing)
+    } else {
+        (vec![o.peers], 0)
+    };
+    println!(
+        "peers to {n} workers by {}: {sizes:?} peers each; {crossing} of {} peers send to a peer of another worker",
+        if o.hashed { "endpoint hash (as SO_REUSEPORT)" } else { "turns (i mod n)" },
+        o.peers
     );
     let mut names = vec!["engine (inline)".to_string()];
     names.extend((1..=o.threads).map(|n| format!("{n} worker{}", if n == 1 { "" } else { "s" })));
