@@ -417,6 +417,18 @@ impl Core {
         }
     }
 
+    /// Delivered packets' buffers, given back: to the hubs while they have room, the rest
+    /// freed.
+    pub fn recycle(&mut self, buffers: &mut Vec<Vec<u8>>) {
+        for slot in self.hubs.values_mut() {
+            if buffers.is_empty() {
+                return;
+            }
+            slot.hub.recycle(buffers);
+        }
+        buffers.clear();
+    }
+
     /// Runs `step` on a hub with the fault marker set, then takes what it produced: socket
     /// requests of its SecureNAT host, and deliveries for tunnels.
     pub fn with_hub(

@@ -375,6 +375,8 @@ impl Engine {
 
     /// The packets to WireGuard peers waiting in plaintext; `into` is emptied first.
     pub fn take_wireguard_outbox(&mut self, into: &mut Outbox) {
+        // what `into` sealed last time goes back to the hubs first
+        self.core.recycle(&mut into.spent);
         self.protocols.wireguard.take_outbox(into);
     }
 

@@ -60,7 +60,14 @@ pub struct Outbox {
     /// Peer, the local address it talks to, and its packet (as the hub delivered it: moved,
     /// not copied).
     entries: Vec<(PeerId, SocketAddr, Vec<u8>)>,
+    /// The packets' buffers once sealed, for the hubs to build new packets in
+    /// ([`Engine::take_wireguard_outbox`](crate::Engine::take_wireguard_outbox) hands them
+    /// back); at most [`SPENT_MAX`].
+    pub(crate) spent: Vec<Vec<u8>>,
 }
+
+/// Sealed packets' buffers an [`Outbox`] keeps for reuse.
+const SPENT_MAX: usize = 256;
 
 impl Outbox {
     pub fn is_empty(&self) -> bool {
@@ -83,17 +90,19 @@ impl Outbox {
         queue: &mut TransmitQueue,
         mut seal: impl for<'a> FnMut(PeerId, &[u8], &'a mut [u8]) -> Action<'a> + 's,
     ) {
-        for (peer, local, packet) in &self.entries {
-            let (peer, local, len) = (*peer, *local, packet.len());
+        for (peer, local, packet) in self.entries.drain(..) {
+            let len = packet.len();
             queue.push_with(local, (len + OVERHEAD).max(MIN_BUFFER_LEN), &mut |out| {
-                match seal(peer, packet, out) {
+                match seal(peer, &packet, out) {
                     // boringtun writes from the start of the buffer
                     Action::Send(to, bytes) => Some((to, bytes.len())),
                     _ => None,
                 }
             });
+            if self.spent.len() < SPENT_MAX {
+                self.spent.push(packet);
+            }
         }
-        self.clear();
     }
 }
 

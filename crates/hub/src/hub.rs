@@ -640,6 +640,18 @@ impl<H: VirtualHost> Hub<H> {
         self.run(now, out);
     }
 
+    /// Packets this hub delivered, given back once their owner is done with them: the hub
+    /// keeps what it has room for, to build the next frames and packets in.
+    pub fn recycle(&mut self, buffers: &mut Vec<Vec<u8>>) {
+        let spare = &mut self.scratch.spare;
+        while spare.has_room() {
+            match buffers.pop() {
+                Some(buf) => spare.give(buf),
+                None => return,
+            }
+        }
+    }
+
     /// Whether a virtual host holds frames for [`Hub::flush_hosts`].
     pub fn has_deferred(&self) -> bool {
         self.deferred

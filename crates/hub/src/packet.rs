@@ -55,9 +55,13 @@ impl Spare {
 
     /// Keeps `buf` for a later [`Spare::take`], unless enough are kept or it is large.
     pub fn give(&mut self, buf: Vec<u8>) {
-        if self.0.len() < SPARE_BUFFERS && buf.capacity() <= SPARE_CAPACITY {
+        if self.has_room() && buf.capacity() <= SPARE_CAPACITY {
             self.0.push(buf);
         }
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.0.len() < SPARE_BUFFERS
     }
 }
 

@@ -235,6 +235,37 @@ fn two_l3_sessions_ping_each_other_and_the_virtual_host() {
 }
 
 #[test]
+fn buffers_given_back_carry_later_packets_and_nothing_of_their_past() {
+    let t0 = Instant::now();
+    let mut hub = hub_with_securenat(t0);
+    let a = hub.add_l3_session("meta", "WIREGUARD", None, t0);
+    let b = hub.add_l3_session("meta", "WIREGUARD", None, t0);
+    let mut out = Vec::new();
+    hub.input_ip(a, &echo_request(A_IP, VHOST, 1, 1, b"a"), t0, &mut out);
+    hub.input_ip(b, &echo_request(B_IP, VHOST, 2, 1, b"b"), t0, &mut out);
+    out.clear();
+
+    // a worker hands back the buffers of packets it sealed, full of what they carried
+    let mut spent: Vec<Vec<u8>> = (0..100)
+        .map(|_| {
+            let mut v = Vec::with_capacity(3000);
+            v.resize(2000, 0xaa);
+            v
+        })
+        .collect();
+    hub.recycle(&mut spent);
+    assert!(spent.len() < 100, "the hub kept some");
+    assert!(spent.len() >= 100 - 64, "and no more than it has room for");
+
+    let req = echo_request(A_IP, B_IP, 77, 3, b"hello again");
+    hub.input_ip(a, &req, t0, &mut out);
+    let d = only_delivery(&mut out);
+    assert_eq!((d.session, &d.packet), (b, &req), "the packet and nothing else");
+    assert_eq!(d.packet.capacity(), 3000, "in a buffer given back");
+    assert_eq!(hub.dropped(), 0);
+}
+
+#[test]
 fn ping_to_a_peer_whose_address_is_not_known_yet_waits_for_arp() {
     let t0 = Instant::now();
     let mut hub = Hub::new("H");
