@@ -246,7 +246,9 @@ impl WireGuard {
         let t = tunnel(io, peer);
         match places.get_mut(&peer) {
             Some(p) => {
-                p.local = local;
+                if p.local != local {
+                    p.local = local;
+                }
                 if p.endpoint != from {
                     p.endpoint = from;
                     io.roamed(t, from);

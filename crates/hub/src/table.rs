@@ -24,7 +24,7 @@ pub(crate) struct AgeingTable<K, V> {
     expire: Duration,
 }
 
-impl<K: Copy + Eq + Hash + Ord, V: Clone> AgeingTable<K, V> {
+impl<K: Copy + Eq + Hash + Ord, V: Clone + PartialEq> AgeingTable<K, V> {
     pub fn new(capacity: usize, expire: Duration) -> Self {
         Self {
             entries: KeyedMap::default(),
@@ -42,8 +42,12 @@ impl<K: Copy + Eq + Hash + Ord, V: Clone> AgeingTable<K, V> {
     pub fn learn(&mut self, key: K, value: V, now: Instant) {
         if let Some(slot) = self.entries.get_mut(&key) {
             if now.saturating_duration_since(slot.updated) < self.expire {
-                slot.value = value;
-                slot.updated = now;
+                // the same station again within one batch (one `now`) changes nothing: the
+                // entry is left unwritten, so that other threads' copies of it stay valid
+                if slot.updated != now || slot.value != value {
+                    slot.value = value;
+                    slot.updated = now;
+                }
                 return;
             }
             // An expired entry that was not aged out yet counts as new.
