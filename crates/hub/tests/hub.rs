@@ -260,7 +260,11 @@ fn buffers_given_back_carry_later_packets_and_nothing_of_their_past() {
     let req = echo_request(A_IP, B_IP, 77, 3, b"hello again");
     hub.input_ip(a, &req, t0, &mut out);
     let d = only_delivery(&mut out);
-    assert_eq!((d.session, &d.packet), (b, &req), "the packet and nothing else");
+    assert_eq!(
+        (d.session, &d.packet),
+        (b, &req),
+        "the packet and nothing else"
+    );
     assert_eq!(d.packet.capacity(), 3000, "in a buffer given back");
     assert_eq!(hub.dropped(), 0);
 }
