@@ -134,6 +134,10 @@ struct TcpFlow {
     progress_ts: smoltcp::time::Instant,
     /// whether the stall since `progress` was already rescued (once per stall: see `rescue`)
     rescued: bool,
+    /// While the client holds data beyond a gap: the end of the highest block its SACKs named
+    /// beyond its acknowledgement, until the acknowledgement passes it ([`HOLE_STALL_MIN`]).
+    /// Its other acknowledgements (window updates) carry no SACK and change nothing.
+    gap_to: Option<TcpSeqNumber>,
     /// when the SYN-ACK went out, then the handshake's round trip once the client answered it
     synack_at: Option<Instant>,
     rtt: Duration,
@@ -197,6 +201,11 @@ const EGRESS_BUDGET: usize = 64;
 /// second; Linux's is 200 ms, and no SACK recovery helps smoltcp before it).
 const STALL_MIN: Duration = Duration::from_millis(200);
 const STALL_RTTS: u32 = 4;
+/// The same for a flow whose client has said (SACK) that it holds data beyond a gap: a loss
+/// for certain, and one smoltcp's fast retransmission does not mend when it is the second in
+/// a window (smoltcp sends the first missing segment once, then waits for its timer). Four
+/// round trips cover the duplicate acknowledgements smoltcp's own retransmission waits for.
+const HOLE_STALL_MIN: Duration = Duration::from_millis(5);
 /// smoltcp's smallest retransmission timeout (RFC 6298's one second).
 const SMOLTCP_MIN_RTO: Duration = Duration::from_secs(1);
 /// How often a busy host looks for idle and closed flows.
@@ -695,7 +704,7 @@ impl NatHost {
                 f.rescued = false;
             }
             if queued > 0 && f.established && !f.rescued {
-                let at = f.progress + stall_after(f.rtt);
+                let at = f.progress + stall_after(f.rtt, f.gap_to.is_some());
                 next_stall = Some(next_stall.map_or(at, |t: Instant| t.min(at)));
             }
             if s.may_send() && !f.outside_eof {
@@ -731,10 +740,10 @@ impl NatHost {
     }
 
     /// Brings forward smoltcp's retransmission for flows stalled since their last progress
-    /// (see [`STALL_MIN`]): smoltcp's timeout has a one-second floor and no setting, so its
-    /// clock is moved ahead to the moment the earliest such timer fires. Each of these flows
-    /// last made progress at least `STALL_MIN` ago and others more recently, so the others'
-    /// timers, armed at their own progress, are not reached. Once per stall: a flow whose
+    /// (see [`STALL_MIN`] and [`HOLE_STALL_MIN`]): smoltcp's timeout has a one-second floor and
+    /// no setting, so its clock is moved ahead until these flows' timers fire. Timers are armed
+    /// at each flow's own progress: any other flow whose timer that reaches has gone without
+    /// progress longer still, and is retransmitted with them. Once per stall: a flow whose
     /// retransmission is lost again waits for smoltcp's own, doubled, timer, so a client gone
     /// for good never drives the clock.
     fn rescue(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
@@ -748,7 +757,7 @@ impl NatHost {
             if f.rescued
                 || !f.established
                 || s.send_queue() == 0
-                || now < f.progress + stall_after(f.rtt)
+                || now < f.progress + stall_after(f.rtt, f.gap_to.is_some())
             {
                 continue;
             }
@@ -847,6 +856,7 @@ impl NatHost {
             };
             f.c.last = now;
             if f.handle.is_some() {
+                note_gap(&mut f.gap_to, &seg);
                 if self.rx_queue.len() < RX_QUEUE_MAX {
                     // the next poll takes it, with the rest of the batch
                     self.rx_queue.push_back(frame.to_vec());
@@ -891,6 +901,7 @@ impl NatHost {
                     progress: now,
                     progress_ts: smoltcp::time::Instant::ZERO,
                     rescued: false,
+                    gap_to: None,
                     synack_at: None,
                     rtt: Duration::ZERO,
                 },
@@ -1122,10 +1133,30 @@ impl NatHost {
     }
 }
 
-/// The sequence number of a held SYN and the length it occupies (1 plus any payload).
-/// How long a flow with data outstanding may go without an acknowledgement.
-fn stall_after(rtt: Duration) -> Duration {
-    STALL_MIN.max(rtt * STALL_RTTS)
+/// How long a flow with data outstanding may go without an acknowledgement; `hole`: its
+/// client's latest one showed a gap.
+fn stall_after(rtt: Duration, hole: bool) -> Duration {
+    let floor = if hole { HOLE_STALL_MIN } else { STALL_MIN };
+    floor.max(rtt * STALL_RTTS)
+}
+
+/// Keeps `gap_to` (see [`TcpFlow::gap_to`]) up to date with a segment from the client.
+fn note_gap(gap_to: &mut Option<TcpSeqNumber>, seg: &TcpPacket<&[u8]>) {
+    if !seg.ack() {
+        return;
+    }
+    let ack = seg.ack_number();
+    if let Ok(o) = seg.options_summary() {
+        for &(left, right) in o.sack_ranges.iter().flatten() {
+            let (left, right) = (TcpSeqNumber(left as i32), TcpSeqNumber(right as i32));
+            if left > ack && right > left {
+                *gap_to = Some(gap_to.map_or(right, |g| g.max(right)));
+            }
+        }
+    }
+    if gap_to.is_some_and(|g| ack >= g) {
+        *gap_to = None;
+    }
 }
 
 /// Puts `data` in the flow's send buffer; returns how much fit. Data into an empty buffer
@@ -1147,6 +1178,7 @@ fn push(
     n
 }
 
+/// The sequence number of a held SYN and the length it occupies (1 plus any payload).
 fn syn_seq(frame: &[u8]) -> Option<(TcpSeqNumber, usize)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
