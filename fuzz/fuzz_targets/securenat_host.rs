@@ -87,7 +87,7 @@ fn ip_frame(proto: IpProtocol, src: Ipv4Addr, dst: Ipv4Addr, dst_mac: [u8; 6], p
     buf
 }
 
-fn tcp_frame(c: &Conn, control: TcpControl, ack: Option<TcpSeqNumber>, seq: TcpSeqNumber, window: u16, scale: Option<u8>, payload: &[u8]) -> Vec<u8> {
+fn tcp_frame(c: &Conn, control: TcpControl, ack: Option<TcpSeqNumber>, seq: TcpSeqNumber, window: u16, scale: Option<u8>, sack: [Option<(u32, u32)>; 3], payload: &[u8]) -> Vec<u8> {
     let repr = TcpRepr {
         src_port: c.src_port,
         dst_port: c.dst.port(),
@@ -97,8 +97,8 @@ fn tcp_frame(c: &Conn, control: TcpControl, ack: Option<TcpSeqNumber>, seq: TcpS
         window_len: window,
         window_scale: scale,
         max_seg_size: (control == TcpControl::Syn).then_some(1460),
-        sack_permitted: false,
-        sack_ranges: [None; 3],
+        sack_permitted: control == TcpControl::Syn,
+        sack_ranges: sack,
         timestamp: None,
         payload,
     };
@@ -195,7 +195,7 @@ fuzz_target!(|data: &[u8]| {
                     snd_nxt: TcpSeqNumber(b.u32() as i32),
                     rcv_nxt: None,
                 };
-                let f = tcp_frame(&c, TcpControl::Syn, None, c.snd_nxt, 65535, Some(b.u8() % 15), &[]);
+                let f = tcp_frame(&c, TcpControl::Syn, None, c.snd_nxt, 65535, Some(b.u8() % 15), [None; 3], &[]);
                 let _ = host.handle_frame(&f, now, &mut out);
                 let mut c = c;
                 c.snd_nxt = c.snd_nxt + 1;
@@ -223,7 +223,17 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let ack = c.rcv_nxt.map(|n| TcpSeqNumber(n.0.wrapping_add(ack_off)));
                 let seq = TcpSeqNumber(c.snd_nxt.0.wrapping_add(seq_off));
-                let f = tcp_frame(c, control, ack.filter(|_| flags & 8 == 0), seq, window, None, &payload);
+                // SACK blocks above (or, wrapping, below) the acknowledgement: the gaps the host
+                // mends sooner
+                let sack_sel = b.u8();
+                let block = |k: u32| {
+                    ack.filter(|_| sack_sel & (1 << k) != 0).map(|a| {
+                        let left = a.0.wrapping_add((i32::from(sack_sel >> 4) - 4) * 1380 * (k as i32 + 1)) as u32;
+                        (left, left.wrapping_add(1380 * (1 + k)))
+                    })
+                };
+                let sack = [block(0), block(1), block(2)];
+                let f = tcp_frame(c, control, ack.filter(|_| flags & 8 == 0), seq, window, None, sack, &payload);
                 let _ = host.handle_frame(&f, now, &mut out);
                 if seq_off == 0 {
                     let c = &mut conns[i];
