@@ -136,7 +136,9 @@ pub struct StaticNetwork {
 enum Port<H> {
     L3(L3Adapter),
     L2,
-    Host(H),
+    /// Boxed: a hub has one or two hosts and may have thousands of sessions, each as large as
+    /// its largest kind of port.
+    Host(Box<H>),
 }
 
 struct Session<H> {
@@ -563,7 +565,7 @@ impl<H: VirtualHost> Hub<H> {
             self.ip_table.retain(|_, (s, _)| *s != id);
             *old = cfg;
             if let Some(s) = self.sessions.get_mut(&id) {
-                s.port = Port::Host(host);
+                s.port = Port::Host(Box::new(host));
             }
             return;
         }
@@ -572,7 +574,7 @@ impl<H: VirtualHost> Hub<H> {
             "SecureNAT",
             "SECURENAT",
             None,
-            |_, _| Port::Host(host),
+            |_, _| Port::Host(Box::new(host)),
             now,
         );
         self.securenat = Some((id, cfg));
@@ -671,7 +673,7 @@ impl<H: VirtualHost> Hub<H> {
             user,
             protocol,
             None,
-            |_, _| Port::Host(host),
+            |_, _| Port::Host(Box::new(host)),
             now,
         )
     }
