@@ -48,6 +48,9 @@ pub fn load_or_create(path: PathBuf) -> anyhow::Result<(Store, Config)> {
 /// Starts the server from a config file and runs until SIGINT/SIGTERM.
 pub fn run(path: PathBuf) -> anyhow::Result<()> {
     install_panic_hook();
+    if !crate::sys::return_large_frees() {
+        tracing::debug!("the allocator keeps its own limits for returning memory");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
