@@ -11,6 +11,47 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
+/// `Hasher` for a type with `add` (one 64-bit word in) and `done` (the hash): numbers go in
+/// as one word each, bytes eight at a time with the chunk's length in the top bits, so that a
+/// key and the same key with zeros after it differ.
+macro_rules! word_hasher {
+    ($t:ty) => {
+        impl Hasher for $t {
+            fn finish(&self) -> u64 {
+                self.done()
+            }
+
+            fn write(&mut self, bytes: &[u8]) {
+                for chunk in bytes.chunks(8) {
+                    let mut word = [0u8; 8];
+                    word[..chunk.len()].copy_from_slice(chunk);
+                    self.add(u64::from_le_bytes(word) ^ ((chunk.len() as u64) << 59));
+                }
+            }
+
+            fn write_u8(&mut self, n: u8) {
+                self.add(u64::from(n));
+            }
+
+            fn write_u16(&mut self, n: u16) {
+                self.add(u64::from(n));
+            }
+
+            fn write_u32(&mut self, n: u32) {
+                self.add(u64::from(n));
+            }
+
+            fn write_u64(&mut self, n: u64) {
+                self.add(n);
+            }
+
+            fn write_usize(&mut self, n: usize) {
+                self.add(n as u64);
+            }
+        }
+    };
+}
+
 /// The hasher of [`IdMap`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdHasher(u64);
@@ -22,41 +63,13 @@ impl IdHasher {
     fn add(&mut self, n: u64) {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(K);
     }
-}
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
+    fn done(&self) -> u64 {
         self.0
     }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
 }
+
+word_hasher!(IdHasher);
 
 /// A map keyed by server-chosen numbers (see the module docs).
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
@@ -113,43 +126,14 @@ impl KeyedHasher {
     fn add(&mut self, word: u64) {
         self.state = fold(self.state ^ word, self.multiplier);
     }
-}
 
-impl Hasher for KeyedHasher {
-    fn finish(&self) -> u64 {
+    fn done(&self) -> u64 {
         // once more, so that the last word too is spread over the top bits (hashbrown's tags)
         fold(self.state, self.multiplier ^ K)
     }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // the length goes in too, so that a shorter key padded with zeros is another key
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word) ^ ((chunk.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
 }
+
+word_hasher!(KeyedHasher);
 
 #[cfg(test)]
 mod tests {

@@ -420,22 +420,11 @@ mod tests {
         let mut a = L3Adapter::new([0x5e, 0, 0, 0, 0, 1]);
         let mut frames = Vec::new();
         let pkt = udp_like(ME, Ipv4Addr::new(192, 168, 30, 99), 0);
-        a.send_ip(
-            &pkt,
-            Route::default(),
-            t0,
-            &mut frames,
-            &mut Spare::default(),
-        )
-        .unwrap();
-        a.send_ip(
-            &pkt,
-            Route::default(),
-            t0,
-            &mut frames,
-            &mut Spare::default(),
-        )
-        .unwrap();
+        for _ in 0..2 {
+            let mut spare = Spare::default();
+            a.send_ip(&pkt, Route::default(), t0, &mut frames, &mut spare)
+                .unwrap();
+        }
         assert_eq!(frames.len(), 1, "one ARP request per next hop");
         frames.clear();
         let mut dropped = 0;

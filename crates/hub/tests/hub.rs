@@ -234,15 +234,22 @@ fn two_l3_sessions_ping_each_other_and_the_virtual_host() {
     assert_eq!(hub.dropped(), 0);
 }
 
-#[test]
-fn buffers_given_back_carry_later_packets_and_nothing_of_their_past() {
-    let t0 = Instant::now();
+/// A hub with SecureNAT and two L3 sessions at A_IP and B_IP, which have pinged its host
+/// (that is how their adapters learn their addresses): the two replies are in the `Vec`.
+fn two_sessions_known(t0: Instant) -> (Hub, SessionId, SessionId, Vec<Delivery>) {
     let mut hub = hub_with_securenat(t0);
     let a = hub.add_l3_session("meta", "WIREGUARD", None, t0);
     let b = hub.add_l3_session("meta", "WIREGUARD", None, t0);
     let mut out = Vec::new();
-    hub.input_ip(a, &echo_request(A_IP, VHOST, 1, 1, b"a"), t0, &mut out);
-    hub.input_ip(b, &echo_request(B_IP, VHOST, 2, 1, b"b"), t0, &mut out);
+    hub.input_ip(a, &echo_request(A_IP, VHOST, 1, 1, b""), t0, &mut out);
+    hub.input_ip(b, &echo_request(B_IP, VHOST, 1, 1, b""), t0, &mut out);
+    (hub, a, b, out)
+}
+
+#[test]
+fn buffers_given_back_carry_later_packets_and_nothing_of_their_past() {
+    let t0 = Instant::now();
+    let (mut hub, a, b, mut out) = two_sessions_known(t0);
     out.clear();
 
     // a worker hands back the buffers of packets it sealed, full of what they carried
@@ -358,12 +365,7 @@ fn securenat_first_is_sid_securenat_1_with_softether_fields() {
 #[test]
 fn mac_and_ip_tables_name_the_sessions() {
     let t0 = Instant::now();
-    let mut hub = hub_with_securenat(t0);
-    let a = hub.add_l3_session("meta", "WIREGUARD", None, t0);
-    let b = hub.add_l3_session("meta", "WIREGUARD", None, t0);
-    let mut out = Vec::new();
-    hub.input_ip(a, &echo_request(A_IP, VHOST, 1, 1, b""), t0, &mut out);
-    hub.input_ip(b, &echo_request(B_IP, VHOST, 1, 1, b""), t0, &mut out);
+    let (hub, a, b, out) = two_sessions_known(t0);
     assert_eq!(out.len(), 2);
 
     let a_mac = info(&hub, a).mac;
@@ -462,12 +464,7 @@ fn counters_grow_by_frame_sizes() {
 #[test]
 fn removing_a_session_forgets_its_table_entries() {
     let t0 = Instant::now();
-    let mut hub = hub_with_securenat(t0);
-    let a = hub.add_l3_session("meta", "WIREGUARD", None, t0);
-    let b = hub.add_l3_session("meta", "WIREGUARD", None, t0);
-    let mut out = Vec::new();
-    hub.input_ip(a, &echo_request(A_IP, VHOST, 1, 1, b""), t0, &mut out);
-    hub.input_ip(b, &echo_request(B_IP, VHOST, 1, 1, b""), t0, &mut out);
+    let (mut hub, a, _, mut out) = two_sessions_known(t0);
     assert_eq!(hub.mac_table().len(), 3);
     assert_eq!(hub.ip_table().len(), 3);
 
