@@ -128,8 +128,9 @@ impl KeyedHasher {
     }
 
     fn done(&self) -> u64 {
-        // once more, so that the last word too is spread over the top bits (hashbrown's tags)
-        fold(self.state, self.multiplier ^ K)
+        // once more, so that the last word too is spread over the top bits (hashbrown's tags);
+        // by another odd number than each word's
+        fold(self.state, (self.multiplier ^ K) | 1)
     }
 }
 

@@ -9,11 +9,10 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
-
-use etherhub_hash::{IdMap, KeyedMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use etherhub_hash::{IdMap, KeyedMap};
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 
 use crate::access::{AccessList, FrameInfo, Ident, Verdict};

@@ -1133,8 +1133,8 @@ impl NatHost {
     }
 }
 
-/// How long a flow with data outstanding may go without an acknowledgement; `hole`: its
-/// client's latest one showed a gap.
+/// How long a flow with data outstanding may go without an acknowledgement; `hole`: a gap its
+/// client's SACKs showed is still open.
 fn stall_after(rtt: Duration, hole: bool) -> Duration {
     let floor = if hole { HOLE_STALL_MIN } else { STALL_MIN };
     floor.max(rtt * STALL_RTTS)

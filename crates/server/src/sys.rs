@@ -492,13 +492,13 @@ impl Msg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn the_allocator_takes_the_limits_for_returning_memory() {
         assert!(return_large_frees());
     }
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_batch_goes_out_and_comes_back_in_order() {
