@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use etherhub_wireguard::{DataPath, Opened, PeerId, MIN_BUFFER_LEN};
+use etherhub_wireguard::{DataPath, Opened, PathReader, PeerId, MIN_BUFFER_LEN};
 
 use crate::fault::{self, Containment};
 use crate::seam::Transmit;
@@ -35,6 +35,33 @@ use crate::Engine;
 /// Packets opened or sealed under one hold of the peer table's read lock (a batch with coalesced
 /// runs can hold thousands; the engine's owner, adding a peer, waits for the lock meanwhile).
 const READER_SPAN: usize = 64;
+
+/// The data path's reader for one packet after another, let go every [`READER_SPAN`] packets
+/// and only then taken again: a writer (adding a peer) may be waiting in between.
+struct Spans<'p> {
+    path: &'p DataPath,
+    reader: Option<PathReader<'p>>,
+    taken: usize,
+}
+
+impl<'p> Spans<'p> {
+    fn new(path: &'p DataPath) -> Self {
+        Spans {
+            path,
+            reader: None,
+            taken: 0,
+        }
+    }
+
+    fn next(&mut self) -> &PathReader<'p> {
+        if self.taken.is_multiple_of(READER_SPAN) {
+            self.reader = None;
+        }
+        self.taken += 1;
+        let path = self.path;
+        self.reader.get_or_insert_with(|| path.reader())
+    }
+}
 
 /// One received datagram: the listener it came to, its sender, its bytes.
 #[derive(Clone, Copy, Debug)]
@@ -117,14 +144,9 @@ impl Worker {
         let (slots, plain, stats) = (&mut self.slots, &mut self.plain, &mut self.stats);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
-            let (mut reader, mut start) = (None, 0);
-            for (i, d) in batch.iter().enumerate() {
-                // the table's read lock is let go now and then (adding a peer waits for it), and
-                // before it is taken again: a writer may be waiting in between
-                if i % READER_SPAN == 0 {
-                    reader = None;
-                }
-                let reader = reader.get_or_insert_with(|| path.reader());
+            let (mut readers, mut start) = (Spans::new(path), 0);
+            for d in batch {
+                let reader = readers.next();
                 // boringtun asks room for a handshake message even to open a short packet
                 let room = start + d.bytes.len().max(MIN_BUFFER_LEN);
                 if plain.len() < room {
@@ -199,16 +221,9 @@ impl Worker {
         let n = outbox.len() as u64;
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
-            let (mut reader, mut i) = (None, 0);
+            let mut readers = Spans::new(path);
             outbox.seal_into(transmits, |peer, packet, out| {
-                // as in `open`
-                if i % READER_SPAN == 0 {
-                    reader = None;
-                }
-                i += 1;
-                reader
-                    .get_or_insert_with(|| path.reader())
-                    .seal(peer, packet, out)
+                readers.next().seal(peer, packet, out)
             });
         }));
         match caught {
