@@ -575,16 +575,8 @@ impl Engine {
             for (t, packet) in batch.drain(..) {
                 self.core.current = t.protocol;
                 self.core.active = Some(Component::Tunnel(t));
-                // WireGuard's packets wait for a worker's sealing without another copy
-                let packet = match t.protocol {
-                    ProtocolId(0) => match self.protocols.wireguard.defer(t, packet) {
-                        Ok(()) => continue,
-                        Err(packet) => packet,
-                    },
-                    _ => packet,
-                };
                 if let Some(p) = self.protocols.get(t.protocol) {
-                    p.send(now, t, &packet, &mut self.core);
+                    p.send(now, t, packet, &mut self.core);
                 }
             }
             self.core.active = None;

@@ -271,12 +271,12 @@ impl Protocol for L2tp {
         self.events(now, events, io);
     }
 
-    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: Vec<u8>, io: &mut dyn Io) {
         let Some(call) = self.calls.get_mut(&tunnel.index) else {
             return;
         };
         let mut frames = Vec::new();
-        call.link.send_ip(packet, &mut frames);
+        call.link.send_ip(&packet, &mut frames);
         self.send_frames(tunnel.index, &frames, io);
     }
 

@@ -532,12 +532,12 @@ impl Protocol for OpenVpn {
         }
     }
 
-    fn send(&mut self, now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+    fn send(&mut self, now: Instant, tunnel: TunnelId, packet: Vec<u8>, io: &mut dyn Io) {
         let Some(e) = self.sessions.get_mut(&tunnel.index) else {
             return;
         };
         let mut events = Vec::new();
-        e.session.send(now, packet, &mut events);
+        e.session.send(now, &packet, &mut events);
         self.events(tunnel.index, events, io);
     }
 

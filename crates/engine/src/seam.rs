@@ -316,8 +316,10 @@ pub trait Protocol: Send {
     /// The runtime's side of the connection closed.
     fn stream_closed(&mut self, _now: Instant, _conn: ConnId, _io: &mut dyn Io) {}
 
-    /// A packet ([`Medium::Ip`]) or frame ([`Medium::Ethernet`]) from the hub for `tunnel`.
-    fn send(&mut self, now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io);
+    /// A packet ([`Medium::Ip`]) or frame ([`Medium::Ethernet`]) from the hub for `tunnel`,
+    /// handed over as the hub delivered it: a protocol may keep it (WireGuard's, for a worker
+    /// to seal) rather than copy it.
+    fn send(&mut self, now: Instant, tunnel: TunnelId, packet: Vec<u8>, io: &mut dyn Io);
 
     /// Timers: call at [`Protocol::poll_timeout`] (or later).
     fn handle_timeout(&mut self, _now: Instant, _io: &mut dyn Io) {}

@@ -469,7 +469,7 @@ impl Protocol for SoftEtherSessions {
         self.drop_conn(now, conn);
     }
 
-    fn send(&mut self, now: Instant, tunnel: TunnelId, frame: &[u8], io: &mut dyn Io) {
+    fn send(&mut self, now: Instant, tunnel: TunnelId, frame: Vec<u8>, io: &mut dyn Io) {
         let Some(s) = self.sessions.get_mut(&tunnel.index) else {
             return;
         };
@@ -486,9 +486,9 @@ impl Protocol for SoftEtherSessions {
         if lanes.is_empty() {
             return;
         }
-        let conn = lanes[lane(frame, lanes.len())];
+        let conn = lanes[lane(&frame, lanes.len())];
         let mut out = Vec::with_capacity(frame.len() + 8);
-        s.writer.frames([frame], &mut out);
+        s.writer.frames([&frame[..]], &mut out);
         if out.is_empty() {
             return;
         }

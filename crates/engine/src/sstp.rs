@@ -233,7 +233,7 @@ impl Protocol for Sstp {
         self.forget(conn, io);
     }
 
-    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: Vec<u8>, io: &mut dyn Io) {
         let Some(&conn) = self.by_tunnel.get(&tunnel.index) else {
             return;
         };
@@ -244,7 +244,7 @@ impl Protocol for Sstp {
             return;
         };
         let mut frames = Vec::new();
-        link.send_ip(packet, &mut frames);
+        link.send_ip(&packet, &mut frames);
         write_out(conn, framed(&mut call.sstp, frames), io);
     }
 

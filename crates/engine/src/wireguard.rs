@@ -193,19 +193,6 @@ impl WireGuard {
         }
     }
 
-    /// A packet for a tunnel, kept in the outbox while sealing is deferred; given back when it
-    /// is not (the caller sends it the usual way).
-    pub(crate) fn defer(&mut self, tunnel: TunnelId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
-        if !self.deferred || self.server.is_none() {
-            return Err(packet);
-        }
-        let peer = PeerId(tunnel.index);
-        if let Some(place) = self.places.get(&peer) {
-            self.outbox.entries.push((peer, place.local, packet));
-        }
-        Ok(())
-    }
-
     /// Hands what waits to a worker: `into` gets the packets, this core an empty box.
     pub(crate) fn take_outbox(&mut self, into: &mut Outbox) {
         into.clear();
@@ -400,7 +387,7 @@ impl Protocol for WireGuard {
         Self::send_queued(server, buf, local, io);
     }
 
-    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: &[u8], io: &mut dyn Io) {
+    fn send(&mut self, _now: Instant, tunnel: TunnelId, packet: Vec<u8>, io: &mut dyn Io) {
         let Some(server) = &mut self.server else {
             return;
         };
@@ -408,13 +395,14 @@ impl Protocol for WireGuard {
         let Some(place) = self.places.get(&peer) else {
             return;
         };
+        // kept in plaintext for a worker to seal, without another copy
         if self.deferred {
-            (self.outbox.entries).push((peer, place.local, packet.to_vec()));
+            (self.outbox.entries).push((peer, place.local, packet));
             return;
         }
         let max = (packet.len() + OVERHEAD).max(MIN_BUFFER_LEN);
         io.transmit(place.local, max, &mut |out| {
-            match server.encapsulate(peer, packet, out) {
+            match server.encapsulate(peer, &packet, out) {
                 // boringtun writes from the start of the buffer
                 Action::Send(to, bytes) => Some((to, bytes.len())),
                 _ => None,

@@ -147,14 +147,14 @@ impl Protocol for Toy {
         }
     }
 
-    fn send(&mut self, _now: Instant, tunnel: TunnelId, frame: &[u8], io: &mut dyn Io) {
+    fn send(&mut self, _now: Instant, tunnel: TunnelId, frame: Vec<u8>, io: &mut dyn Io) {
         assert!(
             !frame.windows(4).any(|w| w == b"BOOM"),
             "a frame this core cannot take"
         );
         if let Some(conn) = self.conn_of(tunnel) {
             let mut out = (frame.len() as u16).to_be_bytes().to_vec();
-            out.extend_from_slice(frame);
+            out.extend_from_slice(&frame);
             io.write_stream(conn, &out);
         }
     }
