@@ -7,7 +7,9 @@
 //!   way before workers);
 //! - `1 worker`, `2 workers`, ...: that many threads, each a [`Worker`] taking the datagrams of
 //!   its own peers (as a socket per thread with `SO_REUSEPORT` would hand them over) in batches,
-//!   the engine behind one `Mutex`.
+//!   the engine behind one `Mutex`. As in the runtime, a worker seals what a batch left while it
+//!   waits for the lock, or once [`Worker::should_seal`]; `--eager` seals each batch right
+//!   after its feed instead (the way before).
 //!
 //! Which worker takes a peer (`--split`): `hash` (the default) hashes the peer's address and
 //! port, as the kernel's `SO_REUSEPORT` does, so that the peer a packet goes to sits on another
@@ -17,7 +19,8 @@
 //!
 //! Every datagram sent back is counted and must be one per packet in. The figures are medians
 //! over the rounds. `cargo bench -p etherhub-engine --bench workers` (options after `--`:
-//! `--peers N --packets N --rounds N --size BYTES --batch N --threads N --split hash|alternate`).
+//! `--peers N --packets N --rounds N --size BYTES --batch N --threads N --split hash|alternate
+//! --eager`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use etherhub_engine::workers::{Datagram, Worker};
+use etherhub_engine::workers::{lock_or, Datagram, Worker};
 use etherhub_engine::{Change, Engine, HubSpec, UserAuth, UserSpec, WgKeySpec, WireGuardSpec};
 use etherhub_hub::StaticNetwork;
 use etherhub_wireguard::{generate_private_key, public_key_of};
@@ -45,6 +48,8 @@ struct Options {
     threads: usize,
     /// Peers to workers by the hash of their endpoint (else peer i to worker i mod n).
     hashed: bool,
+    /// Each batch sealed right after its feed (else as the runtime does: see `run_workers`).
+    eager: bool,
 }
 
 fn options() -> Options {
@@ -56,6 +61,7 @@ fn options() -> Options {
         batch: 32,
         threads: 2,
         hashed: true,
+        eager: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -72,6 +78,11 @@ fn options() -> Options {
             "--size" => o.size = value().clamp(64, 1420),
             "--batch" => o.batch = value().clamp(1, 1024),
             "--threads" => o.threads = value().clamp(1, 64),
+            "--eager" => {
+                o.eager = true;
+                i += 1;
+                continue;
+            }
             "--split" => {
                 o.hashed = match args.get(i + 1).map(String::as_str) {
                     Some("hash") => true,
@@ -299,28 +310,45 @@ fn run_workers(
             .map(|(worker, input)| {
                 s.spawn(move || {
                     let (mut sent, mut steps) = (0, Steps::default());
-                    for chunk in input.chunks(o.batch) {
+                    let seal = |worker: &mut Worker, sent: &mut usize, steps: &mut Steps| {
+                        let t = Instant::now();
+                        worker.seal();
+                        while let Some(t) = worker.poll_transmit() {
+                            *sent += count(t.segment_size, t.contents.len());
+                        }
+                        steps.0[3] += t.elapsed();
+                    };
+                    let mut chunks = input.chunks(o.batch).peekable();
+                    while let Some(chunk) = chunks.next() {
                         let t0 = Instant::now();
                         worker.open(chunk);
-                        let t1 = Instant::now();
+                        steps.0[0] += t0.elapsed();
                         {
-                            let mut e = engine.lock().unwrap();
+                            let mut sealed = Duration::ZERO;
+                            let t1 = Instant::now();
+                            let mut e = if o.eager {
+                                engine.lock().unwrap()
+                            } else {
+                                lock_or(engine, || {
+                                    let t = Instant::now();
+                                    seal(worker, &mut sent, &mut steps);
+                                    sealed = t.elapsed();
+                                })
+                            };
                             let t2 = Instant::now();
                             worker.feed(&mut e, now, chunk);
-                            steps.0[1] += t2 - t1;
+                            steps.0[1] += t2 - t1 - sealed;
                             steps.0[2] += t2.elapsed();
                             // what the engine itself queued (nothing, for this traffic)
                             while let Some(t) = e.poll_transmit() {
                                 sent += count(t.segment_size, t.contents.len());
                             }
                         }
-                        let t3 = Instant::now();
-                        worker.seal();
-                        while let Some(t) = worker.poll_transmit() {
-                            sent += count(t.segment_size, t.contents.len());
+                        // as the runtime: what was taken waits for the next batch, unless
+                        // there is none or enough waits
+                        if o.eager || chunks.peek().is_none() || worker.should_seal() {
+                            seal(worker, &mut sent, &mut steps);
                         }
-                        steps.0[0] += t1 - t0;
-                        steps.0[3] += t3.elapsed();
                     }
                     (sent, steps)
                 })

@@ -373,11 +373,17 @@ impl Engine {
             .set_deferred(on, &mut self.core.transmits);
     }
 
-    /// The packets to WireGuard peers waiting in plaintext; `into` is emptied first.
+    /// The packets to WireGuard peers waiting in plaintext, after those `into` still holds.
     pub fn take_wireguard_outbox(&mut self, into: &mut Outbox) {
-        // what `into` sealed last time goes back to the hubs first
-        self.core.recycle(&mut into.spent);
+        self.reuse_sealed(into);
         self.protocols.wireguard.take_outbox(into);
+    }
+
+    /// The buffers of the packets `from` sealed go back to the hubs, to build the next packets
+    /// in. A worker hands its own in before its batch: the hubs take the buffers given last
+    /// first, so the batch's packets are built in memory its own core has just used.
+    pub fn reuse_sealed(&mut self, from: &mut Outbox) {
+        self.core.recycle(&mut from.spent);
     }
 
     /// A handle on the WireGuard server's peers for opening and sealing data messages of

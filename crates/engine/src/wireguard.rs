@@ -193,10 +193,14 @@ impl WireGuard {
         }
     }
 
-    /// Hands what waits to a worker: `into` gets the packets, this core an empty box.
+    /// Hands what waits to a worker, after what `into` still holds (a worker may seal two
+    /// batches at once: see `crate::workers`).
     pub(crate) fn take_outbox(&mut self, into: &mut Outbox) {
-        into.clear();
-        std::mem::swap(into, &mut self.outbox);
+        if into.entries.is_empty() {
+            std::mem::swap(&mut into.entries, &mut self.outbox.entries);
+        } else {
+            into.entries.append(&mut self.outbox.entries);
+        }
     }
 
     /// A packet a [`DataPath`] of this server opened (outside the engine): the peer's place is

@@ -15,6 +15,17 @@
 //! WireGuard's data runs on as many threads as receive. Two threads opening datagrams of one
 //! peer meet at that peer's lock only.
 //!
+//! Step 3 may wait for the next batch. When another thread holds the lock, a worker that takes
+//! it with [`lock_or`] seals what it left from before while it waits, so that two workers queue
+//! for the lock less. The runtime seals the rest when [`Worker::should_seal`] says so, and
+//! always before it waits for more datagrams: a packet waits one batch at most. A feed appends
+//! to what waits; packets for the peers of a server replaced meanwhile are dropped (counted in
+//! [`WorkerStats::stale`]).
+//!
+//! Each feed first hands the buffers of the packets the worker sealed back to the hubs
+//! ([`Engine::reuse_sealed`]): the batch's packets are then built in memory its own core used
+//! last, not in what another worker's core did.
+//!
 //! Other inputs (SecureNAT's sockets answering, stream connections) can leave their WireGuard
 //! packets to a worker too: [`Worker::collect`] under the lock, then [`Worker::seal`].
 //!
@@ -22,6 +33,7 @@
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
 use etherhub_wireguard::{DataPath, Opened, PathReader, PeerId, MIN_BUFFER_LEN};
@@ -31,6 +43,10 @@ use crate::seam::Transmit;
 use crate::transmit::TransmitQueue;
 use crate::wireguard::Outbox;
 use crate::Engine;
+
+/// Packets a worker may leave unsealed after a feed, to seal while it waits for the engine's
+/// lock before its next one (see [`lock_or`]): a few batches' worth.
+pub const UNSEALED_MAX: usize = 128;
 
 /// Packets opened or sealed under one hold of the peer table's read lock (a batch with coalesced
 /// runs can hold thousands; the engine's owner, adding a peer, waits for the lock meanwhile).
@@ -60,6 +76,21 @@ impl<'p> Spans<'p> {
         self.taken += 1;
         let path = self.path;
         self.reader.get_or_insert_with(|| path.reader())
+    }
+}
+
+/// Takes the lock the engine is kept in for a worker's [`Worker::feed`] or [`Worker::collect`].
+/// When another thread holds it, `meanwhile` runs first: the worker seals (and its runtime
+/// sends) what it left unsealed from before, so the wait is spent on work that needs no lock.
+/// A poisoned lock is taken as it is (the engine contains its own panics).
+pub fn lock_or<'m, T>(lock: &'m Mutex<T>, meanwhile: impl FnOnce()) -> MutexGuard<'m, T> {
+    match lock.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            meanwhile();
+            lock.lock().unwrap_or_else(|p| p.into_inner())
+        }
     }
 }
 
@@ -94,7 +125,8 @@ pub struct WorkerStats {
     /// Packets to peers sealed outside the engine.
     pub sealed: u64,
     /// Opened packets dropped because their peer ended, or the WireGuard server was replaced,
-    /// between opening and feeding.
+    /// between opening and feeding; and packets to peers dropped unsealed because the server
+    /// was replaced or turned off before they were sealed.
     pub stale: u64,
     /// Panics caught in steps 1 and 3 (reported to the engine at the next [`Worker::feed`]).
     pub faults: u64,
@@ -184,6 +216,7 @@ impl Worker {
         if let Some((input, message)) = self.fault.take() {
             engine.record_fault(now, input, message);
         }
+        engine.reuse_sealed(&mut self.outbox);
         for (d, slot) in batch.iter().zip(&self.slots) {
             match *slot {
                 Slot::Opened { peer, start, len } => {
@@ -204,8 +237,30 @@ impl Worker {
     /// Holding the engine after any other input (SecureNAT's sockets, streams): takes the
     /// packets for WireGuard peers it caused, for [`Worker::seal`].
     pub fn collect(&mut self, engine: &mut Engine) {
+        let path = engine.wireguard_data_path();
+        let same = match (&self.path, &path) {
+            (Some(a), Some(b)) => a.same_as(b),
+            _ => false,
+        };
+        if !same && !self.outbox.is_empty() {
+            // packets still unsealed for the peers of a server since replaced or turned off:
+            // their peer numbers may mean other peers now
+            self.stats.stale += self.outbox.len() as u64;
+            self.outbox.clear();
+        }
         engine.take_wireguard_outbox(&mut self.outbox);
-        self.path = engine.wireguard_data_path();
+        self.path = path;
+    }
+
+    /// Whether packets taken for peers wait to be sealed.
+    pub fn has_unsealed(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// Whether the runtime should seal now rather than after its next batch: once
+    /// [`UNSEALED_MAX`] packets wait (see the module docs).
+    pub fn should_seal(&self) -> bool {
+        self.outbox.len() >= UNSEALED_MAX
     }
 
     /// Step 3, without the engine: encrypts what step 2 left for WireGuard peers.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use etherhub_engine::softether::SoftEtherSessions;
-use etherhub_engine::workers::{Datagram, Worker};
+use etherhub_engine::workers::{lock_or, Datagram, Worker};
 use etherhub_engine::{Change, ConnId, Engine, EngineEvent, NatRef, ProtocolId, StreamOutput};
 use etherhub_securenat::IoEvent;
 use tokio::net::UdpSocket;
@@ -218,28 +218,37 @@ impl Dataplane {
     }
 
     /// A batch of datagrams that arrived on a UDP listener, taken by its task's worker: opened
-    /// before the lock, fed to the engine under it, sealed and sent after it.
+    /// before the lock, fed to the engine under it. What it caused for WireGuard peers is
+    /// sealed and sent after the lock, or after the next batch (see `etherhub_engine::workers`):
+    /// call [`Dataplane::flush`] before waiting for more.
     pub fn on_datagrams(&self, now: Instant, batch: &[Datagram<'_>], w: &mut WorkerIo) {
         w.worker.open(batch);
         self.with_worker(now, w, |e, worker| worker.feed(e, now, batch));
+        if w.worker.should_seal() {
+            self.seal_and_send(w);
+        }
+    }
+
+    /// Seals and sends what `w` left for WireGuard peers.
+    pub fn flush(&self, w: &mut WorkerIo) {
+        if w.worker.has_unsealed() {
+            self.seal_and_send(w);
+        }
     }
 
     /// Runs `f` on the engine and a worker under the lock (`f` leaves the packets for WireGuard
-    /// peers to the worker), carries out the rest of what the engine asked, and after the lock
-    /// seals and sends the worker's packets.
+    /// peers to the worker) and carries out the rest of what the engine asked. While another
+    /// thread holds the lock, the worker seals and sends what it still had.
     fn with_worker(
         &self,
         now: Instant,
         w: &mut WorkerIo,
         f: impl FnOnce(&mut Engine, &mut Worker),
     ) {
-        {
-            let mut inner = self.lock();
-            inner.stats.send_failures += std::mem::take(&mut w.send_failures);
-            f(&mut inner.engine, &mut w.worker);
-            self.finish(&mut inner, now);
-        }
-        self.seal_and_send(w);
+        let mut inner = lock_or(&self.inner, || self.flush(w));
+        inner.stats.send_failures += std::mem::take(&mut w.send_failures);
+        f(&mut inner.engine, &mut w.worker);
+        self.finish(&mut inner, now);
     }
 
     /// What a worker took for WireGuard peers, sealed and sent, without the lock.
@@ -287,6 +296,7 @@ impl Dataplane {
             e.end_of_batch(now);
             worker.collect(e);
         });
+        self.flush(w);
     }
 
     /// A new stream connection of `protocol`: its id, and the queue of what the engine writes

@@ -39,14 +39,18 @@ pub async fn recv_loop(
     let fd = sock.as_raw_fd();
     let mut worker = WorkerIo::new(local, sock.clone());
     loop {
-        if let Err(e) = sock.readable().await {
-            tracing::warn!(%local, error = %e, "UDP socket failed; listener stopped");
-            return;
-        }
         // try_io clears the readiness when the kernel says WouldBlock
         let n = match sock.try_io(Interest::READABLE, || batch.recv(fd)) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // what the last batch left unsealed leaves before the task waits
+                dp.flush(&mut worker);
+                if let Err(e) = sock.readable().await {
+                    tracing::warn!(%local, error = %e, "UDP socket failed; listener stopped");
+                    return;
+                }
+                continue;
+            }
             // ICMP errors from earlier sends surface here on Linux; they are not fatal
             Err(_) => continue,
         };

@@ -166,6 +166,11 @@ impl DataPath {
         }
     }
 
+    /// Whether both handles are on one server's table.
+    pub fn same_as(&self, other: &DataPath) -> bool {
+        Arc::ptr_eq(&self.table, &other.table)
+    }
+
     /// Whether this handle is on `server`'s table (a server replaced by another, with new keys,
     /// has a new table whose peer numbers mean other peers).
     pub fn is_of(&self, server: &Server) -> bool {

@@ -9,7 +9,7 @@ use boringtun::noise::TunnResult;
 use super::kit::{hub, World, LOCAL};
 use super::packets::udp;
 use super::GW;
-use crate::workers::{Datagram, Worker};
+use crate::workers::{lock_or, Datagram, Worker};
 use crate::{Change, WireGuardSpec};
 
 const B_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 11);
@@ -175,17 +175,27 @@ fn two_threads_share_one_engine_and_every_packet_arrives_once() {
                 s.spawn(move || {
                     let mut worker = Worker::new(false);
                     let mut out = Vec::new();
-                    // batches longer than one hold of the peer table's lock, both ways
-                    for chunk in mine.chunks(100) {
-                        let batch: Vec<Datagram> =
-                            chunk.iter().map(|(from, d)| datagram(*from, d)).collect();
-                        worker.open(&batch);
-                        worker.feed(&mut engine.lock().unwrap(), now, &batch);
+                    let mut seal = |worker: &mut Worker| {
                         worker.seal();
                         while let Some(t) = worker.poll_transmit() {
                             out.push((t.to, t.contents.to_vec()));
                         }
+                    };
+                    // batches longer than one hold of the peer table's lock, both ways; as the
+                    // runtime does, what one leaves is sealed while waiting for the lock, or
+                    // once enough waits, or at the end
+                    for chunk in mine.chunks(100) {
+                        let batch: Vec<Datagram> =
+                            chunk.iter().map(|(from, d)| datagram(*from, d)).collect();
+                        worker.open(&batch);
+                        let mut e = lock_or(engine, || seal(&mut worker));
+                        worker.feed(&mut e, now, &batch);
+                        drop(e);
+                        if worker.should_seal() {
+                            seal(&mut worker);
+                        }
                     }
+                    seal(&mut worker);
                     assert!(worker.stats.opened > 0, "the worker opened nothing itself");
                     out
                 })
@@ -239,4 +249,94 @@ fn a_packet_of_a_peer_ended_meanwhile_is_dropped_and_brings_nothing_back() {
     assert!(worker.poll_transmit().is_none());
     assert!(!w.sessions("DEFAULT").iter().any(|s| s.contains("U0")));
     assert_eq!(w.engine.stats().faults, 0);
+}
+
+#[test]
+fn packets_left_unsealed_wait_for_the_next_feed_and_leave_in_order() {
+    let mut w = four();
+    let mut worker = Worker::new(false);
+    let from = w.clients[0].underlay;
+    let warm = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 0));
+    let batch = [datagram(from, &warm)];
+    worker.open(&batch);
+    worker.feed(&mut w.engine, w.now, &batch);
+    worker.seal();
+    assert_eq!(opened_by_clients(&mut w, &mut worker).len(), 1);
+
+    let (first, second) = (
+        udp(super::A_IP, B_IP, 300, 1),
+        udp(super::A_IP, C_IP, 300, 2),
+    );
+    for p in [&first, &second] {
+        let d = seal(&mut w, 0, p);
+        let batch = [datagram(from, &d)];
+        worker.open(&batch);
+        worker.feed(&mut w.engine, w.now, &batch);
+        assert!(worker.has_unsealed() && !worker.should_seal());
+        assert!(
+            worker.poll_transmit().is_none(),
+            "nothing leaves before the seal"
+        );
+    }
+    worker.seal();
+    assert!(!worker.has_unsealed());
+    assert_eq!(
+        opened_by_clients(&mut w, &mut worker),
+        vec![(1, first), (2, second)]
+    );
+}
+
+#[test]
+fn packets_left_unsealed_for_a_replaced_server_are_dropped() {
+    let mut w = four();
+    let mut worker = Worker::new(true);
+    let from = w.clients[0].underlay;
+    let warm = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 0));
+    let batch = [datagram(from, &warm)];
+    worker.open(&batch);
+    worker.feed(&mut w.engine, w.now, &batch);
+    assert!(worker.has_unsealed());
+    // new keys before the seal: the waiting packet's peer number may be another peer's now
+    w.engine.apply(
+        w.now,
+        Change::WireGuard(Some(WireGuardSpec {
+            private_key: etherhub_wireguard::generate_private_key(),
+            psk: None,
+        })),
+    );
+    worker.collect(&mut w.engine);
+    assert_eq!(worker.stats.stale, 1);
+    assert!(!worker.has_unsealed());
+    worker.seal();
+    assert!(worker.poll_transmit().is_none());
+    assert_eq!(worker.stats.sealed, 0);
+}
+
+#[test]
+fn a_worker_waiting_for_the_lock_works_meanwhile_and_only_then() {
+    let lock = Mutex::new(0);
+    let mut ran = false;
+    *lock_or(&lock, || ran = true) += 1;
+    assert!(!ran, "a free lock is taken at once");
+
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let lock = &lock;
+        s.spawn(move || {
+            let mut g = lock.lock().unwrap();
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            *g += 10;
+        });
+        held_rx.recv().unwrap();
+        let mut ran = false;
+        let mut g = lock_or(lock, || {
+            ran = true;
+            go_tx.send(()).unwrap();
+        });
+        *g += 100;
+        assert!(ran, "a held lock makes the worker work first");
+    });
+    assert_eq!(*lock.lock().unwrap(), 111);
 }
