@@ -426,6 +426,7 @@ fn main() {
     let mut workers: Vec<Vec<Worker>> = (1..=o.threads)
         .map(|n| (0..n).map(|_| Worker::new(true)).collect())
         .collect();
+    let mut crypto: Vec<Vec<f64>> = vec![Vec::new(); o.threads];
     let deadline = Instant::now() + Duration::from_secs(300);
     for _ in 0..o.rounds {
         for (k, name) in names.iter().enumerate() {
@@ -440,19 +441,14 @@ fn main() {
             assert_eq!(sent, total, "{name}: every packet in must leave once");
             pps[k].push(total as f64 / secs);
         }
+        // the ceiling in the same round, for about as long as a worker's round takes
+        for (n, c) in crypto.iter_mut().enumerate() {
+            c.push(crypto_only(&mut clients, n + 1, 3 * total, o.size));
+        }
         if Instant::now() > deadline {
             break;
         }
     }
-    let crypto: Vec<f64> = (1..=o.threads)
-        .map(|n| {
-            median(
-                (0..o.rounds)
-                    .map(|_| crypto_only(&mut clients, n, total, o.size))
-                    .collect(),
-            )
-        })
-        .collect();
     let faults = engine.lock().unwrap().stats().faults;
     assert_eq!(faults, 0, "no fault on the way");
     let one = median(pps[1].clone());
@@ -476,12 +472,33 @@ fn main() {
             paired(k)
         );
     }
+    let by_round = |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(a, b)| a / b).collect());
     for (n, c) in crypto.iter().enumerate() {
         println!(
-            "encryption only, {} thread{}: {c:>9.0} packets/s, {:.2}x 1 thread (the machine's ceiling)",
+            "encryption only, {} thread{}: {:>9.0} packets/s, {:.2}x 1 thread (round by round {:.2}x: the machine's ceiling)",
             n + 1,
             if n == 0 { "" } else { "s" },
-            c / crypto[0]
+            median(c.clone()),
+            median(c.clone()) / median(crypto[0].clone()),
+            by_round(c, &crypto[0])
+        );
+    }
+    if o.threads > 1 {
+        // each round's workers against its own ceiling: how much of the machine they use
+        let workers: Vec<f64> = pps[o.threads]
+            .iter()
+            .zip(&pps[1])
+            .map(|(a, b)| a / b)
+            .collect();
+        let ceiling: Vec<f64> = crypto[o.threads - 1]
+            .iter()
+            .zip(&crypto[0])
+            .map(|(a, b)| a / b)
+            .collect();
+        println!(
+            "{} workers' speed-up over 1 as a share of the machine's own (encryption alone) in the same round: {:.0}% (round by round)",
+            o.threads,
+            100.0 * by_round(&workers, &ceiling)
         );
     }
 }
