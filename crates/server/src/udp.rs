@@ -5,7 +5,7 @@
 //! Those sockets take a client's GSO runs whole (`UDP_GRO`), cut into datagrams here.
 
 use crate::dataplane::{Dataplane, WorkerIo};
-use crate::sys::{RecvBatch, BATCH};
+use crate::sys::RecvBatch;
 use etherhub_engine::workers::Datagram;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -39,20 +39,10 @@ pub async fn recv_loop(
     let fd = sock.as_raw_fd();
     let mut worker = WorkerIo::new(local, sock.clone());
     loop {
-        // try_io clears the readiness when the closure says WouldBlock. A short batch emptied
-        // the socket (a listener is not connected, so no ICMP error stops one midway): the
-        // closure says so itself, which spares the call that would only find nothing.
-        let mut short = None;
-        let got = sock.try_io(Interest::READABLE, || match batch.recv(fd)? {
-            n if n < BATCH => {
-                short = Some(n);
-                Err(std::io::ErrorKind::WouldBlock.into())
-            }
-            n => Ok(n),
-        });
-        let n = match (got, short) {
-            (_, Some(n)) | (Ok(n), None) => n,
-            (Err(e), None) if e.kind() == std::io::ErrorKind::WouldBlock => {
+        // try_io clears the readiness when the kernel says WouldBlock
+        let n = match sock.try_io(Interest::READABLE, || batch.recv(fd)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // what the last batch left unsealed leaves before the task waits
                 dp.flush(&mut worker);
                 if let Err(e) = sock.readable().await {
@@ -61,8 +51,8 @@ pub async fn recv_loop(
                 }
                 continue;
             }
-            // a failed receive is not fatal
-            (Err(_), None) => continue,
+            // ICMP errors from earlier sends surface here on Linux; they are not fatal
+            Err(_) => continue,
         };
         let batch = &batch;
         let datagrams: Vec<Datagram> = (0..n)
