@@ -17,8 +17,9 @@
 //!
 //! Step 3 may wait for the next batch. When another thread holds the lock, a worker that takes
 //! it with [`lock_or`] seals what it left from before while it waits, so that two workers queue
-//! for the lock less. The runtime seals the rest when [`Worker::should_seal`] says so, and
-//! always before it waits for more datagrams: a packet waits one batch at most. A feed appends
+//! for the lock less. The runtime seals the rest when [`Worker::should_seal`] says so (after
+//! the next batch's feed at the latest) and always before it waits for more datagrams: a
+//! packet waits for one more batch at most. A feed appends
 //! to what waits; packets for the peers of a server replaced meanwhile are dropped (counted in
 //! [`WorkerStats::stale`]).
 //!
@@ -45,7 +46,7 @@ use crate::wireguard::Outbox;
 use crate::Engine;
 
 /// Packets a worker may leave unsealed after a feed, to seal while it waits for the engine's
-/// lock before its next one (see [`lock_or`]): a few batches' worth.
+/// lock before its next one (see [`lock_or`]): a long batch is sealed at once.
 pub const UNSEALED_MAX: usize = 128;
 
 /// Packets opened or sealed under one hold of the peer table's read lock (a batch with coalesced
@@ -141,6 +142,8 @@ pub struct Worker {
     /// Opened packets, back to back. It only grows: its bytes are overwritten, never cleared.
     plain: Vec<u8>,
     outbox: Outbox,
+    /// The last feed found packets of an earlier one still unsealed.
+    carried: bool,
     transmits: TransmitQueue,
     /// A panic caught outside the engine, for the engine's record.
     fault: Option<(&'static str, String)>,
@@ -155,6 +158,7 @@ impl Worker {
             slots: Vec::new(),
             plain: Vec::new(),
             outbox: Outbox::default(),
+            carried: false,
             transmits: TransmitQueue::new(gso),
             fault: None,
             stats: WorkerStats::default(),
@@ -217,6 +221,7 @@ impl Worker {
             engine.record_fault(now, input, message);
         }
         engine.reuse_sealed(&mut self.outbox);
+        self.carried = !self.outbox.is_empty();
         for (d, slot) in batch.iter().zip(&self.slots) {
             match *slot {
                 Slot::Opened { peer, start, len } => {
@@ -257,14 +262,15 @@ impl Worker {
         !self.outbox.is_empty()
     }
 
-    /// Whether the runtime should seal now rather than after its next batch: once
-    /// [`UNSEALED_MAX`] packets wait (see the module docs).
+    /// Whether the runtime should seal now rather than after its next batch: when packets of
+    /// the batch before the last wait too, or [`UNSEALED_MAX`] do (see the module docs).
     pub fn should_seal(&self) -> bool {
-        self.outbox.len() >= UNSEALED_MAX
+        self.carried || self.outbox.len() >= UNSEALED_MAX
     }
 
     /// Step 3, without the engine: encrypts what step 2 left for WireGuard peers.
     pub fn seal(&mut self) {
+        self.carried = false;
         if self.outbox.is_empty() {
             return;
         }
