@@ -45,6 +45,27 @@ fn seal(w: &mut World, i: usize, packet: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Client A's first packet (to B) through `worker`, fed and left unsealed; A's address.
+fn first_packet(w: &mut World, worker: &mut Worker) -> std::net::SocketAddr {
+    let from = w.clients[0].underlay;
+    let warm = seal(w, 0, &udp(super::A_IP, B_IP, 100, 0));
+    let batch = [datagram(from, &warm)];
+    worker.open(&batch);
+    worker.feed(&mut w.engine, w.now, &batch);
+    from
+}
+
+/// New keys: a new server, whose peer numbers mean nothing yet (or other peers).
+fn replace_server(w: &mut World) {
+    w.engine.apply(
+        w.now,
+        Change::WireGuard(Some(WireGuardSpec {
+            private_key: etherhub_wireguard::generate_private_key(),
+            psk: None,
+        })),
+    );
+}
+
 /// What a worker sent, opened by the client it went to: (client, packet).
 fn opened_by_clients(w: &mut World, worker: &mut Worker) -> Vec<(usize, Vec<u8>)> {
     let mut sent = Vec::new();
@@ -125,11 +146,7 @@ fn a_worker_opens_and_seals_outside_the_engine_and_the_engine_gets_the_rest() {
 fn a_packet_opened_by_a_replaced_server_is_dropped() {
     let mut w = four();
     let mut worker = Worker::new(true);
-    let from = w.clients[0].underlay;
-    let warm = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 0));
-    let batch = [datagram(from, &warm)];
-    worker.open(&batch);
-    worker.feed(&mut w.engine, w.now, &batch);
+    let from = first_packet(&mut w, &mut worker);
     worker.seal();
     while worker.poll_transmit().is_some() {}
 
@@ -137,14 +154,8 @@ fn a_packet_opened_by_a_replaced_server_is_dropped() {
     let batch = [datagram(from, &d)];
     worker.open(&batch);
     assert_eq!(worker.stats.opened, 1);
-    // new keys between opening and feeding: a new server, whose peer numbers mean nothing yet
-    w.engine.apply(
-        w.now,
-        Change::WireGuard(Some(WireGuardSpec {
-            private_key: etherhub_wireguard::generate_private_key(),
-            psk: None,
-        })),
-    );
+    // new keys between opening and feeding
+    replace_server(&mut w);
     worker.feed(&mut w.engine, w.now, &batch);
     worker.seal();
     assert_eq!(worker.stats.stale, 1);
@@ -255,11 +266,7 @@ fn a_packet_of_a_peer_ended_meanwhile_is_dropped_and_brings_nothing_back() {
 fn packets_left_unsealed_wait_for_the_next_feed_and_leave_in_order() {
     let mut w = four();
     let mut worker = Worker::new(false);
-    let from = w.clients[0].underlay;
-    let warm = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 0));
-    let batch = [datagram(from, &warm)];
-    worker.open(&batch);
-    worker.feed(&mut w.engine, w.now, &batch);
+    let from = first_packet(&mut w, &mut worker);
     worker.seal();
     assert_eq!(opened_by_clients(&mut w, &mut worker).len(), 1);
 
@@ -293,20 +300,10 @@ fn packets_left_unsealed_wait_for_the_next_feed_and_leave_in_order() {
 fn packets_left_unsealed_for_a_replaced_server_are_dropped() {
     let mut w = four();
     let mut worker = Worker::new(true);
-    let from = w.clients[0].underlay;
-    let warm = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 0));
-    let batch = [datagram(from, &warm)];
-    worker.open(&batch);
-    worker.feed(&mut w.engine, w.now, &batch);
+    first_packet(&mut w, &mut worker);
     assert!(worker.has_unsealed());
     // new keys before the seal: the waiting packet's peer number may be another peer's now
-    w.engine.apply(
-        w.now,
-        Change::WireGuard(Some(WireGuardSpec {
-            private_key: etherhub_wireguard::generate_private_key(),
-            psk: None,
-        })),
-    );
+    replace_server(&mut w);
     worker.collect(&mut w.engine);
     assert_eq!(worker.stats.stale, 1);
     assert!(!worker.has_unsealed());
