@@ -19,9 +19,8 @@
 //! it with [`lock_or`] seals what it left from before while it waits, so that two workers queue
 //! for the lock less. The runtime seals the rest when [`Worker::should_seal`] says so (after
 //! the next batch's feed at the latest) and always before it waits for more datagrams: a
-//! packet waits for one more batch at most. A feed appends
-//! to what waits; packets for the peers of a server replaced meanwhile are dropped (counted in
-//! [`WorkerStats::stale`]).
+//! packet waits for one more batch at most. A feed appends to what waits; packets for the
+//! peers of a server replaced meanwhile are dropped (counted in [`WorkerStats::stale`]).
 //!
 //! Each feed first hands the buffers of the packets the worker sealed back to the hubs
 //! ([`Engine::reuse_sealed`]): the batch's packets are then built in memory its own core used

@@ -42,8 +42,10 @@ pub async fn recv_loop(
         // try_io clears the readiness when the kernel says WouldBlock
         let n = match sock.try_io(Interest::READABLE, || batch.recv(fd)) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // what the last batch left unsealed leaves before the task waits
+            // nothing more to read, or an error (ICMP errors from earlier sends surface here on
+            // Linux; they are not fatal): what the last batch left unsealed leaves, then the
+            // task waits (after an error the readiness stays set: that wait ends at once)
+            Err(_) => {
                 dp.flush(&mut worker);
                 if let Err(e) = sock.readable().await {
                     tracing::warn!(%local, error = %e, "UDP socket failed; listener stopped");
@@ -51,8 +53,6 @@ pub async fn recv_loop(
                 }
                 continue;
             }
-            // ICMP errors from earlier sends surface here on Linux; they are not fatal
-            Err(_) => continue,
         };
         let batch = &batch;
         let datagrams: Vec<Datagram> = (0..n)
