@@ -356,9 +356,9 @@ impl Engine {
     /// The next datagram (or GSO run) to send. Packets to WireGuard peers still waiting in
     /// plaintext ([`Engine::defer_wireguard_sealing`]) are encrypted first.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        self.protocols
-            .wireguard
-            .seal_pending(&mut self.core.transmits);
+        let wireguard = &mut self.protocols.wireguard;
+        wireguard.seal_pending(&mut self.core.transmits);
+        self.core.recycle(wireguard.sealed_buffers());
         self.core.transmits.poll()
     }
 
@@ -373,7 +373,8 @@ impl Engine {
             .set_deferred(on, &mut self.core.transmits);
     }
 
-    /// The packets to WireGuard peers waiting in plaintext, after those `into` still holds.
+    /// The packets to WireGuard peers waiting in plaintext, after those `into` still holds
+    /// (and after the buffers of what `into` sealed went back: [`Engine::reuse_sealed`]).
     pub fn take_wireguard_outbox(&mut self, into: &mut Outbox) {
         self.reuse_sealed(into);
         self.protocols.wireguard.take_outbox(into);

@@ -193,6 +193,11 @@ impl WireGuard {
         }
     }
 
+    /// The buffers of the packets [`WireGuard::seal_pending`] sealed, for the hubs to reuse.
+    pub(crate) fn sealed_buffers(&mut self) -> &mut Vec<Vec<u8>> {
+        &mut self.outbox.spent
+    }
+
     /// Hands what waits to a worker, after what `into` still holds (a worker may seal two
     /// batches at once: see `crate::workers`).
     pub(crate) fn take_outbox(&mut self, into: &mut Outbox) {
