@@ -243,11 +243,6 @@ fn interleave<'a>(round: &'a [Vec<(SocketAddr, Vec<u8>)>], mine: &[usize]) -> Ve
     out
 }
 
-/// Datagrams a transmit holds.
-fn count(segment: Option<usize>, len: usize) -> usize {
-    segment.map_or(1, |s| len.div_ceil(s))
-}
-
 /// The engine alone on one thread, sealing inline: (seconds, datagrams out).
 fn run_engine(
     engine: &mut Engine,
@@ -266,7 +261,7 @@ fn run_engine(
         }
         engine.end_of_batch(now);
         while let Some(t) = engine.poll_transmit() {
-            sent += count(t.segment_size, t.contents.len());
+            sent += t.datagrams();
         }
     }
     (start.elapsed().as_secs_f64(), sent)
@@ -313,9 +308,10 @@ fn run_workers(
                     let seal = |worker: &mut Worker, sent: &mut usize, steps: &mut Steps| {
                         let t = Instant::now();
                         worker.seal();
-                        while let Some(t) = worker.poll_transmit() {
-                            *sent += count(t.segment_size, t.contents.len());
-                        }
+                        *sent += worker
+                            .take_transmits()
+                            .map(|t| t.datagrams())
+                            .sum::<usize>();
                         steps.0[3] += t.elapsed();
                     };
                     let mut chunks = input.chunks(o.batch).peekable();
@@ -341,7 +337,7 @@ fn run_workers(
                             steps.0[2] += t2.elapsed();
                             // what the engine itself queued (nothing, for this traffic)
                             while let Some(t) = e.poll_transmit() {
-                                sent += count(t.segment_size, t.contents.len());
+                                sent += t.datagrams();
                             }
                         }
                         // as the runtime: what was taken waits for the next batch, unless

@@ -362,6 +362,16 @@ impl Engine {
         self.core.transmits.poll()
     }
 
+    /// Every datagram and GSO run to send, taken at once (as if polled, sealing first as
+    /// [`Engine::poll_transmit`] does): for a runtime that hands them to the kernel from the
+    /// engine's buffer without copying them.
+    pub fn take_transmits(&mut self) -> impl Iterator<Item = Transmit<'_>> + Clone {
+        let wireguard = &mut self.protocols.wireguard;
+        wireguard.seal_pending(&mut self.core.transmits);
+        self.core.recycle(wireguard.sealed_buffers());
+        self.core.transmits.take_all()
+    }
+
     // ---- workers (see `crate::workers`) ------------------------------------------------------
 
     /// With `true`, packets to WireGuard peers wait in plaintext until a worker takes them

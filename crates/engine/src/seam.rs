@@ -259,6 +259,14 @@ pub struct Transmit<'a> {
     pub segment_size: Option<usize>,
 }
 
+impl Transmit<'_> {
+    /// The datagrams it holds (a GSO run counts as its segments).
+    pub fn datagrams(&self) -> usize {
+        self.segment_size
+            .map_or(1, |s| self.contents.len().div_ceil(s.max(1)))
+    }
+}
+
 /// What the runtime should do with a stream connection.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StreamOutput {

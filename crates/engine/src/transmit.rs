@@ -121,6 +121,20 @@ impl TransmitQueue {
         });
     }
 
+    /// Every datagram and GSO run queued, oldest first, all taken at once (as if polled): for a
+    /// runtime that hands them to the kernel from this buffer, in one call.
+    pub fn take_all(&mut self) -> impl Iterator<Item = Transmit<'_>> + Clone {
+        let from = self.next;
+        self.next = self.runs.len();
+        let data = &self.data;
+        self.runs[from..].iter().map(move |r| Transmit {
+            local: r.local,
+            to: r.to,
+            contents: &data[r.start..r.start + r.len],
+            segment_size: (r.count > 1).then_some(r.segment),
+        })
+    }
+
     /// The next datagram or GSO run, oldest first.
     pub fn poll(&mut self) -> Option<Transmit<'_>> {
         let r = *self.runs.get(self.next)?;
@@ -211,6 +225,36 @@ mod tests {
         q.push(addr(443), addr(1), &[0u8; 500]);
         q.push(addr(992), addr(1), &[0u8; 500]);
         assert_eq!(drain(&mut q), vec![(1, 500, None), (1, 500, None)]);
+    }
+
+    #[test]
+    fn taking_all_at_once_gives_what_polling_would() {
+        let fill = |q: &mut TransmitQueue| {
+            for i in 0..5u8 {
+                q.push(addr(443), addr(1), &[i; 300]);
+            }
+            q.push(addr(443), addr(2), &[9; 40]);
+            q.push(addr(992), addr(2), &[8; 40]);
+        };
+        let (mut a, mut b) = (TransmitQueue::new(true), TransmitQueue::new(true));
+        fill(&mut a);
+        fill(&mut b);
+        // one polled first: the rest are what is left
+        let first = a
+            .poll()
+            .map(|t| (t.local, t.to, t.contents.to_vec(), t.segment_size));
+        let owned = |t: Transmit<'_>| (t.local, t.to, t.contents.to_vec(), t.segment_size);
+        let polled: Vec<_> = std::iter::from_fn(|| b.poll().map(owned)).collect();
+        assert_eq!(polled.len(), 3);
+        assert_eq!(polled[0].3, Some(300));
+        assert_eq!(Some(&polled[0]), first.as_ref());
+        let taken: Vec<_> = a.take_all().map(owned).collect();
+        assert_eq!(taken, polled[1..]);
+        assert!(a.is_empty());
+        assert_eq!(a.take_all().count(), 0);
+        // the buffer is reused for what comes next
+        fill(&mut a);
+        assert_eq!(a.take_all().map(owned).collect::<Vec<_>>(), polled);
     }
 
     #[test]

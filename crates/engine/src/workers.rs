@@ -296,6 +296,12 @@ impl Worker {
         }
     }
 
+    /// Everything step 3 produced (datagrams and GSO runs), taken at once: the runtime sends
+    /// them from the worker's buffer without copying them first.
+    pub fn take_transmits(&mut self) -> impl Iterator<Item = Transmit<'_>> + Clone {
+        self.transmits.take_all()
+    }
+
     /// The next datagram (or GSO run) step 3 produced.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         self.transmits.poll()

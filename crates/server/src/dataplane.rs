@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -254,30 +254,40 @@ impl Dataplane {
     /// What a worker took for WireGuard peers, sealed and sent, without the lock.
     fn seal_and_send(&self, w: &mut WorkerIo) {
         w.worker.seal();
-        while let Some(t) = w.worker.poll_transmit() {
-            (w.batches.entry(t.local).or_default()).push(t.to, t.contents, t.segment_size);
+        let WorkerIo {
+            worker,
+            own,
+            batches,
+            send_failures,
+        } = w;
+        let transmits = worker.take_transmits();
+        // the listeners they leave from: one, nearly always
+        let mut locals: Vec<SocketAddr> = Vec::new();
+        for t in transmits.clone() {
+            if !locals.contains(&t.local) {
+                locals.push(t.local);
+            }
         }
         let mut gso = true;
-        for (local, batch) in &mut w.batches {
-            if batch.is_empty() {
-                continue;
-            }
-            let socket = match &w.own {
-                Some((own, socket)) if own == local => Some(socket.clone()),
-                _ => read(&self.senders).get(local).cloned(),
+        for local in locals {
+            let mine = transmits.clone().filter(|t| t.local == local);
+            let socket = match own {
+                Some((own, socket)) if *own == local => Some(socket.clone()),
+                _ => read(&self.senders).get(&local).cloned(),
             };
-            w.send_failures += match socket {
-                Some(s) => batch.flush(s.as_raw_fd()) as u64,
-                None => {
-                    let n = batch.len() as u64;
-                    batch.clear();
-                    n
+            let batch = batches.entry(local).or_default();
+            *send_failures += match socket {
+                Some(s) => {
+                    let datagrams = mine.map(|t| (t.to, t.contents, t.segment_size));
+                    batch.send(s.as_raw_fd(), datagrams) as u64
                 }
+                None => mine.map(|t| t.datagrams()).sum::<usize>() as u64,
             };
             gso &= batch.uses_gso();
         }
+        drop(transmits);
         if !gso {
-            w.worker.set_gso(false);
+            worker.set_gso(false);
         }
     }
 
@@ -367,27 +377,35 @@ impl Dataplane {
                 }
             }
         }
-        while let Some(t) = engine.poll_transmit() {
-            // a core may name the address a datagram came to (IKE's), where the listener is
-            // bound to the wildcard address of its port
-            let l = match listeners.contains_key(&t.local) {
-                true => listeners.get_mut(&t.local),
-                false => listeners
-                    .iter_mut()
-                    .find(|(a, _)| a.port() == t.local.port() && a.ip().is_unspecified())
-                    .map(|(_, l)| l),
-            };
-            match l {
-                Some(l) => l.batch.push(t.to, t.contents, t.segment_size),
-                None => stats.send_failures += 1,
+        // a core may name the address a datagram came to (IKE's), where the listener is bound
+        // to the wildcard address of its port
+        let listener_of = |local: SocketAddr| match listeners.contains_key(&local) {
+            true => Some(local),
+            false => (listeners.keys())
+                .find(|a| a.port() == local.port() && a.ip().is_unspecified())
+                .copied(),
+        };
+        let transmits = engine.take_transmits();
+        let resolved: Vec<Option<SocketAddr>> =
+            transmits.clone().map(|t| listener_of(t.local)).collect();
+        let mut targets: Vec<SocketAddr> = Vec::new();
+        for (t, to) in transmits.clone().zip(&resolved) {
+            match to {
+                Some(a) if !targets.contains(a) => targets.push(*a),
+                Some(_) => {}
+                None => stats.send_failures += t.datagrams() as u64,
             }
         }
+        for target in targets {
+            let mine = (transmits.clone().zip(&resolved))
+                .filter(|(_, to)| **to == Some(target))
+                .map(|(t, _)| (t.to, t.contents, t.segment_size));
+            let l = listeners.get_mut(&target).expect("resolved to a listener");
+            stats.send_failures += l.batch.send(l.socket.as_raw_fd(), mine) as u64;
+        }
+        drop(transmits);
         let mut gso = true;
-        for l in listeners.values_mut() {
-            if !l.batch.is_empty() {
-                let fd: RawFd = l.socket.as_raw_fd();
-                stats.send_failures += l.batch.flush(fd) as u64;
-            }
+        for l in listeners.values() {
             gso &= l.raw || l.batch.uses_gso();
         }
         if !gso {

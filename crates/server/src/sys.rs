@@ -276,21 +276,23 @@ const CMSG_BUF: usize = 32;
 /// One message: a datagram, or a run of `segment`-sized datagrams for one GSO send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Msg {
-    start: usize,
+    /// Where its bytes begin, in the caller's buffer, borrowed for one [`SendBatch::send`].
+    base: *const u8,
     len: usize,
     to: SocketAddr,
     /// `Some`: a GSO run of this segment size (the engine formed it).
     segment: Option<usize>,
 }
 
-/// Messages waiting to leave one socket, sent together by [`SendBatch::flush`].
+/// Datagrams leaving one socket together, with `sendmmsg`, straight from the buffers the
+/// engine or a worker wrote them in ([`SendBatch::send`]): the only copy on their way out is
+/// the kernel's.
 ///
 /// A GSO run goes to the kernel as one send (`UDP_SEGMENT`), which routes, filters and hands it
 /// to the device once and cuts it into datagrams as late as it can. Where the kernel or the
 /// device refuses GSO (`EIO`), the batch sends every run as single datagrams from then on and
 /// says so ([`SendBatch::uses_gso`]), so that the engine stops forming runs.
 pub struct SendBatch {
-    data: Vec<u8>,
     msgs: Vec<Msg>,
     addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
     iovs: Vec<libc::iovec>,
@@ -299,13 +301,13 @@ pub struct SendBatch {
     gso: bool,
 }
 
-// SAFETY: as for RecvBatch, the pointers only refer to this struct's own buffers.
+// SAFETY: the pointers refer to this struct's own vectors and, during one `send` call only, to
+// the buffers that call borrows; none is kept between calls.
 unsafe impl Send for SendBatch {}
 
 impl Default for SendBatch {
     fn default() -> Self {
         SendBatch {
-            data: Vec::with_capacity(BATCH * 1500),
             msgs: Vec::with_capacity(BATCH),
             addrs: Vec::with_capacity(BATCH),
             iovs: Vec::with_capacity(BATCH),
@@ -326,43 +328,41 @@ impl SendBatch {
         }
     }
 
-    /// Queues a datagram, or a GSO run of `segment`-sized datagrams (the last may be shorter).
-    pub fn push(&mut self, to: SocketAddr, bytes: &[u8], segment: Option<usize>) {
-        let start = self.data.len();
-        self.data.extend_from_slice(bytes);
-        let segment = segment.filter(|s| *s > 0 && *s < bytes.len());
-        if segment.is_some() && !self.gso {
-            self.msgs.push(Msg {
-                start,
-                len: bytes.len(),
-                to,
-                segment,
-            });
-            let last = self.msgs.len() - 1;
-            self.split(last);
-            return;
+    /// Sends `datagrams` (destination, bytes, and the segment size of a GSO run: the last
+    /// segment may be shorter) from the buffers they lie in, `BATCH` messages to a
+    /// `sendmmsg`; returns how many datagrams the kernel did not take (socket buffer full or an
+    /// error), which are dropped.
+    pub fn send<'a>(
+        &mut self,
+        fd: RawFd,
+        datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8], Option<usize>)>,
+    ) -> usize {
+        for (to, bytes, segment) in datagrams {
+            self.queue(bytes, to, segment);
         }
+        // flush leaves no message behind: no pointer outlives the borrow of `datagrams`
+        self.flush(fd)
+    }
+
+    fn queue(&mut self, bytes: &[u8], to: SocketAddr, segment: Option<usize>) {
+        let len = bytes.len();
+        let segment = segment.filter(|s| *s > 0 && *s < len);
         self.msgs.push(Msg {
-            start,
-            len: bytes.len(),
+            base: bytes.as_ptr(),
+            len,
             to,
             segment,
         });
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.msgs.is_empty()
+        if segment.is_some() && !self.gso {
+            let last = self.msgs.len() - 1;
+            self.split(last);
+        }
     }
 
     /// Datagrams queued (a GSO run counts as its segments).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.msgs.iter().map(Msg::datagrams).sum()
-    }
-
-    /// Drops what is queued.
-    pub fn clear(&mut self) {
-        self.msgs.clear();
-        self.data.clear();
     }
 
     /// Whether GSO runs still leave as one send each.
@@ -379,7 +379,7 @@ impl SendBatch {
         let singles: Vec<Msg> = (0..m.len)
             .step_by(seg)
             .map(|off| Msg {
-                start: m.start + off,
+                base: m.base.wrapping_add(off),
                 len: seg.min(m.len - off),
                 to: m.to,
                 segment: None,
@@ -388,9 +388,8 @@ impl SendBatch {
         self.msgs.splice(i..=i, singles);
     }
 
-    /// Sends everything queued with `sendmmsg`, `BATCH` messages at a time; returns how many
-    /// datagrams the kernel did not take (socket buffer full or an error), which are dropped.
-    pub fn flush(&mut self, fd: RawFd) -> usize {
+    /// Sends everything queued (see [`SendBatch::send`]) and forgets it.
+    fn flush(&mut self, fd: RawFd) -> usize {
         let mut dropped = 0;
         let mut g = 0;
         while g < self.msgs.len() {
@@ -402,7 +401,8 @@ impl SendBatch {
             for m in &self.msgs[g..end] {
                 self.addrs.push(to_storage(&m.to));
                 self.iovs.push(libc::iovec {
-                    iov_base: self.data[m.start..].as_mut_ptr().cast(),
+                    // the kernel only reads it
+                    iov_base: m.base.cast_mut().cast(),
                     iov_len: m.len,
                 });
                 let mut c = [0u64; CMSG_BUF / 8];
@@ -437,8 +437,9 @@ impl SendBatch {
                 });
             }
             let want = end - g;
-            // SAFETY: hdrs holds `want` valid headers pointing into self.data, self.addrs,
-            // self.iovs and self.cmsgs, none of which move until the call returns.
+            // SAFETY: hdrs holds `want` valid headers pointing into the buffers `send` borrows
+            // (each message within its datagram's slice), self.addrs, self.iovs and
+            // self.cmsgs, none of which move or end until the call returns.
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -475,7 +476,6 @@ impl SendBatch {
             g += 1;
         }
         self.msgs.clear();
-        self.data.clear();
         dropped
     }
 }
@@ -506,12 +506,10 @@ mod tests {
         let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = b.local_addr().unwrap();
         let mut out = SendBatch::default();
-        for i in 0..50u8 {
-            out.push(to, &vec![i; 100 + usize::from(i)], None);
-        }
-        assert_eq!(out.len(), 50);
-        assert_eq!(out.flush(a.as_raw_fd()), 0);
-        assert!(out.is_empty());
+        let data: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        let datagrams = data.iter().map(|d| (to, &d[..], None));
+        assert_eq!(out.send(a.as_raw_fd(), datagrams), 0);
+        assert!(out.msgs.is_empty(), "nothing kept once sent");
         let seen: Vec<Vec<u8>> = drain(&b, 50)
             .into_iter()
             .map(|(from, d)| {
@@ -567,11 +565,11 @@ mod tests {
         let (mut want, run) = numbered(0, 30, 1452);
         let (short, short_run) = numbered(30, 1, 100);
         want.extend(short);
-        out.push(tb, &[run, short_run].concat(), Some(1452));
+        let run = [run, short_run].concat();
         let (single, _) = numbered(31, 1, 700);
-        out.push(tb, &single[0], None);
-        want.extend(single);
-        assert_eq!(out.flush(a.as_raw_fd()), 0);
+        let datagrams = [(tb, &run[..], Some(1452)), (tb, &single[0][..], None)];
+        want.extend(single.clone());
+        assert_eq!(out.send(a.as_raw_fd(), datagrams), 0);
         let (got, runs) = drain_counting(&b, want.len());
         let got: Vec<Vec<u8>> = got.into_iter().map(|x| x.1).collect();
         assert_eq!(got, want);
@@ -604,23 +602,22 @@ mod tests {
         let (tb, tc) = (b.local_addr().unwrap(), c.local_addr().unwrap());
         let mut out = SendBatch::default();
         // two full runs and a run ending in a short datagram to b, single datagrams to c
-        let (mut want_b, run) = numbered(0, 44, 1452);
-        out.push(tb, &run, Some(1452));
-        let (more, run) = numbered(44, 44, 1452);
+        let (mut want_b, run1) = numbered(0, 44, 1452);
+        let (more, run2) = numbered(44, 44, 1452);
         want_b.extend(more);
-        out.push(tb, &run, Some(1452));
-        let (mut more, mut run) = numbered(88, 10, 1000);
+        let (mut more, mut run3) = numbered(88, 10, 1000);
         let (short, short_run) = numbered(98, 1, 60);
-        run.extend(short_run);
+        run3.extend(short_run);
         more.extend(short);
         want_b.extend(more);
-        out.push(tb, &run, Some(1000));
         let (want_c, _) = numbered(200, 5, 3000);
-        for d in &want_c {
-            out.push(tc, d, None);
-        }
-        assert_eq!(out.len(), 99 + 5);
-        assert_eq!(out.flush(a.as_raw_fd()), 0);
+        let mut datagrams = vec![
+            (tb, &run1[..], Some(1452)),
+            (tb, &run2[..], Some(1452)),
+            (tb, &run3[..], Some(1000)),
+        ];
+        datagrams.extend(want_c.iter().map(|d| (tc, &d[..], None)));
+        assert_eq!(out.send(a.as_raw_fd(), datagrams), 0);
         assert!(out.uses_gso(), "loopback takes GSO sends");
         let got_b: Vec<Vec<u8>> = drain(&b, want_b.len()).into_iter().map(|x| x.1).collect();
         let got_c: Vec<Vec<u8>> = drain(&c, want_c.len()).into_iter().map(|x| x.1).collect();
@@ -643,8 +640,10 @@ mod tests {
     fn a_run_is_split_into_its_datagrams_when_gso_is_refused() {
         let mut out = SendBatch::default();
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        out.push(to, &[0u8; 100], None);
-        out.push(to, &[1u8; 2500], Some(1000));
+        let (single, run, later) = ([0u8; 100], [1u8; 2500], [2u8; 2000]);
+        out.queue(&single, to, None);
+        out.queue(&run, to, Some(1000));
+        assert_eq!(out.len(), 4);
         out.split(1);
         let lens: Vec<(usize, Option<usize>)> =
             out.msgs.iter().map(|m| (m.len, m.segment)).collect();
@@ -653,11 +652,16 @@ mod tests {
             vec![(100, None), (1000, None), (1000, None), (500, None)]
         );
         assert_eq!(out.len(), 4);
+        // each datagram of the run where it lies in the run's buffer
+        for (k, m) in out.msgs[1..].iter().enumerate() {
+            assert_eq!(m.base, run[k * 1000..].as_ptr());
+        }
         // once GSO is off, runs are split as they come
         out.gso = false;
-        out.push(to, &[2u8; 2000], Some(1000));
+        out.queue(&later, to, Some(1000));
         assert_eq!(out.msgs.len(), 6);
         assert!(out.msgs.iter().all(|m| m.segment.is_none()));
+        out.msgs.clear();
     }
 
     #[test]

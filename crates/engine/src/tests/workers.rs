@@ -69,7 +69,8 @@ fn replace_server(w: &mut World) {
 /// What a worker sent, opened by the client it went to: (client, packet).
 fn opened_by_clients(w: &mut World, worker: &mut Worker) -> Vec<(usize, Vec<u8>)> {
     let mut sent = Vec::new();
-    while let Some(t) = worker.poll_transmit() {
+    // taken at once, as the runtime does
+    for t in worker.take_transmits() {
         assert_eq!(t.local, LOCAL);
         let seg = t.segment_size.unwrap_or(t.contents.len());
         for d in t.contents.chunks(seg) {
@@ -188,7 +189,7 @@ fn two_threads_share_one_engine_and_every_packet_arrives_once() {
                     let mut out = Vec::new();
                     let mut seal = |worker: &mut Worker| {
                         worker.seal();
-                        while let Some(t) = worker.poll_transmit() {
+                        for t in worker.take_transmits() {
                             out.push((t.to, t.contents.to_vec()));
                         }
                     };
