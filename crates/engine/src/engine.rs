@@ -356,9 +356,7 @@ impl Engine {
     /// The next datagram (or GSO run) to send. Packets to WireGuard peers still waiting in
     /// plaintext ([`Engine::defer_wireguard_sealing`]) are encrypted first.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        let wireguard = &mut self.protocols.wireguard;
-        wireguard.seal_pending(&mut self.core.transmits);
-        self.core.recycle(wireguard.sealed_buffers());
+        self.seal_waiting();
         self.core.transmits.poll()
     }
 
@@ -366,10 +364,16 @@ impl Engine {
     /// [`Engine::poll_transmit`] does): for a runtime that hands them to the kernel from the
     /// engine's buffer without copying them.
     pub fn take_transmits(&mut self) -> impl Iterator<Item = Transmit<'_>> + Clone {
+        self.seal_waiting();
+        self.core.transmits.take_all()
+    }
+
+    /// Packets to WireGuard peers still in plaintext, encrypted into the engine's queue; their
+    /// buffers back to the hubs.
+    fn seal_waiting(&mut self) {
         let wireguard = &mut self.protocols.wireguard;
         wireguard.seal_pending(&mut self.core.transmits);
         self.core.recycle(wireguard.sealed_buffers());
-        self.core.transmits.take_all()
     }
 
     // ---- workers (see `crate::workers`) ------------------------------------------------------

@@ -30,8 +30,21 @@ struct Run {
     closed: bool,
 }
 
+impl Run {
+    /// The run as the runtime sends it, its bytes in `data`.
+    fn transmit<'d>(&self, data: &'d [u8]) -> Transmit<'d> {
+        Transmit {
+            local: self.local,
+            to: self.to,
+            contents: &data[self.start..self.start + self.len],
+            segment_size: (self.count > 1).then_some(self.segment),
+        }
+    }
+}
+
 /// See the module docs. Call [`TransmitQueue::push_with`] to queue and
-/// [`TransmitQueue::poll`] to take, until it returns `None`; the buffer is reused.
+/// [`TransmitQueue::poll`] to take, until it returns `None` (or [`TransmitQueue::take_all`]);
+/// the buffer is reused.
 #[derive(Default)]
 pub struct TransmitQueue {
     /// Datagrams back to back in `data[..used]`. The vector only grows: its bytes past `used`
@@ -127,24 +140,14 @@ impl TransmitQueue {
         let from = self.next;
         self.next = self.runs.len();
         let data = &self.data;
-        self.runs[from..].iter().map(move |r| Transmit {
-            local: r.local,
-            to: r.to,
-            contents: &data[r.start..r.start + r.len],
-            segment_size: (r.count > 1).then_some(r.segment),
-        })
+        self.runs[from..].iter().map(move |r| r.transmit(data))
     }
 
     /// The next datagram or GSO run, oldest first.
     pub fn poll(&mut self) -> Option<Transmit<'_>> {
-        let r = *self.runs.get(self.next)?;
+        let r = self.runs.get(self.next)?;
         self.next += 1;
-        Some(Transmit {
-            local: r.local,
-            to: r.to,
-            contents: &self.data[r.start..r.start + r.len],
-            segment_size: (r.count > 1).then_some(r.segment),
-        })
+        Some(r.transmit(&self.data))
     }
 }
 
