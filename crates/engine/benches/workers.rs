@@ -11,6 +11,12 @@
 //!   waits for the lock, or once [`Worker::should_seal`]; `--eager` seals each batch right
 //!   after its feed instead (the way before).
 //!
+//! With `--bare`, also the data path alone on as many threads: each opens its peers' datagrams
+//! and seals every packet straight to the peer it is for, no engine and no lock (what a
+//! forwarding outside the engine could at best do; no hub counts or checks anything); and the
+//! same with each packet sealed by the thread that owns its receiving peer (handed over in
+//! batches), so that no peer's state is touched from two threads.
+//!
 //! Which worker takes a peer (`--split`): `hash` (the default) hashes the peer's address and
 //! port, as the kernel's `SO_REUSEPORT` does, so that the peer a packet goes to sits on another
 //! worker about as often as chance has it; `alternate` gives peer i to worker i mod n, so that
@@ -20,7 +26,7 @@
 //! Every datagram sent back is counted and must be one per packet in. The figures are medians
 //! over the rounds. `cargo bench -p etherhub-engine --bench workers` (options after `--`:
 //! `--peers N --packets N --rounds N --size BYTES --batch N --threads N --split hash|alternate
-//! --eager`).
+//! --eager --bare`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -31,7 +37,9 @@ use boringtun::x25519::{PublicKey, StaticSecret};
 use etherhub_engine::workers::{lock_or, Datagram, Worker};
 use etherhub_engine::{Change, Engine, HubSpec, UserAuth, UserSpec, WgKeySpec, WireGuardSpec};
 use etherhub_hub::StaticNetwork;
-use etherhub_wireguard::{generate_private_key, public_key_of};
+use etherhub_wireguard::{
+    generate_private_key, public_key_of, Action, DataPath, Opened, PeerId, MIN_BUFFER_LEN,
+};
 
 #[path = "../src/tests/packets.rs"]
 mod packets;
@@ -50,6 +58,8 @@ struct Options {
     hashed: bool,
     /// Each batch sealed right after its feed (else as the runtime does: see `run_workers`).
     eager: bool,
+    /// Also the data path without the engine (see `run_bare`).
+    bare: bool,
 }
 
 fn options() -> Options {
@@ -62,6 +72,7 @@ fn options() -> Options {
         threads: 2,
         hashed: true,
         eager: false,
+        bare: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -78,8 +89,11 @@ fn options() -> Options {
             "--size" => o.size = value().clamp(64, 1420),
             "--batch" => o.batch = value().clamp(1, 1024),
             "--threads" => o.threads = value().clamp(1, 64),
-            "--eager" => {
-                o.eager = true;
+            "--eager" | "--bare" => {
+                match args[i].as_str() {
+                    "--eager" => o.eager = true,
+                    _ => o.bare = true,
+                }
                 i += 1;
                 continue;
             }
@@ -361,6 +375,124 @@ fn run_workers(
     (start.elapsed().as_secs_f64(), sent, steps)
 }
 
+/// Each peer's id on the server, learnt from a keepalive opened through the data path.
+fn peer_ids(path: &DataPath, clients: &mut [Tunn]) -> Vec<PeerId> {
+    let mut buf = vec![0u8; MIN_BUFFER_LEN];
+    let mut out = vec![0u8; MIN_BUFFER_LEN];
+    (clients.iter_mut().enumerate())
+        .map(|(i, tunn)| {
+            let TunnResult::WriteToNetwork(keepalive) = tunn.encapsulate(&[], &mut buf) else {
+                panic!("no keepalive from client {i}");
+            };
+            match path.reader().open(endpoint(i), keepalive, &mut out) {
+                Opened::Keepalive(peer) => peer,
+                _ => panic!("client {i}'s keepalive did not open"),
+            }
+        })
+        .collect()
+}
+
+/// Packets one thread hands another to seal: (peer, start, length) into the bytes.
+type Handoff = (Vec<(PeerId, usize, usize)>, Vec<u8>);
+
+/// The data path alone, no engine and no lock: each thread opens its peers' datagrams and
+/// seals every packet to the peer it is for (as `encrypt_round` addresses them), at once, or
+/// (`owner_seals`) by handing it to the thread that opens that peer's own datagrams, so that
+/// each peer's state stays on one thread. The ceiling of any engine on this machine:
+/// (seconds, datagrams out).
+fn run_bare(
+    path: &DataPath,
+    ids: &[PeerId],
+    threads: usize,
+    owner_seals: bool,
+    round: &[Vec<(SocketAddr, Vec<u8>)>],
+    o: &Options,
+) -> (f64, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = ids.len();
+    let next: std::collections::HashMap<PeerId, (PeerId, usize)> = (0..n)
+        .map(|i| {
+            let to = (i + 1) % n;
+            (ids[i], (ids[to], worker_of(to, threads, o.hashed)))
+        })
+        .collect();
+    let inputs: Vec<Vec<Datagram>> = (0..threads)
+        .map(|w| {
+            let mine: Vec<usize> = (0..round.len())
+                .filter(|&i| worker_of(i, threads, o.hashed) == w)
+                .collect();
+            interleave(round, &mine)
+        })
+        .collect();
+    let inboxes: Vec<Mutex<Vec<Handoff>>> = (0..threads).map(|_| Mutex::default()).collect();
+    let done = AtomicUsize::new(0);
+    let start = Instant::now();
+    let sent: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (inputs.iter().enumerate())
+            .map(|(me, input)| {
+                let (next, inboxes, done) = (&next, &inboxes, &done);
+                s.spawn(move || {
+                    let mut plain = vec![0u8; MIN_BUFFER_LEN.max(o.size + 64)];
+                    let mut sealed = vec![0u8; MIN_BUFFER_LEN.max(o.size + 64)];
+                    let mut outgoing: Vec<Handoff> = vec![Handoff::default(); threads];
+                    let mut sent = 0;
+                    // seals what the others handed over; whether there was nothing
+                    let seal_inbox = |sealed: &mut Vec<u8>, sent: &mut usize| {
+                        let handed = std::mem::take(&mut *inboxes[me].lock().unwrap());
+                        let reader = path.reader();
+                        for (packets, bytes) in &handed {
+                            for &(peer, start, len) in packets {
+                                let packet = &bytes[start..start + len];
+                                if let Action::Send(..) = reader.seal(peer, packet, sealed) {
+                                    *sent += 1;
+                                }
+                            }
+                        }
+                        handed.is_empty()
+                    };
+                    for chunk in input.chunks(o.batch) {
+                        let reader = path.reader();
+                        for d in chunk {
+                            let Opened::Packet(peer, packet) =
+                                reader.open(d.from, d.bytes, &mut plain)
+                            else {
+                                panic!("a data message did not open");
+                            };
+                            let (to, owner) = next[&peer];
+                            if owner_seals && owner != me {
+                                let (packets, bytes) = &mut outgoing[owner];
+                                packets.push((to, bytes.len(), packet.len()));
+                                bytes.extend_from_slice(packet);
+                            } else if let Action::Send(..) = reader.seal(to, packet, &mut sealed) {
+                                sent += 1;
+                            }
+                        }
+                        drop(reader);
+                        for (w, handoff) in outgoing.iter_mut().enumerate() {
+                            if !handoff.0.is_empty() {
+                                inboxes[w].lock().unwrap().push(std::mem::take(handoff));
+                            }
+                        }
+                        seal_inbox(&mut sealed, &mut sent);
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                    // what the others still hand over, until every thread is through
+                    loop {
+                        let all_done = done.load(Ordering::SeqCst) == threads;
+                        if seal_inbox(&mut sealed, &mut sent) && all_done {
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    sent
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    (start.elapsed().as_secs_f64(), sent)
+}
+
 /// The machine's own ceiling: `total` packets encrypted by `threads` clients on as many
 /// threads, nothing shared. Packets per second.
 fn crypto_only(clients: &mut [Tunn], threads: usize, total: usize, size: usize) -> f64 {
@@ -416,7 +548,23 @@ fn main() {
         o.peers
     );
     let mut names = vec!["engine (inline)".to_string()];
-    names.extend((1..=o.threads).map(|n| format!("{n} worker{}", if n == 1 { "" } else { "s" })));
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    names.extend((1..=o.threads).map(|n| format!("{n} worker{}", plural(n))));
+    let bare = if o.bare { o.threads } else { 0 };
+    names.extend((1..=bare).map(|n| format!("no engine, {n} thread{}", plural(n))));
+    if bare > 1 {
+        names.push(format!("no engine, {bare} threads, owners seal"));
+    }
+    let path = engine
+        .lock()
+        .unwrap()
+        .wireguard_data_path()
+        .expect("WireGuard on");
+    let ids = if o.bare {
+        peer_ids(&path, &mut clients)
+    } else {
+        Vec::new()
+    };
     let mut pps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut steps = vec![Steps::default(); names.len()];
     let mut workers: Vec<Vec<Worker>> = (1..=o.threads)
@@ -429,6 +577,10 @@ fn main() {
             let round = encrypt_round(&mut clients, &o);
             let (secs, sent) = if k == 0 {
                 run_engine(&mut engine.lock().unwrap(), &round, &o)
+            } else if k > o.threads + bare {
+                run_bare(&path, &ids, bare, true, &round, &o)
+            } else if k > o.threads {
+                run_bare(&path, &ids, k - o.threads, false, &round, &o)
             } else {
                 let (secs, sent, st) = run_workers(&engine, &mut workers[k - 1], &round, &o);
                 steps[k] += st;
@@ -456,6 +608,7 @@ fn main() {
         let [open, wait, feed, seal] = steps[k].0.map(per);
         let split = match k {
             0 => String::new(),
+            k if k > o.threads => String::new(),
             _ => format!(
                 "  µs per packet: open {open:.2}, wait {wait:.2}, engine {feed:.2}, seal {seal:.2}"
             ),
@@ -469,6 +622,19 @@ fn main() {
         );
     }
     let by_round = |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(a, b)| a / b).collect());
+    if bare > 1 {
+        let one = &pps[o.threads + 1];
+        for (k, how) in [
+            (o.threads + bare, ""),
+            (o.threads + bare + 1, ", owners seal"),
+        ] {
+            println!(
+                "no engine, {bare} threads{how}: {:.2}x 1 thread (round by round {:.2}x: the data path's own ceiling)",
+                median(pps[k].clone()) / median(one.clone()),
+                by_round(&pps[k], one)
+            );
+        }
+    }
     for (n, c) in crypto.iter().enumerate() {
         println!(
             "encryption only, {} thread{}: {:>9.0} packets/s, {:.2}x 1 thread (round by round {:.2}x: the machine's ceiling)",
