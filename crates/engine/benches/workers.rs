@@ -257,6 +257,22 @@ fn interleave<'a>(round: &'a [Vec<(SocketAddr, Vec<u8>)>], mine: &[usize]) -> Ve
     out
 }
 
+/// Each of `threads` threads' datagrams: those of the peers it takes (see `--split`).
+fn split_round<'a>(
+    round: &'a [Vec<(SocketAddr, Vec<u8>)>],
+    threads: usize,
+    o: &Options,
+) -> Vec<Vec<Datagram<'a>>> {
+    (0..threads)
+        .map(|w| {
+            let mine: Vec<usize> = (0..round.len())
+                .filter(|&i| worker_of(i, threads, o.hashed) == w)
+                .collect();
+            interleave(round, &mine)
+        })
+        .collect()
+}
+
 /// The engine alone on one thread, sealing inline: (seconds, datagrams out).
 fn run_engine(
     engine: &mut Engine,
@@ -302,14 +318,7 @@ fn run_workers(
 ) -> (f64, usize, Steps) {
     let threads = workers.len();
     engine.lock().unwrap().defer_wireguard_sealing(true);
-    let inputs: Vec<Vec<Datagram>> = (0..threads)
-        .map(|w| {
-            let mine: Vec<usize> = (0..round.len())
-                .filter(|&i| worker_of(i, threads, o.hashed) == w)
-                .collect();
-            interleave(round, &mine)
-        })
-        .collect();
+    let inputs = split_round(round, threads, o);
     let now = Instant::now();
     let start = Instant::now();
     let (sent, steps) = std::thread::scope(|s| {
@@ -416,14 +425,7 @@ fn run_bare(
             (ids[i], (ids[to], worker_of(to, threads, o.hashed)))
         })
         .collect();
-    let inputs: Vec<Vec<Datagram>> = (0..threads)
-        .map(|w| {
-            let mine: Vec<usize> = (0..round.len())
-                .filter(|&i| worker_of(i, threads, o.hashed) == w)
-                .collect();
-            interleave(round, &mine)
-        })
-        .collect();
+    let inputs = split_round(round, threads, o);
     let inboxes: Vec<Mutex<Vec<Handoff>>> = (0..threads).map(|_| Mutex::default()).collect();
     let done = AtomicUsize::new(0);
     let start = Instant::now();
