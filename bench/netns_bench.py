@@ -460,7 +460,14 @@ def main():
                     help="comma-separated subset of baseline,anchor,relay,hub,securenat")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--se-maxtcp", type=int, default=1, help="vpnclient's TCP connections per session")
+    ap.add_argument("--etherhub", metavar="PATH",
+                    help="the Etherhub binary to measure (implies --no-build; default: the release build), "
+                         "e.g. an earlier commit's copy, for runs alternating two builds")
     a = ap.parse_args()
+    if a.etherhub:
+        global ETHERHUB
+        ETHERHUB = os.path.abspath(a.etherhub)
+        a.no_build = True
     paths = set(a.paths.split(","))
     if a.securenat:
         paths.add("securenat")
