@@ -1100,6 +1100,10 @@ pub struct WgServerInfo {
     /// Datagrams the kernel would not take (socket buffer full).
     #[serde(rename = "SendFailures_u64")]
     pub send_failures: u64,
+    /// Packets from one client to another on a hub forwarded without the engine's lock (the
+    /// hub still counts each; see the engine's direct table).
+    #[serde(rename = "DirectForwarded_u64")]
+    pub direct_forwarded: u64,
 }
 
 /// `GetProtoOptions`, `SetProtoOptions` (SoftEther 5): a protocol's options as parallel

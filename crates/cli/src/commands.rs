@@ -2523,6 +2523,7 @@ fn wg_server_info(ctx: &mut Ctx<'_>, _p: &CmdParams) -> Result<(), CmdError> {
         ("Spoofed Source Dropped", v.spoofed_dropped),
         ("Unrecognised Datagrams", v.unknown_datagrams),
         ("Send Failures", v.send_failures),
+        ("Forwarded Client to Client Directly", v.direct_forwarded),
     ] {
         t.row(&[label.into(), num(n)]);
     }

@@ -9,7 +9,10 @@
 //!   its own peers (as a socket per thread with `SO_REUSEPORT` would hand them over) in batches,
 //!   the engine behind one `Mutex`. As in the runtime, a worker seals what a batch left while it
 //!   waits for the lock, or once [`Worker::should_seal`]; `--eager` seals each batch right
-//!   after its feed instead (the way before).
+//!   after its feed instead (the way before). A worker forwards from peer to peer what the
+//!   engine's direct table lets it, in its open step, and takes the lock only for the rest
+//!   and to hand in its counts; `--no-direct` sends every packet through the engine instead
+//!   (the way before the table).
 //!
 //! With `--bare`, also the data path alone on as many threads: each opens its peers' datagrams
 //! and seals every packet straight to the peer it is for, no engine and no lock (what a
@@ -26,7 +29,7 @@
 //! Every datagram sent back is counted and must be one per packet in. The figures are medians
 //! over the rounds. `cargo bench -p etherhub-engine --bench workers` (options after `--`:
 //! `--peers N --packets N --rounds N --size BYTES --batch N --threads N --split hash|alternate
-//! --eager --bare`).
+//! --eager --bare --no-direct`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -60,6 +63,8 @@ struct Options {
     eager: bool,
     /// Also the data path without the engine (see `run_bare`).
     bare: bool,
+    /// Workers send every packet through the engine (no direct table).
+    no_direct: bool,
 }
 
 fn options() -> Options {
@@ -73,6 +78,7 @@ fn options() -> Options {
         hashed: true,
         eager: false,
         bare: false,
+        no_direct: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -89,10 +95,11 @@ fn options() -> Options {
             "--size" => o.size = value().clamp(64, 1420),
             "--batch" => o.batch = value().clamp(1, 1024),
             "--threads" => o.threads = value().clamp(1, 64),
-            "--eager" | "--bare" => {
+            "--eager" | "--bare" | "--no-direct" => {
                 match args[i].as_str() {
                     "--eager" => o.eager = true,
-                    _ => o.bare = true,
+                    "--bare" => o.bare = true,
+                    _ => o.no_direct = true,
                 }
                 i += 1;
                 continue;
@@ -342,7 +349,9 @@ fn run_workers(
                         let t0 = Instant::now();
                         worker.open(chunk);
                         steps.0[0] += t0.elapsed();
-                        {
+                        // peer-to-peer packets of the direct table are forwarded by now; the
+                        // lock only when the rest needs the engine
+                        if worker.needs_engine() {
                             let mut sealed = Duration::ZERO;
                             let t1 = Instant::now();
                             let mut e = if o.eager {
@@ -367,6 +376,11 @@ fn run_workers(
                         // there is none or enough waits
                         if o.eager || chunks.peek().is_none() || worker.should_seal() {
                             seal(worker, &mut sent, &mut steps);
+                        } else {
+                            sent += worker
+                                .take_transmits()
+                                .map(|t| t.datagrams())
+                                .sum::<usize>();
                         }
                     }
                     (sent, steps)
@@ -570,7 +584,15 @@ fn main() {
     let mut pps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut steps = vec![Steps::default(); names.len()];
     let mut workers: Vec<Vec<Worker>> = (1..=o.threads)
-        .map(|n| (0..n).map(|_| Worker::new(true)).collect())
+        .map(|n| {
+            (0..n)
+                .map(|_| {
+                    let mut w = Worker::new(true);
+                    w.set_direct(!o.no_direct);
+                    w
+                })
+                .collect()
+        })
         .collect();
     let mut crypto: Vec<Vec<f64>> = vec![Vec::new(); o.threads];
     let deadline = Instant::now() + Duration::from_secs(300);

@@ -17,6 +17,7 @@ use etherhub_wireguard::Key;
 
 use crate::accounts::{fold, Accounts};
 use crate::change::HubSpec;
+use crate::direct::{Direct, DirectGeneration};
 use crate::fault::{Component, Fault};
 use crate::seam::{
     AddressRule, AuthError, AuthRequest, CloseReason, ConnId, Credential, Grant, Io, KeyGrant,
@@ -114,6 +115,9 @@ pub struct EngineStats {
     pub refused_tunnels: u64,
     /// Panics contained on the packet path.
     pub faults: u64,
+    /// Packets from one WireGuard client to another that workers forwarded through the direct
+    /// table, without the engine's lock (counted when they hand their counts in).
+    pub direct_forwarded: u64,
 }
 
 /// What the hub enforces of a policy on a session's port; `monitor`: the client asked for
@@ -333,6 +337,10 @@ pub(crate) struct Core {
     pub wall: Option<(Instant, u64)>,
     /// Addresses the runtime locked out after failed logins, and until when.
     pub locked: HashMap<IpAddr, Instant>,
+    /// The direct table's generation, shared with the workers ([`crate::direct`]).
+    pub direct_generation: DirectGeneration,
+    /// The table as last built, while nothing has changed since.
+    pub direct: Option<std::sync::Arc<Direct>>,
     /// Tests: TCP segments to this port make the hub panic.
     #[cfg(test)]
     pub fault_on_port: Option<u16>,
@@ -362,8 +370,18 @@ impl Core {
             next_hub_tick: None,
             wall: None,
             locked: HashMap::new(),
+            direct_generation: DirectGeneration::default(),
+            direct: None,
             #[cfg(test)]
             fault_on_port: None,
+        }
+    }
+
+    /// Something the direct table depends on may have changed: workers stop using theirs
+    /// until they get the one built next ([`crate::direct`]).
+    pub fn direct_changed(&mut self) {
+        if self.direct.take().is_some() {
+            self.direct_generation.bump();
         }
     }
 
@@ -498,6 +516,7 @@ impl Core {
                 };
                 let (hub, session) = (link.hub, link.session);
                 if self.address_free(hub, src, key.as_ref(), tunnel) {
+                    self.direct_changed();
                     let link = self.links.get_mut(&tunnel).expect("checked above");
                     link.rule = AddressRule::Fixed(src);
                     if let Some(key) = key {
@@ -567,6 +586,7 @@ impl Core {
         let Some(link) = self.links.remove(&tunnel) else {
             return false;
         };
+        self.direct_changed();
         if let Some(slot) = self.hubs.get_mut(&link.hub) {
             let session = slot
                 .hub
@@ -691,6 +711,7 @@ impl Core {
     /// Puts a user's policy on its live sessions' hub ports; sessions it no longer admits
     /// (access denied, expired) end.
     pub fn apply_user_policy(&mut self, hub: &str, user: &str) {
+        self.direct_changed();
         let Some(spec) = self.accounts.user(hub, user).cloned() else {
             return;
         };
@@ -790,6 +811,7 @@ impl Io for Core {
     }
 
     fn opened(&mut self, o: Opened) -> Option<String> {
+        self.direct_changed();
         let id = self.hub_id(&o.hub);
         let refusal = match id.and_then(|id| self.hubs.get(&id)) {
             None => Some("no such Virtual Hub"),
@@ -900,6 +922,7 @@ impl Io for Core {
     }
 
     fn roamed(&mut self, tunnel: TunnelId, client: SocketAddr) {
+        self.direct_changed();
         if let Some(link) = self.links.get(&tunnel) {
             let session = link.session;
             if let Some(slot) = self.hubs.get_mut(&link.hub) {

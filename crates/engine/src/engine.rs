@@ -1,7 +1,9 @@
 //! [`Engine`]: the one place packets, admin changes and time meet.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Instant;
 
 use etherhub_hub::{Hub, SessionId};
@@ -13,6 +15,7 @@ use crate::change::{Change, HubSpec};
 use crate::core::{
     same_host, Core, EngineEvent, EngineStats, HubId, NatRef, Outside, HUB_TICK, NAT_TIMER_MIN,
 };
+use crate::direct::{Direct, DirectCounts, DirectGeneration};
 use crate::fault::{self, Component, Containment, Fault};
 use crate::seam::{
     AddressRule, CloseReason, ConnId, Credential, Live, Medium, Protocol, ProtocolId,
@@ -274,6 +277,8 @@ impl Engine {
             }
             let tick = e.core.next_hub_tick.is_some_and(|t| t <= now);
             if tick {
+                // tables age, sessions expire: the direct table is built anew
+                e.core.direct_changed();
                 e.core.next_hub_tick = Some(now + HUB_TICK);
                 e.core.end_expired();
                 e.core.renew_leases();
@@ -327,6 +332,7 @@ impl Engine {
 
     /// Applies one admin change (already saved by the runtime).
     pub fn apply(&mut self, now: Instant, change: Change) {
+        self.core.direct_changed();
         self.guarded(now, "change", |e| e.apply_change(now, change));
     }
 
@@ -424,6 +430,66 @@ impl Engine {
             done = (e.protocols.wireguard).opened(path, local, from, peer, packet, &mut e.core);
         });
         done
+    }
+
+    /// The generation of the direct table, for a worker to tell without the lock whether the
+    /// table it has is still current (see [`crate::direct`]).
+    pub fn direct_generation(&self) -> DirectGeneration {
+        self.core.direct_generation.clone()
+    }
+
+    /// The direct table as of now (built if anything changed since the last one): the
+    /// WireGuard peers whose unicast IPv4 to each other a worker may carry itself. `None`
+    /// while WireGuard is off.
+    pub fn direct_table(&mut self, now: Instant) -> Option<Arc<Direct>> {
+        let path = self.protocols.wireguard.data_path()?;
+        if let Some(d) = &self.core.direct {
+            if d.is_current(self.core.direct_generation.current(), &path) {
+                return Some(d.clone());
+            }
+        }
+        let mut table = Direct::new(self.core.direct_generation.current(), path);
+        let wireguard = &self.protocols.wireguard;
+        let mut by_hub: HashMap<HubId, HashMap<SessionId, Ipv4Addr>> = HashMap::new();
+        for (tunnel, link) in &self.core.links {
+            let AddressRule::Fixed(ip) = link.rule else {
+                continue;
+            };
+            if tunnel.protocol != ProtocolId(0) || link.medium != Medium::Ip {
+                continue;
+            }
+            let direct = by_hub.entry(link.hub).or_insert_with(|| {
+                (self.core.hubs.get(&link.hub))
+                    .map(|slot| slot.hub.direct_sessions(now).into_iter().collect())
+                    .unwrap_or_default()
+            });
+            let peer = PeerId(tunnel.index);
+            match (direct.get(&link.session), wireguard.place(peer)) {
+                (Some(&own), Some(place)) if own == ip => {
+                    table.add(peer, (link.hub, link.session, ip), place)
+                }
+                _ => {}
+            }
+        }
+        let table = Arc::new(table);
+        self.core.direct = Some(table.clone());
+        Some(table)
+    }
+
+    /// What a worker forwarded through its direct table, counted by the hubs as if they had
+    /// switched it (traffic, the sessions' last communication, the senders' table entries).
+    pub fn count_direct(&mut self, now: Instant, counts: &mut DirectCounts) {
+        if counts.packets() == 0 {
+            return;
+        }
+        self.core.see(now);
+        self.core.last_packet = Some(self.core.now);
+        for (hub, from, to, packets, bytes) in counts.drain() {
+            self.core.stats.direct_forwarded += packets;
+            if let Some(slot) = self.core.hubs.get_mut(&hub) {
+                slot.hub.count_direct(from, to, packets, bytes, now);
+            }
+        }
     }
 
     /// A panic a worker caught outside the engine, recorded as the engine's own are.

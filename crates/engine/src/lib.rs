@@ -14,12 +14,14 @@
 //! Its state is one value. A runtime with several threads keeps it behind one lock and lets each
 //! receiving thread be a [`workers::Worker`]: WireGuard's data messages are decrypted and
 //! encrypted on that thread, under their own peer's lock only, and the engine's lock covers the
-//! switching between them.
+//! switching between them, but for unicast between plain WireGuard sessions of one hub, which
+//! a worker forwards itself through the engine's [`direct`] table.
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod change;
 mod core;
+pub mod direct;
 mod engine;
 pub mod fault;
 pub mod ipsec;

@@ -23,7 +23,7 @@ pub const TIMER_INTERVAL: Duration = Duration::from_millis(250);
 /// Largest datagram handled: an inner packet of at most 65535 bytes plus WireGuard's 32.
 pub const BUF_SIZE: usize = 65_536 + 64;
 /// What encrypting adds to a packet.
-const OVERHEAD: usize = 32;
+pub(crate) const OVERHEAD: usize = 32;
 
 /// SessionGet's rows for a WireGuard session, as SoftEther 5 shows them.
 pub fn session_details() -> SessionDetails {
@@ -230,6 +230,11 @@ impl WireGuard {
         true
     }
 
+    /// Where a peer is: the local address it talks to and its own.
+    pub(crate) fn place(&self, peer: PeerId) -> Option<(SocketAddr, SocketAddr)> {
+        self.places.get(&peer).map(|p| (p.local, p.endpoint))
+    }
+
     /// An opened packet to its tunnel, its peer's place kept up to date (roaming).
     fn deliver(
         places: &mut IdMap<PeerId, PeerPlace>,
@@ -242,10 +247,9 @@ impl WireGuard {
         let t = tunnel(io, peer);
         match places.get_mut(&peer) {
             Some(p) => {
-                if p.local != local {
+                // either is a move the engine hears of (its direct table holds both)
+                if p.local != local || p.endpoint != from {
                     p.local = local;
-                }
-                if p.endpoint != from {
                     p.endpoint = from;
                     io.roamed(t, from);
                 }

@@ -26,6 +26,12 @@
 //! ([`Engine::reuse_sealed`]): the batch's packets are then built in memory its own core used
 //! last, not in what another worker's core did.
 //!
+//! Step 1 also forwards what the engine's direct table ([`crate::direct`]) lets it: a unicast
+//! IPv4 packet from one plain WireGuard session to another on its hub is sealed to its receiver
+//! there and then. A batch with nothing else for the engine skips step 2 and the lock
+//! ([`Worker::needs_engine`]); what was forwarded is counted by the hubs at the next
+//! [`Worker::collect`].
+//!
 //! Other inputs (SecureNAT's sockets answering, stream connections) can leave their WireGuard
 //! packets to a worker too: [`Worker::collect`] under the lock, then [`Worker::seal`].
 //!
@@ -33,15 +39,17 @@
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
-use etherhub_wireguard::{DataPath, Opened, PathReader, PeerId, MIN_BUFFER_LEN};
+use etherhub_wireguard::{Action, DataPath, Opened, PathReader, PeerId, MIN_BUFFER_LEN};
+
+use crate::direct::{Direct, DirectCounts, DirectGeneration, DIRECT_COUNTS_MAX};
 
 use crate::fault::{self, Containment};
 use crate::seam::Transmit;
 use crate::transmit::TransmitQueue;
-use crate::wireguard::Outbox;
+use crate::wireguard::{Outbox, OVERHEAD};
 use crate::Engine;
 
 /// Packets a worker may leave unsealed after a feed, to seal while it waits for the engine's
@@ -113,6 +121,8 @@ enum Slot {
     },
     /// A keepalive, fully handled by opening it.
     Keepalive,
+    /// Forwarded to another peer through the direct table, already sealed.
+    Direct,
     /// For the engine as it came.
     Engine,
 }
@@ -130,6 +140,8 @@ pub struct WorkerStats {
     pub stale: u64,
     /// Panics caught in steps 1 and 3 (reported to the engine at the next [`Worker::feed`]).
     pub faults: u64,
+    /// Packets forwarded from peer to peer through the direct table, without the engine.
+    pub direct: u64,
 }
 
 /// One thread's scratch for the three steps (see the module docs). Reused from batch to batch.
@@ -143,6 +155,13 @@ pub struct Worker {
     outbox: Outbox,
     /// The last feed found packets of an earlier one still unsealed.
     carried: bool,
+    /// The engine's direct table as of the last feed, and the generation that tells whether
+    /// it still is current ([`crate::direct`]).
+    direct: Option<(Arc<Direct>, DirectGeneration)>,
+    /// What was forwarded through it, for the engine's hubs to count.
+    counts: DirectCounts,
+    /// Whether the direct table is used at all.
+    forwards: bool,
     transmits: TransmitQueue,
     /// A panic caught outside the engine, for the engine's record.
     fault: Option<(&'static str, String)>,
@@ -158,6 +177,9 @@ impl Worker {
             plain: Vec::new(),
             outbox: Outbox::default(),
             carried: false,
+            direct: None,
+            counts: DirectCounts::default(),
+            forwards: true,
             transmits: TransmitQueue::new(gso),
             fault: None,
             stats: WorkerStats::default(),
@@ -169,14 +191,31 @@ impl Worker {
         self.transmits.set_gso(gso);
     }
 
-    /// Step 1, without the engine: opens what the WireGuard data path can open.
+    /// Whether the worker forwards what the engine's direct table lets it (the default), or
+    /// hands every packet to the engine.
+    pub fn set_direct(&mut self, on: bool) {
+        self.forwards = on;
+    }
+
+    /// Step 1, without the engine: opens what the WireGuard data path can open, and forwards
+    /// what the direct table says goes from peer to peer (sealed at once, after whatever the
+    /// last feed left unsealed).
     pub fn open(&mut self, batch: &[Datagram<'_>]) {
         self.slots.clear();
+        let forwards = self.forwards
+            && self.table_current(self.path.as_ref())
+            && self.direct.as_ref().is_some_and(|(d, _)| !d.is_empty());
+        if forwards && !self.outbox.is_empty() {
+            // what the last feed left goes before what this batch forwards
+            self.seal();
+        }
         let Some(path) = &self.path else {
             self.slots.resize(batch.len(), Slot::Engine);
             return;
         };
+        let direct = self.direct.as_ref().filter(|_| forwards).map(|(d, _)| d);
         let (slots, plain, stats) = (&mut self.slots, &mut self.plain, &mut self.stats);
+        let (transmits, counts) = (&mut self.transmits, &mut self.counts);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _inside = Containment::enter();
             let (mut readers, mut start) = (Spans::new(path), 0);
@@ -188,28 +227,76 @@ impl Worker {
                     plain.resize(room, 0);
                 }
                 let slot = match reader.open(d.from, d.bytes, &mut plain[start..room]) {
-                    Opened::Packet(peer, packet) => Slot::Opened {
-                        peer,
-                        start,
-                        len: packet.len(),
-                    },
+                    Opened::Packet(peer, packet) => {
+                        let hop = direct.and_then(|t| t.route(peer, d.local, d.from, packet));
+                        match hop {
+                            Some(hop) => {
+                                let packet = &packet[..hop.len];
+                                let max = (hop.len + OVERHEAD).max(MIN_BUFFER_LEN);
+                                transmits.push_with(hop.local, max, &mut |out| match reader
+                                    .seal(hop.to, packet, out)
+                                {
+                                    Action::Send(to, bytes) => Some((to, bytes.len())),
+                                    _ => None,
+                                });
+                                counts.add(&hop);
+                                Slot::Direct
+                            }
+                            None => Slot::Opened {
+                                peer,
+                                start,
+                                len: packet.len(),
+                            },
+                        }
+                    }
                     Opened::Keepalive(_) => Slot::Keepalive,
                     Opened::Server => Slot::Engine,
                 };
-                if let Slot::Opened { len, .. } = slot {
-                    stats.opened += 1;
-                    start += len;
+                match slot {
+                    Slot::Opened { len, .. } => {
+                        stats.opened += 1;
+                        start += len;
+                    }
+                    Slot::Direct => {
+                        stats.opened += 1;
+                        stats.direct += 1;
+                    }
+                    _ => {}
                 }
                 slots.push(slot);
             }
         }));
         if let Err(payload) = caught {
             // the datagram it happened on and the rest go to the engine, which contains a
-            // second panic to the tunnel concerned
+            // second panic to the tunnel concerned (those forwarded already stay forwarded)
             self.stats.faults += 1;
             self.fault = Some(("worker open", fault::message(payload.as_ref())));
             self.slots.resize(batch.len(), Slot::Engine);
         }
+    }
+
+    /// Whether the batch [`Worker::open`] took needs the engine: datagrams or packets it must
+    /// decide, a direct table no longer current, counts to hand in, or a fault to report. If
+    /// not, the runtime may skip [`Worker::feed`] and the engine's lock.
+    pub fn needs_engine(&self) -> bool {
+        !self.table_current(self.path.as_ref())
+            || self.fault.is_some()
+            || self.counts.packets() >= DIRECT_COUNTS_MAX
+            || (self.slots.iter()).any(|s| matches!(s, Slot::Opened { .. } | Slot::Engine))
+    }
+
+    /// Whether the direct table the worker has is current for the server `path` opens for.
+    fn table_current(&self, path: Option<&DataPath>) -> bool {
+        match (&self.direct, path) {
+            (Some((d, generation)), Some(path)) => d.is_current(generation.current(), path),
+            _ => false,
+        }
+    }
+
+    /// Whether packets forwarded through the direct table wait to be counted by the engine
+    /// ([`Worker::collect`] hands them in): the runtime takes the lock for it before it waits.
+    pub fn has_counts(&self) -> bool {
+        self.counts.packets() > 0
     }
 
     /// Step 2, holding the engine: the batch goes in (the same `batch` as to [`Worker::open`]),
@@ -230,18 +317,24 @@ impl Worker {
                         self.stats.stale += 1;
                     }
                 }
-                Slot::Keepalive => {}
+                Slot::Keepalive | Slot::Direct => {}
                 Slot::Engine => engine.handle_datagram(now, d.local, d.from, d.bytes),
             }
         }
         engine.end_of_batch(now);
-        self.collect(engine);
+        self.collect(engine, now);
     }
 
     /// Holding the engine after any other input (SecureNAT's sockets, streams): takes the
-    /// packets for WireGuard peers it caused, for [`Worker::seal`].
-    pub fn collect(&mut self, engine: &mut Engine) {
+    /// packets for WireGuard peers it caused, for [`Worker::seal`]; hands in the counts of what
+    /// was forwarded directly and takes the current direct table.
+    pub fn collect(&mut self, engine: &mut Engine, now: Instant) {
+        engine.count_direct(now, &mut self.counts);
         let path = engine.wireguard_data_path();
+        if !self.table_current(path.as_ref()) {
+            let generation = engine.direct_generation();
+            self.direct = engine.direct_table(now).map(|d| (d, generation));
+        }
         let same = match (&self.path, &path) {
             (Some(a), Some(b)) => a.same_as(b),
             _ => false,

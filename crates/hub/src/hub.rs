@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use etherhub_hash::{IdMap, KeyedMap};
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet, ETHERNET_HEADER_LEN};
 
 use crate::access::{AccessList, FrameInfo, Ident, Verdict};
 use crate::guard::{
@@ -48,6 +48,12 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Unicast frames counted together.
+    fn count_many(&mut self, packets: u64, bytes: u64) {
+        self.unicast_packets += packets;
+        self.unicast_bytes += bytes;
+    }
+
     fn count(&mut self, broadcast: bool, len: usize) {
         let len = len as u64;
         if broadcast {
@@ -735,6 +741,70 @@ impl<H: VirtualHost> Hub<H> {
         }
         self.queue.extend(frames.drain(..).map(|f| (from, f)));
         self.run(now, out);
+    }
+
+    /// The IP sessions between which a unicast IPv4 packet goes through the switch untouched,
+    /// as of `now`: a packet one of them sends to another's address reaches that session alone,
+    /// as it was sent, and the switch only counts it and refreshes its sender's table entries.
+    /// Its owner may then carry such packets itself, outside the hub, and report them with
+    /// [`Hub::count_direct`].
+    ///
+    /// None while the hub has access rules or monitoring sessions. A session is one when its
+    /// policy neither filters, tags, limits nor polices addresses ([`PortPolicy::is_plain`]),
+    /// its address is a host of the hub's network reached directly (not through the gateway),
+    /// and the MAC table holds its MAC for it (a frame to an unknown MAC is flooded instead).
+    pub fn direct_sessions(&self, now: Instant) -> Vec<(SessionId, Ipv4Addr)> {
+        if !self.access.is_empty() || !self.monitors.is_empty() {
+            return Vec::new();
+        }
+        let route = self.route();
+        let mut direct: Vec<(SessionId, Ipv4Addr)> = (self.sessions.iter())
+            .filter_map(|(id, s)| {
+                let Port::L3(adapter) = &s.port else {
+                    return None;
+                };
+                let ip = adapter.ip()?;
+                let reached = route.next_hop(ip) == ip && !route.is_broadcast(ip, Some(ip));
+                let known = self.mac_table.get(&adapter.mac(), now) == Some(id);
+                (s.policy.is_plain() && is_host_ipv4(ip) && reached && known).then_some((*id, ip))
+            })
+            .collect();
+        direct.sort_unstable();
+        direct
+    }
+
+    /// `packets` unicast IPv4 packets of `bytes` bytes in all (IP headers on) that `from`
+    /// sent to `to`, both of [`Hub::direct_sessions`], carried by the hub's owner: counted and
+    /// learnt as the switch does when it forwards them itself (each as a frame 14 bytes longer).
+    pub fn count_direct(
+        &mut self,
+        from: SessionId,
+        to: SessionId,
+        packets: u64,
+        bytes: u64,
+        now: Instant,
+    ) {
+        self.see(now);
+        let frames = bytes + packets * ETHERNET_HEADER_LEN as u64;
+        let Some(s) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let Port::L3(adapter) = &s.port else {
+            return;
+        };
+        let (mac, ip) = (adapter.mac(), adapter.ip());
+        s.recv.count_many(packets, frames);
+        s.last_comm = now;
+        self.traffic.recv.count_many(packets, frames);
+        self.mac_table.learn(mac, from, now);
+        if let Some(ip) = ip.filter(|ip| is_host_ipv4(*ip)) {
+            self.ip_table.learn(IpAddr::V4(ip), (from, mac), now);
+        }
+        if let Some(r) = self.sessions.get_mut(&to) {
+            r.send.count_many(packets, frames);
+            r.last_comm = now;
+            self.traffic.send.count_many(packets, frames);
+        }
     }
 
     /// Gives an IP session its address before its first packet (see [`L3Adapter::assign`]).

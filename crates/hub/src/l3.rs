@@ -40,7 +40,7 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    fn is_broadcast(&self, dst: Ipv4Addr, own: Option<Ipv4Addr>) -> bool {
+    pub(crate) fn is_broadcast(&self, dst: Ipv4Addr, own: Option<Ipv4Addr>) -> bool {
         if dst.is_broadcast() {
             return true;
         }
@@ -52,7 +52,7 @@ impl Route {
         }
     }
 
-    fn next_hop(&self, dst: Ipv4Addr) -> Ipv4Addr {
+    pub(crate) fn next_hop(&self, dst: Ipv4Addr) -> Ipv4Addr {
         match (self.gateway, self.mask) {
             (Some(gw), Some(mask)) if !same_subnet(dst, gw, mask) => gw,
             _ => dst,

@@ -52,6 +52,26 @@ pub struct PortPolicy {
     pub monitor: bool,
 }
 
+impl PortPolicy {
+    /// Whether the switch passes the session's unicast IPv4 frames, both ways, as they are:
+    /// no privacy filter, bandwidth limit, frame filter, VLAN, monitoring, nor limit or check
+    /// on its MAC and IPv4 addresses. (The IPv6 and router-advertisement rules and the
+    /// broadcast limiter do not touch such frames.)
+    pub fn is_plain(&self) -> bool {
+        !self.privacy_filter
+            && self.max_upload_bps == 0
+            && self.max_download_bps == 0
+            && self.filters.0 == 0
+            && self.max_mac == 0
+            && self.max_ip == 0
+            && !self.check_mac
+            && !self.check_ip
+            && !self.dhcp_force
+            && self.vlan_id == 0
+            && !self.monitor
+    }
+}
+
 /// How long an address stays its session's against another's under CheckMac and CheckIP
 /// (SoftEther's MAC_TABLE_EXCLUSIVE_TIME).
 pub const EXCLUSIVE_TIME: Duration = Duration::from_secs(13);

@@ -1155,6 +1155,7 @@ impl Backend for AdminBackend {
             spoofed_dropped: engine.spoofed_dropped,
             unknown_datagrams: engine.unknown_datagrams,
             send_failures: runtime.send_failures,
+            direct_forwarded: engine.direct_forwarded,
         })
     }
 

@@ -218,15 +218,20 @@ impl Dataplane {
     }
 
     /// A batch of datagrams that arrived on a UDP listener, taken by its task's worker: opened
-    /// before the lock, fed to the engine under it. What it caused for WireGuard peers is
-    /// sealed and sent after the lock, or after the next batch (see `etherhub_engine::workers`):
-    /// call [`Dataplane::flush`] before waiting for more.
+    /// before the lock (packets from peer to peer that the engine's direct table lets the
+    /// worker forward are sealed there), fed to the engine under it, unless nothing in it
+    /// needs the engine. What it caused for WireGuard peers is sealed and sent after the lock,
+    /// or after the next batch (see `etherhub_engine::workers`): call [`Dataplane::idle`]
+    /// before waiting for more.
     pub fn on_datagrams(&self, now: Instant, batch: &[Datagram<'_>], w: &mut WorkerIo) {
         w.worker.open(batch);
-        self.with_worker(now, w, |e, worker| worker.feed(e, now, batch));
-        if w.worker.should_seal() {
-            self.seal_and_send(w);
+        if w.worker.needs_engine() {
+            self.with_worker(now, w, |e, worker| worker.feed(e, now, batch));
         }
+        if w.worker.should_seal() {
+            w.worker.seal();
+        }
+        self.send_sealed(w);
     }
 
     /// Seals and sends what `w` left for WireGuard peers.
@@ -234,6 +239,16 @@ impl Dataplane {
         if w.worker.has_unsealed() {
             self.seal_and_send(w);
         }
+    }
+
+    /// Before `w`'s task waits for more datagrams: the engine counts what `w` forwarded
+    /// directly, and what `w` left leaves.
+    pub fn idle(&self, w: &mut WorkerIo) {
+        if w.worker.has_counts() {
+            let now = Instant::now();
+            self.with_worker(now, w, |e, worker| worker.collect(e, now));
+        }
+        self.flush(w);
     }
 
     /// Runs `f` on the engine and a worker under the lock (`f` leaves the packets for WireGuard
@@ -254,6 +269,11 @@ impl Dataplane {
     /// What a worker took for WireGuard peers, sealed and sent, without the lock.
     fn seal_and_send(&self, w: &mut WorkerIo) {
         w.worker.seal();
+        self.send_sealed(w);
+    }
+
+    /// What a worker sealed, sent.
+    fn send_sealed(&self, w: &mut WorkerIo) {
         let WorkerIo {
             worker,
             own,
@@ -304,7 +324,7 @@ impl Dataplane {
                 e.handle_outside(now, nat, ev);
             }
             e.end_of_batch(now);
-            worker.collect(e);
+            worker.collect(e, now);
         });
         self.flush(w);
     }

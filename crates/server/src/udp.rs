@@ -43,10 +43,11 @@ pub async fn recv_loop(
         let n = match sock.try_io(Interest::READABLE, || batch.recv(fd)) {
             Ok(n) => n,
             // nothing more to read, or an error (ICMP errors from earlier sends surface here on
-            // Linux; they are not fatal): what the last batch left unsealed leaves, then the
-            // task waits (after an error the readiness stays set: that wait ends at once)
+            // Linux; they are not fatal): what the last batch left unsealed leaves and what it
+            // forwarded directly is counted, then the task waits (after an error the readiness
+            // stays set: that wait ends at once)
             Err(_) => {
-                dp.flush(&mut worker);
+                dp.idle(&mut worker);
                 if let Err(e) = sock.readable().await {
                     tracing::warn!(%local, error = %e, "UDP socket failed; listener stopped");
                     return;

@@ -137,6 +137,33 @@ fn two_clients_on_one_hub_ping_each_other() {
     assert!(b.ns.ping("192.168.30.233", 3), "b cannot reach a");
     let list = lab.server.must_hub_cmd(&["SessionList"]);
     assert_eq!(list.matches("SID-META-[WIREGUARD]-").count(), 2, "{list}");
+
+    // between two plain sessions the packets skip the engine's lock, and the hub still counts
+    // every one of them on both sessions
+    let names: Vec<String> = (list.split(|c: char| c == '|' || c.is_whitespace()))
+        .filter(|w| w.starts_with("SID-META-[WIREGUARD]-"))
+        .map(String::from)
+        .collect();
+    let direct = || {
+        let info = lab.server.must_cmd(&["WgServerInfo"]);
+        item_number(&info, "Forwarded Client to Client Directly")
+    };
+    let sizes = |name: &str| {
+        let t = lab.server.must_hub_cmd(&["SessionGet", name]);
+        (
+            item_number(&t, "Incoming Data Size"),
+            item_number(&t, "Outgoing Data Size"),
+        )
+    };
+    let (d0, before) = (direct(), names.iter().map(|n| sizes(n)).collect::<Vec<_>>());
+    assert!(a.ns.ping("192.168.30.234", 20), "a cannot reach b");
+    let (d1, after) = (direct(), names.iter().map(|n| sizes(n)).collect::<Vec<_>>());
+    assert!(d1 > d0, "nothing forwarded directly: {d0} -> {d1}");
+    for (name, (b, a)) in names.iter().zip(before.iter().zip(&after)) {
+        // twenty echo requests or replies of 84 bytes (98 with the Ethernet header) each way
+        assert!(a.0 >= b.0 + 20 * 98, "{name} sent {} -> {}", b.0, a.0);
+        assert!(a.1 >= b.1 + 20 * 98, "{name} received {} -> {}", b.1, a.1);
+    }
 }
 
 #[test]

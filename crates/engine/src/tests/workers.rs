@@ -15,6 +15,8 @@ use crate::{Change, WireGuardSpec};
 const B_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 11);
 const C_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 12);
 const D_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 13);
+/// A host beyond the hub, through SecureNAT (no packet leaves: the engine is in memory).
+const BEYOND: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
 
 /// Four clients, each held to its address, connected and confirmed; the engine defers sealing.
 fn four() -> World {
@@ -97,6 +99,8 @@ fn opened_by_clients(w: &mut World, worker: &mut Worker) -> Vec<(usize, Vec<u8>)
 fn a_worker_opens_and_seals_outside_the_engine_and_the_engine_gets_the_rest() {
     let mut w = four();
     let mut worker = Worker::new(true);
+    // the engine's own path: nothing forwarded from peer to peer by the worker itself
+    worker.set_direct(false);
     let to_b = udp(super::A_IP, B_IP, 1000, 1);
     let d = seal(&mut w, 0, &to_b);
     let from = w.clients[0].underlay;
@@ -151,10 +155,12 @@ fn a_packet_opened_by_a_replaced_server_is_dropped() {
     worker.seal();
     while worker.poll_transmit().is_some() {}
 
-    let d = seal(&mut w, 0, &udp(super::A_IP, B_IP, 100, 1));
+    // beyond the hub (through SecureNAT): for the engine, not forwarded from peer to peer
+    let d = seal(&mut w, 0, &udp(super::A_IP, BEYOND, 100, 1));
     let batch = [datagram(from, &d)];
     worker.open(&batch);
-    assert_eq!(worker.stats.opened, 1);
+    assert_eq!((worker.stats.opened, worker.stats.direct), (1, 0));
+    assert!(worker.needs_engine());
     // new keys between opening and feeding
     replace_server(&mut w);
     worker.feed(&mut w.engine, w.now, &batch);
@@ -238,9 +244,10 @@ fn a_packet_of_a_peer_ended_meanwhile_is_dropped_and_brings_nothing_back() {
     let mut w = four();
     let mut worker = Worker::new(true);
     let from = w.clients[0].underlay;
-    // a long batch: more packets than one hold of the peer table's lock covers
+    // a long batch: more packets than one hold of the peer table's lock covers, beyond the
+    // hub (for the engine, not forwarded from peer to peer)
     let data: Vec<Vec<u8>> = (0..150)
-        .map(|n| seal(&mut w, 0, &udp(super::A_IP, B_IP, 200, n)))
+        .map(|n| seal(&mut w, 0, &udp(super::A_IP, BEYOND, 200, n)))
         .collect();
     let batch: Vec<Datagram> = data.iter().map(|d| datagram(from, d)).collect();
     worker.open(&batch[..1]);
@@ -267,6 +274,7 @@ fn a_packet_of_a_peer_ended_meanwhile_is_dropped_and_brings_nothing_back() {
 fn packets_left_unsealed_wait_for_the_next_feed_and_leave_in_order() {
     let mut w = four();
     let mut worker = Worker::new(false);
+    worker.set_direct(false);
     let from = first_packet(&mut w, &mut worker);
     worker.seal();
     assert_eq!(opened_by_clients(&mut w, &mut worker).len(), 1);
@@ -305,7 +313,7 @@ fn packets_left_unsealed_for_a_replaced_server_are_dropped() {
     assert!(worker.has_unsealed());
     // new keys before the seal: the waiting packet's peer number may be another peer's now
     replace_server(&mut w);
-    worker.collect(&mut w.engine);
+    worker.collect(&mut w.engine, w.now);
     assert_eq!(worker.stats.stale, 1);
     assert!(!worker.has_unsealed());
     worker.seal();
@@ -340,4 +348,183 @@ fn a_worker_waiting_for_the_lock_works_meanwhile_and_only_then() {
         assert!(ran, "a held lock makes the worker work first");
     });
     assert_eq!(*lock.lock().unwrap(), 111);
+}
+
+/// `batch`'s datagrams of client 0 through the worker, fed only if the worker says it needs
+/// the engine (as the runtime does); then sealed. Whether the engine was asked.
+fn forward(w: &mut World, worker: &mut Worker, packets: &[Vec<u8>]) -> bool {
+    let from = w.clients[0].underlay;
+    let data: Vec<Vec<u8>> = packets.iter().map(|p| seal(w, 0, p)).collect();
+    let batch: Vec<Datagram> = data.iter().map(|d| datagram(from, d)).collect();
+    worker.open(&batch);
+    let fed = worker.needs_engine();
+    if fed {
+        worker.feed(&mut w.engine, w.now, &batch);
+    }
+    worker.seal();
+    fed
+}
+
+/// (packets, bytes) the hub counted as `user`'s session sent (`recv`) and received (`send`).
+fn counted(w: &World, user: &str) -> ((u64, u64), (u64, u64)) {
+    let s = (w.engine.hub("DEFAULT").unwrap().sessions().into_iter())
+        .find(|s| s.user == user)
+        .expect("the user's session");
+    (
+        (s.recv.unicast_packets, s.recv.unicast_bytes),
+        (s.send.unicast_packets, s.send.unicast_bytes),
+    )
+}
+
+#[test]
+fn packets_from_peer_to_peer_skip_the_engine_and_the_hub_counts_them_alike() {
+    let mut w = four();
+    let mut worker = Worker::new(false);
+    // the first batch goes through the engine: the worker has no data path or table yet
+    let slow = udp(super::A_IP, B_IP, 500, 1);
+    let (a0, b0) = (counted(&w, "u0"), counted(&w, "u1"));
+    assert!(forward(&mut w, &mut worker, std::slice::from_ref(&slow)));
+    assert_eq!(worker.stats.direct, 0);
+    assert_eq!(opened_by_clients(&mut w, &mut worker), vec![(1, slow)]);
+    let (a1, b1) = (counted(&w, "u0"), counted(&w, "u1"));
+    let by_engine = (
+        (a1.0 .0 - a0.0 .0, a1.0 .1 - a0.0 .1),
+        (b1.1 .0 - b0.1 .0, b1.1 .1 - b0.1 .1),
+    );
+    assert_eq!(
+        by_engine,
+        ((1, 514), (1, 514)),
+        "one frame of 14 + 500 bytes each way"
+    );
+
+    // now the worker forwards A's packets to B and C itself, and needs no engine
+    let to_b = udp(super::A_IP, B_IP, 500, 2);
+    let to_c = udp(super::A_IP, C_IP, 1000, 3);
+    w.now += std::time::Duration::from_millis(5);
+    assert!(!forward(&mut w, &mut worker, &[to_b.clone(), to_c.clone()]));
+    assert_eq!(worker.stats.direct, 2);
+    assert_eq!(
+        worker.stats.sealed, 1,
+        "only the engine's packet went through the outbox"
+    );
+    assert_eq!(
+        opened_by_clients(&mut w, &mut worker),
+        vec![(1, to_b), (2, to_c)]
+    );
+    assert!(worker.has_counts());
+    // nothing is counted until the worker hands the counts in at its next hold of the lock
+    assert_eq!(counted(&w, "u0"), a1);
+    worker.collect(&mut w.engine, w.now);
+    assert!(!worker.has_counts());
+    let (a2, b2) = (counted(&w, "u0"), counted(&w, "u1"));
+    assert_eq!(
+        a2.0,
+        (a1.0 .0 + 2, a1.0 .1 + 514 + 1014),
+        "A sent two frames"
+    );
+    assert_eq!(b2.1, (b1.1 .0 + 1, b1.1 .1 + 514), "B got one");
+    assert_eq!(counted(&w, "u2").1 .0, 1, "C got one");
+    let hub = w.engine.hub("DEFAULT").unwrap();
+    let a = hub.sessions().into_iter().find(|s| s.user == "u0").unwrap();
+    assert_eq!(
+        a.last_comm, w.now,
+        "A's last communication is the forwarding's"
+    );
+    let entry = (hub.ip_table().into_iter())
+        .find(|e| e.ip == std::net::IpAddr::V4(super::A_IP))
+        .expect("A's address in the IP table");
+    assert_eq!(
+        (entry.session, entry.updated),
+        (a.id, w.now),
+        "and refreshed"
+    );
+    assert_eq!(w.engine.stats().faults, 0);
+}
+
+#[test]
+fn a_change_sends_packets_to_the_engine_until_the_worker_has_the_new_table() {
+    let mut w = four();
+    let mut worker = Worker::new(false);
+    forward(&mut w, &mut worker, &[udp(super::A_IP, B_IP, 100, 1)]);
+    assert!(!forward(
+        &mut w,
+        &mut worker,
+        &[udp(super::A_IP, B_IP, 100, 2)]
+    ));
+    assert_eq!(worker.stats.direct, 1);
+    assert_eq!(opened_by_clients(&mut w, &mut worker).len(), 2);
+    // B's user gets a policy that filters IPv4: B leaves the table, and the hub's filter
+    // drops what A sends B, as it always did
+    let mut filtered = etherhub_config::Policy::default();
+    filtered.set_named("FilterIPv4", "yes").unwrap();
+    w.engine.apply(
+        w.now,
+        Change::User(crate::UserSpec {
+            hub: "DEFAULT".into(),
+            name: "u1".into(),
+            auth: crate::UserAuth::Password(etherhub_config::hash::hash_user_password("u1", "pw")),
+            policy: filtered,
+            ..Default::default()
+        }),
+    );
+    while w.engine.poll_transmit().is_some() {}
+    let dropped = w.engine.hub("DEFAULT").unwrap().policy_dropped();
+    assert!(forward(
+        &mut w,
+        &mut worker,
+        &[udp(super::A_IP, B_IP, 100, 3)]
+    ));
+    assert!(forward(
+        &mut w,
+        &mut worker,
+        &[udp(super::A_IP, B_IP, 100, 4)]
+    ));
+    assert_eq!(worker.stats.direct, 1, "no more forwarded to B");
+    assert!(opened_by_clients(&mut w, &mut worker).is_empty());
+    assert_eq!(
+        w.engine.hub("DEFAULT").unwrap().policy_dropped(),
+        dropped + 2,
+        "the filter held both back"
+    );
+    // C is still plain
+    let to_c = udp(super::A_IP, C_IP, 100, 5);
+    assert!(!forward(&mut w, &mut worker, std::slice::from_ref(&to_c)));
+    assert_eq!(worker.stats.direct, 2);
+    assert_eq!(opened_by_clients(&mut w, &mut worker), vec![(2, to_c)]);
+}
+
+#[test]
+fn a_peer_that_moved_and_a_dhcp_reply_go_through_the_engine() {
+    let mut w = four();
+    let mut worker = Worker::new(false);
+    forward(&mut w, &mut worker, &[udp(super::A_IP, B_IP, 100, 1)]);
+    // a server's reply to a DHCP client is the switch's to note, whatever its address
+    let mut reply = udp(super::A_IP, B_IP, 300, 2);
+    reply[20..24].copy_from_slice(&[0, 67, 0, 68]);
+    assert!(forward(&mut w, &mut worker, &[reply]));
+    assert_eq!(worker.stats.direct, 0);
+    // A talks from a new address: the engine notes the move, then forwarding resumes
+    let moved: std::net::SocketAddr = "198.18.9.9:40000".parse().unwrap();
+    w.clients[0].underlay = moved;
+    assert!(forward(
+        &mut w,
+        &mut worker,
+        &[udp(super::A_IP, B_IP, 100, 3)]
+    ));
+    assert_eq!(worker.stats.direct, 0);
+    let session = (w.engine.hub("DEFAULT").unwrap().sessions().into_iter())
+        .find(|s| s.user == "u0")
+        .unwrap();
+    assert_eq!(session.client_addr, Some(moved));
+    assert!(!forward(
+        &mut w,
+        &mut worker,
+        &[udp(super::A_IP, B_IP, 100, 4)]
+    ));
+    assert_eq!(worker.stats.direct, 1);
+    let got = opened_by_clients(&mut w, &mut worker);
+    assert_eq!(
+        got.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![1, 1, 1, 1]
+    );
 }
