@@ -21,12 +21,11 @@
 //!
 //! [`Hub::direct_sessions`]: etherhub_hub::Hub::direct_sessions
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use etherhub_hash::IdMap;
+use etherhub_hash::{IdMap, KeyedMap};
 use etherhub_hub::SessionId;
 use etherhub_wireguard::{DataPath, PeerId};
 
@@ -80,7 +79,8 @@ pub struct Direct {
     pub(crate) generation: u64,
     path: DataPath,
     peers: IdMap<PeerId, DirectPeer>,
-    by_ip: HashMap<(HubId, Ipv4Addr), PeerId>,
+    /// Addresses are the admin's or the clients' choice: a keyed hash.
+    by_ip: KeyedMap<(HubId, Ipv4Addr), PeerId>,
 }
 
 impl Direct {
@@ -89,7 +89,7 @@ impl Direct {
             generation,
             path,
             peers: IdMap::default(),
-            by_ip: HashMap::new(),
+            by_ip: KeyedMap::default(),
         }
     }
 
@@ -195,7 +195,7 @@ fn is_dhcp_reply(packet: &[u8]) -> bool {
 /// count ([`crate::Engine::count_direct`]).
 #[derive(Debug, Default)]
 pub struct DirectCounts {
-    pairs: HashMap<(HubId, SessionId, SessionId), (u64, u64)>,
+    pairs: IdMap<(HubId, SessionId, SessionId), (u64, u64)>,
     packets: u64,
 }
 
