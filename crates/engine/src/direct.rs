@@ -140,8 +140,8 @@ impl Direct {
         if p.local != local || p.endpoint != from {
             return None;
         }
-        let (src, dst, len) = ipv4_unicast(packet)?;
-        if src != p.ip || is_dhcp_reply(&packet[..len]) {
+        let (src, dst, len) = forwardable(packet)?;
+        if src != p.ip {
             return None;
         }
         let to = *self.by_ip.get(&(p.hub, dst))?;
@@ -155,6 +155,14 @@ impl Direct {
             to_session: q.session,
         })
     }
+}
+
+/// Source, destination and length of a packet a table may forward: a well-formed IPv4 packet
+/// that is not (and may not be) a DHCP reply. What comes after its IPv4 total length is not
+/// part of it.
+pub fn forwardable(packet: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, usize)> {
+    let (src, dst, len) = ipv4_unicast(packet)?;
+    (!is_dhcp_reply(&packet[..len])).then_some((src, dst, len))
 }
 
 /// Source, destination and total length of a well-formed IPv4 packet (version 4, a header of
