@@ -337,6 +337,9 @@ impl SendBatch {
         fd: RawFd,
         datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8], Option<usize>)>,
     ) -> usize {
+        // nothing from an earlier call can be left (its flush forgot it), not even after a
+        // panic that call did not finish: such pointers would be dangling
+        self.msgs.clear();
         for (to, bytes, segment) in datagrams {
             self.queue(bytes, to, segment);
         }
