@@ -711,7 +711,6 @@ impl Core {
     /// Puts a user's policy on its live sessions' hub ports; sessions it no longer admits
     /// (access denied, expired) end.
     pub fn apply_user_policy(&mut self, hub: &str, user: &str) {
-        self.direct_changed();
         let Some(spec) = self.accounts.user(hub, user).cloned() else {
             return;
         };
