@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use etherhub_engine::softether::SoftEtherSessions;
 use etherhub_engine::workers::{lock_or, Datagram, Worker};
-use etherhub_engine::{Change, ConnId, Engine, EngineEvent, NatRef, ProtocolId, StreamOutput};
+use etherhub_engine::{
+    Change, ConnId, Engine, EngineEvent, NatRef, ProtocolId, StreamOutput, Transmit,
+};
 use etherhub_securenat::IoEvent;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
@@ -112,6 +114,36 @@ impl WorkerIo {
             send_failures: 0,
         }
     }
+}
+
+/// Sends `transmits` grouped by the listener each leaves from, groups in the order they first
+/// appear: `listener` names it from the local address the core gave (`None`: no listener has
+/// it), `send` sends one listener's datagrams and says how many the kernel did not take.
+/// Returns the datagrams not sent: not taken, or with no listener.
+fn send_by_listener<'a, I>(
+    transmits: I,
+    listener: impl Fn(SocketAddr) -> Option<SocketAddr>,
+    mut send: impl FnMut(SocketAddr, &mut dyn Iterator<Item = Transmit<'a>>) -> u64,
+) -> u64
+where
+    I: Iterator<Item = Transmit<'a>> + Clone,
+{
+    let mut targets: Vec<SocketAddr> = Vec::new();
+    let mut failed = 0;
+    for t in transmits.clone() {
+        match listener(t.local) {
+            Some(a) if !targets.contains(&a) => targets.push(a),
+            Some(_) => {}
+            None => failed += t.datagrams() as u64,
+        }
+    }
+    for target in targets {
+        let mut mine = transmits
+            .clone()
+            .filter(|t| listener(t.local) == Some(target));
+        failed += send(target, &mut mine);
+    }
+    failed
 }
 
 /// A poisoned lock means a panic outside the engine's containment, after which the process
@@ -280,32 +312,24 @@ impl Dataplane {
             batches,
             send_failures,
         } = w;
-        let transmits = worker.take_transmits();
-        // the listeners they leave from: one, nearly always
-        let mut locals: Vec<SocketAddr> = Vec::new();
-        for t in transmits.clone() {
-            if !locals.contains(&t.local) {
-                locals.push(t.local);
-            }
-        }
         let mut gso = true;
-        for local in locals {
-            let mine = transmits.clone().filter(|t| t.local == local);
+        // the listener each leaves from is the address the core gave it: one, nearly always
+        *send_failures += send_by_listener(worker.take_transmits(), Some, |local, mine| {
             let socket = match own {
                 Some((own, socket)) if *own == local => Some(socket.clone()),
                 _ => read(&self.senders).get(&local).cloned(),
             };
             let batch = batches.entry(local).or_default();
-            *send_failures += match socket {
+            let failed = match socket {
                 Some(s) => {
                     let datagrams = mine.map(|t| (t.to, t.contents, t.segment_size));
                     batch.send(s.as_raw_fd(), datagrams) as u64
                 }
-                None => mine.map(|t| t.datagrams()).sum::<usize>() as u64,
+                None => mine.map(|t| t.datagrams() as u64).sum(),
             };
             gso &= batch.uses_gso();
-        }
-        drop(transmits);
+            failed
+        });
         if !gso {
             worker.set_gso(false);
         }
@@ -397,33 +421,25 @@ impl Dataplane {
                 }
             }
         }
-        // a core may name the address a datagram came to (IKE's), where the listener is bound
-        // to the wildcard address of its port
-        let listener_of = |local: SocketAddr| match listeners.contains_key(&local) {
-            true => Some(local),
-            false => (listeners.keys())
-                .find(|a| a.port() == local.port() && a.ip().is_unspecified())
-                .copied(),
-        };
-        let transmits = engine.take_transmits();
-        let resolved: Vec<Option<SocketAddr>> =
-            transmits.clone().map(|t| listener_of(t.local)).collect();
-        let mut targets: Vec<SocketAddr> = Vec::new();
-        for (t, to) in transmits.clone().zip(&resolved) {
-            match to {
-                Some(a) if !targets.contains(a) => targets.push(*a),
-                Some(_) => {}
-                None => stats.send_failures += t.datagrams() as u64,
+        {
+            let transmits = engine.take_transmits();
+            if transmits.clone().next().is_some() {
+                // a core may name the address a datagram came to (IKE's), where the listener is
+                // bound to the wildcard address of its port
+                let addrs: Vec<SocketAddr> = listeners.keys().copied().collect();
+                let listener_of = |local: SocketAddr| match addrs.contains(&local) {
+                    true => Some(local),
+                    false => (addrs.iter())
+                        .find(|a| a.port() == local.port() && a.ip().is_unspecified())
+                        .copied(),
+                };
+                stats.send_failures += send_by_listener(transmits, listener_of, |addr, mine| {
+                    let l = listeners.get_mut(&addr).expect("a listener's own address");
+                    let datagrams = mine.map(|t| (t.to, t.contents, t.segment_size));
+                    l.batch.send(l.socket.as_raw_fd(), datagrams) as u64
+                });
             }
         }
-        for target in targets {
-            let mine = (transmits.clone().zip(&resolved))
-                .filter(|(_, to)| **to == Some(target))
-                .map(|(t, _)| (t.to, t.contents, t.segment_size));
-            let l = listeners.get_mut(&target).expect("resolved to a listener");
-            stats.send_failures += l.batch.send(l.socket.as_raw_fd(), mine) as u64;
-        }
-        drop(transmits);
         let mut gso = true;
         for l in listeners.values() {
             gso &= l.raw || l.batch.uses_gso();
